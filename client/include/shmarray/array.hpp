@@ -1,0 +1,123 @@
+#pragma once
+// shmarray::Array: one shared array mapped into this process.
+//
+// Ownership: an Array owns its mapping (never a file descriptor: the client closes the descriptor
+// right after mapping it). Arrays are move-only; they stay valid after the Client that opened
+// them is destroyed, after the array is removed, and while the broker is down. Two Arrays of the
+// same array in one process share one mapping (the second open maps nothing new).
+//
+// Thread safety: distinct Arrays may be used from any threads; one Array's const methods may be
+// called concurrently. The bytes themselves are shared memory: coordinate writers with lock() /
+// publish() (see docs/synchronisation.md).
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "shmarray/dtype.hpp"
+#include "shmarray/error.hpp"
+#include "shmarray/sync/seqlock.hpp"
+#include "shmarray/sync/version.hpp"
+#include "shmarray/sync/write_lock.hpp"
+#include "shmarray/types.hpp"
+
+namespace shmarray {
+
+namespace detail {
+struct MappedSegment;
+}  // namespace detail
+
+class Array {
+ public:
+  Array(Array&&) noexcept;
+  Array& operator=(Array&&) noexcept;
+  Array(const Array&) = delete;
+  Array& operator=(const Array&) = delete;
+  ~Array();
+
+  // Metadata as the broker reported it at open/create (version is refreshed by version()).
+  [[nodiscard]] const ArrayInfo& info() const noexcept { return info_; }
+  [[nodiscard]] Access access() const noexcept { return access_; }
+  [[nodiscard]] bool writable() const noexcept { return access_ == Access::kReadWrite; }
+
+  // The array's data: info().nbytes bytes, laid out per info().strides.
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept;
+  [[nodiscard]] const void* data() const noexcept { return bytes().data(); }
+  // Writable bytes; kPermissionDenied for a read-only grant.
+  [[nodiscard]] Result<std::span<std::byte>> mutable_bytes() const;
+
+  // Typed view of all elements (in memory order). kInvalidArgument if T does not match the dtype
+  // (e.g. as<float>() on "<f8"); kPermissionDenied for a non-const T on a read-only grant.
+  template <class T>
+  [[nodiscard]] Result<std::span<T>> as() const;
+
+  // --- synchronisation: data plane, works with the broker down (docs/synchronisation.md) ---
+
+  // The publish counter (acquire load): 0 after create, +1 per publish().
+  [[nodiscard]] std::uint64_t version() const noexcept;
+  // Release-stores version+1, clears the "possibly torn" flag and wakes every waiter in every
+  // process. Returns the new version. kPermissionDenied for a read-only grant.
+  [[nodiscard]] Result<std::uint64_t> publish() const;
+  // Blocks until version() > v; returns the version seen. Spins for policy.spin, then sleeps on a
+  // futex in the segment; a publish is never missed. kDeadlineExceeded after `timeout`. Works on
+  // read-only grants. What a reader may assume afterwards: docs/synchronisation.md.
+  [[nodiscard]] Result<std::uint64_t> wait_newer_than(std::uint64_t v,
+                                                      std::chrono::nanoseconds timeout,
+                                                      WaitPolicy policy = {}) const;
+  // The array's writer lock (robust, process-shared). If its previous holder died, the returned
+  // lock says previous_owner_died() and possibly_torn() stays true until the next publish.
+  // kDeadlineExceeded after `timeout`; kPermissionDenied on a read-only grant. The Array must
+  // outlive the WriteLock.
+  [[nodiscard]] Result<WriteLock> lock(std::chrono::nanoseconds timeout) const;
+  // As lock(), but only if it is free now (kDeadlineExceeded if held).
+  [[nodiscard]] Result<WriteLock> try_lock() const;
+  // True when a writer died holding the lock and nobody has published since.
+  [[nodiscard]] bool possibly_torn() const noexcept;
+
+  // Consistent read without blocking the writer (seqlock): runs copy() (which must only copy the
+  // bytes somewhere private) until no write() overlapped it; returns the version of that data.
+  template <class CopyFn>
+  [[nodiscard]] Result<std::uint64_t> read_consistent(
+      CopyFn&& copy, std::chrono::nanoseconds timeout = std::chrono::seconds(1)) const {
+    return shmarray::read_consistent(live(), std::forward<CopyFn>(copy), timeout);
+  }
+  // Guarded write: takes the lock (up to `timeout`), runs fn(std::span<std::byte> data) inside
+  // the seqlock write window, publishes, unlocks. Returns the new version.
+  template <class WriteFn>
+  [[nodiscard]] Result<std::uint64_t> write(WriteFn&& fn, std::chrono::nanoseconds timeout =
+                                                              std::chrono::seconds(10)) const {
+    auto guard = lock(timeout);
+    if (!guard) return std::unexpected(guard.error());
+    auto data = mutable_bytes();
+    if (!data) return std::unexpected(data.error());
+    begin_write(live());
+    fn(*data);
+    return end_write_and_publish(live());
+  }
+
+ private:
+  friend class Client;
+  Array(std::shared_ptr<const detail::MappedSegment> segment, ArrayInfo info, Access access);
+  [[nodiscard]] LiveFields& live() const noexcept;
+  [[nodiscard]] Result<void> check_writable(std::string_view what) const;
+  [[nodiscard]] Result<void> check_element_type(std::string_view typestr, bool wants_write) const;
+
+  std::shared_ptr<const detail::MappedSegment> segment_;
+  ArrayInfo info_;
+  Access access_;
+};
+
+template <class T>
+Result<std::span<T>> Array::as() const {
+  if (auto ok = check_element_type(dtype_of<T>::value, !std::is_const_v<T>); !ok) {
+    return std::unexpected(ok.error());
+  }
+  const auto raw = bytes();
+  // const_cast: writability was checked above; the mapping itself is PROT_WRITE in that case.
+  return std::span<T>(reinterpret_cast<T*>(const_cast<std::byte*>(raw.data())),
+                      raw.size() / sizeof(T));
+}
+
+}  // namespace shmarray

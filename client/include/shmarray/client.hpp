@@ -1,0 +1,78 @@
+#pragma once
+// shmarray::Client: one connection to the broker (shmarrayd), for the control plane: create,
+// open, remove, list, stat. Array bytes never travel over this connection; the broker hands over
+// a descriptor that the client maps and closes at once.
+//
+// Thread safety: a Client may be shared between threads; calls are serialised on its connection.
+// Errors: every call returns Result<T>; kUnavailable means the broker cannot be reached (the
+// message names the socket and how to start the broker).
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmarray/array.hpp"
+#include "shmarray/error.hpp"
+#include "shmarray/types.hpp"
+
+namespace shmarray {
+
+struct ClientOptions {
+  // Broker socket; empty means the default ($SHMARRAY_SOCKET, $XDG_RUNTIME_DIR/shmarray.sock,
+  // /tmp/shmarray-$UID/shmarray.sock).
+  std::string socket_path;
+  // Longest wait for any one reply from the broker.
+  std::chrono::milliseconds request_timeout{10'000};
+  // Shown in the broker's debug log.
+  std::string client_name = "shmarray-client";
+};
+
+struct OpenOptions {
+  // Pre-fault the whole data range's page tables in one call (MADV_POPULATE_READ/_WRITE) instead
+  // of one fault per page on first touch. Worth it when the whole array will be read.
+  bool populate = false;
+  // > 0: if the name does not exist yet, wait up to this long for someone to create it (the
+  // broker wakes the request; no polling). kDeadlineExceeded when it does not appear in time.
+  std::chrono::milliseconds wait{0};
+};
+
+class Client {
+ public:
+  // Connects and negotiates the protocol version. kUnavailable if no broker listens there.
+  [[nodiscard]] static Result<Client> connect(ClientOptions options = {});
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  // Creates a new zero-filled array and maps it read-write. kAlreadyExists if the name is taken,
+  // kInvalidArgument for a bad name/dtype/shape, kResourceExhausted when a limit or /dev/shm is
+  // full.
+  [[nodiscard]] Result<Array> create(std::string_view name, const ArraySpec& spec);
+  // Maps an existing array. kNotFound if absent (see OpenOptions::wait), kPermissionDenied if the
+  // caller may not have that access.
+  [[nodiscard]] Result<Array> open(std::string_view name, Access access,
+                                   const OpenOptions& options = {});
+  // Removes the name at once; existing mappings stay valid until their Arrays are destroyed.
+  [[nodiscard]] Result<void> remove(std::string_view name);
+  // Arrays whose names start with `prefix` (all when empty), sorted by name.
+  [[nodiscard]] Result<std::vector<ArrayInfo>> list(std::string_view prefix = {});
+  [[nodiscard]] Result<ArrayInfo> stat(std::string_view name);
+
+  // The socket this client is connected to.
+  [[nodiscard]] const std::string& socket_path() const noexcept;
+  // Protocol version agreed with the broker, and the broker's process id.
+  [[nodiscard]] std::uint16_t protocol_version() const noexcept;
+  [[nodiscard]] std::uint32_t broker_pid() const noexcept;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmarray

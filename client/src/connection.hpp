@@ -1,0 +1,66 @@
+#pragma once
+// One blocking request/reply connection to the broker over a Boost.Asio Unix stream socket.
+// Replies are matched to requests by request id; descriptors arrive attached to reply frames.
+// Not thread-safe: Client serialises calls.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shmarray/error.hpp"
+#include "shmarray/unique_fd.hpp"
+#include "shmarray/wire/fd_passing.hpp"
+#include "shmarray/wire/frame.hpp"
+#include "shmarray/wire/messages.hpp"
+
+namespace shmarray::detail {
+
+class Connection {
+ public:
+  // Connects to `socket_path`. kUnavailable with a "start shmarrayd" hint if nothing listens.
+  [[nodiscard]] static Result<std::unique_ptr<Connection>> open(const std::string& socket_path);
+
+  struct Reply {
+    wire::Frame frame;
+    UniqueFd fd;  // set when the frame carried a descriptor
+  };
+
+  // Sends one request and waits for the frame answering it (until `deadline`).
+  [[nodiscard]] Result<Reply> call(wire::MessageType type, std::span<const std::byte> body,
+                                   wire::Clock::time_point deadline);
+  // Waits for the next frame the broker sends unprompted (watch events).
+  [[nodiscard]] Result<Reply> next_frame(wire::Clock::time_point deadline);
+
+  [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
+
+ private:
+  Connection(std::string socket_path);
+  boost::asio::io_context io_;
+  boost::asio::local::stream_protocol::socket socket_;
+  std::string socket_path_;
+  wire::FrameReader reader_{wire::kMaxReplyBody};
+  std::deque<UniqueFd> received_fds_;
+  std::uint64_t next_request_id_ = 1;
+};
+
+// Decodes a reply as M, turning an ErrorReply into its Error and anything else into
+// kProtocolError.
+template <class M>
+[[nodiscard]] Result<M> decode_reply(const wire::Frame& frame) {
+  if (frame.header.type == wire::MessageType::kErrorReply) {
+    auto err = wire::decode<wire::ErrorReply>(frame.body);
+    if (!err) return std::unexpected(err.error());
+    return fail(err->code, std::move(err->message));
+  }
+  if (frame.header.type != M::kType) {
+    return fail(ErrorCode::kProtocolError,
+                "broker sent " + std::string(wire::to_string(frame.header.type)) + ", expected " +
+                    std::string(wire::to_string(M::kType)));
+  }
+  return wire::decode<M>(frame.body);
+}
+
+}  // namespace shmarray::detail

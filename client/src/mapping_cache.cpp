@@ -1,0 +1,70 @@
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "mapped_segment.hpp"
+#include "shmarray/segment_layout.hpp"
+
+namespace shmarray::detail {
+namespace {
+
+struct Cache {
+  std::mutex mutex;
+  // (id, writable) -> mapping. Entries are erased by ~MappedSegment.
+  std::map<std::pair<std::string, bool>, std::weak_ptr<const MappedSegment>> entries;
+};
+
+Cache& cache() {
+  static Cache* instance = new Cache();  // NOLINT: leaked on purpose, outlives static Arrays
+  return *instance;
+}
+
+}  // namespace
+
+MappedSegment::~MappedSegment() {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  const auto it = c.entries.find({id, writable});
+  if (it != c.entries.end() && it->second.expired()) c.entries.erase(it);
+}
+
+std::shared_ptr<const MappedSegment> find_mapping(const std::string& id, Access access) {
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  if (auto it = c.entries.find({id, true}); it != c.entries.end()) {
+    if (auto live = it->second.lock()) return live;
+  }
+  if (access == Access::kReadOnly) {
+    if (auto it = c.entries.find({id, false}); it != c.entries.end()) return it->second.lock();
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<const MappedSegment>> map_segment(int fd, const ArrayInfo& info,
+                                                         Access access, bool populate) {
+  const bool writable = access == Access::kReadWrite;
+  auto mapping = Mapping::map(
+      fd, info.segment_bytes, writable ? Mapping::Protection::kReadWrite : Mapping::Protection::kRead,
+      populate ? (writable ? Mapping::Populate::kWrite : Mapping::Populate::kRead)
+               : Mapping::Populate::kNone,
+      info.data_offset);
+  if (!mapping) return std::unexpected(mapping.error());
+  // Trust nothing the broker said until the segment's own header agrees with it.
+  auto header = read_segment_header(mapping->bytes());
+  if (!header) return std::unexpected(header.error());
+  if (header->id != info.id || header->nbytes != info.nbytes || header->dtype != info.dtype ||
+      header->shape != info.shape) {
+    return fail(ErrorCode::kProtocolError,
+                "the segment received for '" + info.name + "' does not match its metadata");
+  }
+  auto segment = std::make_shared<MappedSegment>();
+  segment->mapping = std::move(*mapping);
+  segment->id = info.id;
+  segment->writable = writable;
+  Cache& c = cache();
+  std::lock_guard lock(c.mutex);
+  c.entries[{info.id, writable}] = segment;
+  return std::shared_ptr<const MappedSegment>(std::move(segment));
+}
+
+}  // namespace shmarray::detail

@@ -1,0 +1,103 @@
+#pragma once
+// The self-describing header page at the start of every array segment. Plain data only: fixed
+// width fields, no pointers, so any process (and a restarted broker) can validate what it mapped.
+//
+//   offset 0     SegmentHeader (metadata, written once by the broker, checksummed)
+//   offset 2048  LiveFields     (version counter, futex word, seqlock, robust write lock)
+//   offset 4096  data, page-aligned (data_offset)
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "shmarray/error.hpp"
+#include "shmarray/types.hpp"
+
+namespace shmarray {
+
+inline constexpr std::size_t kHeaderBytes = 4096;
+inline constexpr std::size_t kLiveFieldsOffset = 2048;
+inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'A', 'R', 'R', 'A', 'Y'};
+
+// Bits of LiveFields::flags.
+inline constexpr std::uint32_t kFlagPossiblyTorn = 1u << 0;  // a writer died holding the lock
+
+// Fields that change while the array lives. Shared by every mapping of the segment.
+struct LiveFields {
+  std::atomic<std::uint64_t> version;    // publish counter (release-store on publish)
+  std::atomic<std::uint64_t> write_seq;  // seqlock: odd while a guarded write is in progress
+  std::atomic<std::uint32_t> wake_word;  // futex word: bumped by every publish
+  std::atomic<std::uint32_t> waiters;    // sleepers on wake_word; publish skips the wake at 0
+  std::atomic<std::uint32_t> flags;      // kFlag* bits
+  std::uint32_t reserved0;
+  alignas(64) pthread_mutex_t write_lock;  // robust + process-shared, initialised by the broker
+};
+
+struct SegmentHeader {
+  char magic[8];
+  std::uint32_t layout_version;
+  std::uint32_t header_bytes;
+  std::uint8_t id[16];
+  std::uint64_t data_offset;
+  std::uint64_t nbytes;
+  std::uint64_t segment_bytes;
+  std::uint64_t itemsize;
+  std::int64_t created_unix_ns;
+  std::uint32_t owner_uid;
+  std::uint32_t owner_gid;
+  std::uint32_t mode;
+  std::uint32_t ephemeral;
+  std::uint32_t ndim;
+  std::uint32_t order;
+  char dtype[8];  // canonical typestr, NUL-padded
+  std::uint64_t shape[kMaxNdim];
+  std::int64_t strides[kMaxNdim];
+  std::uint32_t name_length;
+  char name[kMaxNameLength + 1];
+  std::uint64_t checksum;  // FNV-1a 64 of bytes [0, offsetof(checksum))
+};
+
+static_assert(std::is_standard_layout_v<SegmentHeader>);
+static_assert(std::is_standard_layout_v<LiveFields>);
+static_assert(sizeof(SegmentHeader) <= kLiveFieldsOffset);
+static_assert(kLiveFieldsOffset + sizeof(LiveFields) <= kHeaderBytes);
+static_assert(kLiveFieldsOffset % alignof(LiveFields) == 0);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex words are 32-bit");
+
+// The two parts of a mapped segment (which must be at least kHeaderBytes long). The caller has
+// validated the header (read_segment_header) before trusting either.
+[[nodiscard]] inline const SegmentHeader* header_of(std::span<const std::byte> segment) noexcept {
+  return reinterpret_cast<const SegmentHeader*>(segment.data());
+}
+[[nodiscard]] inline LiveFields* live_fields_of(std::byte* segment_base) noexcept {
+  return reinterpret_cast<LiveFields*>(segment_base + kLiveFieldsOffset);
+}
+
+// Size of the whole segment for `nbytes` of data: header page + data rounded up to a page.
+// kResourceExhausted on overflow.
+[[nodiscard]] Result<std::uint64_t> segment_size_for(std::uint64_t nbytes);
+
+// Writes a complete header for `info` (id as 32 hex digits) into `segment`, which must be at least
+// kHeaderBytes long and zero-filled, and initialises the live fields (version 0, robust
+// process-shared write lock). kInternal if pthread initialisation fails.
+[[nodiscard]] Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& info);
+
+// Validates and decodes the header at the start of `segment` (magic, layout version, checksum,
+// sizes consistent with segment.size(), dtype, name). kProtocolError describing the first problem.
+// The returned info has version read from the live fields; open_handles is 0.
+[[nodiscard]] Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment);
+
+// Rewrites the mode bits and checksum (chmod). `segment` as for init_segment_header.
+void update_segment_mode(std::span<std::byte> segment, std::uint32_t mode);
+
+// 16 random bytes as 32 lowercase hex digits (getrandom). kInternal if the kernel refuses.
+[[nodiscard]] Result<std::string> random_array_id();
+
+}  // namespace shmarray

@@ -1,0 +1,18 @@
+#pragma once
+// The one rule for where the broker listens, shared by broker, client, CLI and Python:
+// $SHMARRAY_SOCKET, else $XDG_RUNTIME_DIR/shmarray.sock, else /tmp/shmarray-$UID/shmarray.sock.
+#include <string>
+
+#include "shmarray/error.hpp"
+
+namespace shmarray {
+
+// The default socket path for this process (environment as above). Never fails.
+[[nodiscard]] std::string default_socket_path();
+// `path` if non-empty, else default_socket_path().
+[[nodiscard]] std::string resolve_socket_path(const std::string& path);
+// Creates the socket's parent directory with mode 0700 if it does not exist (one level only).
+// kFailedPrecondition if it exists but is not a directory.
+[[nodiscard]] Result<void> ensure_socket_directory(const std::string& socket_path);
+
+}  // namespace shmarray

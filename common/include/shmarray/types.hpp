@@ -1,0 +1,69 @@
+#pragma once
+// Plain value types of the public API: what an array is (ArraySpec), what the broker reports about
+// it (ArrayInfo), and the access a client asks for.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmarray/dtype.hpp"
+#include "shmarray/error.hpp"
+
+namespace shmarray {
+
+inline constexpr std::size_t kMaxNdim = 32;
+inline constexpr std::size_t kMaxNameLength = 255;
+
+enum class Order : std::uint8_t { kC = 0, kF = 1 };  // wire-stable values
+enum class Access : std::uint8_t { kReadOnly = 0, kReadWrite = 1 };  // wire-stable values
+
+[[nodiscard]] std::string_view to_string(Order order) noexcept;  // "C" / "F"
+[[nodiscard]] std::string_view to_string(Access access) noexcept;  // "read-only" / "read-write"
+
+// What to create. dtype: a NumPy typestr or plain name (see DType::parse).
+struct ArraySpec {
+  std::string dtype = "<f8";
+  std::vector<std::uint64_t> shape;
+  Order order = Order::kC;
+  std::uint32_t mode = 0600;  // permission bits for owner/group/others (read 4, write 2)
+  bool ephemeral = false;     // removed when the creating connection closes
+};
+
+// What the broker knows about an array.
+struct ArrayInfo {
+  std::string name;
+  std::string dtype;                   // canonical typestr
+  std::vector<std::uint64_t> shape;
+  std::vector<std::int64_t> strides;   // in bytes
+  Order order = Order::kC;
+  std::uint64_t itemsize = 0;
+  std::uint64_t nbytes = 0;            // shape product x itemsize
+  std::uint64_t data_offset = 0;       // of the first element in the segment
+  std::uint64_t segment_bytes = 0;     // whole segment: header page + data, page-rounded
+  std::string id;                      // 32 hex digits; new for every create
+  std::uint32_t owner_uid = 0;
+  std::uint32_t owner_gid = 0;
+  std::uint32_t mode = 0600;
+  std::int64_t created_unix_ns = 0;
+  std::uint32_t open_handles = 0;      // connections that have it open now (broker's count)
+  std::uint64_t version = 0;           // publish counter, read when the info was made
+  bool ephemeral = false;
+};
+
+// Checks a name: 1-255 bytes of [A-Za-z0-9._:/-], not starting with '/', no '.' or '..' component,
+// no empty component ("a//b"). kInvalidArgument naming the offending character otherwise.
+[[nodiscard]] Result<void> validate_name(std::string_view name);
+
+// The layout of a new array: element count x itemsize (overflow-checked against max_bytes) and
+// strides for the order. kInvalidArgument for ndim > kMaxNdim or an overflowing size,
+// kResourceExhausted when nbytes > max_bytes.
+struct ArrayLayout {
+  DType dtype;
+  std::vector<std::uint64_t> shape;
+  std::vector<std::int64_t> strides;
+  std::uint64_t nbytes;
+};
+[[nodiscard]] Result<ArrayLayout> compute_layout(const ArraySpec& spec, std::uint64_t max_bytes);
+
+}  // namespace shmarray

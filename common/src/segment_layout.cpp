@@ -1,0 +1,179 @@
+#include "shmarray/segment_layout.hpp"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+namespace shmarray {
+namespace {
+
+std::uint64_t fnv1a(std::span<const std::byte> bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (std::byte b : bytes) {
+    hash ^= static_cast<std::uint64_t>(b);
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+std::uint64_t header_checksum(const SegmentHeader& h) {
+  return fnv1a({reinterpret_cast<const std::byte*>(&h), offsetof(SegmentHeader, checksum)});
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+std::string to_hex(const std::uint8_t* bytes, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+std::unexpected<Error> corrupt(const std::string& what) {
+  return fail(ErrorCode::kProtocolError, "segment header is invalid: " + what);
+}
+
+}  // namespace
+
+Result<std::uint64_t> segment_size_for(std::uint64_t nbytes) {
+  constexpr std::uint64_t kPage = kHeaderBytes;
+  if (nbytes > std::numeric_limits<std::uint64_t>::max() - 2 * kPage) {
+    return fail(ErrorCode::kResourceExhausted, "array is too large to place in a segment");
+  }
+  const std::uint64_t data = (nbytes + kPage - 1) / kPage * kPage;
+  // A zero-size array still gets its header page (and one data page so data() is valid).
+  return kHeaderBytes + (data == 0 ? kPage : data);
+}
+
+Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& info) {
+  if (segment.size() < kHeaderBytes) return fail(ErrorCode::kInternal, "segment too small");
+  if (info.id.size() != 32 || info.name.size() > kMaxNameLength ||
+      info.shape.size() > kMaxNdim || info.dtype.size() >= 8) {
+    return fail(ErrorCode::kInternal, "array info does not fit the segment header");
+  }
+  auto* h = reinterpret_cast<SegmentHeader*>(segment.data());
+  std::memcpy(h->magic, kSegmentMagic, sizeof h->magic);
+  h->layout_version = kLayoutVersion;
+  h->header_bytes = kHeaderBytes;
+  for (std::size_t i = 0; i < 16; ++i) {
+    h->id[i] = static_cast<std::uint8_t>(hex_value(info.id[2 * i]) * 16 +
+                                         hex_value(info.id[2 * i + 1]));
+  }
+  h->data_offset = info.data_offset;
+  h->nbytes = info.nbytes;
+  h->segment_bytes = info.segment_bytes;
+  h->itemsize = info.itemsize;
+  h->created_unix_ns = info.created_unix_ns;
+  h->owner_uid = info.owner_uid;
+  h->owner_gid = info.owner_gid;
+  h->mode = info.mode;
+  h->ephemeral = info.ephemeral ? 1 : 0;
+  h->ndim = static_cast<std::uint32_t>(info.shape.size());
+  h->order = static_cast<std::uint32_t>(info.order);
+  std::memcpy(h->dtype, info.dtype.data(), info.dtype.size());
+  for (std::size_t i = 0; i < info.shape.size(); ++i) {
+    h->shape[i] = info.shape[i];
+    h->strides[i] = info.strides[i];
+  }
+  h->name_length = static_cast<std::uint32_t>(info.name.size());
+  std::memcpy(h->name, info.name.data(), info.name.size());
+  h->checksum = header_checksum(*h);
+
+  LiveFields* live = live_fields_of(segment.data());
+  live->version.store(0, std::memory_order_relaxed);
+  live->write_seq.store(0, std::memory_order_relaxed);
+  live->wake_word.store(0, std::memory_order_relaxed);
+  live->waiters.store(0, std::memory_order_relaxed);
+  live->flags.store(0, std::memory_order_relaxed);
+  pthread_mutexattr_t attr;
+  if (pthread_mutexattr_init(&attr) != 0) return fail(ErrorCode::kInternal, "mutexattr_init");
+  int rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  if (rc == 0) rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  if (rc == 0) rc = pthread_mutex_init(&live->write_lock, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0) return std::unexpected(sys_error("cannot initialise the array's write lock", rc));
+  return {};
+}
+
+Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
+  if (segment.size() < kHeaderBytes) return corrupt("segment is smaller than a header page");
+  SegmentHeader h;
+  std::memcpy(&h, segment.data(), sizeof h);  // a stable copy: writers may scribble meanwhile
+  if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) return corrupt("bad magic");
+  if (h.layout_version != kLayoutVersion) {
+    return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
+                   std::to_string(kLayoutVersion));
+  }
+  if (h.checksum != header_checksum(h)) return corrupt("checksum mismatch");
+  if (h.header_bytes != kHeaderBytes || h.data_offset != kHeaderBytes) {
+    return corrupt("unexpected header size or data offset");
+  }
+  if (h.ndim > kMaxNdim || h.name_length == 0 || h.name_length > kMaxNameLength ||
+      h.order > 1 || h.dtype[7] != '\0') {
+    return corrupt("field out of range");
+  }
+  ArrayInfo info;
+  info.name.assign(h.name, h.name_length);
+  info.dtype = h.dtype;
+  auto dtype = DType::parse(info.dtype);
+  if (!dtype || dtype->str() != info.dtype || dtype->itemsize() != h.itemsize) {
+    return corrupt("bad dtype");
+  }
+  info.shape.assign(h.shape, h.shape + h.ndim);
+  info.strides.assign(h.strides, h.strides + h.ndim);
+  info.order = static_cast<Order>(h.order);
+  auto layout = compute_layout(ArraySpec{info.dtype, info.shape, info.order},
+                               std::numeric_limits<std::uint64_t>::max());
+  if (!layout || layout->nbytes != h.nbytes || layout->strides != info.strides) {
+    return corrupt("shape, strides and size disagree");
+  }
+  auto size = segment_size_for(h.nbytes);
+  if (!size || *size != h.segment_bytes || h.segment_bytes > segment.size()) {
+    return corrupt("segment size disagrees with the array size");
+  }
+  info.itemsize = h.itemsize;
+  info.nbytes = h.nbytes;
+  info.data_offset = h.data_offset;
+  info.segment_bytes = h.segment_bytes;
+  info.id = to_hex(h.id, sizeof h.id);
+  info.owner_uid = h.owner_uid;
+  info.owner_gid = h.owner_gid;
+  info.mode = h.mode;
+  info.created_unix_ns = h.created_unix_ns;
+  info.ephemeral = h.ephemeral != 0;
+  const auto* live = reinterpret_cast<const LiveFields*>(segment.data() + kLiveFieldsOffset);
+  info.version = live->version.load(std::memory_order_acquire);
+  return info;
+}
+
+void update_segment_mode(std::span<std::byte> segment, std::uint32_t mode) {
+  auto* h = reinterpret_cast<SegmentHeader*>(segment.data());
+  h->mode = mode;
+  h->checksum = header_checksum(*h);
+}
+
+Result<std::string> random_array_id() {
+  std::uint8_t bytes[16];
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(sys_error("getrandom", errno));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return to_hex(bytes, sizeof bytes);
+}
+
+}  // namespace shmarray

@@ -1,0 +1,43 @@
+#include "shmarray/socket_path.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace shmarray {
+
+std::string default_socket_path() {
+  if (const char* env = std::getenv("SHMARRAY_SOCKET"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
+    return std::string(xdg) + "/shmarray.sock";
+  }
+  return "/tmp/shmarray-" + std::to_string(::getuid()) + "/shmarray.sock";
+}
+
+std::string resolve_socket_path(const std::string& path) {
+  return path.empty() ? default_socket_path() : path;
+}
+
+Result<void> ensure_socket_directory(const std::string& socket_path) {
+  const auto slash = socket_path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return {};
+  const std::string dir = socket_path.substr(0, slash);
+  if (::mkdir(dir.c_str(), 0700) == 0) return {};
+  if (errno != EEXIST) {
+    return std::unexpected(sys_error("cannot create socket directory " + dir, errno));
+  }
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return std::unexpected(sys_error("cannot inspect socket directory " + dir, errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return fail(ErrorCode::kFailedPrecondition, dir + " exists but is not a directory");
+  }
+  return {};
+}
+
+}  // namespace shmarray

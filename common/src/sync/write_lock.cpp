@@ -1,0 +1,122 @@
+#include "shmarray/sync/write_lock.hpp"
+
+#include <pthread.h>
+
+#include <cerrno>
+#include <ctime>
+#include <string>
+
+#include "sync_detail.hpp"
+
+namespace shmarray {
+namespace {
+
+// After EOWNERDEAD we own the mutex but the data may be half-written. Mark it, and close a write
+// the dead owner left open in the seqlock: an odd write_seq would make every read_consistent spin
+// until its timeout, forever. The flag, not the seqlock, now tells readers the data may be torn.
+// We hold the lock, so we are the only writer of write_seq.
+void recover_after_owner_death(LiveFields& live) noexcept {
+  live.flags.fetch_or(kFlagPossiblyTorn, std::memory_order_release);
+  const std::uint64_t seq = live.write_seq.load(std::memory_order_relaxed);
+  if ((seq & 1u) != 0) live.write_seq.store(seq + 1, std::memory_order_release);
+}
+
+[[nodiscard]] timespec to_timespec(std::chrono::steady_clock::time_point t) noexcept {
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+}
+
+// Interprets a pthread lock/trylock result: true = locked and the previous owner had died (now
+// recovered), false = locked normally, or the Error (`busy_message` for ETIMEDOUT/EBUSY).
+[[nodiscard]] Result<bool> interpret_lock_result(LiveFields& live, int rc,
+                                                 const std::string& busy_message) {
+  switch (rc) {
+    case 0: return false;
+    case EOWNERDEAD: {
+      const int consistent_rc = ::pthread_mutex_consistent(&live.write_lock);
+      if (consistent_rc != 0) {
+        ::pthread_mutex_unlock(&live.write_lock);
+        return fail(ErrorCode::kInternal,
+                    "write lock: marking it consistent after its owner died failed: " +
+                        sys_error("pthread_mutex_consistent", consistent_rc).message(),
+                    consistent_rc);
+      }
+      recover_after_owner_death(live);
+      return true;
+    }
+    case ETIMEDOUT:
+    case EBUSY: return fail(ErrorCode::kDeadlineExceeded, busy_message);
+    case EDEADLK:
+      return fail(ErrorCode::kFailedPrecondition,
+                  "write lock is already held by this thread: release it before locking again",
+                  rc);
+    case ENOTRECOVERABLE:
+      return fail(ErrorCode::kFailedPrecondition,
+                  "write lock is unrecoverable (a writer died and the lock was released without "
+                  "being made consistent): recreate the array",
+                  rc);
+    default:
+      return fail(ErrorCode::kInternal,
+                  "write lock: " + sys_error("pthread_mutex_lock", rc).message() +
+                      " (was the segment initialised with init_live_fields?)",
+                  rc);
+  }
+}
+
+}  // namespace
+
+Result<WriteLock> WriteLock::acquire(LiveFields& live, std::chrono::nanoseconds timeout) {
+  int rc = 0;
+  if (timeout <= std::chrono::nanoseconds::zero()) {
+    rc = ::pthread_mutex_trylock(&live.write_lock);
+  } else {
+    const auto deadline = detail::deadline_after(std::chrono::steady_clock::now(), timeout);
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+      rc = ::pthread_mutex_lock(&live.write_lock);
+    } else {
+      // clocklock on CLOCK_MONOTONIC (glibc >= 2.30): immune to wall-clock jumps, unlike
+      // pthread_mutex_timedlock's CLOCK_REALTIME.
+      const timespec abs = to_timespec(deadline);
+      rc = ::pthread_mutex_clocklock(&live.write_lock, CLOCK_MONOTONIC, &abs);
+    }
+  }
+  auto died = interpret_lock_result(
+      live, rc, "write lock is held by another writer; not released within " +
+                    detail::format_ms(timeout) + ": retry later or wait longer");
+  if (!died) return std::unexpected(std::move(died.error()));
+  return WriteLock(&live, *died);
+}
+
+Result<WriteLock> WriteLock::try_acquire(LiveFields& live) {
+  const int rc = ::pthread_mutex_trylock(&live.write_lock);
+  auto died = interpret_lock_result(
+      live, rc,
+      "write lock is held by another writer (try_acquire does not wait): retry later, or use "
+      "acquire with a timeout");
+  if (!died) return std::unexpected(std::move(died.error()));
+  return WriteLock(&live, *died);
+}
+
+WriteLock& WriteLock::operator=(WriteLock&& other) noexcept {
+  if (this != &other) {
+    unlock();
+    live_ = std::exchange(other.live_, nullptr);
+    previous_owner_died_ = std::exchange(other.previous_owner_died_, false);
+  }
+  return *this;
+}
+
+void WriteLock::unlock() noexcept {
+  if (live_ == nullptr) return;
+  // Error-checking mutex: an unlock from a thread that does not own it (a forked child's copy,
+  // another thread) returns EPERM and leaves the lock alone. Nothing useful to do with that here.
+  (void)::pthread_mutex_unlock(&live_->write_lock);
+  live_ = nullptr;
+}
+
+bool possibly_torn(const LiveFields& live) noexcept {
+  return (live.flags.load(std::memory_order_acquire) & kFlagPossiblyTorn) != 0;
+}
+
+}  // namespace shmarray

@@ -1,0 +1,534 @@
+#include "broker.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "recovery.hpp"
+#include "shmarray/mapping.hpp"
+#include "shmarray/wire/fd_passing.hpp"
+#include "shmarray/segment_layout.hpp"
+#include "shmarray/socket_path.hpp"
+
+namespace shmarray::server {
+namespace {
+
+namespace asio = boost::asio;
+using asio::local::stream_protocol;
+
+std::string hex32(std::uint32_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(8, '0');
+  for (int i = 7; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kHex[v & 0xf];
+  return out;
+}
+
+// Segments of this broker instance: per user, and per socket so that brokers on different
+// sockets (tests, several pipelines) never adopt each other's arrays.
+std::string make_segment_prefix(const std::string& socket_path) {
+  std::uint32_t hash = 2166136261u;
+  for (unsigned char c : socket_path) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  return "/shmarray." + std::to_string(::getuid()) + "." + hex32(hash) + ".";
+}
+
+std::uint64_t default_max_bytes(const std::string& shm_dir) {
+  struct statvfs st{};
+  if (::statvfs(shm_dir.c_str(), &st) != 0) return UINT64_MAX;
+  return static_cast<std::uint64_t>(st.f_blocks) * st.f_frsize;
+}
+
+RegistryLimits limits_of(Config& config) {
+  if (config.max_bytes == 0) config.max_bytes = default_max_bytes(config.shm_dir);
+  if (config.max_bytes_per_user == 0) config.max_bytes_per_user = config.max_bytes;
+  return RegistryLimits{config.max_bytes, config.max_bytes_per_user, config.max_arrays};
+}
+
+std::int64_t now_unix_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <class M>
+std::optional<M> decode_or_reply(Session& s, const wire::Frame& f) {
+  auto m = wire::decode<M>(f.body);
+  if (!m) {
+    spdlog::warn("connection {} (pid {}): {}", s.id(), s.peer().pid, m.error().message());
+    s.send_error(f.header.request_id, m.error());
+    s.close_after_flush();
+    return std::nullopt;
+  }
+  return std::move(*m);
+}
+
+std::string not_found(std::string_view name) {
+  return "no array named '" + std::string(name) + "' ('shmarray ls' lists them)";
+}
+
+}  // namespace
+
+Broker::Broker(asio::io_context& io, Config config)
+    : io_(io),
+      config_(std::move(config)),
+      segment_prefix_(make_segment_prefix(config_.socket_path)),
+      registry_(limits_of(config_)),
+      acceptor_(io) {}
+
+Broker::~Broker() = default;
+
+Result<void> Broker::take_socket() {
+  const std::string& path = config_.socket_path;
+  if (auto ok = ensure_socket_directory(path); !ok) return ok;
+  // The lock file decides who owns the socket, even when two brokers start at the same moment.
+  const std::string lock_path = path + ".lock";
+  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock_fd_) return std::unexpected(sys_error("cannot open lock file " + lock_path, errno));
+  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return fail(ErrorCode::kAlreadyExists,
+                  "another shmarrayd is already serving " + path +
+                      ": stop it first, or start this one with a different --socket");
+    }
+    return std::unexpected(sys_error("cannot lock " + lock_path, errno));
+  }
+  // We hold the lock, so any socket file left there is stale (a crashed broker's).
+  if (::unlink(path.c_str()) == 0) spdlog::info("replaced stale socket file {}", path);
+  boost::system::error_code ec;
+  acceptor_.open(stream_protocol(), ec);
+  if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return fail(ErrorCode::kUnavailable, "cannot listen on " + path + ": " + ec.message(),
+                ec.value());
+  }
+  socket_owned_ = true;
+  return {};
+}
+
+Result<void> Broker::start() {
+  if (auto ok = take_socket(); !ok) return ok;
+  recover();
+  spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",
+               config_.socket_path, ::getpid(), registry_.size(), config_.max_bytes);
+  accept();
+  return {};
+}
+
+void Broker::recover() {
+  RecoveryReport report = recover_segments(config_.shm_dir, segment_prefix_);
+  for (auto& found : report.arrays) {
+    if (found.info.ephemeral) {
+      // Its creator's connection died with the previous broker: honour "ephemeral".
+      spdlog::info("recovery: removing ephemeral array '{}' (its creator is gone)",
+                   found.info.name);
+      found.segment.unlink();
+      continue;
+    }
+    if (registry_.find(found.info.name) != nullptr) {
+      spdlog::warn("recovery: two segments claim '{}'; keeping the first, leaving {} in place",
+                   found.info.name, found.segment.shm_name());
+      continue;
+    }
+    spdlog::info("recovery: array '{}' ({} {}, version {})", found.info.name, found.info.dtype,
+                 found.info.nbytes, found.info.version);
+    registry_.insert(ArrayRecord{std::move(found.info), std::move(found.segment), 0, {}});
+  }
+  for (const auto& skipped : report.skipped) spdlog::warn("recovery: skipped {}", skipped);
+}
+
+void Broker::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) return;
+      spdlog::error("accept failed: {}", ec.message());
+      // EMFILE and the like: back off briefly instead of spinning.
+      auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
+      timer->async_wait([this, timer](boost::system::error_code) {
+        if (!stopping_) accept();
+      });
+      return;
+    }
+    auto peer = peer_credentials(socket.native_handle());
+    if (!peer) {
+      spdlog::warn("dropping a connection: {}", peer.error().message());
+    } else if (sessions_.size() >= config_.max_connections) {
+      spdlog::warn("refusing connection from pid {}: {} connections is the limit "
+                   "(--max-connections)", peer->pid, config_.max_connections);
+      const auto frame = wire::encode_message(
+          wire::ErrorReply{ErrorCode::kResourceExhausted,
+                           "the broker has reached its connection limit: retry later"},
+          0);
+      (void)wire::send_some(socket.native_handle(), frame, -1);
+    } else {
+      const SessionId id = next_session_id_++;
+      spdlog::debug("connection {} from pid {} uid {} gid {}", id, peer->pid, peer->uid,
+                    peer->gid);
+      auto session = std::make_shared<Session>(*this, std::move(socket), id, *peer, config_);
+      sessions_.emplace(id, session);
+      session->start();
+    }
+    accept();
+  });
+}
+
+void Broker::stop(std::function<void()> on_stopped) {
+  if (stopping_) return;
+  stopping_ = true;
+  on_stopped_ = std::move(on_stopped);
+  spdlog::info("shutting down: {} connections, {} arrays", sessions_.size(), registry_.size());
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  if (socket_owned_) ::unlink(config_.socket_path.c_str());
+  socket_owned_ = false;
+  for (auto& [serial, pending] : pending_opens_) {
+    pending.timer->cancel();
+    if (auto s = pending.session.lock()) {
+      s->send_error(pending.request_id,
+                    Error(ErrorCode::kUnavailable, "the broker is shutting down"));
+    }
+  }
+  pending_opens_.clear();
+  // Copy: closing a session erases it from sessions_.
+  auto sessions = sessions_;
+  for (auto& [id, session] : sessions) session->close_after_flush();
+  if (sessions_.empty() && on_stopped_) std::exchange(on_stopped_, nullptr)();
+}
+
+void Broker::handle(Session& s, wire::Frame frame) {
+  using wire::MessageType;
+  const MessageType type = frame.header.type;
+  if (!s.hello_done && type != MessageType::kHelloRequest) {
+    s.send_error(frame.header.request_id,
+                 Error(ErrorCode::kFailedPrecondition, "send HelloRequest first"));
+    s.close_after_flush();
+    return;
+  }
+  if (s.watching) {
+    s.send_error(frame.header.request_id,
+                 Error(ErrorCode::kFailedPrecondition, "a watch connection takes no requests"));
+    s.close_after_flush();
+    return;
+  }
+  switch (type) {
+    case MessageType::kHelloRequest: return on_hello(s, frame);
+    case MessageType::kCreateRequest: return on_create(s, frame);
+    case MessageType::kOpenRequest: return on_open(s, frame);
+    case MessageType::kRemoveRequest: return on_remove(s, frame);
+    case MessageType::kListRequest: return on_list(s, frame);
+    case MessageType::kStatRequest: return on_stat(s, frame);
+    case MessageType::kChmodRequest: return on_chmod(s, frame);
+    case MessageType::kWatchRequest: return on_watch(s, frame);
+    case MessageType::kCloseRequest:
+      return s.send(wire::encode_message(wire::CloseReply{}, frame.header.request_id));
+    default:
+      s.send_error(frame.header.request_id,
+                   Error(ErrorCode::kProtocolError,
+                         std::string(wire::to_string(type)) + " is not a request"));
+      s.close_after_flush();
+  }
+}
+
+void Broker::on_hello(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::HelloRequest>(s, f);
+  if (!m) return;
+  const std::uint16_t chosen = std::min(m->max_version, wire::kProtocolVersion);
+  if (chosen < std::max(m->min_version, wire::kMinProtocolVersion)) {
+    s.send_error(f.header.request_id,
+                 Error(ErrorCode::kProtocolError,
+                       "no common protocol version: client speaks " +
+                           std::to_string(m->min_version) + ".." + std::to_string(m->max_version) +
+                           ", broker " + std::to_string(wire::kMinProtocolVersion) + ".." +
+                           std::to_string(wire::kProtocolVersion) + ": upgrade the older side"));
+    s.close_after_flush();
+    return;
+  }
+  s.hello_done = true;
+  s.protocol_version = chosen;
+  s.client_name = m->client_name.substr(0, 64);
+  spdlog::debug("connection {}: hello from '{}', protocol {}", s.id(), s.client_name, chosen);
+  s.send(wire::encode_message(
+      wire::HelloReply{chosen, static_cast<std::uint32_t>(::getpid()), "0.1.0",
+                       config_.max_bytes},
+      f.header.request_id));
+}
+
+void Broker::on_create(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::CreateRequest>(s, f);
+  if (!m) return;
+  const auto id = f.header.request_id;
+  auto reject = [&](const Error& e) {
+    spdlog::info("create '{}' by pid {} refused: {}", m->name, s.peer().pid, e.message());
+    s.send_error(id, e);
+  };
+  if (auto ok = validate_name(m->name); !ok) return reject(ok.error());
+  if ((m->spec.mode & ~0777u) != 0) {
+    return reject(Error(ErrorCode::kInvalidArgument, "mode must be within 0777"));
+  }
+  auto layout = compute_layout(m->spec, config_.max_bytes);
+  if (!layout) return reject(layout.error());
+  if (registry_.find(m->name) != nullptr) {
+    return reject(Error(ErrorCode::kAlreadyExists,
+                        "array '" + m->name + "' already exists: open it, or remove it first "
+                        "('shmarray rm " + m->name + "')"));
+  }
+  auto segment_bytes = segment_size_for(layout->nbytes);
+  if (!segment_bytes) return reject(segment_bytes.error());
+  if (auto ok = registry_.check_capacity(s.peer().uid, *segment_bytes); !ok) {
+    return reject(ok.error());
+  }
+  auto array_id = random_array_id();
+  if (!array_id) return reject(array_id.error());
+
+  ArrayInfo info;
+  info.name = m->name;
+  info.dtype = layout->dtype.str();
+  info.shape = layout->shape;
+  info.strides = layout->strides;
+  info.order = m->spec.order;
+  info.itemsize = layout->dtype.itemsize();
+  info.nbytes = layout->nbytes;
+  info.data_offset = kHeaderBytes;
+  info.segment_bytes = *segment_bytes;
+  info.id = *array_id;
+  info.owner_uid = s.peer().uid;
+  info.owner_gid = s.peer().gid;
+  info.mode = m->spec.mode;
+  info.created_unix_ns = now_unix_ns();
+  info.ephemeral = m->spec.ephemeral;
+
+  auto segment = Segment::create(segment_prefix_ + info.id, info);
+  if (!segment) {
+    spdlog::error("create '{}' failed: {}", info.name, segment.error().message());
+    return s.send_error(id, segment.error());
+  }
+  auto fd = segment->open_fd(Access::kReadWrite);
+  if (!fd) {
+    segment->unlink();
+    spdlog::error("create '{}' failed: {}", info.name, fd.error().message());
+    return s.send_error(id, fd.error());
+  }
+  ArrayRecord& record =
+      registry_.insert(ArrayRecord{std::move(info), std::move(*segment), s.id(), {s.id()}});
+  s.opened.insert(record.info.name);
+  spdlog::info("create '{}' {} shape ({}) {} bytes by pid {} uid {}{}", record.info.name,
+               record.info.dtype, fmt::join(record.info.shape, ", "), record.info.nbytes, s.peer().pid,
+               s.peer().uid, record.info.ephemeral ? " (ephemeral)" : "");
+  s.send(wire::encode_message(wire::CreateReply{Registry::describe(record)}, id, true),
+         std::move(*fd));
+  notify_watchers(wire::EventKind::kCreated, record);
+  wake_pending_opens(record.info.name);
+}
+
+bool Broker::may_read(const Session& s, const ArrayInfo& info) const {
+  const auto& p = s.peer();
+  if (p.uid == 0 || p.uid == info.owner_uid) return (info.mode & 0400) != 0 || p.uid == 0;
+  if (p.gid == info.owner_gid) return (info.mode & 0040) != 0;
+  return (info.mode & 0004) != 0;
+}
+
+bool Broker::may_write(const Session& s, const ArrayInfo& info) const {
+  const auto& p = s.peer();
+  if (p.uid == 0 || p.uid == info.owner_uid) return (info.mode & 0200) != 0 || p.uid == 0;
+  if (p.gid == info.owner_gid) return (info.mode & 0020) != 0;
+  return (info.mode & 0002) != 0;
+}
+
+void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access) {
+  const bool allowed =
+      access == Access::kReadWrite ? may_write(s, record.info) : may_read(s, record.info);
+  if (!allowed) {
+    return s.send_error(request_id,
+                        Error(ErrorCode::kPermissionDenied,
+                              "uid " + std::to_string(s.peer().uid) + " may not open '" +
+                                  record.info.name + "' " + std::string(to_string(access)) +
+                                  " (owner uid " + std::to_string(record.info.owner_uid) +
+                                  ", mode 0" + [&] {
+                                    char buf[8];
+                                    std::snprintf(buf, sizeof buf, "%o", record.info.mode);
+                                    return std::string(buf);
+                                  }() + ")"));
+  }
+  auto fd = record.segment.open_fd(access);
+  if (!fd) {
+    spdlog::error("open '{}': {}", record.info.name, fd.error().message());
+    return s.send_error(request_id, fd.error());
+  }
+  record.open_by.insert(s.id());
+  s.opened.insert(record.info.name);
+  spdlog::debug("open '{}' {} by pid {}", record.info.name, to_string(access), s.peer().pid);
+  s.send(wire::encode_message(wire::OpenReply{describe_live(record), access}, request_id, true),
+         std::move(*fd));
+}
+
+void Broker::on_open(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::OpenRequest>(s, f);
+  if (!m) return;
+  if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
+  if (ArrayRecord* record = registry_.find(m->name)) {
+    return grant(s, f.header.request_id, *record, m->access);
+  }
+  if (m->wait_ms == 0) {
+    return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
+  }
+  // Park the request until the name is created or the wait runs out.
+  auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(m->wait_ms));
+  const std::uint64_t serial = next_pending_serial_++;
+  pending_opens_.emplace(
+      serial, PendingOpen{m->name, s.weak_from_this(), f.header.request_id, m->access, timer});
+  timer->async_wait([this, serial, wait_ms = m->wait_ms](boost::system::error_code ec) {
+    const auto it = pending_opens_.find(serial);
+    if (ec || it == pending_opens_.end()) return;  // woken by a create, or shutdown
+    if (auto session = it->second.session.lock(); session && !session->closed()) {
+      session->send_error(it->second.request_id,
+                          Error(ErrorCode::kDeadlineExceeded,
+                                "array '" + it->second.name + "' was not created within " +
+                                    std::to_string(wait_ms) + " ms"));
+    }
+    pending_opens_.erase(it);
+  });
+}
+
+void Broker::wake_pending_opens(const std::string& name) {
+  std::vector<PendingOpen> woken;
+  for (auto it = pending_opens_.begin(); it != pending_opens_.end();) {
+    if (it->second.name == name) {
+      woken.push_back(std::move(it->second));
+      it = pending_opens_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& pending : woken) {
+    pending.timer->cancel();
+    auto session = pending.session.lock();
+    ArrayRecord* record = registry_.find(name);
+    if (session && !session->closed() && record != nullptr) {
+      grant(*session, pending.request_id, *record, pending.access);
+    }
+  }
+}
+
+void Broker::remove_array(const std::string& name, std::string_view why) {
+  auto record = registry_.erase(name);
+  if (!record) return;
+  record->segment.unlink();
+  spdlog::info("remove '{}' ({})", name, why);
+  notify_watchers(wire::EventKind::kRemoved, *record);
+}
+
+void Broker::on_remove(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::RemoveRequest>(s, f);
+  if (!m) return;
+  const ArrayRecord* record = registry_.find(m->name);
+  if (record == nullptr) {
+    return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
+  }
+  if (s.peer().uid != 0 && s.peer().uid != record->info.owner_uid) {
+    return s.send_error(f.header.request_id,
+                        Error(ErrorCode::kPermissionDenied,
+                              "only the owner (uid " + std::to_string(record->info.owner_uid) +
+                                  ") or root may remove '" + m->name + "'"));
+  }
+  remove_array(m->name, "by pid " + std::to_string(s.peer().pid));
+  s.send(wire::encode_message(wire::RemoveReply{}, f.header.request_id));
+}
+
+ArrayInfo Broker::describe_live(const ArrayRecord& record) const {
+  ArrayInfo info = Registry::describe(record);
+  // The version lives in the segment: read it with one pread, no mapping kept by the broker.
+  if (auto fd = record.segment.open_fd(Access::kReadOnly)) {
+    std::uint64_t version = 0;
+    if (::pread(fd->get(), &version, sizeof version,
+                kLiveFieldsOffset + offsetof(LiveFields, version)) ==
+        static_cast<ssize_t>(sizeof version)) {
+      info.version = version;
+    }
+  }
+  return info;
+}
+
+void Broker::on_list(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::ListRequest>(s, f);
+  if (!m) return;
+  wire::ListReply reply;
+  for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
+    if (may_read(s, record->info)) reply.arrays.push_back(describe_live(*record));
+  }
+  s.send(wire::encode_message(reply, f.header.request_id));
+}
+
+void Broker::on_stat(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::StatRequest>(s, f);
+  if (!m) return;
+  const ArrayRecord* record = registry_.find(m->name);
+  if (record == nullptr || !may_read(s, record->info)) {
+    return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
+  }
+  s.send(wire::encode_message(wire::StatReply{describe_live(*record)}, f.header.request_id));
+}
+
+void Broker::on_chmod(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::ChmodRequest>(s, f);
+  if (!m) return;
+  ArrayRecord* record = registry_.find(m->name);
+  if (record == nullptr) {
+    return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
+  }
+  if (s.peer().uid != 0 && s.peer().uid != record->info.owner_uid) {
+    return s.send_error(f.header.request_id,
+                        Error(ErrorCode::kPermissionDenied,
+                              "only the owner or root may chmod '" + m->name + "'"));
+  }
+  if ((m->mode & ~0777u) != 0) {
+    return s.send_error(f.header.request_id,
+                        Error(ErrorCode::kInvalidArgument, "mode must be within 0777"));
+  }
+  auto fd = record->segment.open_fd(Access::kReadWrite);
+  if (!fd) return s.send_error(f.header.request_id, fd.error());
+  auto header = Mapping::map(fd->get(), kHeaderBytes, Mapping::Protection::kReadWrite);
+  if (!header) return s.send_error(f.header.request_id, header.error());
+  update_segment_mode(header->bytes(), m->mode);
+  record->info.mode = m->mode;
+  spdlog::info("chmod '{}' to 0{:o} by pid {}", m->name, m->mode, s.peer().pid);
+  s.send(wire::encode_message(wire::ChmodReply{}, f.header.request_id));
+}
+
+void Broker::on_watch(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::WatchRequest>(s, f);
+  if (!m) return;
+  s.watching = true;
+  s.watch_prefix = m->prefix;
+  s.send(wire::encode_message(wire::WatchReply{}, f.header.request_id));
+}
+
+void Broker::notify_watchers(wire::EventKind kind, const ArrayRecord& record) {
+  for (auto& [id, session] : sessions_) {
+    if (!session->watching || session->closed()) continue;
+    if (record.info.name.compare(0, session->watch_prefix.size(), session->watch_prefix) != 0) {
+      continue;
+    }
+    if (!may_read(*session, record.info)) continue;
+    session->send(wire::encode_message(
+        wire::Event{kind, record.info.name, Registry::describe(record)}, 0));
+  }
+}
+
+void Broker::on_session_closed(Session& session) {
+  spdlog::debug("connection {} (pid {}) closed", session.id(), session.peer().pid);
+  for (const auto& name : registry_.release_session(session.id(), session.opened)) {
+    remove_array(name, "ephemeral, its creator disconnected");
+  }
+  sessions_.erase(session.id());  // may destroy the session after this call returns
+  if (stopping_ && sessions_.empty() && on_stopped_) std::exchange(on_stopped_, nullptr)();
+}
+
+}  // namespace shmarray::server

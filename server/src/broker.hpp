@@ -1,0 +1,87 @@
+#pragma once
+// The broker: accepts connections on the Unix socket, owns the registry and the segments, and
+// answers control-plane requests. One Asio io_context, one thread.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+#include "registry.hpp"
+#include "session.hpp"
+#include "shmarray/unique_fd.hpp"
+#include "shmarray/wire/frame.hpp"
+#include "shmarray/wire/messages.hpp"
+
+namespace shmarray::server {
+
+class Broker {
+ public:
+  Broker(boost::asio::io_context& io, Config config);
+  ~Broker();
+
+  // Takes the socket (refusing if a live broker owns it, replacing a stale file), recovers the
+  // arrays left by a previous run, and starts accepting.
+  [[nodiscard]] Result<void> start();
+  // Graceful stop: no new connections, pending waits answered, replies flushed, ephemeral arrays
+  // removed, socket file unlinked. The io_context then runs out of work.
+  // `on_stopped` runs once the last connection has closed.
+  void stop(std::function<void()> on_stopped);
+
+  // Session callbacks.
+  void handle(Session& session, wire::Frame frame);
+  void on_session_closed(Session& session);
+
+  [[nodiscard]] const std::string& socket_path() const noexcept { return config_.socket_path; }
+  [[nodiscard]] const std::string& segment_prefix() const noexcept { return segment_prefix_; }
+
+ private:
+  struct PendingOpen {
+    std::string name;
+    std::weak_ptr<Session> session;
+    std::uint64_t request_id;
+    Access access;
+    std::shared_ptr<boost::asio::steady_timer> timer;
+  };
+
+  void accept();
+  void recover();
+  Result<void> take_socket();
+
+  void on_hello(Session& s, const wire::Frame& f);
+  void on_create(Session& s, const wire::Frame& f);
+  void on_open(Session& s, const wire::Frame& f);
+  void on_remove(Session& s, const wire::Frame& f);
+  void on_list(Session& s, const wire::Frame& f);
+  void on_stat(Session& s, const wire::Frame& f);
+  void on_chmod(Session& s, const wire::Frame& f);
+  void on_watch(Session& s, const wire::Frame& f);
+
+  // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor.
+  void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access);
+  void wake_pending_opens(const std::string& name);
+  void notify_watchers(wire::EventKind kind, const ArrayRecord& record);
+  void remove_array(const std::string& name, std::string_view why);
+  [[nodiscard]] ArrayInfo describe_live(const ArrayRecord& record) const;
+  [[nodiscard]] bool may_read(const Session& s, const ArrayInfo& info) const;
+  [[nodiscard]] bool may_write(const Session& s, const ArrayInfo& info) const;
+
+  boost::asio::io_context& io_;
+  Config config_;
+  std::string segment_prefix_;
+  Registry registry_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  UniqueFd lock_fd_;
+  std::map<SessionId, std::shared_ptr<Session>> sessions_;
+  std::map<std::uint64_t, PendingOpen> pending_opens_;  // by serial
+  std::uint64_t next_pending_serial_ = 1;
+  SessionId next_session_id_ = 1;
+  bool stopping_ = false;
+  std::function<void()> on_stopped_;
+  bool socket_owned_ = false;
+};
+
+}  // namespace shmarray::server

@@ -1,0 +1,22 @@
+#pragma once
+// Broker settings, with their documented defaults (also printed by `shmarrayd --help`).
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace shmarray::server {
+
+struct Config {
+  std::string socket_path;                 // empty: the default socket path rule
+  std::string log_level = "info";          // trace, debug, info, warn, error, off
+  std::uint64_t max_bytes = 0;             // total bytes of all arrays; 0: size of /dev/shm
+  std::uint64_t max_bytes_per_user = 0;    // 0: same as max_bytes
+  std::uint64_t max_arrays = 1'000'000;
+  std::uint32_t max_connections = 4096;
+  std::uint32_t max_frame_bytes = 64 * 1024;          // request body limit
+  std::size_t max_pending_reply_bytes = 64u << 20;    // per connection, before it is dropped
+  std::chrono::milliseconds read_timeout{10'000};     // a started frame must complete in this
+  std::string shm_dir = "/dev/shm";                   // where POSIX shm segments appear
+};
+
+}  // namespace shmarray::server

@@ -1,0 +1,72 @@
+// shmarrayd: the shmarray broker. Parses options, runs the Broker on one io_context until
+// SIGINT/SIGTERM, then stops gracefully and exits 0.
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "broker.hpp"
+#include "shmarray/socket_path.hpp"
+
+int main(int argc, char** argv) {
+  using shmarray::server::Config;
+  Config config;
+  CLI::App app{
+      "shmarrayd: the shmarray broker. Places each named array in a shared-memory segment and "
+      "hands clients its descriptor over a Unix socket; array bytes never cross the socket."};
+  app.add_option("--socket", config.socket_path,
+                 "Unix socket to listen on (default: $SHMARRAY_SOCKET, else "
+                 "$XDG_RUNTIME_DIR/shmarray.sock, else /tmp/shmarray-$UID/shmarray.sock)");
+  app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--max-bytes", config.max_bytes,
+                 "Most bytes all arrays together (and any one array) may use; 0 = the size of "
+                 "/dev/shm")
+      ->capture_default_str();
+  app.add_option("--max-bytes-per-user", config.max_bytes_per_user,
+                 "Most bytes one user's arrays may use; 0 = same as --max-bytes")
+      ->capture_default_str();
+  app.add_option("--max-arrays", config.max_arrays, "Most arrays at once")->capture_default_str();
+  app.add_option("--max-connections", config.max_connections, "Most client connections at once")
+      ->capture_default_str();
+  std::int64_t read_timeout_ms = config.read_timeout.count();
+  app.add_option("--read-timeout-ms", read_timeout_ms,
+                 "A client must finish a started message (and say hello) within this time")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  config.socket_path = shmarray::resolve_socket_path(config.socket_path);
+
+  auto logger = spdlog::stderr_color_mt("shmarrayd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarrayd[%P] %l: %v");
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  boost::asio::io_context io;
+  shmarray::server::Broker broker(io, config);
+  if (auto started = broker.start(); !started) {
+    spdlog::error("{}", started.error().message());
+    return started.error().code() == shmarray::ErrorCode::kAlreadyExists ? 3 : 1;
+  }
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer deadline(io);
+  signals.async_wait([&](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    spdlog::info("received signal {}: stopping", signo);
+    broker.stop([&] {
+      deadline.cancel();
+      io.stop();
+    });
+    // In-flight replies get a few seconds to drain; then we exit regardless.
+    deadline.expires_after(std::chrono::seconds(3));
+    deadline.async_wait([&](boost::system::error_code e) {
+      if (!e) io.stop();
+    });
+  });
+  io.run();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,26 @@
+#pragma once
+// Rebuilding the catalogue after a restart: every segment under this broker's prefix whose header
+// validates is an array; anything else is reported and left alone (never deleted).
+#include <string>
+#include <vector>
+
+#include "segment.hpp"
+#include "shmarray/types.hpp"
+
+namespace shmarray::server {
+
+struct RecoveredArray {
+  ArrayInfo info;
+  Segment segment;
+};
+
+struct RecoveryReport {
+  std::vector<RecoveredArray> arrays;  // sorted by creation time, oldest first
+  std::vector<std::string> skipped;    // "name: reason"
+};
+
+// Scans `shm_dir` (normally /dev/shm) for segments named `prefix`* (prefix starts with '/').
+[[nodiscard]] RecoveryReport recover_segments(const std::string& shm_dir,
+                                              const std::string& prefix);
+
+}  // namespace shmarray::server
