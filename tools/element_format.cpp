@@ -91,11 +91,10 @@ std::vector<std::string> format_complex(std::span<const std::byte> bytes,
   std::vector<std::string> words;
   words.reserve(reals.size());
   for (std::size_t i = 0; i < reals.size(); ++i) {
-    std::string imag = imag_format(imags[i]);
+    const std::string imag = imag_format(imags[i]);
     // NumPy puts the 'j' before the padding of the imaginary part ("1.+2.j", "1.+nanj ").
     const std::size_t end = imag.find_last_not_of(' ') + 1;
-    imag.insert(end, "j");
-    words.push_back(real_format(reals[i]) + imag);
+    words.push_back(real_format(reals[i]) + imag.substr(0, end) + "j" + imag.substr(end));
   }
   return words;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "half.hpp"
 
@@ -77,13 +78,19 @@ std::string sign_of(double value, bool force_sign) {
 }
 
 // Dragon4 positional, unique digits, at most `precision` fractional digits, trailing zeros trimmed.
-Pieces positional_pieces(double value, FloatWidth width, std::size_t precision, bool force_sign) {
+// `exact_integer` is NumPy's min_digits=0 (as arrays print): digits up to the units place are
+// the exact ones ("84122112." for that float32, whose shortest form is 84122110).
+Pieces positional_pieces(double value, FloatWidth width, std::size_t precision, bool force_sign,
+                         bool exact_integer) {
   const Digits d = shortest_digits(value, width);
   const long n = static_cast<long>(d.digits.size());
+  const long fraction_digits = n - 1 - d.exp10;
   Pieces out;
-  if (n - 1 - d.exp10 > static_cast<long>(precision)) {
-    // Too many fractional digits: round the exact binary value (printf is exact, ties to even).
-    const std::string text = printf_text("%.*f", static_cast<int>(precision), std::fabs(value));
+  if (fraction_digits > static_cast<long>(precision) || (exact_integer && fraction_digits < 0)) {
+    // Round the exact binary value at the cut (printf is exact and rounds ties to even, as
+    // Dragon4 does); a value whose shortest form ends left of the units place is an integer.
+    const int cut = fraction_digits < 0 ? 0 : static_cast<int>(precision);
+    const std::string text = printf_text("%.*f", cut, std::fabs(value));
     const std::size_t dot = text.find('.');
     out.int_part = text.substr(0, dot);
     out.frac_part = dot == std::string::npos ? "" : text.substr(dot + 1);
@@ -101,10 +108,14 @@ Pieces positional_pieces(double value, FloatWidth width, std::size_t precision, 
   return out;
 }
 
-// Dragon4 scientific, unique digits, at most `precision` mantissa fraction digits, trimmed.
-Pieces scientific_pieces(double value, FloatWidth width, std::size_t precision, bool force_sign) {
-  Digits d = shortest_digits(value, width);
-  if (d.digits.size() - 1 > precision) {
+// Dragon4 scientific with at most `precision` mantissa fraction digits, trailing zeros trimmed:
+// the unique (shortest) digits, or with `exact_digits` (NumPy's min_digits = precision, as arrays
+// print) exactly `precision` digits of the exact value, rounded ("8.2740222e-13" for the float32
+// whose shortest form is 8.274022e-13).
+Pieces scientific_pieces(double value, FloatWidth width, std::size_t precision, bool force_sign,
+                         bool exact_digits) {
+  Digits d = exact_digits ? Digits{} : shortest_digits(value, width);
+  if (exact_digits || d.digits.size() - 1 > precision) {
     d = parse_scientific(printf_text("%.*e", static_cast<int>(precision), value));
   }
   Pieces out;
@@ -150,7 +161,7 @@ FloatFormat::FloatFormat(std::span<const double> values, FloatWidth width, bool 
 
 void FloatFormat::fill_positional(std::span<const double> finite) {
   for (const double v : finite) {
-    const Pieces p = positional_pieces(v, width_, precision_, force_sign_);
+    const Pieces p = positional_pieces(v, width_, precision_, force_sign_, true);
     pad_left_ = std::max(pad_left_, p.int_part.size());
     pad_right_ = std::max(pad_right_, p.frac_part.size());
   }
@@ -159,7 +170,7 @@ void FloatFormat::fill_positional(std::span<const double> finite) {
 void FloatFormat::fill_scientific(std::span<const double> finite) {
   std::size_t longest_fraction = 0;
   for (const double v : finite) {
-    const Pieces p = scientific_pieces(v, width_, precision_, force_sign_);
+    const Pieces p = scientific_pieces(v, width_, precision_, force_sign_, false);
     pad_left_ = std::max(pad_left_, p.int_part.size());
     longest_fraction = std::max(longest_fraction, p.frac_part.size());
     exp_size_ = std::max(exp_size_, p.exponent.size() - 1);
@@ -191,13 +202,13 @@ std::string FloatFormat::operator()(double value) const {
     return pad_left(text, pad_left_ + pad_right_ + 1);
   }
   if (scientific_) {
-    Pieces p = scientific_pieces(value, width_, precision_, force_sign_);
+    Pieces p = scientific_pieces(value, width_, precision_, force_sign_, true);
     p.frac_part.resize(precision_, '0');
     const std::string exp_digits = p.exponent.substr(1);
     return pad_left(p.int_part, pad_left_) + "." + p.frac_part + "e" + p.exponent.substr(0, 1) +
            std::string(exp_size_ - std::min(exp_size_, exp_digits.size()), '0') + exp_digits;
   }
-  Pieces p = positional_pieces(value, width_, precision_, force_sign_);
+  Pieces p = positional_pieces(value, width_, precision_, force_sign_, true);
   p.frac_part.resize(std::max(pad_right_, p.frac_part.size()), ' ');
   return pad_left(p.int_part, pad_left_) + "." + p.frac_part;
 }
@@ -211,8 +222,8 @@ std::string scalar_text(double value, FloatWidth width, bool keep_one_zero, bool
   if (std::isinf(value)) return sign_of(value, force_sign) + "inf";
   const double magnitude = std::fabs(value);
   const bool positional = magnitude == 0.0 || (magnitude >= 1.e-4 && magnitude < 1.e16);
-  const Pieces p = positional ? positional_pieces(value, width, 10'000, force_sign)
-                              : scientific_pieces(value, width, 10'000, force_sign);
+  const Pieces p = positional ? positional_pieces(value, width, 10'000, force_sign, false)
+                              : scientific_pieces(value, width, 10'000, force_sign, false);
   std::string text = p.int_part;
   if (!p.frac_part.empty()) {
     text += "." + p.frac_part;

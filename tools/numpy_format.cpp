@@ -1,6 +1,7 @@
 #include "numpy_format.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "element_format.hpp"
@@ -29,13 +30,19 @@ Result<void> check_bounds(const ArrayView& view) {
                                                  std::to_string(view.strides.size()) + " strides");
   }
   if (element_count(view.shape) == 0) return {};
-  __int128 lowest = 0;
-  __int128 highest = static_cast<__int128>(view.dtype.itemsize());
+  // Lowest and highest byte an element touches; any overflow is out of bounds as well.
+  std::int64_t lowest = 0;
+  std::int64_t highest = static_cast<std::int64_t>(view.dtype.itemsize());
+  bool overflow = false;
   for (std::size_t axis = 0; axis < view.shape.size(); ++axis) {
-    const __int128 reach = static_cast<__int128>(view.shape[axis] - 1) * view.strides[axis];
-    (reach < 0 ? lowest : highest) += reach;
+    std::int64_t reach = 0;
+    overflow |= view.shape[axis] - 1 > static_cast<std::uint64_t>(INT64_MAX);
+    overflow |= __builtin_mul_overflow(static_cast<std::int64_t>(view.shape[axis] - 1),
+                                       view.strides[axis], &reach);
+    overflow |= __builtin_add_overflow(reach < 0 ? lowest : highest, reach,
+                                       reach < 0 ? &lowest : &highest);
   }
-  if (lowest < 0 || highest > static_cast<__int128>(view.bytes.size())) {
+  if (overflow || lowest < 0 || static_cast<std::uint64_t>(highest) > view.bytes.size()) {
     return fail(ErrorCode::kInvalidArgument,
                 "array shape and strides reach outside its " + std::to_string(view.bytes.size()) +
                     " data bytes");

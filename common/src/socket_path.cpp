@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 
 namespace shmarray {
@@ -20,6 +21,18 @@ std::string default_socket_path() {
 
 std::string resolve_socket_path(const std::string& path) {
   return path.empty() ? default_socket_path() : path;
+}
+
+std::string segment_prefix(const std::string& socket_path) {
+  std::uint32_t hash = 2166136261u;  // FNV-1a 32
+  for (unsigned char c : socket_path) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string tag(8, '0');
+  for (int i = 7; i >= 0; --i, hash >>= 4) tag[static_cast<std::size_t>(i)] = kHex[hash & 0xf];
+  return "/shmarray." + std::to_string(::getuid()) + "." + tag + ".";
 }
 
 Result<void> ensure_socket_directory(const std::string& socket_path) {

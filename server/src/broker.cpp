@@ -22,24 +22,6 @@ namespace {
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
 
-std::string hex32(std::uint32_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(8, '0');
-  for (int i = 7; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kHex[v & 0xf];
-  return out;
-}
-
-// Segments of this broker instance: per user, and per socket so that brokers on different
-// sockets (tests, several pipelines) never adopt each other's arrays.
-std::string make_segment_prefix(const std::string& socket_path) {
-  std::uint32_t hash = 2166136261u;
-  for (unsigned char c : socket_path) {
-    hash ^= c;
-    hash *= 16777619u;
-  }
-  return "/shmarray." + std::to_string(::getuid()) + "." + hex32(hash) + ".";
-}
-
 std::uint64_t default_max_bytes(const std::string& shm_dir) {
   struct statvfs st{};
   if (::statvfs(shm_dir.c_str(), &st) != 0) return UINT64_MAX;
@@ -79,7 +61,7 @@ std::string not_found(std::string_view name) {
 Broker::Broker(asio::io_context& io, Config config)
     : io_(io),
       config_(std::move(config)),
-      segment_prefix_(make_segment_prefix(config_.socket_path)),
+      segment_prefix_(shmarray::segment_prefix(config_.socket_path)),
       registry_(limits_of(config_)),
       acceptor_(io) {}
 

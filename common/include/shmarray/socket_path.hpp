@@ -11,6 +11,10 @@ namespace shmarray {
 [[nodiscard]] std::string default_socket_path();
 // `path` if non-empty, else default_socket_path().
 [[nodiscard]] std::string resolve_socket_path(const std::string& path);
+// Prefix of the shared-memory segment names of the broker serving `socket_path`:
+// "/shmarray.<uid>.<8 hex digits of a hash of the path>.". Per user and per socket, so brokers on
+// different sockets never adopt each other's segments; tests use it to check for leaks.
+[[nodiscard]] std::string segment_prefix(const std::string& socket_path);
 // Creates the socket's parent directory with mode 0700 if it does not exist (one level only).
 // kFailedPrecondition if it exists but is not a directory.
 [[nodiscard]] Result<void> ensure_socket_directory(const std::string& socket_path);

@@ -21,17 +21,15 @@ std::uint32_t* address_of(const std::atomic<std::uint32_t>& word) noexcept {
 
 }  // namespace
 
-Result<FutexWaitStatus> futex_wait(const std::atomic<std::uint32_t>& word,
-                                   std::uint32_t expected,
+Result<FutexWaitStatus> futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
                                    std::chrono::steady_clock::time_point deadline) {
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline (plain FUTEX_WAIT a relative
   // one), so retries after EINTR or spurious wake-ups never extend the caller's total wait.
   timespec abs{};
   const timespec* abs_ptr = nullptr;
   if (deadline != std::chrono::steady_clock::time_point::max()) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        deadline.time_since_epoch())
-                        .count();
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
     abs.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
     abs.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     if (ns < 0) abs = timespec{};  // before the epoch of CLOCK_MONOTONIC: already expired
@@ -53,8 +51,7 @@ Result<FutexWaitStatus> futex_wait(const std::atomic<std::uint32_t>& word,
 }
 
 Result<FutexWaitStatus> futex_wait_for(const std::atomic<std::uint32_t>& word,
-                                       std::uint32_t expected,
-                                       std::chrono::nanoseconds timeout) {
+                                       std::uint32_t expected, std::chrono::nanoseconds timeout) {
   return futex_wait(word, expected,
                     detail::deadline_after(std::chrono::steady_clock::now(), timeout));
 }

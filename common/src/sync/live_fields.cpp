@@ -9,10 +9,10 @@ namespace shmarray {
 namespace {
 
 [[nodiscard]] Error pthread_error(const char* what, int rc) {
-  const ErrorCode code = (rc == ENOMEM || rc == EAGAIN) ? ErrorCode::kResourceExhausted
-                                                        : ErrorCode::kInternal;
-  return Error(code, "initialising the write lock of a new array: " +
-                         sys_error(what, rc).message(), rc);
+  const ErrorCode code =
+      (rc == ENOMEM || rc == EAGAIN) ? ErrorCode::kResourceExhausted : ErrorCode::kInternal;
+  return Error(code, "initialising the write lock of a new array: " + sys_error(what, rc).message(),
+               rc);
 }
 
 }  // namespace

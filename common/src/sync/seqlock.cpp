@@ -59,8 +59,8 @@ bool SeqlockRetry::backoff(bool saw_odd) noexcept {
   } else {
     // Long writes (big arrays) or a stuck writer: sleep, growing to kMaxSleep, never past the
     // deadline.
-    const auto step = std::chrono::microseconds(1u << std::min<std::uint32_t>(
-                                                    attempts_ - kYieldAttempts, 8));
+    const auto step =
+        std::chrono::microseconds(1u << std::min<std::uint32_t>(attempts_ - kYieldAttempts, 8));
     const auto sleep = std::min<std::chrono::nanoseconds>(
         {std::chrono::nanoseconds(step), std::chrono::nanoseconds(kMaxSleep), deadline_ - now});
     std::this_thread::sleep_for(sleep);
@@ -70,8 +70,8 @@ bool SeqlockRetry::backoff(bool saw_odd) noexcept {
 
 Error SeqlockRetry::timeout_error(const LiveFields& live) const {
   std::string message = "no consistent read within " + format_ms(timeout_) + " (" +
-                        std::to_string(attempts_) + " attempts, " +
-                        std::to_string(odd_attempts_) + " found a write in progress)";
+                        std::to_string(attempts_) + " attempts, " + std::to_string(odd_attempts_) +
+                        " found a write in progress)";
   if ((live.write_seq.load(std::memory_order_relaxed) & 1u) != 0) {
     message +=
         ": a guarded write is still in progress; if its writer died, the next "

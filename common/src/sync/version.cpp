@@ -14,10 +14,11 @@
 //   P3 FUTEX_WAKE(wake_word, all)              W3 FUTEX_WAIT(wake_word, expected = w)
 // Either W1 reads P2's value (or a later one): then P1 happens-before W2, W2 sees the new version
 // and the waiter never sleeps. Or W1 reads an older value: then at W3 the kernel either finds the
-// word already changed (EAGAIN, loop) or queues the waiter before P2 is visible, i.e. before P3
-// runs, and P3 wakes it: the kernel's compare-and-queue and its wake are serialised on the
-// futex hash bucket. No publish is lost and release/acquire suffices, because the publisher never
-// decides *whether* to wake from a value the waiter wrote.
+// word already changed (EAGAIN, loop) or still reads the old value, and then queues the waiter
+// atomically with that read, so P3 (issued after P2) finds it queued and wakes it; the kernel
+// orders compare-and-queue against wake (hash-bucket lock and the barriers described in
+// kernel/futex/waitwake.c). No publish is lost, and release/acquire suffices because the publisher
+// never decides *whether* to wake from a value the waiter wrote.
 //
 // The classic alternative — waiters increment LiveFields::waiters and publish skips FUTEX_WAKE
 // when it reads 0 — needs seq_cst on both sides (a store-load pattern: waiter "waiters++ then read
@@ -30,8 +31,8 @@
 // waiters == 0 and the flag set (both seq_cst loads after the seq_cst version increment).
 //
 // The 32-bit wake_word wraps after 2^32 publishes; a waiter would sleep through a wake only if
-// exactly a multiple of 2^32 publishes happened between its W1 and W3, which cannot happen in the
-// time a thread takes between two instructions.
+// exactly a multiple of 2^32 publishes (minutes of publishing at the fastest possible rate)
+// happened while it was preempted between W1 and W3. Even then it wakes at its deadline.
 
 namespace shmarray {
 namespace detail {
@@ -62,9 +63,8 @@ std::uint64_t publish(LiveFields& live) {
 namespace {
 
 [[nodiscard]] Error deadline_error(std::uint64_t v, std::chrono::nanoseconds timeout) {
-  return Error(ErrorCode::kDeadlineExceeded,
-               "no publish newer than version " + std::to_string(v) + " within " +
-                   detail::format_ms(timeout));
+  return Error(ErrorCode::kDeadlineExceeded, "no publish newer than version " + std::to_string(v) +
+                                                 " within " + detail::format_ms(timeout));
 }
 
 // Busy-polls the version until it passes `v` or `spin_end`. Returns the version last read.
@@ -85,7 +85,9 @@ Result<std::uint64_t> wait_newer_than(const LiveFields& live, std::uint64_t v,
                                       std::chrono::nanoseconds timeout, WaitPolicy policy) {
   std::uint64_t seen = live.version.load(std::memory_order_acquire);
   if (seen > v) return seen;
-  if (timeout <= std::chrono::nanoseconds::zero()) return std::unexpected(deadline_error(v, timeout));
+  if (timeout <= std::chrono::nanoseconds::zero()) {
+    return std::unexpected(deadline_error(v, timeout));
+  }
 
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = detail::deadline_after(start, timeout);

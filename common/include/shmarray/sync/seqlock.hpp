@@ -77,7 +77,7 @@ class SeqlockRetry {
 // possibly_torn(). Errors: kDeadlineExceeded when no clean run happened within `timeout`
 // (counted from the first failed run; timeout <= 0 allows exactly one run).
 template <class CopyFn>
-  requires std::invocable<CopyFn&>
+requires std::invocable<CopyFn&>
 [[nodiscard]] Result<std::uint64_t> read_consistent(const LiveFields& live, CopyFn&& copy,
                                                     std::chrono::nanoseconds timeout) {
   detail::SeqlockRetry retry(timeout);

@@ -1,0 +1,64 @@
+#pragma once
+// Child processes for tests: fork/exec of a real binary with its stdout captured, and waits that
+// always end (a child past its deadline is killed with SIGKILL and reported as timed out).
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shmarray/unique_fd.hpp"
+
+namespace shmarray::test {
+
+struct ExitStatus {
+  bool timed_out = false;
+  int exit_code = -1;  // when the child exited
+  int signal = 0;      // when a signal killed it
+  [[nodiscard]] bool ok() const { return !timed_out && signal == 0 && exit_code == 0; }
+  [[nodiscard]] std::string describe() const;
+};
+
+class ChildProcess {
+ public:
+  // Starts argv[0] with arguments; stdout is a pipe read by read_line/read_all; stderr is
+  // inherited (so test logs show it). stdin is a pipe that close_stdin() closes (helpers use
+  // its EOF as "you may exit now").
+  [[nodiscard]] static ChildProcess spawn(const std::vector<std::string>& argv,
+                                          const std::vector<std::string>& extra_env = {});
+
+  ChildProcess(ChildProcess&&) noexcept;
+  ChildProcess& operator=(ChildProcess&&) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();  // kills (SIGKILL) and reaps a child still running
+
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  // One line of stdout (without '\n'), or nullopt at EOF or deadline.
+  [[nodiscard]] std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+  void close_stdin();
+  void kill(int signo);
+  // Waits for exit; SIGKILLs the child when `timeout` passes.
+  ExitStatus wait(std::chrono::milliseconds timeout);
+  // Everything left on stdout, until EOF or the deadline.
+  [[nodiscard]] std::string read_all(std::chrono::milliseconds timeout);
+
+ private:
+  ChildProcess() = default;
+  pid_t pid_ = -1;
+  UniqueFd stdout_;
+  UniqueFd stdin_;
+  std::string buffer_;
+  bool reaped_ = false;
+};
+
+// Runs a child to completion (with a timeout) and returns its status and stdout.
+struct RunResult {
+  ExitStatus status;
+  std::string out;
+};
+[[nodiscard]] RunResult run(const std::vector<std::string>& argv,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+}  // namespace shmarray::test

@@ -1,0 +1,364 @@
+// The segment header page: init_segment_header + read_segment_header round-trip every field, and
+// read_segment_header refuses every kind of corruption with kProtocolError (it is what a client
+// or a restarted broker trusts before touching the data). Also segment sizes and array ids.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <set>
+
+#include "shmarray/segment_layout.hpp"
+
+namespace shmarray {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+constexpr std::size_t kSegmentBytes = 8192;
+
+struct alignas(4096) SegmentBuffer {
+  std::array<std::byte, kSegmentBytes> bytes;
+};
+
+ArrayInfo sample_info() {
+  ArrayInfo i;
+  i.name = "cam/0/frame";
+  i.dtype = "<f8";
+  i.shape = {2, 3};
+  i.strides = {24, 8};
+  i.order = Order::kC;
+  i.itemsize = 8;
+  i.nbytes = 48;
+  i.data_offset = kHeaderBytes;
+  i.segment_bytes = kSegmentBytes;
+  i.id = "0123456789abcdef00ff10ee20dd30cc";
+  i.owner_uid = 4'000'000'000u;
+  i.owner_gid = 5678;
+  i.mode = 0640;
+  i.created_unix_ns = 1'700'000'000'123'456'789;
+  i.open_handles = 5;  // not stored: the broker's count
+  i.version = 99;      // not stored: a fresh segment starts at version 0
+  i.ephemeral = true;
+  return i;
+}
+
+// FNV-1a 64 of the header up to its checksum, as documented in segment_layout.hpp.
+void reseal(SegmentHeader* h) {
+  const auto* p = reinterpret_cast<const unsigned char*>(h);
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < offsetof(SegmentHeader, checksum); ++i) {
+    hash ^= p[i];
+    hash *= 0x100000001b3ull;
+  }
+  h->checksum = hash;
+}
+
+class SegmentHeaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    buffer_ = std::make_unique<SegmentBuffer>();  // value-initialised: zero-filled
+    auto ok = init_segment_header(segment(), sample_info());
+    ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
+  }
+  std::span<std::byte> segment() { return buffer_->bytes; }
+  SegmentHeader* header() { return reinterpret_cast<SegmentHeader*>(buffer_->bytes.data()); }
+
+  // Reads the header and expects kProtocolError mentioning `what`.
+  void expect_corrupt(std::string_view what, std::size_t length = kSegmentBytes) {
+    auto info = read_segment_header(segment().first(length));
+    ASSERT_FALSE(info.has_value()) << "corrupt header accepted";
+    EXPECT_EQ(info.error().code(), ErrorCode::kProtocolError);
+    EXPECT_THAT(info.error().message(), HasSubstr(std::string(what)));
+  }
+
+  std::unique_ptr<SegmentBuffer> buffer_;
+};
+
+TEST_F(SegmentHeaderTest, ReadReturnsEveryFieldThatInitWrote) {
+  auto info = read_segment_header(segment());
+  ASSERT_TRUE(info.has_value()) << info.error().to_string();
+  const ArrayInfo want = sample_info();
+  EXPECT_EQ(info->name, want.name);
+  EXPECT_EQ(info->dtype, want.dtype);
+  EXPECT_EQ(info->shape, want.shape);
+  EXPECT_EQ(info->strides, want.strides);
+  EXPECT_EQ(info->order, want.order);
+  EXPECT_EQ(info->itemsize, want.itemsize);
+  EXPECT_EQ(info->nbytes, want.nbytes);
+  EXPECT_EQ(info->data_offset, want.data_offset);
+  EXPECT_EQ(info->segment_bytes, want.segment_bytes);
+  EXPECT_EQ(info->id, want.id);
+  EXPECT_EQ(info->owner_uid, want.owner_uid);
+  EXPECT_EQ(info->owner_gid, want.owner_gid);
+  EXPECT_EQ(info->mode, want.mode);
+  EXPECT_EQ(info->created_unix_ns, want.created_unix_ns);
+  EXPECT_EQ(info->ephemeral, want.ephemeral);
+  EXPECT_EQ(info->open_handles, 0u);
+  EXPECT_EQ(info->version, 0u);
+}
+
+TEST_F(SegmentHeaderTest, InitInitialisesTheLiveFields) {
+  LiveFields* live = live_fields_of(buffer_->bytes.data());
+  live->version.store(41);
+  auto info = read_segment_header(segment());
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->version, 41u);  // read from the live fields, not the checksummed header
+  EXPECT_EQ(live->write_seq.load(), 0u);
+  EXPECT_EQ(live->flags.load(), 0u);
+  // The write lock is usable: process-shared and robust.
+  ASSERT_EQ(::pthread_mutex_trylock(&live->write_lock), 0);
+  EXPECT_EQ(::pthread_mutex_unlock(&live->write_lock), 0);
+}
+
+TEST_F(SegmentHeaderTest, MagicIsTheFirstEightBytes) {
+  EXPECT_EQ(std::memcmp(buffer_->bytes.data(), "SHMARRAY", 8), 0);
+}
+
+TEST_F(SegmentHeaderTest, UpdateModeRewritesModeAndChecksum) {
+  update_segment_mode(segment(), 0604);
+  auto info = read_segment_header(segment());
+  ASSERT_TRUE(info.has_value()) << info.error().to_string();
+  EXPECT_EQ(info->mode, 0604u);
+  EXPECT_EQ(info->name, "cam/0/frame");
+}
+
+TEST_F(SegmentHeaderTest, BadMagicIsRejected) {
+  header()->magic[0] = 'X';
+  reseal(header());
+  expect_corrupt("bad magic");
+}
+
+TEST_F(SegmentHeaderTest, FlippedByteIsACheckSumMismatch) {
+  header()->name[3] ^= 0x01;  // "cam/" -> "cam." : still a valid name
+  expect_corrupt("checksum mismatch");
+}
+
+TEST_F(SegmentHeaderTest, FlippedByteAnywhereInTheHeaderIsRejected) {
+  const auto* pristine = reinterpret_cast<const unsigned char*>(header());
+  std::array<unsigned char, sizeof(SegmentHeader)> copy;
+  std::memcpy(copy.data(), pristine, copy.size());
+  for (std::size_t i = 0; i < sizeof(SegmentHeader); ++i) {
+    buffer_->bytes[i] ^= std::byte{0x20};
+    auto info = read_segment_header(segment());
+    EXPECT_FALSE(info.has_value()) << "flip at byte " << i << " accepted";
+    if (!info) EXPECT_EQ(info.error().code(), ErrorCode::kProtocolError);
+    buffer_->bytes[i] ^= std::byte{0x20};
+  }
+  EXPECT_EQ(std::memcmp(copy.data(), pristine, copy.size()), 0);
+}
+
+TEST_F(SegmentHeaderTest, ChecksumFieldItselfCorruptIsRejected) {
+  header()->checksum ^= 1;
+  expect_corrupt("checksum mismatch");
+}
+
+TEST_F(SegmentHeaderTest, OtherLayoutVersionIsRejectedNamingIt) {
+  header()->layout_version = kLayoutVersion + 1;
+  reseal(header());
+  expect_corrupt("layout version 2");
+}
+
+TEST_F(SegmentHeaderTest, ZeroNameLengthIsRejected) {
+  header()->name_length = 0;
+  reseal(header());
+  expect_corrupt("field out of range");
+}
+
+TEST_F(SegmentHeaderTest, OverlongNameLengthIsRejected) {
+  header()->name_length = kMaxNameLength + 1;
+  reseal(header());
+  expect_corrupt("field out of range");
+}
+
+TEST_F(SegmentHeaderTest, ThirtyThreeDimensionsAreRejected) {
+  header()->ndim = kMaxNdim + 1;
+  reseal(header());
+  expect_corrupt("field out of range");
+}
+
+TEST_F(SegmentHeaderTest, OutOfRangeOrderIsRejected) {
+  header()->order = 2;
+  reseal(header());
+  expect_corrupt("field out of range");
+}
+
+TEST_F(SegmentHeaderTest, UnterminatedDtypeIsRejected) {
+  std::memset(header()->dtype, 'f', sizeof header()->dtype);
+  reseal(header());
+  expect_corrupt("field out of range");
+}
+
+TEST_F(SegmentHeaderTest, UnsupportedOrNonCanonicalDtypeIsRejected) {
+  for (const char* dtype : {">f8", "f8", "float64", "<f16"}) {
+    SetUp();
+    std::memset(header()->dtype, 0, sizeof header()->dtype);
+    std::memcpy(header()->dtype, dtype, std::strlen(dtype));
+    reseal(header());
+    SCOPED_TRACE(dtype);
+    expect_corrupt("bad dtype");
+  }
+}
+
+TEST_F(SegmentHeaderTest, ItemsizeDisagreeingWithDtypeIsRejected) {
+  header()->itemsize = 4;
+  reseal(header());
+  expect_corrupt("bad dtype");
+}
+
+TEST_F(SegmentHeaderTest, StridesDisagreeingWithShapeAreRejected) {
+  header()->strides[0] = 8;
+  header()->strides[1] = 16;  // Fortran strides on a C-order header
+  reseal(header());
+  expect_corrupt("disagree");
+}
+
+TEST_F(SegmentHeaderTest, NbytesDisagreeingWithShapeIsRejected) {
+  header()->nbytes = 4096;
+  reseal(header());
+  expect_corrupt("disagree");
+}
+
+TEST_F(SegmentHeaderTest, DataOffsetOtherThanTheHeaderPageIsRejected) {
+  header()->data_offset = 0;
+  reseal(header());
+  expect_corrupt("data offset");
+}
+
+TEST_F(SegmentHeaderTest, SegmentBytesNotMatchingTheDataSizeIsRejected) {
+  header()->segment_bytes = kHeaderBytes;  // no room for the data page
+  reseal(header());
+  expect_corrupt("segment size disagrees");
+}
+
+TEST_F(SegmentHeaderTest, SegmentShorterThanSegmentBytesIsRejected) {
+  expect_corrupt("segment size disagrees", kHeaderBytes);
+  expect_corrupt("segment size disagrees", kSegmentBytes - 1);
+}
+
+TEST_F(SegmentHeaderTest, SegmentShorterThanAHeaderPageIsRejected) {
+  expect_corrupt("smaller than a header page", kHeaderBytes - 1);
+  expect_corrupt("smaller than a header page", 0);
+}
+
+TEST(SegmentHeader, ZeroFilledSegmentIsRejected) {
+  auto buffer = std::make_unique<SegmentBuffer>();
+  auto info = read_segment_header(buffer->bytes);
+  ASSERT_FALSE(info.has_value());
+  EXPECT_EQ(info.error().code(), ErrorCode::kProtocolError);
+}
+
+TEST(SegmentHeader, FortranZeroSizeAndZeroDimensionalArraysRoundTrip) {
+  struct Case {
+    std::vector<std::uint64_t> shape;
+    std::vector<std::int64_t> strides;
+    Order order;
+    std::uint64_t nbytes;
+  };
+  for (const Case& c : {Case{{3, 0}, {1, 3}, Order::kF, 0}, Case{{}, {}, Order::kC, 1},
+                        Case{{4, 5}, {1, 4}, Order::kF, 20}}) {
+    auto buffer = std::make_unique<SegmentBuffer>();
+    ArrayInfo in = sample_info();
+    in.dtype = "|u1";
+    in.itemsize = 1;
+    in.shape = c.shape;
+    in.strides = c.strides;
+    in.order = c.order;
+    in.nbytes = c.nbytes;
+    ASSERT_TRUE(init_segment_header(buffer->bytes, in).has_value());
+    auto out = read_segment_header(buffer->bytes);
+    ASSERT_TRUE(out.has_value()) << out.error().to_string();
+    EXPECT_EQ(out->shape, c.shape);
+    EXPECT_EQ(out->strides, c.strides);
+    EXPECT_EQ(out->order, c.order);
+    EXPECT_EQ(out->nbytes, c.nbytes);
+  }
+}
+
+TEST(SegmentHeader, InitRejectsInfoThatDoesNotFit) {
+  auto buffer = std::make_unique<SegmentBuffer>();
+  ArrayInfo short_id = sample_info();
+  short_id.id.pop_back();
+  ArrayInfo long_name = sample_info();
+  long_name.name = std::string(kMaxNameLength + 1, 'n');
+  ArrayInfo many_dims = sample_info();
+  many_dims.shape.assign(kMaxNdim + 1, 1);
+  many_dims.strides.assign(kMaxNdim + 1, 8);
+  ArrayInfo long_dtype = sample_info();
+  long_dtype.dtype = "complex128";
+  for (const ArrayInfo& bad : {short_id, long_name, many_dims, long_dtype}) {
+    auto ok = init_segment_header(buffer->bytes, bad);
+    ASSERT_FALSE(ok.has_value());
+    EXPECT_EQ(ok.error().code(), ErrorCode::kInternal);
+  }
+  auto small = init_segment_header(std::span(buffer->bytes).first(kHeaderBytes - 1), sample_info());
+  ASSERT_FALSE(small.has_value());
+  EXPECT_EQ(small.error().code(), ErrorCode::kInternal);
+}
+
+TEST(SegmentHeader, InitRejectsAnIdThatIsNotLowercaseHex) {
+  // The id is stored as 16 bytes; anything but lowercase hex would not read back as written.
+  for (const char* id : {"0123456789ABCDEF0123456789abcdef", "0123456789abcdef0123456789abcdeg",
+                         "0123456789abcdef 123456789abcdef"}) {
+    auto buffer = std::make_unique<SegmentBuffer>();
+    ArrayInfo info = sample_info();
+    info.id = id;
+    auto ok = init_segment_header(buffer->bytes, info);
+    ASSERT_FALSE(ok.has_value()) << "accepted id " << id;
+    EXPECT_EQ(ok.error().code(), ErrorCode::kInternal);
+  }
+}
+
+// --- segment_size_for -------------------------------------------------------------------------
+
+TEST(SegmentSize, IsTheHeaderPagePlusDataRoundedUpToAPage) {
+  EXPECT_EQ(segment_size_for(0).value(), 8192u);  // a zero-size array still gets a data page
+  EXPECT_EQ(segment_size_for(1).value(), 8192u);
+  EXPECT_EQ(segment_size_for(4096).value(), 8192u);
+  EXPECT_EQ(segment_size_for(4097).value(), 12288u);
+  EXPECT_EQ(segment_size_for(1ull << 30).value(), (1ull << 30) + 4096);
+}
+
+TEST(SegmentSize, LargestRepresentableSizeSucceedsAndOneMoreOverflows) {
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  auto largest = segment_size_for(kMax - 8192);
+  ASSERT_TRUE(largest.has_value());
+  EXPECT_EQ(*largest, kMax - 4095);  // 2^64 - 4096
+  auto over = segment_size_for(kMax - 8191);
+  ASSERT_FALSE(over.has_value());
+  EXPECT_EQ(over.error().code(), ErrorCode::kResourceExhausted);
+  auto max = segment_size_for(kMax);
+  ASSERT_FALSE(max.has_value());
+  EXPECT_EQ(max.error().code(), ErrorCode::kResourceExhausted);
+}
+
+// --- random_array_id --------------------------------------------------------------------------
+
+TEST(RandomArrayId, IsThirtyTwoLowercaseHexDigits) {
+  auto id = random_array_id();
+  ASSERT_TRUE(id.has_value()) << id.error().to_string();
+  EXPECT_THAT(*id, MatchesRegex("[0-9a-f]{32}"));
+}
+
+TEST(RandomArrayId, DiffersBetweenCalls) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 100; ++i) ids.insert(random_array_id().value());
+  EXPECT_EQ(ids.size(), 100u);
+}
+
+TEST(RandomArrayId, RoundTripsThroughTheSegmentHeader) {
+  auto buffer = std::make_unique<SegmentBuffer>();
+  ArrayInfo info = sample_info();
+  info.id = random_array_id().value();
+  ASSERT_TRUE(init_segment_header(buffer->bytes, info).has_value());
+  auto out = read_segment_header(buffer->bytes);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->id, info.id);
+}
+
+}  // namespace
+}  // namespace shmarray

@@ -1,0 +1,158 @@
+#include "info_format.hpp"
+
+#include <array>
+#include <cstdio>
+#include <ctime>
+
+#include "json.hpp"
+#include "table.hpp"
+
+namespace shmarray::cli {
+
+namespace {
+
+template <class T>
+std::string tuple_of(std::span<const T> values) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += std::to_string(values[i]);
+  }
+  if (values.size() == 1) out += ",";
+  return out + ")";
+}
+
+std::string name_or_id(const NameLookup& lookup, std::uint32_t id) {
+  std::string name = lookup ? lookup(id) : std::string();
+  return name.empty() ? std::to_string(id) : name;
+}
+
+// "1000 (alice)", or "1000" when the id has no name.
+std::string id_with_name(const NameLookup& lookup, std::uint32_t id) {
+  const std::string name = lookup ? lookup(id) : std::string();
+  return name.empty() ? std::to_string(id) : std::to_string(id) + " (" + name + ")";
+}
+
+}  // namespace
+
+std::string tuple_str(std::span<const std::uint64_t> values) { return tuple_of(values); }
+std::string tuple_str(std::span<const std::int64_t> values) { return tuple_of(values); }
+
+std::string human_size(std::uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  static constexpr std::array<const char*, 6> kUnits = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double value = static_cast<double>(bytes) / 1024.0;
+  std::size_t unit = 0;
+  // Move up a unit when one decimal would round to "1024.0".
+  while (value >= 1023.95 && unit + 1 < kUnits.size()) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.1f %s", value, kUnits[unit]);
+  return buffer;
+}
+
+std::string mode_str(std::uint32_t mode) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "%04o", mode);
+  return buffer;
+}
+
+std::string utc_time_str(std::int64_t unix_ns) {
+  // Floor division, so times before 1970 keep a non-negative nanosecond part.
+  std::int64_t seconds = unix_ns / 1'000'000'000;
+  std::int64_t nanos = unix_ns % 1'000'000'000;
+  if (nanos < 0) {
+    nanos += 1'000'000'000;
+    --seconds;
+  }
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return "?";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(nanos));
+  return buffer;
+}
+
+std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_name) {
+  Table table({{"NAME"},
+               {"DTYPE"},
+               {"SHAPE"},
+               {"SIZE", Align::kRight},
+               {"OWNER"},
+               {"MODE"},
+               {"OPEN", Align::kRight},
+               {"VERSION", Align::kRight}});
+  for (const ArrayInfo& info : infos) {
+    table.add_row({info.name, info.dtype, tuple_str(info.shape), human_size(info.nbytes),
+                   name_or_id(user_name, info.owner_uid), mode_str(info.mode),
+                   std::to_string(info.open_handles), std::to_string(info.version)});
+  }
+  return table.render();
+}
+
+std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
+                      const NameLookup& group_name) {
+  const auto with_size = [](std::uint64_t bytes) {
+    return std::to_string(bytes) + " (" + human_size(bytes) + ")";
+  };
+  const std::pair<const char*, std::string> lines[] = {
+      {"name", info.name},
+      {"dtype", info.dtype},
+      {"shape", tuple_str(info.shape)},
+      {"strides", tuple_str(info.strides)},
+      {"order", std::string(to_string(info.order))},
+      {"itemsize", std::to_string(info.itemsize)},
+      {"nbytes", with_size(info.nbytes)},
+      {"data_offset", std::to_string(info.data_offset)},
+      {"segment_bytes", with_size(info.segment_bytes)},
+      {"id", info.id},
+      {"owner_uid", id_with_name(user_name, info.owner_uid)},
+      {"owner_gid", id_with_name(group_name, info.owner_gid)},
+      {"mode", mode_str(info.mode)},
+      {"created_unix_ns",
+       std::to_string(info.created_unix_ns) + " (" + utc_time_str(info.created_unix_ns) + ")"},
+      {"open_handles", std::to_string(info.open_handles)},
+      {"version", std::to_string(info.version)},
+      {"ephemeral", info.ephemeral ? "true" : "false"},
+  };
+  std::string out;
+  for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
+  return out;
+}
+
+std::string info_json(const ArrayInfo& info) {
+  return JsonObject()
+      .string_field("name", info.name)
+      .string_field("dtype", info.dtype)
+      .raw_field("shape", json_uint_array(info.shape))
+      .raw_field("strides", json_int_array(info.strides))
+      .string_field("order", to_string(info.order))
+      .uint_field("itemsize", info.itemsize)
+      .uint_field("nbytes", info.nbytes)
+      .uint_field("data_offset", info.data_offset)
+      .uint_field("segment_bytes", info.segment_bytes)
+      .string_field("id", info.id)
+      .uint_field("owner_uid", info.owner_uid)
+      .uint_field("owner_gid", info.owner_gid)
+      .uint_field("mode", info.mode)
+      .int_field("created_unix_ns", info.created_unix_ns)
+      .uint_field("open_handles", info.open_handles)
+      .uint_field("version", info.version)
+      .bool_field("ephemeral", info.ephemeral)
+      .str();
+}
+
+std::string infos_json(std::span<const ArrayInfo> infos) {
+  if (infos.empty()) return "[]";
+  std::string out = "[\n";
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    out += "  " + info_json(infos[i]) + (i + 1 < infos.size() ? ",\n" : "\n");
+  }
+  return out + "]";
+}
+
+}  // namespace shmarray::cli

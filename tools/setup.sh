@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shmarray needs (only those missing), then configures and builds.
+#   tools/setup.sh [BUILD_DIR] [extra cmake args...]      (default BUILD_DIR: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+shift || true
+
+PACKAGES=(build-essential cmake ninja-build pkg-config libboost1.81-dev libspdlog-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libflatbuffers-dev flatbuffers-compiler
+  pybind11-dev python3-dev python3-numpy python3-pandas python3-pytest)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "==> configuring $BUILD_DIR"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPython3_EXECUTABLE=/usr/bin/python3 "$@" >/dev/null
+echo "==> building (this takes a few minutes on 2 cores)"
+cmake --build "$BUILD_DIR" -j"$(nproc)"

@@ -1,0 +1,241 @@
+// shmarray: command-line client for the shmarray broker. Each subcommand parses its arguments,
+// makes one or two Client calls and formats the answer; the formatting lives in the
+// shmarray_cli_format library (numpy_format, info_format, ...), the client in shmarray::client.
+//
+//   shmarray [--socket PATH] ls [PREFIX] [--json]
+//   shmarray [--socket PATH] stat NAME [--json]
+//   shmarray [--socket PATH] create NAME --dtype D --shape A,B [--order C|F] [--mode 0640]
+//                                        [--ephemeral]
+//   shmarray [--socket PATH] rm NAME [NAME...]
+//   shmarray [--socket PATH] dump NAME [--head N]
+//
+// Exit status: 0 on success, 1 when an operation fails, 2 for a usage error.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <shmarray/client.hpp>
+#include <shmarray/socket_path.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_parse.hpp"
+#include "info_format.hpp"
+#include "numpy_format.hpp"
+#include "user_names.hpp"
+
+namespace {
+
+using shmarray::Client;
+using shmarray::Error;
+using shmarray::Result;
+namespace cli = shmarray::cli;
+
+constexpr int kFailure = 1;
+constexpr int kUsageError = 2;
+
+struct Args {
+  std::string socket = shmarray::resolve_socket_path("");
+  std::string name;
+  std::string prefix;
+  std::vector<std::string> names;
+  bool json = false;
+  std::string dtype;
+  std::string shape;
+  std::string order = "C";
+  std::string mode = "0600";
+  bool ephemeral = false;
+  std::uint64_t head = 0;
+};
+
+int report(std::string_view command, const Error& error) {
+  std::fprintf(stderr, "shmarray %.*s: %s\n", static_cast<int>(command.size()), command.data(),
+               error.message().c_str());
+  return kFailure;
+}
+
+void print_line(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+Result<Client> connect(const Args& args) {
+  return Client::connect({.socket_path = args.socket, .client_name = "shmarray-cli"});
+}
+
+int run_ls(const Args& args) {
+  auto client = connect(args);
+  if (!client) return report("ls", client.error());
+  const auto infos = client->list(args.prefix);
+  if (!infos) return report("ls", infos.error());
+  if (args.json) {
+    print_line(cli::infos_json(*infos));
+  } else {
+    std::fputs(cli::list_table(*infos, cli::user_name).c_str(), stdout);
+  }
+  return 0;
+}
+
+int run_stat(const Args& args) {
+  auto client = connect(args);
+  if (!client) return report("stat", client.error());
+  const auto info = client->stat(args.name);
+  if (!info) return report("stat", info.error());
+  if (args.json) {
+    print_line(cli::info_json(*info));
+  } else {
+    std::fputs(cli::stat_text(*info, cli::user_name, cli::group_name).c_str(), stdout);
+  }
+  return 0;
+}
+
+int run_create(const Args& args) {
+  // The validators already accepted these; parse again for the values.
+  const shmarray::ArraySpec spec{.dtype = args.dtype,
+                                 .shape = cli::parse_shape(args.shape).value(),
+                                 .order = cli::parse_order(args.order).value(),
+                                 .mode = cli::parse_mode(args.mode).value(),
+                                 .ephemeral = args.ephemeral};
+  auto client = connect(args);
+  if (!client) return report("create", client.error());
+  const auto array = client->create(args.name, spec);
+  if (!array) return report("create", array.error());
+  const shmarray::ArrayInfo& info = array->info();
+  print_line("created '" + info.name + "': " + info.dtype + " " + cli::tuple_str(info.shape) +
+             " order " + std::string(shmarray::to_string(info.order)) + ", " +
+             cli::human_size(info.nbytes) + ", mode " + cli::mode_str(info.mode) +
+             (info.ephemeral ? ", ephemeral" : ""));
+  if (info.ephemeral) {
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "shmarray create: warning: '%s' is ephemeral, so the broker removes it when "
+                 "this command exits and its connection closes\n",
+                 info.name.c_str());
+  }
+  return 0;
+}
+
+int run_rm(const Args& args) {
+  auto client = connect(args);
+  if (!client) return report("rm", client.error());
+  int status = 0;
+  for (const std::string& name : args.names) {
+    if (auto removed = client->remove(name); !removed) {
+      status = report("rm", removed.error());
+    } else {
+      print_line("removed '" + name + "'");
+    }
+  }
+  return status;
+}
+
+int run_dump(const Args& args, bool head) {
+  auto client = connect(args);
+  if (!client) return report("dump", client.error());
+  const auto array = client->open(args.name, shmarray::Access::kReadOnly);
+  if (!array) return report("dump", array.error());
+  const shmarray::ArrayInfo& info = array->info();
+  auto dtype = shmarray::DType::parse(info.dtype);
+  if (!dtype) return report("dump", dtype.error());
+  const cli::ArrayView view{*dtype, info.shape, info.strides, array->bytes()};
+  const auto text = head ? cli::format_head(view, args.head) : cli::format_array(view);
+  if (!text) return report("dump", text.error());
+  print_line(*text);
+  return 0;
+}
+
+// A CLI11 check from one of our parsers: "" when the text parses, else the parser's message.
+template <class Parse>
+CLI::Validator checked_by(Parse parse, std::string name) {
+  return CLI::Validator(
+      [parse](std::string& text) {
+        const auto parsed = parse(text);
+        return parsed ? std::string() : parsed.error().message();
+      },
+      "", std::move(name));
+}
+
+}  // namespace
+
+namespace {
+
+struct Commands {
+  CLI::App* ls;
+  CLI::App* stat;
+  CLI::App* create;
+  CLI::App* rm;
+  CLI::App* dump;
+  CLI::Option* head;
+};
+
+Commands add_inspect_commands(CLI::App& app, Args& args, Commands commands) {
+  commands.ls = app.add_subcommand("ls", "List arrays (all, or those whose names start with PREFIX)");
+  commands.ls->add_option("prefix", args.prefix, "name prefix");
+  commands.ls->add_flag("--json", args.json, "print a JSON array of objects, one per array");
+
+  commands.stat = app.add_subcommand("stat", "Show everything the broker knows about one array");
+  commands.stat->add_option("name", args.name, "array name")->required();
+  commands.stat->add_flag("--json", args.json, "print one JSON object");
+
+  commands.dump = app.add_subcommand("dump", "Print an array's values as NumPy's print() does");
+  commands.dump->add_option("name", args.name, "array name")->required();
+  commands.head = commands.dump->add_option(
+      "--head", args.head, "print only the first N elements (row-major order) as a flat list");
+  return commands;
+}
+
+Commands add_change_commands(CLI::App& app, Args& args, Commands commands) {
+  commands.create = app.add_subcommand("create", "Create a zero-filled array");
+  CLI::App& create = *commands.create;
+  create.add_option("name", args.name, "array name")->required();
+  create.add_option("--dtype", args.dtype, "element type: a NumPy typestr (<f8, |u1) or name "
+                                           "(float64, uint8, bool)")
+      ->required()
+      ->check(checked_by(shmarray::DType::parse, "DTYPE"));
+  create.add_option("--shape", args.shape, "dimensions, e.g. 1024,1024; \"\" or () for 0-d")
+      ->required()
+      ->check(checked_by(cli::parse_shape, "SHAPE"));
+  create.add_option("--order", args.order, "memory order: C (row-major) or F (column-major)")
+      ->capture_default_str()
+      ->check(checked_by(cli::parse_order, "C|F"));
+  create.add_option("--mode", args.mode, "permission bits in octal, as for files")
+      ->capture_default_str()
+      ->check(checked_by(cli::parse_mode, "OCTAL"));
+  create.add_flag("--ephemeral", args.ephemeral,
+                  "remove the array when the creating connection closes (for the CLI: at once, "
+                  "when the command exits)");
+
+  commands.rm = app.add_subcommand("rm", "Remove arrays (mappings that exist stay valid)");
+  commands.rm->add_option("names", args.names, "array names")->required();
+  return commands;
+}
+
+int dispatch(const Commands& commands, const Args& args) {
+  if (commands.ls->parsed()) return run_ls(args);
+  if (commands.stat->parsed()) return run_stat(args);
+  if (commands.create->parsed()) return run_create(args);
+  if (commands.rm->parsed()) return run_rm(args);
+  return run_dump(args, commands.head->count() > 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  CLI::App app{"shmarray: inspect and manage NumPy-style arrays held by the shmarrayd broker",
+               "shmarray"};
+  app.add_option("--socket", args.socket,
+                 "broker socket (default: $SHMARRAY_SOCKET, else $XDG_RUNTIME_DIR/shmarray.sock, "
+                 "else /tmp/shmarray-$UID/shmarray.sock)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.require_subcommand(1);
+  app.fallthrough();  // --socket may also follow the subcommand
+  Commands commands{};
+  commands = add_inspect_commands(app, args, commands);
+  commands = add_change_commands(app, args, commands);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kUsageError;  // --help exits 0
+  }
+  return dispatch(commands, args);
+}
