@@ -153,10 +153,6 @@ CLI::Validator checked_by(Parse parse, std::string name) {
       "", std::move(name));
 }
 
-}  // namespace
-
-namespace {
-
 struct Commands {
   CLI::App* ls;
   CLI::App* stat;
@@ -166,46 +162,49 @@ struct Commands {
   CLI::Option* head;
 };
 
-Commands add_inspect_commands(CLI::App& app, Args& args, Commands commands) {
+void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.ls = app.add_subcommand("ls", "List arrays (all, or those whose names start with PREFIX)");
-  commands.ls->add_option("prefix", args.prefix, "name prefix");
+  commands.ls->add_option("prefix", args.prefix, "name prefix")->type_name("PREFIX");
   commands.ls->add_flag("--json", args.json, "print a JSON array of objects, one per array");
 
   commands.stat = app.add_subcommand("stat", "Show everything the broker knows about one array");
-  commands.stat->add_option("name", args.name, "array name")->required();
+  commands.stat->add_option("name", args.name, "array name")->required()->type_name("NAME");
   commands.stat->add_flag("--json", args.json, "print one JSON object");
 
   commands.dump = app.add_subcommand("dump", "Print an array's values as NumPy's print() does");
-  commands.dump->add_option("name", args.name, "array name")->required();
+  commands.dump->add_option("name", args.name, "array name")->required()->type_name("NAME");
   commands.head = commands.dump->add_option(
       "--head", args.head, "print only the first N elements (row-major order) as a flat list");
-  return commands;
+  commands.head->type_name("N");
 }
 
-Commands add_change_commands(CLI::App& app, Args& args, Commands commands) {
+void add_change_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.create = app.add_subcommand("create", "Create a zero-filled array");
   CLI::App& create = *commands.create;
-  create.add_option("name", args.name, "array name")->required();
+  create.add_option("name", args.name, "array name")->required()->type_name("NAME");
   create.add_option("--dtype", args.dtype, "element type: a NumPy typestr (<f8, |u1) or name "
                                            "(float64, uint8, bool)")
       ->required()
+      ->type_name("DTYPE")
       ->check(checked_by(shmarray::DType::parse, "DTYPE"));
   create.add_option("--shape", args.shape, "dimensions, e.g. 1024,1024; \"\" or () for 0-d")
       ->required()
+      ->type_name("SHAPE")
       ->check(checked_by(cli::parse_shape, "SHAPE"));
   create.add_option("--order", args.order, "memory order: C (row-major) or F (column-major)")
       ->capture_default_str()
+      ->type_name("C|F")
       ->check(checked_by(cli::parse_order, "C|F"));
   create.add_option("--mode", args.mode, "permission bits in octal, as for files")
       ->capture_default_str()
+      ->type_name("OCTAL")
       ->check(checked_by(cli::parse_mode, "OCTAL"));
   create.add_flag("--ephemeral", args.ephemeral,
                   "remove the array when the creating connection closes (for the CLI: at once, "
                   "when the command exits)");
 
   commands.rm = app.add_subcommand("rm", "Remove arrays (mappings that exist stay valid)");
-  commands.rm->add_option("names", args.names, "array names")->required();
-  return commands;
+  commands.rm->add_option("names", args.names, "array names")->required()->type_name("NAME");
 }
 
 int dispatch(const Commands& commands, const Args& args) {
@@ -226,12 +225,13 @@ int main(int argc, char** argv) {
                  "broker socket (default: $SHMARRAY_SOCKET, else $XDG_RUNTIME_DIR/shmarray.sock, "
                  "else /tmp/shmarray-$UID/shmarray.sock)")
       ->capture_default_str()
+      ->type_name("PATH")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.require_subcommand(1);
   app.fallthrough();  // --socket may also follow the subcommand
   Commands commands{};
-  commands = add_inspect_commands(app, args, commands);
-  commands = add_change_commands(app, args, commands);
+  add_inspect_commands(app, args, commands);
+  add_change_commands(app, args, commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

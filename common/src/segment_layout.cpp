@@ -58,8 +58,13 @@ Result<std::uint64_t> segment_size_for(std::uint64_t nbytes) {
 Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& info) {
   if (segment.size() < kHeaderBytes) return fail(ErrorCode::kInternal, "segment too small");
   if (info.id.size() != 32 || info.name.size() > kMaxNameLength ||
-      info.shape.size() > kMaxNdim || info.dtype.size() >= 8) {
+      info.shape.size() > kMaxNdim || info.strides.size() != info.shape.size() ||
+      info.dtype.size() >= 8) {
     return fail(ErrorCode::kInternal, "array info does not fit the segment header");
+  }
+  // The id is stored as 16 bytes: only lowercase hex reads back as it was written.
+  for (char c : info.id) {
+    if (hex_value(c) < 0) return fail(ErrorCode::kInternal, "array id is not lowercase hex");
   }
   auto* h = reinterpret_cast<SegmentHeader*>(segment.data());
   std::memcpy(h->magic, kSegmentMagic, sizeof h->magic);

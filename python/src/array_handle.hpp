@@ -20,8 +20,9 @@ class ArrayHandle {
   [[nodiscard]] std::byte* data() const noexcept {
     return const_cast<std::byte*>(array_.bytes().data());
   }
-  // The segment's live fields (version, futex word, seqlock, write lock). The mapping starts at
-  // the segment's first byte, so the header page is data_offset bytes before the data.
+  // The segment's live fields, for the seqlock write window of lock(seqlock=True), which Array
+  // does not expose (everything else goes through Array's methods). The mapping starts at the
+  // segment's first byte, so the header page is data_offset bytes before the data.
   [[nodiscard]] LiveFields& live() const noexcept {
     return *live_fields_of(data() - array_.info().data_offset);
   }

@@ -71,16 +71,16 @@ class PyLock {
     }
     const ArrayHandle& h = handle_of(owner_);
     require_writable(h, "locking");
-    LiveFields& live = h.live();
+    const Array& array = h.array();
     auto result = in_slices<WriteLock>(
-        timeout, [&](std::chrono::nanoseconds slice) { return WriteLock::acquire(live, slice); });
+        timeout, [&](std::chrono::nanoseconds slice) { return array.lock(slice); });
     if (!result && result.error().code() == ErrorCode::kDeadlineExceeded) {
       raise_error(Error(ErrorCode::kDeadlineExceeded,
                         "the write lock of '" + h.name() + "' is still held by another writer "
                         "after " + seconds_text(timeout)));
     }
     lock_ = unwrap(std::move(result));
-    if (seqlock_) begin_write(live);
+    if (seqlock_) begin_write(h.live());
   }
 
   // Releases the lock (no-op when not held). With seqlock=True, first ends the write and
@@ -115,18 +115,18 @@ std::uint64_t py_publish(const py::object& arr) {
   py::object owner = owner_of(arr);
   const ArrayHandle& h = handle_of(owner);
   require_writable(h, "publish()");
-  return publish(h.live());
+  return unwrap(h.array().publish());
 }
 
 std::uint64_t py_wait(const py::object& arr, std::optional<std::uint64_t> newer_than,
                       std::optional<double> timeout_s) {
   py::object owner = owner_of(arr);  // held across the GIL-free wait
   const ArrayHandle& h = handle_of(owner);
-  const LiveFields& live = h.live();
-  const std::uint64_t v = newer_than.value_or(current_version(live));
+  const Array& array = h.array();
+  const std::uint64_t v = newer_than.value_or(array.version());
   const auto timeout = timeout_of(timeout_s);
   auto result = in_slices<std::uint64_t>(timeout, [&](std::chrono::nanoseconds slice) {
-    return wait_newer_than(live, v, slice);
+    return array.wait_newer_than(v, slice);
   });
   if (!result && result.error().code() == ErrorCode::kDeadlineExceeded) {
     raise_error(Error(ErrorCode::kDeadlineExceeded,
@@ -150,11 +150,10 @@ py::tuple py_read_consistent(const py::object& arr, std::optional<double> timeou
   if (!copy) throw py::error_already_set();
   auto* dst = reinterpret_cast<std::byte*>(PyByteArray_AsString(copy.ptr()));
   const std::byte* src = h.data();
-  const LiveFields& live = h.live();
   const auto timeout = timeout_of(timeout_s).value_or(std::chrono::hours(24 * 365));
   Result<std::uint64_t> version = [&] {
     py::gil_scoped_release nogil;
-    return read_consistent(live, [&] { std::memcpy(dst, src, nbytes); }, timeout);
+    return h.array().read_consistent([&] { std::memcpy(dst, src, nbytes); }, timeout);
   }();
   const std::uint64_t v = unwrap(std::move(version));
   const auto offset = static_cast<const std::byte*>(view.data()) - src;
@@ -167,7 +166,7 @@ py::tuple py_read_consistent(const py::object& arr, std::optional<double> timeou
 
 void bind_sync(py::module_& m) {
   m.def(
-      "version", [](const py::object& arr) { return current_version(handle_of(owner_of(arr)).live()); },
+      "version", [](const py::object& arr) { return handle_of(owner_of(arr)).array().version(); },
       py::arg("arr"), R"doc(
 The array's publish counter: 0 after create, +1 per publish(). Data written before that publish
 is visible to the caller once it has read the version.
@@ -187,7 +186,7 @@ timeout: seconds (None: no limit; 0: check once). DeadlineExceeded (a TimeoutErr
 elapses first.
 )doc");
   m.def("possibly_torn",
-        [](const py::object& arr) { return possibly_torn(handle_of(owner_of(arr)).live()); },
+        [](const py::object& arr) { return handle_of(owner_of(arr)).array().possibly_torn(); },
         py::arg("arr"), R"doc(
 True when a writer died holding the array's lock and nobody has published since: the data may be
 half-written.

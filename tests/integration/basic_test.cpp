@@ -199,6 +199,29 @@ TEST_F(BasicTest, OpenWaitsForAnArrayCreatedLater) {
   ASSERT_TRUE(client.remove("late"));
 }
 
+TEST_F(BasicTest, WatcherReportsCreateAndRemoveUnderItsPrefixOnly) {
+  auto watcher = Watcher::start(broker_->socket_path(), "cam/");
+  ASSERT_TRUE(watcher) << watcher.error().message();
+  auto client = broker_->client();
+  ASSERT_TRUE(client.create("other/x", ArraySpec{.shape = {1}}));
+  ASSERT_TRUE(client.create("cam/1", ArraySpec{.dtype = "<u2", .shape = {2, 2}}));
+  ASSERT_TRUE(client.remove("cam/1"));
+  ASSERT_TRUE(client.remove("other/x"));
+
+  auto created = watcher->next(5s);
+  ASSERT_TRUE(created && created->has_value());
+  EXPECT_EQ((*created)->kind, WatchEvent::Kind::kCreated);
+  EXPECT_EQ((*created)->name, "cam/1");
+  EXPECT_EQ((*created)->info.dtype, "<u2");
+  auto removed = watcher->next(5s);
+  ASSERT_TRUE(removed && removed->has_value());
+  EXPECT_EQ((*removed)->kind, WatchEvent::Kind::kRemoved);
+  EXPECT_EQ((*removed)->name, "cam/1");
+  auto nothing = watcher->next(200ms);  // other/x is outside the prefix
+  ASSERT_TRUE(nothing);
+  EXPECT_FALSE(nothing->has_value());
+}
+
 TEST(NoBroker, ConnectFailsWithUnavailableAndSaysHowToStartIt) {
   auto c = Client::connect({.socket_path = "/tmp/shmarray-no-such-dir/s.sock"});
   ASSERT_FALSE(c);

@@ -159,6 +159,16 @@ TEST(EncodeFrame, PutsHeaderThenBodyAndSetsTheFdFlag) {
   EXPECT_EQ(decode_header(plain, kMaxReplyBody)->flags, 0u);
 }
 
+TEST(AllocationProbe, SeesALargeAllocationOnThisThread) {
+  // Guards the no-allocation assertions below against a probe that records nothing.
+  test::AllocationProbe probe;
+  std::vector<std::byte> big(std::size_t{2} << 20);
+  big[12345] = std::byte{1};
+  volatile auto keep = big[12345];
+  (void)keep;
+  EXPECT_GE(probe.largest(), std::size_t{2} << 20);
+}
+
 // --- FrameReader ------------------------------------------------------------------------------
 
 TEST(FrameReader, EmptyReaderNeedsMoreBytes) {

@@ -330,7 +330,9 @@ TYPED_TEST(EveryMessage, SingleBitFlipAnywhereIsAnErrorOrAMessage) {
       auto corrupt = body;
       corrupt[i] ^= static_cast<std::byte>(1 << bit);
       auto decoded = decode<TypeParam>(corrupt);
-      if (!decoded) EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
+      if (!decoded) {
+        EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
+      }
     }
   }
 }
@@ -410,13 +412,6 @@ TEST(Messages, EventDecoderRejectsABodyOfAnotherTypeByItsKind) {
 TEST(Messages, OpenRequestDecoderRejectsAChmodRequestBody) {
   // ChmodRequest's mode (0640) lands in OpenRequest's access slot: not a valid Access.
   auto decoded = decode<OpenRequest>(encode_body(ChmodRequest{"x", 0640}));
-  ASSERT_FALSE(decoded.has_value());
-  EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
-}
-
-TEST(Messages, ReplyWithListOfArraysIsRejectedAsASingleArrayReply) {
-  // ListReply's field 0 is a vector of tables; StatReply expects one table there.
-  auto decoded = decode<StatReply>(encode_body(sample<ListReply>()));
   ASSERT_FALSE(decoded.has_value());
   EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
 }

@@ -146,7 +146,9 @@ TEST_F(SegmentHeaderTest, FlippedByteAnywhereInTheHeaderIsRejected) {
     buffer_->bytes[i] ^= std::byte{0x20};
     auto info = read_segment_header(segment());
     EXPECT_FALSE(info.has_value()) << "flip at byte " << i << " accepted";
-    if (!info) EXPECT_EQ(info.error().code(), ErrorCode::kProtocolError);
+    if (!info) {
+      EXPECT_EQ(info.error().code(), ErrorCode::kProtocolError);
+    }
     buffer_->bytes[i] ^= std::byte{0x20};
   }
   EXPECT_EQ(std::memcmp(copy.data(), pristine, copy.size()), 0);
@@ -298,6 +300,16 @@ TEST(SegmentHeader, InitRejectsInfoThatDoesNotFit) {
   auto small = init_segment_header(std::span(buffer->bytes).first(kHeaderBytes - 1), sample_info());
   ASSERT_FALSE(small.has_value());
   EXPECT_EQ(small.error().code(), ErrorCode::kInternal);
+}
+
+TEST(SegmentHeader, InitRejectsStridesThatDoNotMatchTheShape) {
+  // Fewer strides than dimensions would otherwise be read past the vector's end.
+  auto buffer = std::make_unique<SegmentBuffer>();
+  ArrayInfo info = sample_info();
+  info.strides.pop_back();
+  auto ok = init_segment_header(buffer->bytes, info);
+  ASSERT_FALSE(ok.has_value());
+  EXPECT_EQ(ok.error().code(), ErrorCode::kInternal);
 }
 
 TEST(SegmentHeader, InitRejectsAnIdThatIsNotLowercaseHex) {

@@ -6,3 +6,4 @@
 #include "shmarray/error.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/types.hpp"
+#include "shmarray/watcher.hpp"

@@ -1,5 +1,6 @@
 #pragma once
 // Private helpers of the sync/ sources: CPU relax hint, saturating deadlines, duration text.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>

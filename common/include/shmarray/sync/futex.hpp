@@ -45,7 +45,8 @@ enum class FutexWaitStatus : std::uint8_t {
 // Wakes up to `count` (> 0) threads sleeping in futex_wait on `word`, in any process. Change the
 // word *before* calling this, or a waiter that has read the old value may sleep through the wake.
 // Returns the number woken. The word is not written (the kernel only needs its address).
-// Errors: kInternal (EFAULT, EINVAL): only for a word outside any mapping.
+// Errors: kInvalidArgument for count <= 0; kInternal (EFAULT, EINVAL) only for a word outside
+// any mapping.
 [[nodiscard]] Result<int> futex_wake(const std::atomic<std::uint32_t>& word, int count = INT_MAX);
 
 }  // namespace shmarray
