@@ -104,6 +104,7 @@ Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& 
   if (pthread_mutexattr_init(&attr) != 0) return fail(ErrorCode::kInternal, "mutexattr_init");
   int rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   if (rc == 0) rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  if (rc == 0) rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
   if (rc == 0) rc = pthread_mutex_init(&live->write_lock, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) return std::unexpected(sys_error("cannot initialise the array's write lock", rc));
