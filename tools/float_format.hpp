@@ -5,6 +5,9 @@
 // Digits come from the shortest decimal that round-trips in the element's own type (so a float32
 // 0.1 prints "0.1", not "0.10000000149"), cut to `precision` fractional digits when longer, with
 // the cut correctly rounded from the exact binary value (ties to even) as NumPy's Dragon4 does.
+// As in NumPy's array printer (Dragon4 with min_digits), digits beyond the shortest form are the
+// exact value's: the integer part in fixed notation ("84122112." for that float32), and every
+// mantissa digit up to the common count in scientific notation ("8.2740222e-13").
 #include <cstddef>
 #include <span>
 #include <string>

@@ -1,5 +1,7 @@
 #include "shmarray/segment_layout.hpp"
 
+#include "shmarray/sync/live_fields.hpp"
+
 #include <sys/random.h>
 
 #include <cerrno>
@@ -94,20 +96,8 @@ Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& 
   std::memcpy(h->name, info.name.data(), info.name.size());
   h->checksum = header_checksum(*h);
 
-  LiveFields* live = live_fields_of(segment.data());
-  live->version.store(0, std::memory_order_relaxed);
-  live->write_seq.store(0, std::memory_order_relaxed);
-  live->wake_word.store(0, std::memory_order_relaxed);
-  live->waiters.store(0, std::memory_order_relaxed);
-  live->flags.store(0, std::memory_order_relaxed);
-  pthread_mutexattr_t attr;
-  if (pthread_mutexattr_init(&attr) != 0) return fail(ErrorCode::kInternal, "mutexattr_init");
-  int rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  if (rc == 0) rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  if (rc == 0) rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-  if (rc == 0) rc = pthread_mutex_init(&live->write_lock, &attr);
-  pthread_mutexattr_destroy(&attr);
-  if (rc != 0) return std::unexpected(sys_error("cannot initialise the array's write lock", rc));
+  // Version 0, seqlock even, robust + process-shared + error-checking write lock.
+  if (auto ok = init_live_fields(*live_fields_of(segment.data())); !ok) return ok;
   return {};
 }
 

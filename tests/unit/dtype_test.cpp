@@ -23,12 +23,8 @@ struct Expected {
   std::string_view name;
 };
 
-void PrintTo(const Expected& e, std::ostream* os) { *os << "'" << e.text << "'"; }
-
-class DTypeParsesSupportedSpelling : public ::testing::TestWithParam<Expected> {};
-
-TEST_P(DTypeParsesSupportedSpelling, ToKindItemsizeAndCanonicalTypestr) {
-  const Expected& e = GetParam();
+void expect_parses(const Expected& e) {
+  SCOPED_TRACE("dtype '" + std::string(e.text) + "'");
   auto dtype = DType::parse(e.text);
   ASSERT_TRUE(dtype.has_value()) << dtype.error().to_string();
   EXPECT_EQ(dtype->kind(), e.kind);
@@ -41,59 +37,69 @@ TEST_P(DTypeParsesSupportedSpelling, ToKindItemsizeAndCanonicalTypestr) {
   EXPECT_EQ(*again, *dtype);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Typestrs, DTypeParsesSupportedSpelling,
-    ::testing::Values(Expected{"<f2", 'f', 2, "<f2", "float16"},
-                      Expected{"<f4", 'f', 4, "<f4", "float32"},
-                      Expected{"<f8", 'f', 8, "<f8", "float64"},
-                      Expected{"<i1", 'i', 1, "|i1", "int8"},
-                      Expected{"<i2", 'i', 2, "<i2", "int16"},
-                      Expected{"<i4", 'i', 4, "<i4", "int32"},
-                      Expected{"<i8", 'i', 8, "<i8", "int64"},
-                      Expected{"<u1", 'u', 1, "|u1", "uint8"},
-                      Expected{"<u2", 'u', 2, "<u2", "uint16"},
-                      Expected{"<u4", 'u', 4, "<u4", "uint32"},
-                      Expected{"<u8", 'u', 8, "<u8", "uint64"},
-                      Expected{"|b1", 'b', 1, "|b1", "bool"},
-                      Expected{"<c8", 'c', 8, "<c8", "complex64"},
-                      Expected{"<c16", 'c', 16, "<c16", "complex128"}));
-
-INSTANTIATE_TEST_SUITE_P(
-    PlainNames, DTypeParsesSupportedSpelling,
-    ::testing::Values(Expected{"float16", 'f', 2, "<f2", "float16"},
-                      Expected{"float32", 'f', 4, "<f4", "float32"},
-                      Expected{"float64", 'f', 8, "<f8", "float64"},
-                      Expected{"int8", 'i', 1, "|i1", "int8"},
-                      Expected{"int64", 'i', 8, "<i8", "int64"},
-                      Expected{"uint8", 'u', 1, "|u1", "uint8"},
-                      Expected{"uint64", 'u', 8, "<u8", "uint64"},
-                      Expected{"bool", 'b', 1, "|b1", "bool"},
-                      Expected{"complex64", 'c', 8, "<c8", "complex64"},
-                      Expected{"complex128", 'c', 16, "<c16", "complex128"}));
-
-INSTANTIATE_TEST_SUITE_P(
-    OrderlessForms, DTypeParsesSupportedSpelling,
-    ::testing::Values(Expected{"f8", 'f', 8, "<f8", "float64"},
-                      Expected{"=i4", 'i', 4, "<i4", "int32"},
-                      Expected{"|u1", 'u', 1, "|u1", "uint8"},
-                      Expected{"|i1", 'i', 1, "|i1", "int8"},
-                      Expected{"=c16", 'c', 16, "<c16", "complex128"},
-                      Expected{"b1", 'b', 1, "|b1", "bool"}));
-
-class DTypeRejects : public ::testing::TestWithParam<std::string_view> {};
-
-TEST_P(DTypeRejects, WithInvalidArgumentListingWhatIsAccepted) {
-  auto dtype = DType::parse(GetParam());
-  ASSERT_FALSE(dtype.has_value()) << "parsed as " << dtype->str();
-  EXPECT_EQ(dtype.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_THAT(dtype.error().message(), HasSubstr("'" + std::string(GetParam()) + "'"));
-  EXPECT_THAT(dtype.error().message(), HasSubstr("<f8"));
+// Table-driven rather than parameterised: ctest runs every gtest case as its own process.
+TEST(DType, EverySupportedTypestrParsesToItsKindItemsizeAndCanonicalForm) {
+  for (const Expected& e : {Expected{"<f2", 'f', 2, "<f2", "float16"},
+                            Expected{"<f4", 'f', 4, "<f4", "float32"},
+                            Expected{"<f8", 'f', 8, "<f8", "float64"},
+                            Expected{"<i1", 'i', 1, "|i1", "int8"},
+                            Expected{"<i2", 'i', 2, "<i2", "int16"},
+                            Expected{"<i4", 'i', 4, "<i4", "int32"},
+                            Expected{"<i8", 'i', 8, "<i8", "int64"},
+                            Expected{"<u1", 'u', 1, "|u1", "uint8"},
+                            Expected{"<u2", 'u', 2, "<u2", "uint16"},
+                            Expected{"<u4", 'u', 4, "<u4", "uint32"},
+                            Expected{"<u8", 'u', 8, "<u8", "uint64"},
+                            Expected{"|b1", 'b', 1, "|b1", "bool"},
+                            Expected{"<c8", 'c', 8, "<c8", "complex64"},
+                            Expected{"<c16", 'c', 16, "<c16", "complex128"}}) {
+    expect_parses(e);
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Unsupported, DTypeRejects,
-                         ::testing::Values("<f16", "|f8", "|i4", "x", "", "<i3", "<f", "<", "f",
-                                           "<x8", "<f8 ", " <f8", "<f0008", "float128", "Float64",
-                                           "<U8", "<M8", "O"));
+TEST(DType, EveryPlainNameParsesToItsCanonicalTypestr) {
+  for (const Expected& e : {Expected{"float16", 'f', 2, "<f2", "float16"},
+                            Expected{"float32", 'f', 4, "<f4", "float32"},
+                            Expected{"float64", 'f', 8, "<f8", "float64"},
+                            Expected{"int8", 'i', 1, "|i1", "int8"},
+                            Expected{"int16", 'i', 2, "<i2", "int16"},
+                            Expected{"int32", 'i', 4, "<i4", "int32"},
+                            Expected{"int64", 'i', 8, "<i8", "int64"},
+                            Expected{"uint8", 'u', 1, "|u1", "uint8"},
+                            Expected{"uint16", 'u', 2, "<u2", "uint16"},
+                            Expected{"uint32", 'u', 4, "<u4", "uint32"},
+                            Expected{"uint64", 'u', 8, "<u8", "uint64"},
+                            Expected{"bool", 'b', 1, "|b1", "bool"},
+                            Expected{"complex64", 'c', 8, "<c8", "complex64"},
+                            Expected{"complex128", 'c', 16, "<c16", "complex128"}}) {
+    expect_parses(e);
+  }
+}
+
+TEST(DType, OrderlessFormsNumpyAcceptsAreNormalised) {
+  for (const Expected& e : {Expected{"f8", 'f', 8, "<f8", "float64"},
+                            Expected{"=i4", 'i', 4, "<i4", "int32"},
+                            Expected{"|u1", 'u', 1, "|u1", "uint8"},
+                            Expected{"|i1", 'i', 1, "|i1", "int8"},
+                            Expected{"=c16", 'c', 16, "<c16", "complex128"},
+                            Expected{"b1", 'b', 1, "|b1", "bool"}}) {
+    expect_parses(e);
+  }
+}
+
+TEST(DType, UnsupportedSpellingsFailWithInvalidArgumentListingWhatIsAccepted) {
+  for (std::string_view text : {"<f16", "|f8", "|i4", "x", "", "<i3", "<f", "<", "f", "<x8",
+                                "<f8 ", " <f8", "<f0008", "float128", "Float64", "<U8", "<M8",
+                                "O"}) {
+    SCOPED_TRACE("dtype '" + std::string(text) + "'");
+    auto dtype = DType::parse(text);
+    EXPECT_FALSE(dtype.has_value()) << "parsed as " << dtype->str();
+    if (dtype) continue;
+    EXPECT_EQ(dtype.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(dtype.error().message(), HasSubstr("'" + std::string(text) + "'"));
+    EXPECT_THAT(dtype.error().message(), HasSubstr("<f8"));
+  }
+}
 
 TEST(DType, BigEndianIsRejectedWithTheLittleEndianSuggestion) {
   auto dtype = DType::parse(">f8");

@@ -149,53 +149,49 @@ TEST(ComputeLayout, OutOfRangeOrderFailsWithInvalidArgument) {
 
 // --- validate_name ----------------------------------------------------------------------------
 
-class NameIsValid : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(NameIsValid, Accepted) {
-  auto ok = validate_name(GetParam());
-  EXPECT_TRUE(ok.has_value()) << ok.error().to_string();
+// Table-driven rather than parameterised: ctest runs every gtest case as its own process.
+TEST(ValidateName, AcceptsNamesOfTheAllowedCharactersAndComponents) {
+  for (const std::string& name : {std::string("a"), std::string("cam/0/frame"),
+                                  std::string("x.y:z-1_2"), std::string("A-Z.09"),
+                                  std::string("a."), std::string(".a"), std::string("..."),
+                                  std::string("a/..b"), std::string(kMaxNameLength, 'n')}) {
+    auto ok = validate_name(name);
+    EXPECT_TRUE(ok.has_value()) << "'" << name << "': " << ok.error().to_string();
+  }
 }
-
-INSTANTIATE_TEST_SUITE_P(Names, NameIsValid,
-                         ::testing::Values("a", "cam/0/frame", "x.y:z-1_2", "A-Z.09", "a.", ".a",
-                                           "...", "a/..b", std::string(kMaxNameLength, 'n')));
 
 struct BadName {
   std::string name;
   std::string message_part;  // what the error must say
 };
 
-void PrintTo(const BadName& b, std::ostream* os) {
-  *os << "name of " << b.name.size() << " bytes, expecting '" << b.message_part << "'";
+TEST(ValidateName, RejectsBadNamesWithAMessageNamingTheProblem) {
+  for (const BadName& bad :
+       {BadName{"", "empty"},
+        BadName{std::string(kMaxNameLength + 1, 'n'), "256 bytes"},
+        BadName{"/abs", "starts with '/'"},
+        BadName{"a/../b", "'..' component"},
+        BadName{"..", "'..' component"},
+        BadName{".", "'.' component"},
+        BadName{"a/./b", "'.' component"},
+        BadName{"a//b", "empty component"},
+        BadName{"a/", "empty component"},
+        BadName{"a b", "byte 0x20 at position 1"},
+        BadName{"\n", "byte 0x0a at position 0"},
+        BadName{"\x01", "byte 0x01 at position 0"},
+        BadName{"ab\xc3\xa9", "byte 0xc3 at position 2"},
+        BadName{"a\\b", "'\\' at position 1"},
+        BadName{std::string("a\0b", 3), "byte 0x00 at position 1"},
+        BadName{"a*", "'*' at position 1"}}) {
+    SCOPED_TRACE("name of " + std::to_string(bad.name.size()) + " bytes, expecting '" +
+                 bad.message_part + "'");
+    auto ok = validate_name(bad.name);
+    EXPECT_FALSE(ok.has_value());
+    if (ok) continue;
+    EXPECT_EQ(ok.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_THAT(ok.error().message(), HasSubstr(bad.message_part));
+  }
 }
-
-class NameIsInvalid : public ::testing::TestWithParam<BadName> {};
-
-TEST_P(NameIsInvalid, RejectedWithMessageNamingTheProblem) {
-  auto ok = validate_name(GetParam().name);
-  ASSERT_FALSE(ok.has_value());
-  EXPECT_EQ(ok.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_THAT(ok.error().message(), HasSubstr(GetParam().message_part));
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Names, NameIsInvalid,
-    ::testing::Values(BadName{"", "empty"},
-                      BadName{std::string(kMaxNameLength + 1, 'n'), "256 bytes"},
-                      BadName{"/abs", "starts with '/'"},
-                      BadName{"a/../b", "'..' component"},
-                      BadName{"..", "'..' component"},
-                      BadName{".", "'.' component"},
-                      BadName{"a/./b", "'.' component"},
-                      BadName{"a//b", "empty component"},
-                      BadName{"a/", "empty component"},
-                      BadName{"a b", "byte 0x20 at position 1"},
-                      BadName{"\n", "byte 0x0a at position 0"},
-                      BadName{"\x01", "byte 0x01 at position 0"},
-                      BadName{"ab\xc3\xa9", "byte 0xc3 at position 2"},
-                      BadName{"a\\b", "'\\' at position 1"},
-                      BadName{std::string("a\0b", 3), "byte 0x00 at position 1"},
-                      BadName{"a*", "'*' at position 1"}));
 
 }  // namespace
 }  // namespace shmarray

@@ -265,14 +265,12 @@ TYPED_TEST(EveryMessage, DefaultConstructedMessageRoundTrips) {
   expect_same(*decoded, original);
 }
 
-TYPED_TEST(EveryMessage, EmptyBodyIsProtocolError) {
-  auto decoded = decode<TypeParam>(std::span<const std::byte>());
-  ASSERT_FALSE(decoded.has_value());
-  EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
-  EXPECT_THAT(decoded.error().message(), HasSubstr(std::string(to_string(TypeParam::kType))));
-}
+TYPED_TEST(EveryMessage, EmptyOrGarbageBodyIsProtocolError) {
+  auto empty = decode<TypeParam>(std::span<const std::byte>());
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_EQ(empty.error().code(), ErrorCode::kProtocolError);
+  EXPECT_THAT(empty.error().message(), HasSubstr(std::string(to_string(TypeParam::kType))));
 
-TYPED_TEST(EveryMessage, GarbageBodyIsProtocolError) {
   const std::vector<std::vector<std::byte>> garbage = {
       std::vector<std::byte>(1, std::byte{0x41}),
       std::vector<std::byte>(3, std::byte{0xff}),
@@ -281,8 +279,10 @@ TYPED_TEST(EveryMessage, GarbageBodyIsProtocolError) {
   };
   for (const auto& body : garbage) {
     auto decoded = decode<TypeParam>(body);
-    ASSERT_FALSE(decoded.has_value()) << body.size() << " garbage bytes decoded";
-    EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
+    EXPECT_FALSE(decoded.has_value()) << body.size() << " garbage bytes decoded";
+    if (!decoded) {
+      EXPECT_EQ(decoded.error().code(), ErrorCode::kProtocolError);
+    }
   }
 }
 

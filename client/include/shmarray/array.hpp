@@ -93,7 +93,16 @@ class Array {
     auto data = mutable_bytes();
     if (!data) return std::unexpected(data.error());
     begin_write(live());
+    // Close the write window even if fn throws, so readers are not left retrying.
+    struct CloseOnThrow {
+      LiveFields& live;
+      bool published = false;
+      ~CloseOnThrow() {
+        if (!published) end_write(live);
+      }
+    } window{live()};
     fn(*data);
+    window.published = true;
     return end_write_and_publish(live());
   }
 
