@@ -7,7 +7,9 @@
 //   shmarray [--socket PATH] create NAME --dtype D --shape A,B [--order C|F] [--mode 0640]
 //                                        [--ephemeral]
 //   shmarray [--socket PATH] rm NAME [NAME...]
+//   shmarray [--socket PATH] chmod MODE NAME
 //   shmarray [--socket PATH] dump NAME [--head N]
+//   shmarray [--socket PATH] watch [PREFIX] [--seconds N]
 //
 // Exit status: 0 on success, 1 when an operation fails, 2 for a usage error.
 #include <CLI/CLI.hpp>
@@ -21,6 +23,7 @@
 #include "info_format.hpp"
 #include "numpy_format.hpp"
 #include "user_names.hpp"
+#include "watch_command.hpp"
 
 namespace {
 
@@ -44,6 +47,7 @@ struct Args {
   std::string mode = "0600";
   bool ephemeral = false;
   std::uint64_t head = 0;
+  double seconds = 0;
 };
 
 int report(std::string_view command, const Error& error) {
@@ -127,6 +131,18 @@ int run_rm(const Args& args) {
   return status;
 }
 
+int run_chmod(const Args& args) {
+  // The validator already accepted the mode; parse again for the value.
+  const std::uint32_t mode = cli::parse_mode(args.mode).value();
+  auto client = connect(args);
+  if (!client) return report("chmod", client.error());
+  if (auto changed = client->chmod(args.name, mode); !changed) {
+    return report("chmod", changed.error());
+  }
+  print_line("mode of '" + args.name + "' is now " + cli::mode_str(mode));
+  return 0;
+}
+
 int run_dump(const Args& args, bool head) {
   auto client = connect(args);
   if (!client) return report("dump", client.error());
@@ -158,8 +174,10 @@ struct Commands {
   CLI::App* stat;
   CLI::App* create;
   CLI::App* rm;
+  CLI::App* chmod;
   CLI::App* dump;
   CLI::Option* head;
+  CLI::App* watch;
 };
 
 void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
@@ -176,6 +194,14 @@ void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.head = commands.dump->add_option(
       "--head", args.head, "print only the first N elements (row-major order) as a flat list");
   commands.head->type_name("N");
+
+  commands.watch = app.add_subcommand(
+      "watch", "Stream created/removed events under PREFIX; if PREFIX names an array, also its "
+               "version changes with a rate (until Ctrl-C)");
+  commands.watch->add_option("prefix", args.prefix, "name prefix or array name")
+      ->type_name("PREFIX");
+  commands.watch->add_option("--seconds", args.seconds, "stop after this long (0: until Ctrl-C)")
+      ->capture_default_str();
 }
 
 void add_change_commands(CLI::App& app, Args& args, Commands& commands) {
@@ -205,6 +231,14 @@ void add_change_commands(CLI::App& app, Args& args, Commands& commands) {
 
   commands.rm = app.add_subcommand("rm", "Remove arrays (mappings that exist stay valid)");
   commands.rm->add_option("names", args.names, "array names")->required()->type_name("NAME");
+
+  commands.chmod = app.add_subcommand(
+      "chmod", "Change an array's permission bits (owner or root only); applies to later opens");
+  commands.chmod->add_option("mode", args.mode, "permission bits in octal, as for files")
+      ->required()
+      ->type_name("OCTAL")
+      ->check(checked_by(cli::parse_mode, "OCTAL"));
+  commands.chmod->add_option("name", args.name, "array name")->required()->type_name("NAME");
 }
 
 int dispatch(const Commands& commands, const Args& args) {
@@ -212,6 +246,8 @@ int dispatch(const Commands& commands, const Args& args) {
   if (commands.stat->parsed()) return run_stat(args);
   if (commands.create->parsed()) return run_create(args);
   if (commands.rm->parsed()) return run_rm(args);
+  if (commands.chmod->parsed()) return run_chmod(args);
+  if (commands.watch->parsed()) return cli::run_watch(args.socket, args.prefix, args.seconds);
   return run_dump(args, commands.head->count() > 0);
 }
 

@@ -116,6 +116,16 @@ Result<ArrayInfo> Client::stat(std::string_view name) {
   return std::move(reply->first.info);
 }
 
+Result<void> Client::chmod(std::string_view name, std::uint32_t mode) {
+  if (auto ok = validate_name(name); !ok) return std::unexpected(ok.error());
+  if ((mode & ~0777u) != 0) {
+    return fail(ErrorCode::kInvalidArgument, "mode must be within 0777 (permission bits only)");
+  }
+  auto reply = impl_->request<wire::ChmodReply>(wire::ChmodRequest{std::string(name), mode});
+  if (!reply) return std::unexpected(reply.error());
+  return {};
+}
+
 const std::string& Client::socket_path() const noexcept { return impl_->socket_path; }
 std::uint16_t Client::protocol_version() const noexcept { return impl_->hello.version; }
 std::uint32_t Client::broker_pid() const noexcept { return impl_->hello.broker_pid; }

@@ -17,6 +17,11 @@ struct Config {
   std::size_t max_pending_reply_bytes = 64u << 20;    // per connection, before it is dropped
   std::chrono::milliseconds read_timeout{10'000};     // a started frame must complete in this
   std::string shm_dir = "/dev/shm";                   // where POSIX shm segments appear
+  // System mode (one broker shared by several users): permission bits and group applied to the
+  // socket file right after bind. -1 / empty: leave it as bind made it (per-user socket in a
+  // 0700 directory). The group is a name or a numeric gid.
+  std::int32_t socket_mode = -1;
+  std::string socket_group;
 };
 
 }  // namespace shmarray::server

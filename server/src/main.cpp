@@ -4,11 +4,50 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
+#include <string_view>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "broker.hpp"
 #include "shmarray/socket_path.hpp"
+
+namespace {
+
+// "0660" -> 0660; -1 when the text is not octal permission bits (0 to 0777).
+std::int32_t parse_octal_mode(std::string_view text) {
+  std::int32_t mode = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || mode < 0 ||
+      mode > 0777) {
+    return -1;
+  }
+  return mode;
+}
+
+// System mode: one broker shared by several local users (see docs/security.md).
+void add_socket_access_options(CLI::App& app, shmarray::server::Config& config) {
+  app.add_option_function<std::string>(
+         "--socket-mode",
+         [&config](const std::string& text) { config.socket_mode = parse_octal_mode(text); },
+         "Permission bits (octal) for the socket file, e.g. 0660 with --socket-group, or 0666 "
+         "for every local user; its directory must let them through (default: as created, in "
+         "a 0700 directory: only this user)")
+      ->type_name("OCTAL")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return parse_octal_mode(text) >= 0
+                       ? std::string()
+                       : "bad mode '" + text + "': write permission bits in octal, e.g. 0660";
+          },
+          "OCTAL"));
+  app.add_option("--socket-group", config.socket_group,
+                 "Group (name or gid) given the socket file, so that its members may connect "
+                 "when --socket-mode grants the group rw (e.g. 0660)")
+      ->type_name("GROUP");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using shmarray::server::Config;
@@ -36,6 +75,7 @@ int main(int argc, char** argv) {
   app.add_option("--read-timeout-ms", read_timeout_ms,
                  "A client must finish a started message (and say hello) within this time")
       ->capture_default_str();
+  add_socket_access_options(app, config);
   CLI11_PARSE(app, argc, argv);
   config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
   config.socket_path = shmarray::resolve_socket_path(config.socket_path);

@@ -62,6 +62,10 @@ class Client {
   // Arrays whose names start with `prefix` (all when empty), sorted by name.
   [[nodiscard]] Result<std::vector<ArrayInfo>> list(std::string_view prefix = {});
   [[nodiscard]] Result<ArrayInfo> stat(std::string_view name);
+  // Sets the array's permission bits (`mode` within 0777, as for files). Only the owner or root
+  // may: kPermissionDenied otherwise, kNotFound if absent, kInvalidArgument for a bad name or
+  // mode. Applies to later opens; descriptors and mappings already granted are not revoked.
+  [[nodiscard]] Result<void> chmod(std::string_view name, std::uint32_t mode);
 
   // The socket this client is connected to.
   [[nodiscard]] const std::string& socket_path() const noexcept;
