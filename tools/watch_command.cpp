@@ -57,6 +57,7 @@ std::optional<VersionTracker> track_if_array(const std::string& socket, const st
   const std::uint64_t v = array->version();
   std::printf("%s watching '%s' at version %llu\n", now_text().c_str(), name.c_str(),
               static_cast<unsigned long long>(v));
+  std::fflush(stdout);
   return VersionTracker{std::move(*array), v};
 }
 

@@ -19,6 +19,14 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_p
   std::unique_ptr<Connection> c(new Connection(socket_path));
   boost::system::error_code ec;
   c->socket_.connect(boost::asio::local::stream_protocol::endpoint(socket_path), ec);
+  if (ec == boost::system::errc::permission_denied) {
+    // A broker runs there, but its socket (or directory) does not admit this user.
+    return fail(ErrorCode::kPermissionDenied,
+                "not allowed to connect to the broker at " + socket_path + " (" + ec.message() +
+                    "): its socket admits only the users its shmarrayd --socket-mode and "
+                    "--socket-group allow; ask its administrator, or start your own broker",
+                ec.value());
+  }
   if (ec) {
     return fail(ErrorCode::kUnavailable,
                 "no broker at " + socket_path + " (" + ec.message() +
@@ -33,18 +41,53 @@ Result<Connection::Reply> Connection::call(wire::MessageType type,
                                            wire::Clock::time_point deadline) {
   const std::uint64_t id = next_request_id_++;
   const auto frame = wire::encode_frame(type, id, body);
+  last_failure_ = Failure::kOther;
   if (auto sent = wire::send_all(socket_.native_handle(), frame, -1, deadline); !sent) {
     if (sent.error().code() == ErrorCode::kDeadlineExceeded) return std::unexpected(sent.error());
+    if (auto parting = parting_error()) return std::unexpected(std::move(*parting));
+    last_failure_ = Failure::kNotSent;
     return fail(ErrorCode::kUnavailable,
                 "lost the connection to the broker at " + socket_path_ + " (" +
                     sent.error().message() + "): is shmarrayd still running?");
   }
   for (;;) {
     auto reply = next_frame(deadline);
-    if (!reply) return reply;
-    if (reply->frame.header.request_id == id) return reply;
+    if (!reply) {
+      // Nothing of a reply had arrived when the connection closed (a reset counts: the broker
+      // died with our request unread).
+      if (reply.error().code() == ErrorCode::kUnavailable && reader_.buffered() == 0) {
+        last_failure_ = Failure::kNoReply;
+      }
+      return reply;
+    }
+    const auto& header = reply->frame.header;
+    // Request id 0: an error about the connection itself (sent just before the broker closes it).
+    if (header.request_id == id ||
+        (header.request_id == 0 && header.type == wire::MessageType::kErrorReply)) {
+      last_failure_ = Failure::kNone;
+      return reply;
+    }
     // A reply to an abandoned (timed-out) request: drop it.
   }
+}
+
+std::optional<Error> Connection::parting_error() {
+  std::array<std::byte, 4096> buffer;
+  for (int i = 0; i < 16; ++i) {
+    auto frame = reader_.next();
+    if (!frame) return std::nullopt;
+    if (frame->has_value()) {
+      const auto& f = **frame;
+      if (f.header.request_id != 0 || f.header.type != wire::MessageType::kErrorReply) continue;
+      auto err = wire::decode<wire::ErrorReply>(f.body);
+      if (!err) return std::nullopt;
+      return Error(err->code, std::move(err->message));
+    }
+    auto got = wire::receive_some(socket_.native_handle(), buffer);  // non-blocking
+    if (!got || got->would_block || got->bytes == 0) return std::nullopt;
+    reader_.append(std::span<const std::byte>(buffer.data(), got->bytes));
+  }
+  return std::nullopt;
 }
 
 Result<Connection::Reply> Connection::next_frame(wire::Clock::time_point deadline) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,15 @@ class Connection {
   // Waits for the next frame the broker sends unprompted (watch events).
   [[nodiscard]] Result<Reply> next_frame(wire::Clock::time_point deadline);
 
+  // How the last call() failed, so that Client knows what a retry on a new connection risks.
+  enum class Failure {
+    kNone,
+    kNotSent,  // the request never reached a live broker (the connection was already gone)
+    kNoReply,  // sent, then the connection closed before any byte of a reply: maybe applied
+    kOther,    // a timeout, a malformed reply, an error from the broker about the connection
+  };
+  [[nodiscard]] Failure last_failure() const noexcept { return last_failure_; }
+
   [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
 
  private:
@@ -44,6 +54,11 @@ class Connection {
   wire::FrameReader reader_{wire::kMaxReplyBody};
   std::deque<UniqueFd> received_fds_;
   std::uint64_t next_request_id_ = 1;
+  Failure last_failure_ = Failure::kNone;
+
+  // After a failed send: the error the broker left before it closed (an ErrorReply with request
+  // id 0, e.g. its connection limit), if one is waiting to be read.
+  [[nodiscard]] std::optional<Error> parting_error();
 };
 
 // Decodes a reply as M, turning an ErrorReply into its Error and anything else into

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "recovery.hpp"
+#include "socket_access.hpp"
 #include "shmarray/mapping.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/segment_layout.hpp"
@@ -69,6 +70,9 @@ Broker::~Broker() = default;
 
 Result<void> Broker::take_socket() {
   const std::string& path = config_.socket_path;
+  // Resolved first, so a bad --socket-group fails before anything is created.
+  auto socket_gid = resolve_socket_group(config_.socket_group);
+  if (!socket_gid) return std::unexpected(socket_gid.error());
   if (auto ok = ensure_socket_directory(path); !ok) return ok;
   // The lock file decides who owns the socket, even when two brokers start at the same moment.
   const std::string lock_path = path + ".lock";
@@ -87,6 +91,17 @@ Result<void> Broker::take_socket() {
   boost::system::error_code ec;
   acceptor_.open(stream_protocol(), ec);
   if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+  if (!ec) {
+    // System mode: group and mode go on before listen(), so no one connects in between.
+    if (auto ok = apply_socket_access(path, *socket_gid, config_.socket_mode); !ok) {
+      acceptor_.close(ec);
+      ::unlink(path.c_str());
+      return ok;
+    }
+    if (config_.socket_mode >= 0 && (config_.socket_mode & 0077) != 0) {
+      warn_if_socket_directory_closed(path);
+    }
+  }
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return fail(ErrorCode::kUnavailable, "cannot listen on " + path + ": " + ec.message(),
@@ -147,7 +162,9 @@ void Broker::accept() {
                    "(--max-connections)", peer->pid, config_.max_connections);
       const auto frame = wire::encode_message(
           wire::ErrorReply{ErrorCode::kResourceExhausted,
-                           "the broker has reached its connection limit: retry later"},
+                           "the broker at " + config_.socket_path + " has reached its limit of " +
+                               std::to_string(config_.max_connections) +
+                               " connections (shmarrayd --max-connections): retry later"},
           0);
       (void)wire::send_some(socket.native_handle(), frame, -1);
     } else {
@@ -410,6 +427,7 @@ void Broker::remove_array(const std::string& name, std::string_view why) {
 void Broker::on_remove(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::RemoveRequest>(s, f);
   if (!m) return;
+  if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
   const ArrayRecord* record = registry_.find(m->name);
   if (record == nullptr) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
@@ -451,6 +469,7 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
 void Broker::on_stat(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::StatRequest>(s, f);
   if (!m) return;
+  if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
   const ArrayRecord* record = registry_.find(m->name);
   if (record == nullptr || !may_read(s, record->info)) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
@@ -461,6 +480,7 @@ void Broker::on_stat(Session& s, const wire::Frame& f) {
 void Broker::on_chmod(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::ChmodRequest>(s, f);
   if (!m) return;
+  if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
   ArrayRecord* record = registry_.find(m->name);
   if (record == nullptr) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
@@ -493,8 +513,13 @@ void Broker::on_watch(Session& s, const wire::Frame& f) {
 }
 
 void Broker::notify_watchers(wire::EventKind kind, const ArrayRecord& record) {
-  for (auto& [id, session] : sessions_) {
-    if (!session->watching || session->closed()) continue;
+  // Collected first: a send that fails closes its session, which erases it from sessions_.
+  std::vector<std::shared_ptr<Session>> watchers;
+  for (const auto& [id, session] : sessions_) {
+    if (session->watching) watchers.push_back(session);
+  }
+  for (const auto& session : watchers) {
+    if (session->closed()) continue;
     if (record.info.name.compare(0, session->watch_prefix.size(), session->watch_prefix) != 0) {
       continue;
     }

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker.hpp"
+#include "gc.hpp"
 #include "shmarray/socket_path.hpp"
 
 namespace {
@@ -76,6 +77,14 @@ int main(int argc, char** argv) {
                  "A client must finish a started message (and say hello) within this time")
       ->capture_default_str();
   add_socket_access_options(app, config);
+  bool gc = false;
+  app.add_flag("--gc", gc,
+               "Instead of serving: remove this socket's segments that a start would not adopt "
+               "(corrupt or half-made headers, ephemeral arrays, duplicate names), print them and "
+               "exit (0; 3 if a broker is serving the socket). A normal start never deletes any");
+  app.add_option("--max-pending-reply-bytes", config.max_pending_reply_bytes,
+                 "Replies queued for a client that does not read them before it is dropped")
+      ->group("");  // hidden: for tests
   CLI11_PARSE(app, argc, argv);
   config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
   config.socket_path = shmarray::resolve_socket_path(config.socket_path);
@@ -84,6 +93,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarrayd[%P] %l: %v");
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  if (gc) return shmarray::server::run_gc(config);
 
   boost::asio::io_context io;
   shmarray::server::Broker broker(io, config);

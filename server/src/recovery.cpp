@@ -58,6 +58,10 @@ RecoveryReport recover_segments(const std::string& shm_dir, const std::string& p
     auto info = inspect("/" + file, id);
     if (!info) {
       report.skipped.push_back(shm_dir + "/" + file + ": " + info.error().message());
+      const ErrorCode code = info.error().code();
+      report.rejected.push_back(RejectedSegment{
+          "/" + file, info.error().message(),
+          code == ErrorCode::kProtocolError || code == ErrorCode::kInvalidArgument});
       continue;
     }
     report.arrays.push_back(RecoveredArray{std::move(*info), Segment::adopt("/" + file)});

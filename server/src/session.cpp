@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <boost/asio/post.hpp>
 
 #include "broker.hpp"
 #include "shmarray/wire/fd_passing.hpp"
@@ -88,25 +89,34 @@ void Session::on_readable() {
       }
       if (!frame->has_value()) break;
       broker_.handle(*this, std::move(**frame));
-      if (closing_ || closed_) return;
+      if (closing_ || closed_ || dropping_) return;
     }
     if (was_idle && reader_.buffered() > 0) arm_read_deadline();
   }
-  // Backpressure: a client that does not read its replies stops being read.
-  if (outgoing_bytes_ > config_.max_pending_reply_bytes) {
-    spdlog::warn("connection {} (pid {}) does not read its replies ({} bytes queued); closing it",
-                 id_, peer_.pid, outgoing_bytes_);
-    close();
-    return;
-  }
+  // Backpressure: a client that does not read its replies stops being read (send() saw the queue
+  // pass the limit and posted the close).
+  if (dropping_) return;
   wait_readable();
 }
 
 void Session::send(std::vector<std::byte> frame, UniqueFd fd) {
-  if (closed_) return;
+  if (closed_ || dropping_) return;
   outgoing_bytes_ += frame.size();
   outgoing_.push_back(Outgoing{std::move(frame), std::move(fd), 0});
   if (!writing_) flush();
+  // Also checked here, not only after reading: a watcher that stops reading its events sends
+  // nothing, so on_readable never runs for it, and its queue would grow without bound.
+  if (!closed_ && outgoing_bytes_ > config_.max_pending_reply_bytes) drop_slow_reader();
+}
+
+void Session::drop_slow_reader() {
+  spdlog::warn("connection {} (pid {}) does not read its replies ({} bytes queued); closing it",
+               id_, peer_.pid, outgoing_bytes_);
+  dropping_ = true;
+  reading_ = false;
+  // Closed from the io_context, not here: send() runs inside broker loops over the sessions,
+  // which closing (it erases the session) would invalidate.
+  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
 }
 
 void Session::send_error(std::uint64_t request_id, const Error& error) {

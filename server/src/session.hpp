@@ -58,6 +58,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void flush();
   void arm_read_deadline();
   void close();
+  void drop_slow_reader();
 
   Broker& broker_;
   Socket socket_;
@@ -72,6 +73,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reading_ = true;
   bool closing_ = false;
   bool closed_ = false;
+  bool dropping_ = false;  // over max_pending_reply_bytes: queue nothing more, close soon
 };
 
 }  // namespace shmarray::server

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "security_commands.hpp"
 #include "shmarray/shmarray.hpp"
 
 namespace {
@@ -38,6 +39,8 @@ constexpr const char* kUsage = R"(usage: shmarray_test_helper COMMAND SOCKET NAM
   seq-reader SOCK NAME MS            consistent reads for MS ms; fails on a torn read
   create-iota SOCK NAME DTYPE ORDER SHAPE   create; element k in memory order = k (cast)
   check-iota SOCK NAME               open read-only; check element k in memory order == k
+  try SOCK NAME OP [ARG...]          security tests: print "ok" or "error <Code>" (see
+                                     security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME
 )";
 
 [[noreturn]] void die(const std::string& what) {
@@ -144,6 +147,7 @@ int run(const std::string& cmd, const std::vector<std::string>& a) {
     }
   };
   need(2);
+  if (const int rc = shmarray::test_helper::run_security_command(cmd, a); rc >= 0) return rc;
   auto client = connect(a[0]);
   const std::string& name = a[1];
   if (cmd == "write") {

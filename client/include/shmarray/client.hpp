@@ -6,6 +6,11 @@
 // Thread safety: a Client may be shared between threads; calls are serialised on its connection.
 // Errors: every call returns Result<T>; kUnavailable means the broker cannot be reached (the
 // message names the socket and how to start the broker).
+// Broker restarts: arrays already mapped keep working; the next call reconnects (see
+// ClientOptions::reconnect_attempts). A request whose reply was lost with the old broker is
+// retried once, so a create (or remove) may already have been applied: its retry then fails with
+// kAlreadyExists (kNotFound) and a message saying so. The new broker does not count this client's
+// earlier opens in open_handles.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -27,6 +32,12 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{10'000};
   // Shown in the broker's debug log.
   std::string client_name = "shmarray-client";
+  // When the broker went away (restarted or crashed), the next call reconnects: up to this many
+  // connection attempts, `reconnect_delay` apart, then kUnavailable naming the socket. 0: never
+  // reconnect. A request is retried once on the new connection when the old one was gone before
+  // it was sent, or closed before any reply; see Client for what that means for create/remove.
+  int reconnect_attempts = 3;
+  std::chrono::milliseconds reconnect_delay{100};
 };
 
 struct OpenOptions {
@@ -40,7 +51,8 @@ struct OpenOptions {
 
 class Client {
  public:
-  // Connects and negotiates the protocol version. kUnavailable if no broker listens there.
+  // Connects and negotiates the protocol version. kUnavailable if no broker listens there;
+  // kPermissionDenied if the socket does not admit this user (shmarrayd --socket-mode/-group).
   [[nodiscard]] static Result<Client> connect(ClientOptions options = {});
 
   Client(Client&&) noexcept;

@@ -1,0 +1,90 @@
+#include "gc.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <spdlog/spdlog.h>
+
+#include "recovery.hpp"
+#include "shmarray/socket_path.hpp"
+#include "shmarray/unique_fd.hpp"
+
+namespace shmarray::server {
+namespace {
+
+// The same lock the broker takes in Broker::take_socket: held, it means a broker is serving.
+Result<UniqueFd> lock_socket(const std::string& socket_path) {
+  if (auto ok = ensure_socket_directory(socket_path); !ok) return std::unexpected(ok.error());
+  const std::string lock_path = socket_path + ".lock";
+  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return std::unexpected(sys_error("cannot open lock file " + lock_path, errno));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return fail(ErrorCode::kAlreadyExists,
+                  "a shmarrayd is serving " + socket_path +
+                      ": --gc only runs while no broker does (stop it first)");
+    }
+    return std::unexpected(sys_error("cannot lock " + lock_path, errno));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<GcReport> collect_garbage(const Config& config) {
+  auto lock = lock_socket(config.socket_path);
+  if (!lock) return std::unexpected(lock.error());
+  const std::string prefix = segment_prefix(config.socket_path);
+  RecoveryReport scan = recover_segments(config.shm_dir, prefix);
+  GcReport report;
+  auto remove = [&](const std::string& shm_name, const std::string& why) {
+    const std::string path = config.shm_dir + shm_name;
+    if (::shm_unlink(shm_name.c_str()) != 0 && errno != ENOENT) {
+      report.left_alone.push_back(path + ": cannot remove (" + std::strerror(errno) + "): " + why);
+      return;
+    }
+    spdlog::warn("gc: removed {}: {}", path, why);
+    report.removed.push_back(path + ": " + why);
+  };
+  for (const auto& rejected : scan.rejected) {
+    if (rejected.invalid) {
+      remove(rejected.shm_name, rejected.reason);
+    } else {
+      report.left_alone.push_back(config.shm_dir + rejected.shm_name + ": " + rejected.reason);
+    }
+  }
+  std::set<std::string> names;
+  for (const auto& found : scan.arrays) {  // oldest first, as a start adopts them
+    if (found.info.ephemeral) {
+      remove(found.segment.shm_name(),
+             "ephemeral array '" + found.info.name + "' whose creator is gone");
+    } else if (!names.insert(found.info.name).second) {
+      remove(found.segment.shm_name(),
+             "a newer duplicate of array '" + found.info.name + "' (the oldest is kept)");
+    } else {
+      ++report.kept;
+    }
+  }
+  return report;
+}
+
+int run_gc(const Config& config) {
+  auto report = collect_garbage(config);
+  if (!report) {
+    spdlog::error("{}", report.error().message());
+    return report.error().code() == ErrorCode::kAlreadyExists ? 3 : 1;
+  }
+  for (const auto& line : report->removed) std::printf("removed %s\n", line.c_str());
+  for (const auto& line : report->left_alone) std::printf("left alone %s\n", line.c_str());
+  std::printf("gc %s: removed %zu segment(s), %zu valid array(s) kept, %zu left alone\n",
+              config.socket_path.c_str(), report->removed.size(), report->kept,
+              report->left_alone.size());
+  return 0;
+}
+
+}  // namespace shmarray::server

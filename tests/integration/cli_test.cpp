@@ -1,0 +1,90 @@
+// The `shmarray` command line against a real broker: every subcommand, as a user would type it.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "broker_process.hpp"
+
+namespace shmarray::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class CliTest : public BrokerTest {
+ protected:
+  RunResult cli(std::vector<std::string> args) {
+    std::vector<std::string> argv{SHMARRAY_CLI_PATH, "--socket", broker_->socket_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 20s);
+  }
+};
+
+TEST_F(CliTest, CreateListStatDumpRemoveRoundTrip) {
+  auto created = cli({"create", "demo/a", "--dtype", "float64", "--shape", "2,3", "--mode", "0640"});
+  ASSERT_TRUE(created.status.ok()) << created.status.describe();
+  EXPECT_NE(created.out.find("demo/a"), std::string::npos);
+
+  auto ls = cli({"ls"});
+  ASSERT_TRUE(ls.status.ok());
+  EXPECT_NE(ls.out.find("NAME"), std::string::npos);
+  EXPECT_NE(ls.out.find("demo/a"), std::string::npos);
+  EXPECT_NE(ls.out.find("(2, 3)"), std::string::npos);
+  EXPECT_NE(ls.out.find("0640"), std::string::npos);
+
+  auto json = cli({"ls", "--json"});
+  EXPECT_NE(json.out.find("\"name\": \"demo/a\""), std::string::npos) << json.out;
+
+  auto client = broker_->client();
+  auto a = client.open("demo/a", Access::kReadWrite);
+  ASSERT_TRUE(a);
+  auto v = a->as<double>();
+  for (std::size_t i = 0; i < v->size(); ++i) (*v)[i] = static_cast<double>(i) / 2;
+  auto dump = cli({"dump", "demo/a"});
+  ASSERT_TRUE(dump.status.ok());
+  EXPECT_EQ(dump.out, "[[0.  0.5 1. ]\n [1.5 2.  2.5]]\n");
+  auto head = cli({"dump", "demo/a", "--head", "2"});
+  EXPECT_EQ(head.out, "[0.  0.5]\n");
+
+  auto stat = cli({"stat", "demo/a"});
+  EXPECT_NE(stat.out.find("dtype"), std::string::npos);
+  EXPECT_NE(stat.out.find("<f8"), std::string::npos);
+
+  auto rm = cli({"rm", "demo/a", "missing"});
+  EXPECT_EQ(rm.status.exit_code, 1);  // one of the two failed
+  EXPECT_EQ(client.stat("demo/a").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(CliTest, ErrorsAreClearAndUsageErrorsExitTwo) {
+  auto bad = cli({"create", "x", "--dtype", "<f16", "--shape", "3"});
+  EXPECT_EQ(bad.status.exit_code, 2);
+  auto missing = cli({"stat", "nope"});
+  EXPECT_EQ(missing.status.exit_code, 1);
+  auto help = run({SHMARRAY_CLI_PATH, "watch", "--help"});
+  EXPECT_TRUE(help.status.ok());
+  EXPECT_NE(help.out.find("--seconds"), std::string::npos);
+  auto no_broker = run({SHMARRAY_CLI_PATH, "--socket", "/tmp/shmarray-nowhere/s.sock", "ls"});
+  EXPECT_EQ(no_broker.status.exit_code, 1);
+}
+
+TEST_F(CliTest, WatchStreamsEventsAndVersionRate) {
+  auto client = broker_->client();
+  auto a = client.create("w", ArraySpec{.shape = {1}});
+  ASSERT_TRUE(a);
+  auto watch = ChildProcess::spawn(
+      {SHMARRAY_CLI_PATH, "--socket", broker_->socket_path(), "watch", "w", "--seconds", "2.5"});
+  const auto first = watch.read_line(5s);
+  ASSERT_TRUE(first);
+  EXPECT_NE(first->find("watching 'w' on"), std::string::npos) << *first;
+  const auto second = watch.read_line(5s);
+  ASSERT_TRUE(second);
+  EXPECT_NE(second->find("at version 0"), std::string::npos) << *second;
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(a->publish());
+  ASSERT_TRUE(client.remove("w"));
+  const std::string out = watch.read_all(10s);
+  EXPECT_TRUE(watch.wait(5s).ok());
+  EXPECT_NE(out.find("removed 'w'"), std::string::npos) << out;
+  EXPECT_NE(out.find("version 'w' 50 (+50"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace shmarray::test

@@ -1,0 +1,500 @@
+// Security with real users (docs/security.md): other users' arrays, group bits, read-only grants,
+// owner-only remove/chmod, hidden listings, crafted names, per-user quotas, and the socket's own
+// permissions. The broker runs as root; clients run as two unprivileged users that the tests
+// create (or reuse): fork, drop privileges, exec the helper. Without root those tests skip; the
+// name and option checks that need no second user run anyway.
+#include <fcntl.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "broker_process.hpp"
+#include "raw_client.hpp"
+
+namespace shmarray::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kUserA = "shmarray-test-a";
+constexpr const char* kUserB = "shmarray-test-b";
+constexpr const char* kGroup = "shmarray-test-g";
+
+// Credentials a helper runs with: as after login (primary group, supplementary groups), or as
+// after `sg shmarray-test-g` (gid = the shared group).
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+struct TestUsers {
+  Identity a;
+  Identity b;
+  gid_t group = 0;
+  [[nodiscard]] Identity in_group(Identity who) const {
+    who.gid = group;
+    return who;
+  }
+  [[nodiscard]] static Identity outsider(Identity who) {  // not a member of the shared group
+    who.groups = {who.gid};
+    return who;
+  }
+};
+
+// Runs `argv` (useradd & co.), retrying while another test process holds /etc/passwd's lock.
+bool run_admin(const std::vector<std::string>& argv) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    if (run(argv, 20s).status.ok()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+bool group_has_member(const char* group, const char* user) {
+  const struct group* g = ::getgrnam(group);
+  for (char** m = g != nullptr ? g->gr_mem : nullptr; m != nullptr && *m != nullptr; ++m) {
+    if (std::string(*m) == user) return true;
+  }
+  return false;
+}
+
+// Creates the shared group and both users once (they stay, and are reused by later runs).
+// std::nullopt with `why` set when that is not possible.
+std::optional<TestUsers> ensure_test_users(std::string& why) {
+  if (::geteuid() != 0) {
+    why = "needs root: it creates users shmarray-test-a/-b and runs clients as them";
+    return std::nullopt;
+  }
+  if (::getgrnam(kGroup) == nullptr) run_admin({"/usr/sbin/groupadd", "--system", kGroup});
+  TestUsers users;
+  const struct group* shared = ::getgrnam(kGroup);
+  if (shared == nullptr) {
+    why = std::string("cannot create group ") + kGroup + " (groupadd failed)";
+    return std::nullopt;
+  }
+  users.group = shared->gr_gid;
+  for (const char* name : {kUserA, kUserB}) {
+    if (::getpwnam(name) == nullptr) {
+      run_admin({"/usr/sbin/useradd", "--system", "--no-create-home", "--user-group", "--shell",
+                 "/usr/sbin/nologin", "--groups", kGroup, name});
+    } else if (!group_has_member(kGroup, name)) {
+      run_admin({"/usr/sbin/usermod", "-aG", kGroup, name});
+    }
+    const struct passwd* pw = ::getpwnam(name);
+    if (pw == nullptr) {
+      why = std::string("cannot create user ") + name + " (useradd failed)";
+      return std::nullopt;
+    }
+    Identity& who = name == kUserA ? users.a : users.b;
+    who = Identity{pw->pw_uid, pw->pw_gid, {pw->pw_gid, users.group}};
+  }
+  return users;
+}
+
+// Runs the helper as `who` (setgroups, setgid, setuid, then exec); stdout captured.
+RunResult run_helper_as(const Identity& who, const std::vector<std::string>& args,
+                        std::chrono::milliseconds timeout = 10s) {
+  std::vector<std::string> argv{SHMARRAY_HELPER_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // only async-signal-safe calls from here to exec
+    ::dup2(out[1], STDOUT_FILENO);
+    if (::setgroups(who.groups.size(), who.groups.data()) != 0 || ::setgid(who.gid) != 0 ||
+        ::setuid(who.uid) != 0) {
+      ::_exit(126);
+    }
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);  // e.g. the build directory is not traversable by that user
+  }
+  ::close(out[1]);
+  UniqueFd read_end(out[0]);
+  RunResult result;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{read_end.get(), POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    result.out.append(buf, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      result.status.timed_out = true;
+      return result;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  if (WIFEXITED(status)) result.status.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.status.signal = WTERMSIG(status);
+  return result;
+}
+
+// A broker on a socket whose directory (0755) lets the test users through, plus teardown checks
+// like BrokerTest's: clean SIGTERM exit, none of its segments left.
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    static const std::optional<TestUsers> users = ensure_test_users(why);
+    static const std::string skip_reason = why;
+    if (!users) GTEST_SKIP() << skip_reason;
+    users_ = *users;
+    broker_ = start_broker(broker_args());
+  }
+
+  void TearDown() override {
+    for (auto& broker : brokers_) {
+      if (broker->running()) {
+        const ExitStatus status = broker->stop(SIGTERM);
+        EXPECT_TRUE(status.ok()) << "shmarrayd on SIGTERM: " << status.describe();
+      }
+      EXPECT_TRUE(broker->segments().empty()) << broker->segments().size() << " segments left";
+    }
+    brokers_.clear();
+    std::error_code ignored;
+    for (const auto& dir : dirs_) std::filesystem::remove_all(dir, ignored);
+  }
+
+  virtual std::vector<std::string> broker_args() { return {"--socket-mode", "0666"}; }
+
+  // A new 0755 directory; the broker's socket goes in it (or in `subdir` of it, left for the
+  // broker to create).
+  BrokerProcess* start_broker(const std::vector<std::string>& args, const std::string& subdir = {}) {
+    char tmpl[] = "/tmp/shmarray-sec-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dirs_.emplace_back(tmpl);
+    ::chmod(tmpl, 0755);
+    const std::string dir = subdir.empty() ? std::string(tmpl) : std::string(tmpl) + "/" + subdir;
+    brokers_.push_back(std::make_unique<BrokerProcess>(args, dir + "/s.sock"));
+    return brokers_.back().get();
+  }
+
+  // The first line the helper printed for `try NAME OP ARGS...` run as `who`.
+  std::string attempt(const Identity& who, const std::string& name, const std::string& op,
+                      const std::vector<std::string>& args = {}) {
+    std::vector<std::string> argv{"try", broker_->socket_path(), name, op};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const RunResult r = run_helper_as(who, argv);
+    if (r.status.exit_code == 127 || r.status.exit_code == 126) {
+      ADD_FAILURE() << "could not run the helper as uid " << who.uid
+                    << ": is the build directory traversable by other users?";
+    }
+    return r.out.substr(0, r.out.find('\n'));
+  }
+
+  RunResult helper_as(const Identity& who, const std::string& cmd, const std::string& name,
+                      const std::vector<std::string>& args = {}) {
+    std::vector<std::string> argv{cmd, broker_->socket_path(), name};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_helper_as(who, argv);
+  }
+
+  TestUsers users_;
+  BrokerProcess* broker_ = nullptr;
+  std::vector<std::unique_ptr<BrokerProcess>> brokers_;
+  std::vector<std::string> dirs_;
+};
+
+TEST_F(SecurityTest, OtherUserIsDeniedA0600ArrayAndSegmentsStayPrivateToTheBroker) {
+  ASSERT_EQ(attempt(users_.a, "a/private", "create", {"0600"}), "ok");
+  EXPECT_EQ(attempt(users_.a, "a/private", "open-rw"), "ok");
+  EXPECT_EQ(attempt(users_.b, "a/private", "open-ro"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.b, "a/private", "open-rw"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.in_group(users_.b), "a/private", "open-ro"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.b, "a/private", "stat"), "error NotFound");  // not even its metadata
+
+  auto root = broker_->client();
+  const auto info = root.stat("a/private");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->owner_uid, users_.a.uid);
+  EXPECT_EQ(info->mode, 0600u);
+  // The segment belongs to the broker's user, mode 0600, and its name is a random id, never the
+  // array's name.
+  const auto segments = broker_->segments();
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_EQ(segments[0].find("private"), std::string::npos);
+  EXPECT_TRUE(segments[0].ends_with("." + info->id)) << segments[0];
+  struct stat st{};
+  ASSERT_EQ(::stat(("/dev/shm/" + segments[0]).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  ASSERT_TRUE(root.remove("a/private"));
+}
+
+TEST_F(SecurityTest, GroupMayReadA0640ArrayButNotWriteIt) {
+  const Identity a = users_.in_group(users_.a);  // creates with gid shmarray-test-g
+  const Identity b = users_.in_group(users_.b);
+  ASSERT_EQ(attempt(a, "g/shared", "create", {"0640"}), "ok");
+  auto root = broker_->client();
+  EXPECT_EQ(root.stat("g/shared")->owner_gid, users_.group);
+  ASSERT_TRUE(run_helper_as(a, {"write", broker_->socket_path(), "g/shared", "3", "2.5"})
+                  .status.ok());
+
+  const RunResult read = helper_as(b, "expect", "g/shared", {"3", "2.5"});
+  EXPECT_TRUE(read.status.ok()) << read.status.describe() << " " << read.out;
+  EXPECT_EQ(attempt(b, "g/shared", "open-rw"), "error PermissionDenied");
+  EXPECT_FALSE(helper_as(b, "write", "g/shared", {"3", "9"}).status.ok());
+  // The same user outside the group (its own primary gid): "others", who get nothing from 0640.
+  EXPECT_EQ(attempt(users_.b, "g/shared", "open-ro"), "error PermissionDenied");
+
+  const auto after = root.open("g/shared", Access::kReadOnly);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after->as<const double>())[3], 2.5);
+  EXPECT_EQ(after->version(), 1u);  // only a's publish
+  ASSERT_TRUE(root.remove("g/shared"));
+}
+
+TEST_F(SecurityTest, ReadOnlyGrantCannotWriteOrBeUpgradedByAnyMessageSequence) {
+  ASSERT_EQ(attempt(users_.a, "ro/x", "create", {"0644"}), "ok");
+  // Through the API, bypassing its check: the kernel refuses the store (PROT_READ mapping).
+  const RunResult store = helper_as(users_.b, "write-ro", "ro/x");
+  EXPECT_EQ(store.status.signal, SIGSEGV) << store.status.describe();
+  EXPECT_EQ(store.out.find("wrote"), std::string::npos);
+  // Over the raw protocol: the descriptor itself, the segment file, and request sequences.
+  const RunResult raw = helper_as(users_.b, "ro-grant", "ro/x");
+  EXPECT_TRUE(raw.status.ok()) << raw.status.describe() << "\n" << raw.out;
+  EXPECT_EQ(raw.out.find("FAIL"), std::string::npos) << raw.out;
+  EXPECT_GE(std::count(raw.out.begin(), raw.out.end(), '\n'), 15) << raw.out;
+
+  auto root = broker_->client();
+  const auto info = root.stat("ro/x");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->mode, 0644u);
+  EXPECT_EQ(info->version, 0u);
+  const auto data = root.open("ro/x", Access::kReadOnly);
+  ASSERT_TRUE(data);
+  const auto values = data->as<const double>();
+  ASSERT_TRUE(values);
+  for (const double v : *values) EXPECT_EQ(v, 0.0);
+  ASSERT_TRUE(root.remove("ro/x"));
+}
+
+TEST_F(SecurityTest, OnlyTheOwnerOrRootMayRemoveOrChmod) {
+  ASSERT_EQ(attempt(users_.a, "own/x", "create", {"0666"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "own/x", "remove"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.b, "own/x", "chmod", {"0777"}), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.in_group(users_.b), "own/x", "chmod", {"0600"}),
+            "error PermissionDenied");
+  auto root = broker_->client();
+  EXPECT_EQ(root.stat("own/x")->mode, 0666u);
+  EXPECT_EQ(attempt(users_.a, "own/x", "chmod", {"0604"}), "ok");
+  ASSERT_TRUE(root.chmod("own/x", 0640));  // root may
+  EXPECT_EQ(root.stat("own/x")->mode, 0640u);
+  EXPECT_EQ(root.chmod("own/x", 01777).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(root.chmod("no/such", 0600).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(attempt(users_.a, "own/x", "remove"), "ok");
+  EXPECT_EQ(root.stat("own/x").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(SecurityTest, ChmodByTheOwnerGrantsAndRevokesLaterOpens) {
+  ASSERT_EQ(attempt(users_.a, "chm/x", "create", {"0600"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "chm/x", "open-ro"), "error PermissionDenied");
+  ASSERT_EQ(attempt(users_.a, "chm/x", "chmod", {"0644"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "chm/x", "open-ro"), "ok");
+  EXPECT_EQ(attempt(users_.b, "chm/x", "open-rw"), "error PermissionDenied");
+  ASSERT_EQ(attempt(users_.a, "chm/x", "chmod", {"0666"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "chm/x", "open-rw"), "ok");
+  ASSERT_EQ(attempt(users_.a, "chm/x", "chmod", {"0600"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "chm/x", "open-ro"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.b, "chm/x", "stat"), "error NotFound");
+
+#ifdef SHMARRAY_CLI_PATH
+  const auto cli = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv{SHMARRAY_CLI_PATH, "--socket", broker_->socket_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 10s);
+  };
+  const RunResult changed = cli({"chmod", "0640", "chm/x"});
+  EXPECT_TRUE(changed.status.ok()) << changed.status.describe();
+  EXPECT_NE(changed.out.find("0640"), std::string::npos) << changed.out;
+  EXPECT_EQ(cli({"chmod", "0999", "chm/x"}).status.exit_code, 2);  // usage error: not octal
+  EXPECT_EQ(cli({"chmod", "0600", "no/such"}).status.exit_code, 1);
+  EXPECT_EQ(broker_->client().stat("chm/x")->mode, 0640u);
+#endif
+  EXPECT_EQ(attempt(users_.a, "chm/x", "remove"), "ok");
+}
+
+TEST_F(SecurityTest, ListAndStatHideArraysTheCallerMayNotRead) {
+  ASSERT_EQ(attempt(users_.a, "ls/private", "create", {"0600"}), "ok");
+  ASSERT_EQ(attempt(users_.a, "ls/public", "create", {"0604"}), "ok");
+  EXPECT_EQ(helper_as(users_.b, "list", "ls/").out, "ls/public\nend\n");
+  EXPECT_EQ(helper_as(users_.a, "list", "ls/").out, "ls/private\nls/public\nend\n");
+  EXPECT_EQ(attempt(users_.b, "ls/private", "stat"), "error NotFound");
+  EXPECT_EQ(attempt(users_.b, "ls/public", "stat"), "ok");
+  auto root = broker_->client();
+  EXPECT_EQ(root.list("ls/")->size(), 2u);
+  ASSERT_TRUE(root.remove("ls/private"));
+  ASSERT_TRUE(root.remove("ls/public"));
+}
+
+TEST_F(SecurityTest, CraftedNamesCannotReachAnotherUsersSegment) {
+  ASSERT_EQ(attempt(users_.a, "victim", "create", {"0600"}), "ok");
+  auto root = broker_->client();
+  {
+    auto victim = root.open("victim", Access::kReadWrite);
+    ASSERT_TRUE(victim);
+    (*victim->as<double>())[0] = 42;
+  }
+  const auto segments = broker_->segments();
+  ASSERT_EQ(segments.size(), 1u);
+  const std::string& segment = segments[0];  // shmarray.<uid>.<socket hash>.<random id>
+  for (const std::string& name : std::vector<std::string>{"../../dev/shm/" + segment,
+                                                          "/dev/shm/" + segment, "/" + segment,
+                                                          "victim/..", "./victim"}) {
+    EXPECT_EQ(attempt(users_.b, name, "create", {"0666"}), "error InvalidArgument") << name;
+    EXPECT_EQ(attempt(users_.b, name, "open-rw"), "error InvalidArgument") << name;
+  }
+  // The segment's own name is just a name: b gets a new array of its own, with a new segment.
+  ASSERT_EQ(attempt(users_.b, segment, "create", {"0600"}), "ok");
+  ASSERT_TRUE(helper_as(users_.b, "write", segment, {"0", "99"}).status.ok());
+  EXPECT_NE(root.stat(segment)->id, root.stat("victim")->id);
+  EXPECT_EQ(root.stat(segment)->owner_uid, users_.b.uid);
+  EXPECT_EQ(attempt(users_.b, "victim", "open-ro"), "error PermissionDenied");
+  EXPECT_EQ(broker_->segments().size(), 2u);
+
+  const auto victim = root.open("victim", Access::kReadOnly);
+  ASSERT_TRUE(victim);
+  EXPECT_EQ((*victim->as<const double>())[0], 42.0);
+  EXPECT_EQ(victim->version(), 0u);
+  ASSERT_TRUE(root.remove(segment));
+  ASSERT_TRUE(root.remove("victim"));
+}
+
+class SecurityQuotaTest : public SecurityTest {
+ protected:
+  // Two 512 KiB arrays (each 516 KiB with its header page) fit, a third does not.
+  std::vector<std::string> broker_args() override {
+    return {"--socket-mode", "0666", "--max-bytes-per-user", "1100000"};
+  }
+};
+
+TEST_F(SecurityQuotaTest, OneUsersUsageDoesNotCountAgainstAnother) {
+  const std::string elements = "65536";  // float64: 512 KiB
+  EXPECT_EQ(attempt(users_.a, "q/a1", "create", {"0600", elements}), "ok");
+  EXPECT_EQ(attempt(users_.a, "q/a2", "create", {"0600", elements}), "ok");
+  EXPECT_EQ(attempt(users_.a, "q/a3", "create", {"0600", elements}), "error ResourceExhausted");
+  // b's quota is untouched by a's usage.
+  EXPECT_EQ(attempt(users_.b, "q/b1", "create", {"0600", elements}), "ok");
+  EXPECT_EQ(attempt(users_.b, "q/b2", "create", {"0600", elements}), "ok");
+  EXPECT_EQ(attempt(users_.b, "q/b3", "create", {"0600", elements}), "error ResourceExhausted");
+  // Freeing one of a's arrays gives a (and only a) room again.
+  EXPECT_EQ(attempt(users_.a, "q/a1", "remove"), "ok");
+  EXPECT_EQ(attempt(users_.b, "q/b3", "create", {"0600", elements}), "error ResourceExhausted");
+  EXPECT_EQ(attempt(users_.a, "q/a3", "create", {"0600", elements}), "ok");
+  auto root = broker_->client();
+  for (const char* name : {"q/a2", "q/a3", "q/b1", "q/b2"}) ASSERT_TRUE(root.remove(name));
+}
+
+TEST_F(SecurityTest, SocketModeAndGroupAdmitOnlyThatGroup) {
+  BrokerProcess* system =
+      start_broker({"--socket-mode", "0660", "--socket-group", kGroup});
+  struct stat st{};
+  ASSERT_EQ(::stat(system->socket_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(st.st_gid, users_.group);
+  const auto stat_as = [&](const Identity& who) {
+    const RunResult r = run_helper_as(who, {"try", system->socket_path(), "none", "stat"});
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  EXPECT_EQ(stat_as(users_.a), "error NotFound");  // a member (supplementary group): connected
+  EXPECT_EQ(stat_as(TestUsers::outsider(users_.b)), "connect-error PermissionDenied");
+}
+
+TEST_F(SecurityTest, DefaultSocketAdmitsOnlyTheBrokersUser) {
+  BrokerProcess* personal = start_broker({}, "private");  // the broker creates the directory
+  const std::string dir = personal->socket_path().substr(0, personal->socket_path().rfind('/'));
+  struct stat st{};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  const RunResult r = run_helper_as(users_.a, {"try", personal->socket_path(), "none", "stat"});
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "connect-error PermissionDenied");
+  EXPECT_EQ(r.status.exit_code, 1);
+}
+
+// Hostile names straight over the protocol (shmarray::Client would refuse them before sending):
+// every name-taking request gets kInvalidArgument and no descriptor, and the connection and the
+// broker go on serving. Needs no second user.
+class SecurityNamesTest : public BrokerTest {};
+
+TEST_F(SecurityNamesTest, HostileNamesAreRejectedOverTheRawProtocol) {
+  auto raw = RawClient::connect(broker_->socket_path());
+  ASSERT_TRUE(raw);
+  const std::vector<std::string> hostile{
+      "../../dev/shm/x", "/dev/shm/x", "..", ".", "a/../b", "a//b", "a/", "", std::string(256, 'a'),
+      std::string("a\0b", 3), std::string("\0", 1), "a\nb", "a\x01", "a\x7f", "\xff\xfe",
+      "x y", "a\\b", "%2e%2e", "a\tb"};
+  for (const std::string& name : hostile) {
+    SCOPED_TRACE(testing::PrintToString(name));
+    std::vector<std::optional<RawClient::Reply>> replies;
+    replies.push_back(raw->call(wire::CreateRequest{name, ArraySpec{.shape = {1}}}));
+    replies.push_back(raw->call(wire::OpenRequest{name, Access::kReadWrite, 0}));
+    replies.push_back(raw->call(wire::OpenRequest{name, Access::kReadOnly, 50}));
+    replies.push_back(raw->call(wire::StatRequest{name}));
+    replies.push_back(raw->call(wire::RemoveRequest{name}));
+    replies.push_back(raw->call(wire::ChmodRequest{name, 0666}));
+    for (const auto& reply : replies) {
+      ASSERT_TRUE(reply);
+      EXPECT_EQ(reply->code(), ErrorCode::kInvalidArgument);
+      EXPECT_TRUE(reply->fds.empty());
+    }
+  }
+  // The same connection still works, and the longest legal name is accepted.
+  const std::string longest(255, 'n');
+  auto created = raw->call(wire::CreateRequest{longest, ArraySpec{.shape = {1}}});
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->code(), ErrorCode::kOk);
+  EXPECT_EQ(created->fds.size(), 1u);
+  EXPECT_EQ(raw->call(wire::RemoveRequest{longest})->code(), ErrorCode::kOk);
+  EXPECT_FALSE(std::filesystem::exists("/dev/shm/x"));
+  auto client = broker_->client();
+  EXPECT_TRUE(client.list()->empty());
+}
+
+// Bad socket options stop the broker before it creates anything, with a message saying why.
+TEST(SecuritySocketOptions, UnknownGroupOrBadModeIsAClearStartupError) {
+  char tmpl[] = "/tmp/shmarray-sec-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string socket = std::string(tmpl) + "/s.sock";
+  const auto start = [&](const std::string& options) {
+    return run({"/bin/sh", "-c",
+                std::string("exec ") + SHMARRAYD_PATH + " --socket " + socket + " " + options +
+                    " 2>&1"},
+               10s);
+  };
+  const RunResult group = start("--socket-group shmarray-no-such-group");
+  EXPECT_EQ(group.status.exit_code, 1) << group.status.describe();
+  EXPECT_NE(group.out.find("unknown group 'shmarray-no-such-group'"), std::string::npos)
+      << group.out;
+  EXPECT_FALSE(std::filesystem::exists(socket));
+  const RunResult mode = start("--socket-mode 0999");
+  EXPECT_NE(mode.status.exit_code, 0) << mode.status.describe();
+  EXPECT_NE(mode.out.find("--socket-mode"), std::string::npos) << mode.out;
+  EXPECT_FALSE(std::filesystem::exists(socket));
+  std::error_code ignored;
+  std::filesystem::remove_all(tmpl, ignored);
+}
+
+}  // namespace
+}  // namespace shmarray::test

@@ -1,0 +1,91 @@
+#pragma once
+// A bare protocol client for tests that must send what shmarray::Client never would (hostile
+// names, out-of-range enum values, odd message sequences) and see exactly what comes back,
+// descriptors included. Header-only and free of gtest, so the helper program can use it too.
+// Every wait has a deadline; not thread-safe.
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shmarray/wire/fd_passing.hpp"
+#include "shmarray/wire/frame.hpp"
+#include "shmarray/wire/messages.hpp"
+
+namespace shmarray::test {
+
+class RawClient {
+ public:
+  struct Reply {
+    wire::FrameHeader header;
+    std::vector<std::byte> body;
+    std::vector<UniqueFd> fds;  // every descriptor that arrived with the reply
+    // kOk for a non-error reply, else the ErrorReply's code.
+    [[nodiscard]] ErrorCode code() const {
+      if (header.type != wire::MessageType::kErrorReply) return ErrorCode::kOk;
+      auto e = wire::decode<wire::ErrorReply>(body);
+      return e ? e->code : ErrorCode::kInternal;
+    }
+  };
+
+  // Connects to `path` and says hello. std::nullopt if either fails.
+  static std::optional<RawClient> connect(const std::string& path) {
+    RawClient c;
+    c.fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (!c.fd_ || ::connect(c.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return std::nullopt;
+    }
+    auto hello = c.call(wire::HelloRequest{});
+    if (!hello || hello->header.type != wire::MessageType::kHelloReply) return std::nullopt;
+    return c;
+  }
+
+  // Sends `request` and returns the next frame that arrives (std::nullopt on EOF, error or
+  // after `timeout`).
+  template <class M>
+  std::optional<Reply> call(const M& request,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto deadline = wire::Clock::now() + timeout;
+    if (!wire::send_all(fd_.get(), wire::encode_message(request, ++next_id_), -1, deadline)) {
+      return std::nullopt;
+    }
+    return next(deadline);
+  }
+
+  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+
+ private:
+  RawClient() = default;
+
+  std::optional<Reply> next(wire::Clock::time_point deadline) {
+    Reply reply;
+    for (;;) {
+      auto frame = reader_.next();
+      if (!frame) return std::nullopt;
+      if (*frame) {
+        reply.header = (*frame)->header;
+        reply.body = std::move((*frame)->body);
+        return reply;
+      }
+      if (!wire::wait_readable(fd_.get(), deadline)) return std::nullopt;
+      std::vector<std::byte> buffer(64 * 1024);
+      auto got = wire::receive_some(fd_.get(), buffer);
+      if (!got || (got->bytes == 0 && !got->would_block)) return std::nullopt;
+      for (auto& fd : got->fds) reply.fds.push_back(std::move(fd));
+      reader_.append(std::span(buffer).first(got->bytes));
+    }
+  }
+
+  UniqueFd fd_;
+  wire::FrameReader reader_{wire::kMaxReplyBody};
+  std::uint64_t next_id_ = 0;
+};
+
+}  // namespace shmarray::test
