@@ -132,8 +132,9 @@ def consumer_main(conn, socket_path: str, build: str, full_read: bool) -> None:
 # --- producer side ---------------------------------------------------------------------------------
 
 class Producer:
-    def __init__(self, shmarray, socket_path: str, conn):
+    def __init__(self, shmarray, socket_path: str, conn, settle_s: float):
         self.shmarray = shmarray
+        self.settle_s = settle_s
         self.client = shmarray.Client(socket_path)
         self.conn = conn
         self.counter = 0
@@ -142,6 +143,10 @@ class Producer:
         """One handoff of a filled array of nbytes; returns (handoff ns, full-read ns)."""
         n = nbytes // 8
         self.counter += 1
+        # Let the kernel finish freeing the previous round's memory (pages of a removed segment,
+        # a gigabyte of pickle buffers) before the clock starts: on a 2-vCPU VM that background
+        # work otherwise lands in whichever handoff comes next.
+        time.sleep(self.settle_s)
         marker = float(self.counter)
         cleanup = None
         if method == "shmarray":
@@ -208,6 +213,8 @@ def main() -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help="subset of %(default)s")
     parser.add_argument("--full-read", action="store_true",
                         help="also time the consumer reading every element after the handoff")
+    parser.add_argument("--settle-ms", type=float, default=50.0,
+                        help="pause before each handoff, outside the timing (default: %(default)s)")
     parser.add_argument("--socket", help="use the broker at this socket instead of starting one")
     parser.add_argument("--build", type=Path,
                         default=Path(os.environ.get("SHMARRAY_BUILD_DIR", REPO / "build")),
@@ -241,7 +248,7 @@ def main() -> int:
         consumer.start()
         if not parent_conn.poll(30) or parent_conn.recv() != "ready":
             raise RuntimeError("consumer did not start")
-        producer = Producer(shmarray, socket_path, parent_conn)
+        producer = Producer(shmarray, socket_path, parent_conn, args.settle_ms / 1000)
 
         machine = args.machine or f"{os.cpu_count()}-core {platform.machine()}"
         print(f"machine: {machine}; kernel {platform.release()}; Python "

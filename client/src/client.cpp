@@ -1,6 +1,9 @@
 #include "shmarray/client.hpp"
 
+#include <atomic>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "connection.hpp"
 #include "mapped_segment.hpp"
@@ -14,11 +17,87 @@ class Client::Impl {
   ClientOptions options;
   std::string socket_path;
   std::mutex mutex;  // serialises calls on the connection
-  std::unique_ptr<detail::Connection> connection;
-  wire::HelloReply hello;
+  std::unique_ptr<detail::Connection> connection;  // null after a failed reconnect
+  std::atomic<std::uint16_t> protocol_version{0};
+  std::atomic<std::uint32_t> broker_pid{0};
 
   wire::Clock::time_point deadline(std::chrono::milliseconds extra = {}) const {
     return wire::Clock::now() + options.request_timeout + extra;
+  }
+
+  // Connects and says hello. kUnavailable if no broker listens there.
+  Result<void> handshake() {
+    auto c = detail::Connection::open(socket_path);
+    if (!c) return std::unexpected(c.error());
+    wire::HelloRequest hello;
+    hello.client_name = options.client_name;
+    auto raw = (*c)->call(hello.kType, wire::encode_body(hello), deadline());
+    if (!raw) return std::unexpected(raw.error());
+    auto reply = detail::decode_reply<wire::HelloReply>(raw->frame);
+    if (!reply) return std::unexpected(reply.error());
+    if (reply->version < wire::kMinProtocolVersion || reply->version > wire::kProtocolVersion) {
+      return fail(ErrorCode::kProtocolError,
+                  "broker at " + socket_path + " chose protocol version " +
+                      std::to_string(reply->version) + ", which this client does not speak");
+    }
+    connection = std::move(*c);
+    protocol_version = reply->version;
+    broker_pid = reply->broker_pid;
+    return {};
+  }
+
+  // The broker went away: a new connection, `reconnect_attempts` tries `reconnect_delay` apart.
+  Result<void> reconnect() {
+    connection.reset();
+    if (options.reconnect_attempts <= 0) {
+      return fail(ErrorCode::kUnavailable,
+                  "lost the connection to the broker at " + socket_path +
+                      " (reconnecting is off: ClientOptions::reconnect_attempts is 0)");
+    }
+    std::optional<Error> last;
+    for (int attempt = 0; attempt < options.reconnect_attempts; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(options.reconnect_delay);
+      auto ok = handshake();
+      if (ok) return {};
+      last = ok.error();
+      // Only "nobody answers" is worth waiting out; a refusal or a protocol mismatch is final.
+      if (last->code() != ErrorCode::kUnavailable) return std::unexpected(*last);
+    }
+    return fail(ErrorCode::kUnavailable,
+                "lost the broker at " + socket_path + " and could not reconnect (" +
+                    std::to_string(options.reconnect_attempts) + " attempts " +
+                    std::to_string(options.reconnect_delay.count()) + " ms apart; last: " +
+                    last->message() + ")",
+                last->sys_errno());
+  }
+
+  struct Exchange {
+    detail::Connection::Reply reply;
+    bool reply_lost_once = false;  // the first attempt was sent but its reply was lost
+  };
+
+  // One request/reply round trip, reconnecting when the broker went away. Retried once, on a new
+  // connection, when the request never reached the old broker or that broker closed before any
+  // reply; never after a timeout or a malformed reply.
+  Result<Exchange> exchange(wire::MessageType type, std::span<const std::byte> body,
+                            std::chrono::milliseconds extra) {
+    bool reply_lost = false;
+    for (int attempt = 0;; ++attempt) {
+      if (!connection) {
+        if (auto ok = reconnect(); !ok) return std::unexpected(ok.error());
+      }
+      auto raw = connection->call(type, body, deadline(extra));
+      if (raw) return Exchange{std::move(*raw), reply_lost};
+      const auto failure = connection->last_failure();
+      // A timed-out connection stays usable (a late reply is dropped by request id); after any
+      // other failure it is not.
+      if (raw.error().code() != ErrorCode::kDeadlineExceeded) connection.reset();
+      const bool retry = attempt == 0 && options.reconnect_attempts > 0 &&
+                         (failure == detail::Connection::Failure::kNotSent ||
+                          failure == detail::Connection::Failure::kNoReply);
+      if (!retry) return std::unexpected(raw.error());
+      reply_lost = failure == detail::Connection::Failure::kNoReply;
+    }
   }
 
   // One request/reply round trip; returns the decoded reply and any descriptor it carried.
@@ -26,11 +105,28 @@ class Client::Impl {
   Result<std::pair<Reply, UniqueFd>> request(const Request& req,
                                              std::chrono::milliseconds extra = {}) {
     std::lock_guard lock(mutex);
-    auto raw = connection->call(Request::kType, wire::encode_body(req), deadline(extra));
+    auto raw = exchange(Request::kType, wire::encode_body(req), extra);
     if (!raw) return std::unexpected(raw.error());
-    auto reply = detail::decode_reply<Reply>(raw->frame);
-    if (!reply) return std::unexpected(reply.error());
-    return std::pair<Reply, UniqueFd>(std::move(*reply), std::move(raw->fd));
+    auto reply = detail::decode_reply<Reply>(raw->reply.frame);
+    if (!reply) {
+      if (raw->reply_lost_once) return std::unexpected(explain_retry(Request::kType, reply.error()));
+      return std::unexpected(reply.error());
+    }
+    return std::pair<Reply, UniqueFd>(std::move(*reply), std::move(raw->reply.fd));
+  }
+
+  // A retried create/remove whose first reply was lost may have been applied by the first try.
+  Error explain_retry(wire::MessageType type, const Error& e) const {
+    const bool create = type == wire::MessageType::kCreateRequest;
+    if ((create && e.code() == ErrorCode::kAlreadyExists) ||
+        (type == wire::MessageType::kRemoveRequest && e.code() == ErrorCode::kNotFound)) {
+      return Error(e.code(), std::string("the broker at ") + socket_path +
+                                 " went away before answering this " +
+                                 (create ? "create" : "remove") +
+                                 ", so it was sent again after reconnecting; the first attempt "
+                                 "was probably applied: " + e.message());
+    }
+    return e;
   }
 
   // Maps the descriptor of a create/open reply (or reuses this process's mapping of it).
@@ -59,20 +155,7 @@ Result<Client> Client::connect(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->socket_path = resolve_socket_path(options.socket_path);
   impl->options = std::move(options);
-  auto connection = detail::Connection::open(impl->socket_path);
-  if (!connection) return std::unexpected(connection.error());
-  impl->connection = std::move(*connection);
-  wire::HelloRequest hello;
-  hello.client_name = impl->options.client_name;
-  auto reply = impl->request<wire::HelloReply>(hello);
-  if (!reply) return std::unexpected(reply.error());
-  if (reply->first.version < wire::kMinProtocolVersion ||
-      reply->first.version > wire::kProtocolVersion) {
-    return fail(ErrorCode::kProtocolError,
-                "broker at " + impl->socket_path + " chose protocol version " +
-                    std::to_string(reply->first.version) + ", which this client does not speak");
-  }
-  impl->hello = std::move(reply->first);
+  if (auto ok = impl->handshake(); !ok) return std::unexpected(ok.error());
   return Client(std::move(impl));
 }
 
@@ -127,7 +210,7 @@ Result<void> Client::chmod(std::string_view name, std::uint32_t mode) {
 }
 
 const std::string& Client::socket_path() const noexcept { return impl_->socket_path; }
-std::uint16_t Client::protocol_version() const noexcept { return impl_->hello.version; }
-std::uint32_t Client::broker_pid() const noexcept { return impl_->hello.broker_pid; }
+std::uint16_t Client::protocol_version() const noexcept { return impl_->protocol_version; }
+std::uint32_t Client::broker_pid() const noexcept { return impl_->broker_pid; }
 
 }  // namespace shmarray

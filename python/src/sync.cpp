@@ -64,6 +64,17 @@ void require_writable(const ArrayHandle& h, const char* what) {
 class PyLock {
  public:
   PyLock(py::object owner, bool seqlock) : owner_(std::move(owner)), seqlock_(seqlock) {}
+  PyLock(const PyLock&) = delete;
+  PyLock& operator=(const PyLock&) = delete;
+  // A Lock dropped while held (garbage collected) releases, closing an open seqlock write
+  // without publishing it, so readers are not left spinning on an odd write_seq. Runs with the
+  // GIL held (pybind11 deallocation).
+  ~PyLock() {
+    try {
+      release(/*publish=*/false);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): destructors never throw
+    }
+  }
 
   void acquire(std::optional<std::chrono::nanoseconds> timeout) {
     if (lock_.held()) {

@@ -223,5 +223,31 @@ TEST_F(BrokerLifecycleTest, HostileFramesCloseOnlyTheirOwnConnection) {
   ASSERT_TRUE(good.remove("ok"));
 }
 
+TEST_F(BrokerLifecycleTest, HelloWithNoCommonProtocolVersionIsRefusedClearly) {
+  UniqueFd fd = raw_connect(broker_->socket_path());
+  wire::HelloRequest hello;
+  hello.min_version = 90;
+  hello.max_version = 99;
+  ASSERT_TRUE(wire::send_all(fd.get(), wire::encode_message(hello, 7), -1,
+                             wire::Clock::now() + 1s));
+  const std::string reply = read_until_eof(fd.get());
+  wire::FrameReader reader(wire::kMaxReplyBody);
+  reader.append(std::as_bytes(std::span(reply)));
+  auto frame = reader.next();
+  ASSERT_TRUE(frame && frame->has_value());
+  EXPECT_EQ((*frame)->header.request_id, 7u);
+  auto error = wire::decode<wire::ErrorReply>((*frame)->body);
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->code, ErrorCode::kProtocolError);
+  EXPECT_NE(error->message.find("90..99"), std::string::npos) << error->message;
+
+  // A request before hello is refused too.
+  UniqueFd early = raw_connect(broker_->socket_path());
+  ASSERT_TRUE(wire::send_all(early.get(), wire::encode_message(wire::ListRequest{}, 1), -1,
+                             wire::Clock::now() + 1s));
+  EXPECT_FALSE(read_until_eof(early.get()).empty());
+  EXPECT_TRUE(broker_->client().list());
+}
+
 }  // namespace
 }  // namespace shmarray::test

@@ -81,7 +81,8 @@ class Client {
 
   // The socket this client is connected to.
   [[nodiscard]] const std::string& socket_path() const noexcept;
-  // Protocol version agreed with the broker, and the broker's process id.
+  // Protocol version agreed with the broker, and the broker's process id (of the current
+  // connection: a reconnect after a broker restart updates both).
   [[nodiscard]] std::uint16_t protocol_version() const noexcept;
   [[nodiscard]] std::uint32_t broker_pid() const noexcept;
 
