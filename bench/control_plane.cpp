@@ -1,141 +1,324 @@
-// Control-plane latency: create, open (read-only, read-write), stat and remove against a running
-// broker, each as p50/p99 over many iterations, beside a baseline measured in the same run: a
-// 64-byte request/reply ping-pong over a Unix socketpair between two processes (the floor for
-// any broker round trip on this machine). Prints a table; --csv appends rows to a file.
+// Control-plane cost against a running broker. Three modes (any combination in one run):
+//
+//   --clients 1,2,4,8   N client processes, each with its own connection, run the same phases
+//                       (create, open read-only, open read-write, stat, remove; `--iterations`
+//                       operations per phase in total, split between the clients). Per phase:
+//                       latency p50/p99 over every operation and throughput = operations / wall
+//                       time of the phase. Baseline, same run, same N: a 64-byte request/reply
+//                       to a one-thread epoll echo server over Unix sockets (the floor for any
+//                       one-thread broker round trip).
+//   --scale-registry    with K arrays already registered (1 ... 100,000 small "filler" arrays),
+//                       p50/p99 of create, open and remove of further arrays: is the registry
+//                       O(1) in its size?
+//   --scale-sizes       create, open, open with populate and remove of one array of each size
+//                       (4 KiB ... 1 GiB): which operations grow with the array?
+// Prints tables; --csv-* append rows (with a header when new).
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <fstream>
+#include <optional>
 #include <shmarray/shmarray.hpp>
-#include <vector>
+
+#include "bench_util.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace bench;
 
-struct Stats {
-  double p50_us;
-  double p99_us;
-};
+const char* const kPhases[] = {"create", "open read-only", "open read-write", "stat", "remove"};
+constexpr int kPhaseCount = 5;
 
-Stats summarise(std::vector<double> us) {
-  std::sort(us.begin(), us.end());
-  return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
-}
+// --- one client process's work --------------------------------------------------------------------
 
-template <class Fn>
-double time_us(Fn&& fn) {
-  const auto t0 = Clock::now();
-  fn();
-  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
-
-std::vector<double> socket_ping_pong(int iterations) {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) std::abort();
-  const pid_t pid = ::fork();
-  char buf[64] = {};
-  if (pid == 0) {
-    ::close(sv[0]);
-    for (int i = 0; i < iterations + 100; ++i) {
-      if (::read(sv[1], buf, sizeof buf) != sizeof buf) break;
-      if (::write(sv[1], buf, sizeof buf) != sizeof buf) break;
+std::vector<std::vector<double>> client_phases(shmarray::Client& client, const std::string& prefix,
+                                               int ops, std::uint64_t elements, const Pipe& go,
+                                               const Pipe& done) {
+  const shmarray::ArraySpec spec{.dtype = "<f8", .shape = {elements}};
+  std::vector<std::string> names;
+  for (int i = 0; i < ops; ++i) names.push_back(prefix + std::to_string(i));
+  std::vector<std::vector<double>> us(kPhaseCount);
+  std::vector<shmarray::Array> keep;  // arrays stay mapped during their phase, like a real app
+  for (int phase = 0; phase < kPhaseCount; ++phase) {
+    keep.clear();  // each open phase measures a fresh mapping, not the per-process reuse
+    recv_pod<char>(go.r);
+    for (const auto& n : names) {
+      us[phase].push_back(time_us([&] {
+        switch (phase) {
+          case 0: keep.push_back(must(client.create(n, spec), "create")); break;
+          case 1: keep.push_back(must(client.open(n, shmarray::Access::kReadOnly), "open")); break;
+          case 2: keep.push_back(must(client.open(n, shmarray::Access::kReadWrite), "open")); break;
+          case 3: must(client.stat(n), "stat"); break;
+          default: must(client.remove(n), "remove"); break;
+        }
+      }));
     }
-    ::_exit(0);
+    send_pod(done.w, char{1});
   }
-  ::close(sv[1]);
-  std::vector<double> us;
-  for (int i = 0; i < iterations + 100; ++i) {
-    const double t = time_us([&] {
-      if (::write(sv[0], buf, sizeof buf) != sizeof buf) std::abort();
-      if (::read(sv[0], buf, sizeof buf) != sizeof buf) std::abort();
-    });
-    if (i >= 100) us.push_back(t);  // warm-up excluded
-  }
-  ::close(sv[0]);
-  ::waitpid(pid, nullptr, 0);
   return us;
 }
 
-template <class T>
-T must(shmarray::Result<T> r) {
-  if (!r) {
-    std::fprintf(stderr, "control_plane: %s\n", r.error().message().c_str());
-    std::exit(1);
+void send_samples(int fd, const std::vector<std::vector<double>>& us) {
+  for (const auto& v : us) {
+    send_pod(fd, v.size());
+    if (!write_all(fd, v.data(), v.size() * sizeof(double))) die("result pipe");
   }
-  return std::move(*r);
+}
+
+std::vector<double> recv_samples(int fd) {
+  const auto n = recv_pod<std::size_t>(fd);
+  std::vector<double> v(n);
+  if (!read_all(fd, v.data(), n * sizeof(double))) die("result pipe");
+  return v;
+}
+
+// --- the echo baseline: one-thread epoll server, N clients, 64-byte messages ------------------------
+
+[[noreturn]] void echo_server(const std::vector<int>& fds) {
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  for (int fd : fds) {
+    epoll_event ev{.events = EPOLLIN, .data = {.fd = fd}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  std::size_t open = fds.size();
+  char buf[64];
+  epoll_event events[64];
+  while (open > 0) {
+    const int n = ::epoll_wait(ep, events, 64, -1);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (!read_all(fd, buf, sizeof buf) || !write_all(fd, buf, sizeof buf)) {
+        ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+        ::close(fd);
+        --open;
+      }
+    }
+  }
+  ::_exit(0);
+}
+
+struct PhaseResult {
+  std::string op;
+  Stats latency;
+  double ops_per_s;
+};
+
+// Runs `clients` processes through `phases` phases in lock-step; `work(i, go, done)` is a child's
+// body and returns its per-phase samples.
+template <class Work>
+std::vector<PhaseResult> run_clients(int clients, int phases, int total_ops,
+                                     const std::vector<std::string>& names, Work&& work) {
+  const Pipe done = Pipe::make();
+  std::vector<Pipe> go, results;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < clients; ++i) {
+    go.push_back(Pipe::make());
+    results.push_back(Pipe::make());
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      send_samples(results[i].w, work(i, go[i], done));
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  std::vector<double> wall_s(phases);
+  for (int phase = 0; phase < phases; ++phase) {
+    const auto t0 = Clock::now();
+    for (const auto& g : go) send_pod(g.w, char{1});
+    for (int i = 0; i < clients; ++i) recv_pod<char>(done.r);
+    wall_s[phase] = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  std::vector<std::vector<double>> merged(phases);
+  for (const auto& r : results) {
+    for (int phase = 0; phase < phases; ++phase) {
+      auto v = recv_samples(r.r);
+      merged[phase].insert(merged[phase].end(), v.begin(), v.end());
+    }
+  }
+  for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
+  for (auto& p : go) ::close(p.r), ::close(p.w);
+  for (auto& p : results) ::close(p.r), ::close(p.w);
+  ::close(done.r), ::close(done.w);
+  std::vector<PhaseResult> out;
+  for (int phase = 0; phase < phases; ++phase) {
+    out.push_back({names[phase], summarise(merged[phase]), total_ops / wall_s[phase]});
+  }
+  return out;
+}
+
+PhaseResult echo_baseline(int clients, int total_ops) {
+  std::vector<int> server_ends, client_ends;
+  for (int i = 0; i < clients; ++i) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
+    server_ends.push_back(sv[0]);
+    client_ends.push_back(sv[1]);
+  }
+  const pid_t server = ::fork();
+  if (server == 0) echo_server(server_ends);
+  for (int fd : server_ends) ::close(fd);
+  const int per_client = std::max(1, total_ops / clients);
+  auto r = run_clients(clients, 1, per_client * clients, {"baseline: 64 B echo, 1-thread server"},
+                       [&](int i, const Pipe& go, const Pipe& done) {
+                         char buf[64] = {};
+                         for (int k = 0; k < 100; ++k) {  // warm-up
+                           write_all(client_ends[i], buf, 64), read_all(client_ends[i], buf, 64);
+                         }
+                         std::vector<std::vector<double>> us(1);
+                         recv_pod<char>(go.r);
+                         for (int k = 0; k < per_client; ++k) {
+                           us[0].push_back(time_us([&] {
+                             if (!write_all(client_ends[i], buf, 64) ||
+                                 !read_all(client_ends[i], buf, 64)) {
+                               die("echo");
+                             }
+                           }));
+                         }
+                         send_pod(done.w, char{1});
+                         return us;
+                       });
+  for (int fd : client_ends) ::close(fd);
+  ::waitpid(server, nullptr, 0);
+  return r[0];
+}
+
+void clients_mode(const std::string& socket, const std::vector<int>& counts, int iterations,
+                  std::uint64_t elements, const std::string& machine, const std::string& csv_path) {
+  Csv csv(csv_path, "machine,clients,op,ops,p50_us,p99_us,ops_per_s");
+  std::printf("\nControl plane, %d operations per phase split between N client processes, "
+              "%llu-element float64 arrays (%s)\n",
+              iterations, static_cast<unsigned long long>(elements), machine.c_str());
+  std::printf("%3s %-38s %10s %10s %12s %12s\n", "N", "operation", "p50 (us)", "p99 (us)",
+              "ops/s", "p50/base");
+  for (const int n : counts) {
+    const int per_client = std::max(1, iterations / n);
+    std::vector<PhaseResult> rows{echo_baseline(n, iterations)};
+    const auto names = std::vector<std::string>(std::begin(kPhases), std::end(kPhases));
+    auto phases = run_clients(n, kPhaseCount, per_client * n, names,
+                              [&](int i, const Pipe& go, const Pipe& done) {
+                                auto client = must(shmarray::Client::connect({.socket_path = socket}));
+                                const std::string prefix = "bench/cp/" + std::to_string(::getpid()) +
+                                                           "/" + std::to_string(i) + "/";
+                                return client_phases(client, prefix, per_client, elements, go, done);
+                              });
+    rows.insert(rows.end(), phases.begin(), phases.end());
+    for (const auto& r : rows) {
+      std::printf("%3d %-38s %10.1f %10.1f %12.0f %11.2fx\n", n, r.op.c_str(), r.latency.p50,
+                  r.latency.p99, r.ops_per_s, r.latency.p50 / rows[0].latency.p50);
+      csv.row(machine, n, r.op, r.latency.n, r.latency.p50, r.latency.p99, r.ops_per_s);
+    }
+  }
+}
+
+// --- scale: registry size and array size ---------------------------------------------------------
+
+void scale_registry(shmarray::Client& client, const std::vector<int>& levels, int probes,
+                    const std::string& machine, Csv& csv) {
+  const shmarray::ArraySpec filler{.dtype = "|u1", .shape = {1}};
+  const shmarray::ArraySpec probe{.dtype = "<f8", .shape = {1024}};
+  const std::string base = "bench/scale/" + std::to_string(::getpid()) + "/";
+  std::printf("\nRegistry scale: create/open/remove with K arrays already registered (%s)\n",
+              machine.c_str());
+  std::printf("%9s %-16s %10s %10s\n", "K", "operation", "p50 (us)", "p99 (us)");
+  int fillers = 0;
+  const auto t_fill = Clock::now();
+  for (const int k : levels) {
+    for (; fillers < k; ++fillers) {
+      must(client.create(base + "fill/" + std::to_string(fillers), filler), "filler create");
+    }
+    std::vector<std::string> names;
+    for (int j = 0; j < probes; ++j) names.push_back(base + "probe/" + std::to_string(k) + "/" + std::to_string(j));
+    std::vector<double> create_us, open_us, remove_us;
+    std::optional<shmarray::Array> held;  // unmapped after the clock stops, not inside it
+    for (const auto& n : names) {
+      create_us.push_back(time_us([&] { held = must(client.create(n, probe)); }));
+      held.reset();
+    }
+    for (const auto& n : names) {
+      open_us.push_back(time_us([&] { held = must(client.open(n, shmarray::Access::kReadOnly)); }));
+      held.reset();
+    }
+    for (const auto& n : names) remove_us.push_back(time_us([&] { must(client.remove(n)); }));
+    for (auto [op, v] : {std::pair{"create", &create_us}, {"open", &open_us}, {"remove", &remove_us}}) {
+      const Stats s = summarise(*v);
+      std::printf("%9d %-16s %10.1f %10.1f\n", k, op, s.p50, s.p99);
+      csv.row(machine, "registry", k, op, s.n, s.p50, s.p99);
+    }
+  }
+  const double fill_s = std::chrono::duration<double>(Clock::now() - t_fill).count();
+  const auto t_rm = Clock::now();
+  for (int i = 0; i < fillers; ++i) must(client.remove(base + "fill/" + std::to_string(i)), "filler remove");
+  std::printf("(%d filler arrays: created and probed in %.1f s, removed in %.1f s)\n", fillers,
+              fill_s, std::chrono::duration<double>(Clock::now() - t_rm).count());
+}
+
+void scale_sizes(shmarray::Client& client, const std::vector<std::uint64_t>& sizes, int reps,
+                 const std::string& machine, Csv& csv) {
+  std::printf("\nArray-size scale: one array at a time, %d repetitions (%s)\n", reps, machine.c_str());
+  std::printf("%10s %-22s %10s %10s\n", "size", "operation", "p50 (us)", "p99 (us)");
+  const std::string name = "bench/size/" + std::to_string(::getpid());
+  for (const std::uint64_t bytes : sizes) {
+    const shmarray::ArraySpec spec{.dtype = "|u1", .shape = {bytes}};
+    const int n = bytes >= (1ull << 30) ? std::max(2, reps / 2) : reps;
+    std::vector<double> c_us, o_us, p_us, r_us;
+    std::optional<shmarray::Array> held;  // unmapped after the clock stops, not inside it
+    for (int i = 0; i < n + 1; ++i) {  // i == 0: warm-up
+      const double c = time_us([&] { held = must(client.create(name, spec)); });
+      held.reset();
+      const double o = time_us([&] { held = must(client.open(name, shmarray::Access::kReadOnly)); });
+      held.reset();
+      const double p = time_us([&] {
+        held = must(client.open(name, shmarray::Access::kReadOnly, {.populate = true}));
+      });
+      held.reset();
+      const double r = time_us([&] { must(client.remove(name)); });  // no mapping left: frees
+      if (i == 0) continue;
+      c_us.push_back(c), o_us.push_back(o), p_us.push_back(p), r_us.push_back(r);
+    }
+    for (auto [op, v] : {std::pair{"create", &c_us}, {"open", &o_us}, {"open + populate", &p_us},
+                         {"remove (frees pages)", &r_us}}) {
+      const Stats s = summarise(*v);
+      std::printf("%10s %-22s %10.1f %10.1f\n", human(bytes).c_str(), op, s.p50, s.p99);
+      csv.row(machine, "size", bytes, op, s.n, s.p50, s.p99);
+    }
+  }
+}
+
+std::vector<int> parse_ints(const std::string& text) {
+  std::vector<int> out;
+  for (const auto v : parse_sizes(text)) out.push_back(static_cast<int>(v));
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string socket;
-  int iterations = 2000;
+  std::string socket, clients = "1", registry, sizes, machine = "this machine";
+  std::string csv_clients, csv_scale;
+  int iterations = 2000, probes = 200, reps = 5;
   std::uint64_t elements = 1024;
-  std::string csv;
-  std::string machine = "this machine";
-  CLI::App app{"shmarray control-plane latency benchmark (needs a running shmarrayd)"};
+  CLI::App app{"shmarray control-plane benchmark (needs a running shmarrayd)"};
   app.add_option("--socket", socket, "broker socket (default: the standard path rule)");
-  app.add_option("--iterations", iterations, "operations of each kind")->capture_default_str();
+  app.add_option("--clients", clients, "client-process counts, e.g. 1,2,4,8 (empty: skip)")
+      ->capture_default_str();
+  app.add_option("--iterations", iterations, "operations per phase (all clients together)")
+      ->capture_default_str();
   app.add_option("--elements", elements, "float64 elements per array")->capture_default_str();
-  app.add_option("--csv", csv, "append results to this CSV file");
-  app.add_option("--machine", machine, "label for the table")->capture_default_str();
+  app.add_option("--scale-registry", registry, "registry sizes, e.g. 1,10,100,1000,10000,100000");
+  app.add_option("--probes", probes, "operations measured per registry size")->capture_default_str();
+  app.add_option("--scale-sizes", sizes, "array sizes, e.g. 4KiB,1MiB,64MiB,1GiB");
+  app.add_option("--reps", reps, "repetitions per array size")->capture_default_str();
+  app.add_option("--csv", csv_clients, "append --clients results to this CSV file");
+  app.add_option("--csv-scale", csv_scale, "append scale results to this CSV file");
+  app.add_option("--machine", machine, "label for the tables")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  if (!clients.empty()) clients_mode(socket, parse_ints(clients), iterations, elements, machine, csv_clients);
+  if (registry.empty() && sizes.empty()) return 0;
   auto client = must(shmarray::Client::connect({.socket_path = socket}));
-  const shmarray::ArraySpec spec{.dtype = "<f8", .shape = {elements}};
-  std::vector<std::string> names;
-  for (int i = 0; i < iterations; ++i) names.push_back("bench/cp/" + std::to_string(i));
-
-  std::vector<double> create_us, open_ro_us, open_rw_us, stat_us, remove_us;
-  {
-    std::vector<shmarray::Array> keep;  // created arrays stay mapped here
-    for (const auto& n : names) {
-      create_us.push_back(time_us([&] { keep.push_back(must(client.create(n, spec))); }));
-    }
-    keep.clear();  // open measures a fresh mapping, not the per-process reuse
-    for (const auto& n : names) {
-      open_ro_us.push_back(time_us([&] {
-        auto a = must(client.open(n, shmarray::Access::kReadOnly));
-        keep.push_back(std::move(a));
-      }));
-    }
-    keep.clear();
-    for (const auto& n : names) {
-      open_rw_us.push_back(time_us([&] {
-        auto a = must(client.open(n, shmarray::Access::kReadWrite));
-        keep.push_back(std::move(a));
-      }));
-    }
-    for (const auto& n : names) stat_us.push_back(time_us([&] { must(client.stat(n)); }));
-  }
-  for (const auto& n : names) {
-    remove_us.push_back(time_us([&] {
-      if (!client.remove(n)) std::abort();
-    }));
-  }
-  const Stats base = summarise(socket_ping_pong(iterations));
-
-  std::printf("\nControl-plane latency, %d ops each, %llu-element float64 arrays (%s)\n",
-              iterations, static_cast<unsigned long long>(elements), machine.c_str());
-  std::printf("%-28s %10s %10s %16s\n", "operation", "p50 (us)", "p99 (us)", "p50 / baseline");
-  const auto row = [&](const char* what, const Stats& s) {
-    std::printf("%-28s %10.1f %10.1f %15.1fx\n", what, s.p50_us, s.p99_us, s.p50_us / base.p50_us);
-    if (!csv.empty()) {
-      std::ofstream(csv, std::ios::app) << machine << "," << what << "," << s.p50_us << ","
-                                        << s.p99_us << "," << s.p50_us / base.p50_us << "\n";
-    }
-  };
-  row("baseline: socket ping-pong", base);
-  row("create", summarise(create_us));
-  row("open read-only (new map)", summarise(open_ro_us));
-  row("open read-write (new map)", summarise(open_rw_us));
-  row("stat", summarise(stat_us));
-  row("remove", summarise(remove_us));
+  Csv csv(csv_scale, "machine,axis,x,op,n,p50_us,p99_us");
+  if (!registry.empty()) scale_registry(client, parse_ints(registry), probes, machine, csv);
+  if (!sizes.empty()) scale_sizes(client, parse_sizes(sizes), reps, machine, csv);
   return 0;
 }

@@ -1,47 +1,262 @@
 #!/usr/bin/env bash
-# Runs every benchmark against a broker it starts itself, prints the tables and saves raw CSV.
-#   bench/run.sh [--smoke] [--build DIR] [--machine LABEL]
-# --smoke: tiny sizes and counts, only to prove the benchmarks still run (the test suite uses it).
-# Never fails on a number: only on a benchmark that cannot run.
+# Runs every benchmark, saves raw CSV and regenerates docs/benchmarks.md and docs/img/*.png.
+#   bench/run.sh [--smoke] [--build DIR] [--machine LABEL] [--out DIR] [--only STAGES] [--no-install]
+# --smoke      tiny sizes and counts, only to prove every benchmark still runs (ctest bench_smoke);
+#              writes to a temporary directory and touches nothing under docs/
+# --machine    label for every table (default: "<cores>-core <arch>, <memory>")
+# --out DIR    where the CSVs go (default: docs/bench-results/<label as a file name>); docs/benchmarks.md
+#              then shows every result set under docs/bench-results/ (and DIR) side by side
+# --only LIST  comma-separated subset of: probe,control,scale,wakeup,handoff,memory,python,iceoryx
+# Installs what it needs (python3-matplotlib, iceoryx, libiceoryx-posh-dev) unless --smoke or
+# --no-install. Never fails on a number: only on a benchmark that cannot run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 SMOKE=0
 BUILD=build
-MACHINE="$(nproc)-core $(uname -m), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+OUT=""
+ONLY="probe,control,scale,wakeup,handoff,memory,python,iceoryx"
+INSTALL=1
+CORES=$(nproc)
+MACHINE="$CORES-core $(uname -m), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 while (($#)); do
   case $1 in
     --smoke) SMOKE=1 ;;
     --build) BUILD=$2; shift ;;
     --machine) MACHINE=$2; shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --out) OUT=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    --no-install) INSTALL=0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
-[ -x "$BUILD/bench/bench_control_plane" ] || tools/setup.sh "$BUILD"
+BUILD=$(realpath -m "$BUILD")
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+T_START=$(date +%s)
+stage() { echo; echo "==> [$(( $(date +%s) - T_START )) s] $*"; }
 
-OUT=$(mktemp -d /tmp/shmarray-bench-XXXXXX)
-SOCK=$OUT/s.sock
+# --- what it needs ----------------------------------------------------------------------------------
+if [ "$SMOKE" = 0 ] && [ "$INSTALL" = 1 ]; then
+  missing=()
+  for p in python3-matplotlib python3-numpy iceoryx libiceoryx-posh-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    stage "installing ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        "${missing[@]}" >/dev/null; } || echo "warning: could not install ${missing[*]}; going on without"
+  fi
+fi
+BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_handoff bench_memory bench_probe)
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  tools/setup.sh "$BUILD"
+elif [ "$SMOKE" = 0 ]; then
+  stage "building (reconfiguring so that an iceoryx installed just now is found)"
+  cmake -S . -B "$BUILD" >/dev/null
+  extra=()
+  grep -q 'shmarray_python' "$BUILD/build.ninja" 2>/dev/null && extra+=(shmarray_python)
+  grep -q 'bench_iceoryx_handoff' "$BUILD/build.ninja" 2>/dev/null && extra+=(bench_iceoryx_handoff bench_iceoryx_wakeup)
+  cmake --build "$BUILD" --target "${BENCH_TARGETS[@]}" "${extra[@]}"
+else
+  for t in bench/bench_control_plane bench/bench_handoff bench/bench_memory bench/bench_probe; do
+    [ -x "$BUILD/$t" ] || { cmake --build "$BUILD" --target "${BENCH_TARGETS[@]}"; break; }
+  done
+fi
+
+# --- where results go -------------------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/shmarray-bench-XXXXXX)
+if [ "$SMOKE" = 1 ]; then
+  OUT=${OUT:-$TMP/results}
+elif [ -z "$OUT" ]; then
+  OUT=docs/bench-results/$(echo "$MACHINE" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '-' | sed 's/^-//; s/-$//')
+fi
+mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
+for s in ${ONLY//,/ }; do
+  case $s in
+    control) rm -f "$OUT/control_plane.csv" ;;
+    handoff) rm -f "$OUT/handoff.csv" ;;
+    wakeup) rm -f "$OUT/wakeup.csv" ;;
+    python) rm -f "$OUT"/python_handoff*.csv ;;
+    iceoryx) rm -f "$OUT/iceoryx_handoff.csv" "$OUT/iceoryx_wakeup.csv" "$OUT/iceoryx_status.txt" ;;
+    *) rm -f "$OUT/$s.csv" ;;
+  esac
+done
+
+SOCK=$TMP/s.sock
 BROKER=""
+ROUDI=""
+stop_broker() {
+  if [ -n "$BROKER" ]; then
+    # Remove anything a benchmark left behind, so no segment outlives the run.
+    left=$("$BUILD/tools/shmarray" --socket "$SOCK" ls --json 2>/dev/null |
+      python3 -c 'import json,sys; print(" ".join(a["name"] for a in json.load(sys.stdin)))' 2>/dev/null || true)
+    if [ -n "$left" ]; then
+      echo "warning: removing arrays left behind: $(echo $left | wc -w)" >&2
+      echo $left | xargs -n 500 "$BUILD/tools/shmarray" --socket "$SOCK" rm >/dev/null || true
+    fi
+    kill "$BROKER" 2>/dev/null && wait "$BROKER" 2>/dev/null || true
+    BROKER=""
+  fi
+}
+stop_roudi() {
+  if [ -n "$ROUDI" ]; then
+    kill "$ROUDI" 2>/dev/null || true
+    for _ in $(seq 600); do kill -0 "$ROUDI" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$ROUDI" 2>/dev/null || true
+    wait "$ROUDI" 2>/dev/null || true
+    ROUDI=""
+    rm -f "/dev/shm/iceoryx_mgmt" "/dev/shm/$(id -un)"  # only ours: we held the lock and started it
+  fi
+}
 cleanup() {
-  [ -n "$BROKER" ] && kill "$BROKER" 2>/dev/null && wait "$BROKER" 2>/dev/null || true
-  [ "$SMOKE" = 1 ] && rm -rf "$OUT"
+  stop_broker
+  stop_roudi
+  rm -rf "$TMP"
   return 0
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-echo "machine: $MACHINE; kernel $(uname -r); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+# --- machine facts ----------------------------------------------------------------------------------
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "machine: $MACHINE"
+echo "  cpu: $CPU; $CORES cores; memory $MEM; kernel $(uname -r); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
+echo "  load average at start: $LOAD0"
+awk -v c="$CORES" '{ if ($1 > c) print "  warning: load average " $1 " > " c " cores: numbers will be noisy" }' /proc/loadavg
+{
+  echo "key,value"
+  echo "machine,\"$MACHINE\""
+  echo "cpu,\"$CPU\""
+  echo "cores,$CORES"
+  echo "memory,$MEM"
+  echo "kernel,$(uname -r)"
+  echo "date,$(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "commit,$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "load_start,\"$LOAD0\""
+  echo "smoke,$SMOKE"
+} > "$OUT/meta.csv"
+
+# Client counts: powers of two up to 4 x cores (1,2,4,8 on 2 cores; 1..64 on 16).
+COUNTS=1; c=1; while ((c * 2 <= 4 * CORES)); do c=$((c * 2)); COUNTS+=",$c"; done
+if [ "$SMOKE" = 1 ]; then
+  PROBE_MIB=8; CP_N=40; COUNTS=1,2; REG=1,10,100; PROBES=10; SIZES_SCALE=4KiB,1MiB; REPS=2
+  WAKE_N=200; HO_SIZES=4KiB,64KiB; HO_ARGS=(--repeat 2); MEM_BYTES=16MiB; MEM_N=1,2
+  ICE_SIZES=4KiB,64KiB
+else
+  PROBE_MIB=64; CP_N=2000; REG=1,10,100,1000,10000,100000; PROBES=200
+  SIZES_SCALE=4KiB,1MiB,64MiB,1GiB; REPS=5; WAKE_N=20000; HO_SIZES=4KiB,1MiB,64MiB,1GiB
+  HO_ARGS=(--repeat 20 --repeat-large 5 --repeat-huge 3); MEM_BYTES=1GiB; MEM_N=1,2,4
+  ICE_SIZES=$HO_SIZES
+fi
+B=$BUILD/bench
+M=(--machine "$MACHINE")
+
+# --- shmarray benchmarks (one broker) ---------------------------------------------------------------
+stage "starting shmarrayd"
 "$BUILD/server/shmarrayd" --socket "$SOCK" --log-level warn &
 BROKER=$!
 for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
+[ -S "$SOCK" ] || { echo "shmarrayd did not start" >&2; exit 1; }
 
-if [ "$SMOKE" = 1 ]; then CP_N=50; WAKE_N=200; else CP_N=2000; WAKE_N=20000; fi
-"$BUILD/bench/bench_control_plane" --socket "$SOCK" --iterations "$CP_N" --machine "$MACHINE" \
-  --csv "$OUT/control_plane.csv"
-"$BUILD/bench/bench_wakeup" --rounds "$WAKE_N" --machine "$MACHINE" --csv "$OUT/wakeup.csv"
-if [ -f bench/python_handoff.py ] && [ -d "$BUILD/python" ]; then
-  args=(--socket "$SOCK")
-  [ "$SMOKE" = 1 ] && args+=(--smoke)
-  PYTHONPATH="$BUILD/python" /usr/bin/python3 bench/python_handoff.py "${args[@]}"
+if wants probe; then stage "machine probe"; "$B/bench_probe" --mib "$PROBE_MIB" "${M[@]}" --csv "$OUT/probe.csv"; fi
+if wants control; then
+  stage "control plane, clients $COUNTS"
+  "$B/bench_control_plane" --socket "$SOCK" --clients "$COUNTS" --iterations "$CP_N" "${M[@]}" \
+    --csv "$OUT/control_plane.csv"
 fi
-echo "raw results: $OUT"
+if wants scale; then
+  stage "scale: registry $REG, sizes $SIZES_SCALE"
+  "$B/bench_control_plane" --socket "$SOCK" --clients "" --scale-registry "$REG" --probes "$PROBES" \
+    --scale-sizes "$SIZES_SCALE" --reps "$REPS" "${M[@]}" --csv-scale "$OUT/scale.csv"
+fi
+if wants wakeup; then stage "wake-up latency"; "$B/bench_wakeup" --rounds "$WAKE_N" "${M[@]}" --csv "$OUT/wakeup.csv"; fi
+if wants handoff; then
+  stage "handoff (C++): sizes $HO_SIZES"
+  "$B/bench_handoff" --socket "$SOCK" --sizes "$HO_SIZES" "${HO_ARGS[@]}" "${M[@]}" --csv "$OUT/handoff.csv"
+fi
+if wants memory; then
+  stage "memory: $MEM_BYTES, consumers $MEM_N"
+  "$B/bench_memory" --socket "$SOCK" --bytes "$MEM_BYTES" --consumers "$MEM_N" "${M[@]}" --csv "$OUT/memory.csv"
+fi
+if wants python; then
+  if [ -d "$BUILD/python" ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    stage "handoff (Python)"
+    py=(/usr/bin/python3 bench/python_handoff.py --socket "$SOCK" --build "$BUILD" --full-read --machine "$MACHINE")
+    if [ "$SMOKE" = 1 ]; then
+      PYTHONPATH="$BUILD/python" "${py[@]}" --smoke --csv "$OUT/python_handoff.csv"
+    else
+      PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 4KiB,1MiB,64MiB --csv "$OUT/python_handoff.csv"
+      PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 1GiB --repeat 3 --csv "$OUT/python_handoff_1g.csv"
+    fi
+  else
+    echo "skipping the Python handoff: no Python module in $BUILD/python (or no NumPy)"
+  fi
+fi
+stop_broker
+
+# --- iceoryx (its own daemon, RouDi: one per machine, so runs of this script take turns) ----------
+if wants iceoryx; then
+  status=""
+  if [ ! -x "$B/bench_iceoryx_handoff" ] || ! command -v iox-roudi >/dev/null; then
+    status="not built: iceoryx is not installed (Debian: iceoryx, libiceoryx-posh-dev)"
+  else
+    exec 9>/tmp/shmarray-bench-iceoryx.lock
+    if ! flock -w "$([ "$SMOKE" = 1 ] && echo 0 || echo 120)" 9; then
+      status="skipped: another benchmark run holds the iceoryx lock (/tmp/shmarray-bench-iceoryx.lock)"
+    elif pgrep -x iox-roudi >/dev/null; then
+      status="skipped: an iox-roudi not started by this script is running"
+    fi
+  fi
+  if [ -z "$status" ]; then
+    stage "iceoryx: starting iox-roudi with pools for 64 B and $ICE_SIZES"
+    python3 - "$ICE_SIZES" > "$TMP/roudi.toml" <<'EOF'
+import sys
+units = {"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
+def size(t):
+    t = t.strip().upper()
+    for u, m in units.items():
+        if t.endswith(u):
+            return int(t[:-len(u)]) * m
+    return int(t)
+pools = [(128, 64)] + [(size(s) + 256, 4 if size(s) < (64 << 20) else 1) for s in sys.argv[1].split(",")]
+print("[general]\nversion = 1\n\n[[segment]]\n")
+for chunk, count in sorted(pools):
+    print(f"[[segment.mempool]]\nsize = {chunk}\ncount = {count}\n")
+EOF
+    iox-roudi -c "$TMP/roudi.toml" -l info > "$TMP/roudi.log" 2>&1 &
+    ROUDI=$!
+    for _ in $(seq 1800); do grep -q "RouDi is ready" "$TMP/roudi.log" && break; kill -0 "$ROUDI" 2>/dev/null || break; sleep 0.1; done
+    if grep -q "RouDi is ready" "$TMP/roudi.log"; then
+      "$B/bench_iceoryx_wakeup" --rounds "$WAKE_N" "${M[@]}" --csv "$OUT/iceoryx_wakeup.csv"
+      "$B/bench_iceoryx_handoff" --sizes "$ICE_SIZES" "${HO_ARGS[@]}" "${M[@]}" --csv "$OUT/iceoryx_handoff.csv"
+      status="measured: iceoryx $(dpkg-query -W -f='${Version}' iceoryx 2>/dev/null || echo '?')"
+    else
+      cat "$TMP/roudi.log" >&2
+      status="failed: iox-roudi did not become ready"
+    fi
+    stop_roudi
+  fi
+  echo "iceoryx: $status"
+  echo "$status" > "$OUT/iceoryx_status.txt"
+fi
+
+echo "load_end,\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >> "$OUT/meta.csv"
+echo "seconds,$(( $(date +%s) - T_START ))" >> "$OUT/meta.csv"
+
+# --- report -------------------------------------------------------------------------------------------
+stage "report"
+if [ "$SMOKE" = 1 ]; then
+  python3 bench/plot.py --out-md "$TMP/benchmarks.md" --img "$TMP/img" "$OUT"
+else
+  sets=(docs/bench-results/*/)
+  case "$OUT/" in "$REPO"/docs/bench-results/*) ;; *) sets+=("$OUT") ;; esac
+  python3 bench/plot.py --out-md docs/benchmarks.md --img docs/img "${sets[@]}"
+  echo "raw results: $OUT; report: docs/benchmarks.md"
+fi
+echo "total: $(( $(date +%s) - T_START )) s"

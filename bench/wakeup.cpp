@@ -19,9 +19,9 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
-#include <fstream>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/sync/live_fields.hpp"
 #include "shmarray/sync/version.hpp"
@@ -34,7 +34,10 @@ struct Stats {
   double p50, p99;
 };
 
+// The first tenth of the round trips is warm-up (page faults, caches, CPU frequency): dropped.
 Stats one_way(std::vector<double> round_trip_us) {
+  round_trip_us.erase(round_trip_us.begin(),
+                      round_trip_us.begin() + static_cast<std::ptrdiff_t>(round_trip_us.size() / 10));
   std::sort(round_trip_us.begin(), round_trip_us.end());
   const auto at = [&](std::size_t i) { return round_trip_us[std::min(i, round_trip_us.size() - 1)] / 2; };
   return {at(round_trip_us.size() / 2), at(round_trip_us.size() * 99 / 100)};
@@ -157,12 +160,10 @@ int main(int argc, char** argv) {
   std::printf("\nWake-up latency, one way (round trip / 2), %d round trips, %s\n", rounds,
               machine.c_str());
   std::printf("%-34s %10s %10s %16s\n", "method", "p50 (us)", "p99 (us)", "p50 / baseline");
+  bench::Csv out(csv, "machine,method,p50_us,p99_us,rounds");
   for (const auto& r : rows) {
     std::printf("%-34s %10.2f %10.2f %15.2fx\n", r.name, r.s.p50, r.s.p99, r.s.p50 / base.p50);
-    if (!csv.empty()) {
-      std::ofstream(csv, std::ios::app) << machine << "," << r.name << "," << r.s.p50 << ","
-                                        << r.s.p99 << "," << r.s.p50 / base.p50 << "\n";
-    }
+    out.row(machine, r.name, r.s.p50, r.s.p99, rounds);
   }
   return 0;
 }

@@ -8,7 +8,8 @@ shift || true
 
 PACKAGES=(build-essential cmake ninja-build pkg-config libboost1.81-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libflatbuffers-dev flatbuffers-compiler
-  pybind11-dev python3-dev python3-numpy python3-pandas python3-pytest)
+  pybind11-dev python3-dev python3-numpy python3-pandas python3-pytest
+  clang-16 libclang-rt-16-dev)  # fuzz/run_fuzz.sh: clang 14's libFuzzer cannot build std::expected
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -111,6 +111,12 @@ Result<Connection::Reply> Connection::next_frame(wire::Clock::time_point deadlin
     }
     std::array<std::byte, 64 * 1024> buffer;
     auto got = wire::receive_some(socket_.native_handle(), buffer);
+    if (!got && got.error().code() == ErrorCode::kUnavailable) {  // reset: the broker died
+      return fail(ErrorCode::kUnavailable,
+                  "lost the connection to the broker at " + socket_path_ + " (" +
+                      got.error().message() + "): is shmarrayd still running?",
+                  got.error().sys_errno());
+    }
     if (!got) return std::unexpected(got.error());
     if (got->would_block) continue;
     for (auto& fd : got->fds) received_fds_.push_back(std::move(fd));

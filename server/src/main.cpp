@@ -1,6 +1,9 @@
 // shmarrayd: the shmarray broker. Parses options, runs the Broker on one io_context until
 // SIGINT/SIGTERM, then stops gracefully and exits 0.
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -41,7 +44,7 @@ void add_socket_access_options(CLI::App& app, shmarray::server::Config& config) 
                        ? std::string()
                        : "bad mode '" + text + "': write permission bits in octal, e.g. 0660";
           },
-          "OCTAL"));
+          "", "OCTAL"));
   app.add_option("--socket-group", config.socket_group,
                  "Group (name or gid) given the socket file, so that its members may connect "
                  "when --socket-mode grants the group rw (e.g. 0660)")
@@ -94,6 +97,17 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarrayd[%P] %l: %v");
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   if (gc) return shmarray::server::run_gc(config);
+  {  // Each connection holds a descriptor: let --max-connections be reached under a low soft limit.
+    const rlim_t want = static_cast<rlim_t>(config.max_connections) + 64;
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < want) {
+      lim.rlim_cur = std::min(want, lim.rlim_max);
+      if (::setrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < want) {
+        spdlog::warn("descriptor limit {} is below --max-connections {}: raise ulimit -n",
+                     lim.rlim_cur, config.max_connections);
+      }
+    }
+  }
 
   boost::asio::io_context io;
   shmarray::server::Broker broker(io, config);

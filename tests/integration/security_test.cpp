@@ -161,6 +161,11 @@ class SecurityTest : public ::testing::Test {
     static const std::string skip_reason = why;
     if (!users) GTEST_SKIP() << skip_reason;
     users_ = *users;
+    static const bool helper_runs = run_helper_as(users_.a, {"--help"}).status.ok();
+    if (!helper_runs) {
+      GTEST_SKIP() << SHMARRAY_HELPER_PATH << " cannot run as " << kUserA
+                   << ": build in a directory that other users can traverse";
+    }
     broker_ = start_broker(broker_args());
   }
 
@@ -181,7 +186,8 @@ class SecurityTest : public ::testing::Test {
 
   // A new 0755 directory; the broker's socket goes in it (or in `subdir` of it, left for the
   // broker to create).
-  BrokerProcess* start_broker(const std::vector<std::string>& args, const std::string& subdir = {}) {
+  BrokerProcess* start_broker(const std::vector<std::string>& args,
+                              const std::string& subdir = {}) {
     char tmpl[] = "/tmp/shmarray-sec-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dirs_.emplace_back(tmpl);

@@ -10,8 +10,9 @@
 
 namespace shmarray::test {
 
-BrokerProcess::BrokerProcess(std::vector<std::string> extra_args, std::string socket_path)
-    : args_(std::move(extra_args)) {
+BrokerProcess::BrokerProcess(std::vector<std::string> extra_args, std::string socket_path,
+                             std::vector<std::string> command_prefix)
+    : args_(std::move(extra_args)), prefix_(std::move(command_prefix)) {
   char tmpl[] = "/tmp/shmarray-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -22,6 +23,7 @@ BrokerProcess::BrokerProcess(std::vector<std::string> extra_args, std::string so
 void BrokerProcess::start() {
   std::vector<std::string> argv{SHMARRAYD_PATH, "--socket", socket_path_, "--log-level", "warn"};
   argv.insert(argv.end(), args_.begin(), args_.end());
+  argv.insert(argv.begin(), prefix_.begin(), prefix_.end());
   child_.emplace(ChildProcess::spawn(argv));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -16,7 +16,11 @@ namespace shmarray::test {
 class BrokerProcess {
  public:
   // Starts shmarrayd with `extra_args` on <new temp dir>/s.sock (or on `socket_path`).
-  explicit BrokerProcess(std::vector<std::string> extra_args = {}, std::string socket_path = {});
+  // `command_prefix` (optional) runs first, e.g. a wrapper that gives shmarrayd its own mount
+  // namespace; it must exec shmarrayd (its path and arguments follow) in the same process, so
+  // that pid() and the signals stop() sends reach the broker itself.
+  explicit BrokerProcess(std::vector<std::string> extra_args = {}, std::string socket_path = {},
+                         std::vector<std::string> command_prefix = {});
   ~BrokerProcess();
   BrokerProcess(const BrokerProcess&) = delete;
   BrokerProcess& operator=(const BrokerProcess&) = delete;
@@ -37,6 +41,7 @@ class BrokerProcess {
  private:
   void start();
   std::vector<std::string> args_;
+  std::vector<std::string> prefix_;
   std::string dir_;
   std::string socket_path_;
   std::optional<ChildProcess> child_;

@@ -1,0 +1,233 @@
+// Handoff latency of an array between two processes, C++: shmarray against copying the bytes.
+//
+//   unix socket copy (baseline)   the producer write()s its private buffer into a socketpair,
+//                                 the consumer read()s it into its own (pre-faulted) buffer
+//   pipe copy                     the same through a pipe (capacity raised to 1 MiB if allowed)
+//   shmarray new array            the producer created and filled an array; the handoff sends
+//                                 its name over a pipe, the consumer open()s it (broker round
+//                                 trip + descriptor + mmap) and uses it: a fresh mapping, so the
+//                                 first touch of each page faults
+//   shmarray new array, populate  the same with OpenOptions::populate (MADV_POPULATE_READ: all
+//                                 page-table entries in one call); read_all only
+//   shmarray mapped array         the recommended steady state: both keep the array mapped, the
+//                                 producer rewrites it in place and publish()es, the consumer
+//                                 wakes in wait_newer_than() and uses it
+//
+// "Uses it" is read_all (sums every 64-bit word) or touch_one (reads element 0), see
+// handoff_common.hpp. Needs a running shmarrayd (--socket).
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <shmarray/shmarray.hpp>
+
+#include "handoff_common.hpp"
+
+namespace {
+
+using namespace bench;
+
+struct Channels {
+  Pipe cmd;     // producer -> consumer commands
+  Pipe report;  // consumer -> producer reports
+  Pipe data;    // pipe-copy data
+  int sock[2];  // socket-copy data: [0] producer, [1] consumer
+};
+
+std::byte* private_buffer(std::uint64_t bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("cannot allocate " + human(bytes));
+  std::memset(p, 0, bytes);  // pre-fault: the copy path's best case (a reused buffer)
+  return static_cast<std::byte*>(p);
+}
+
+// --- consumer process ---------------------------------------------------------------------------
+
+[[noreturn]] void consumer_main(const Channels& ch, const std::string& socket,
+                                std::uint64_t max_bytes) {
+  std::optional<shmarray::Client> client;
+  std::byte* buffer = nullptr;
+  std::optional<shmarray::Array> kept;
+  const auto connect = [&]() -> shmarray::Client& {
+    if (!client) client = must(shmarray::Client::connect({.socket_path = socket}), "consumer");
+    return *client;
+  };
+  for (;;) {
+    const auto c = recv_pod<Command>(ch.cmd.r);
+    Report r;
+    switch (c.op) {
+      case Command::kStop:
+        ::_exit(0);
+      case Command::kRecvSocket:
+      case Command::kRecvPipe: {
+        if (!buffer) buffer = private_buffer(max_bytes);
+        const int fd = c.op == Command::kRecvSocket ? ch.sock[1] : ch.data.r;
+        if (!read_all(fd, buffer, c.bytes)) die("consumer: short read");
+        r.value = consume(buffer, c.bytes, c.use);
+        r.t_end_ns = now_ns();
+        break;
+      }
+      case Command::kOpen:
+      case Command::kOpenPopulate: {
+        auto a = must(connect().open(c.name, shmarray::Access::kReadOnly,
+                                     {.populate = c.op == Command::kOpenPopulate}),
+                      "consumer open");
+        r.value = consume(a.bytes().data(), c.bytes, c.use);
+        r.t_end_ns = now_ns();
+        break;  // the mapping goes here, after the clock stopped
+      }
+      case Command::kMapKeep:
+        kept = must(connect().open(c.name, shmarray::Access::kReadOnly), "consumer open");
+        r.value = consume(kept->bytes().data(), c.bytes, Use::kReadAll);  // fault it in once
+        break;
+      case Command::kWaitMapped: {
+        must(kept->wait_newer_than(c.version, std::chrono::seconds(30)), "consumer wait");
+        r.value = consume(kept->bytes().data(), c.bytes, c.use);
+        r.t_end_ns = now_ns();
+        break;
+      }
+      case Command::kUnmap:
+        kept.reset();
+        break;
+      default:
+        die("consumer: unknown command");
+    }
+    send_pod(ch.report.w, r);
+  }
+}
+
+// --- producer side ------------------------------------------------------------------------------
+
+class Producer {
+ public:
+  Producer(const Channels& ch, shmarray::Client& client, std::uint64_t max_bytes)
+      : ch_(ch), client_(client), max_bytes_(max_bytes) {}
+
+  Report ask(Command c) {
+    send_pod(ch_.cmd.w, c);
+    return recv_pod<Report>(ch_.report.r);
+  }
+
+  double copy_round(bool socket, std::uint64_t bytes, Use use, std::uint64_t marker) {
+    if (!src_) src_ = private_buffer(max_bytes_);
+    fill({src_, bytes}, marker);
+    send_pod(ch_.cmd.w, Command{.op = socket ? Command::kRecvSocket : Command::kRecvPipe,
+                                .use = use, .bytes = bytes, .marker = marker});
+    settle(bytes);
+    const std::int64_t t0 = now_ns();
+    if (!write_all(socket ? ch_.sock[0] : ch_.data.w, src_, bytes)) die("producer: short write");
+    const Report r = recv_pod<Report>(ch_.report.r);
+    check_value(socket ? "socket copy" : "pipe copy", r, bytes, marker, use);
+    return static_cast<double>(r.t_end_ns - t0) / 1e3;
+  }
+
+  double new_array_round(bool populate, std::uint64_t bytes, Use use, std::uint64_t marker) {
+    Command c{.op = populate ? Command::kOpenPopulate : Command::kOpen, .use = use,
+              .bytes = bytes, .marker = marker};
+    const std::string name = "bench/handoff/" + std::to_string(::getpid()) + "/" +
+                             std::to_string(marker);
+    std::snprintf(c.name, sizeof c.name, "%s", name.c_str());
+    double us;
+    {
+      auto a = must(client_.create(name, spec(bytes)), "create");
+      fill(must(a.mutable_bytes()), marker);
+      settle(bytes);
+      const std::int64_t t0 = now_ns();
+      send_pod(ch_.cmd.w, c);  // the handoff message: the array's name
+      const Report r = recv_pod<Report>(ch_.report.r);
+      check_value("shmarray new array", r, bytes, marker, use);
+      us = static_cast<double>(r.t_end_ns - t0) / 1e3;
+    }
+    must(client_.remove(name), "remove");
+    return us;
+  }
+
+  void mapped_setup(std::uint64_t bytes) {
+    Command c{.op = Command::kMapKeep, .bytes = bytes};
+    const std::string name = "bench/handoff/" + std::to_string(::getpid()) + "/mapped";
+    std::snprintf(c.name, sizeof c.name, "%s", name.c_str());
+    mapped_.emplace(must(client_.create(name, spec(bytes)), "create"));
+    fill(must(mapped_->mutable_bytes()), 0);
+    ask(c);
+    mapped_name_ = name;
+  }
+
+  double mapped_round(std::uint64_t bytes, Use use, std::uint64_t marker) {
+    fill(must(mapped_->mutable_bytes()), marker);  // the producer rewrites in place
+    send_pod(ch_.cmd.w, Command{.op = Command::kWaitMapped, .use = use, .bytes = bytes,
+                                .marker = marker, .version = mapped_->version()});
+    settle(bytes);
+    const std::int64_t t0 = now_ns();
+    must(mapped_->publish(), "publish");
+    const Report r = recv_pod<Report>(ch_.report.r);
+    check_value("shmarray mapped array", r, bytes, marker, use);
+    return static_cast<double>(r.t_end_ns - t0) / 1e3;
+  }
+
+  void mapped_teardown() {
+    ask(Command{.op = Command::kUnmap});
+    mapped_.reset();
+    must(client_.remove(mapped_name_), "remove");
+  }
+
+ private:
+  static shmarray::ArraySpec spec(std::uint64_t bytes) {
+    return {.dtype = "<u8", .shape = {bytes / 8}};
+  }
+  const Channels& ch_;
+  shmarray::Client& client_;
+  std::uint64_t max_bytes_;
+  std::byte* src_ = nullptr;
+  std::optional<shmarray::Array> mapped_;
+  std::string mapped_name_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket, sizes = "4KiB,1MiB,64MiB,1GiB";
+  HandoffOptions o{.machine = "this machine"};
+  CLI::App app{"shmarray handoff latency vs copying through a socket or a pipe (needs shmarrayd)"};
+  app.add_option("--socket", socket, "broker socket (default: the standard path rule)");
+  app.add_option("--sizes", sizes, "array sizes")->capture_default_str();
+  app.add_option("--repeat", o.repeat, "rounds per method below 64 MiB")->capture_default_str();
+  app.add_option("--repeat-large", o.repeat_large, "rounds from 64 MiB")->capture_default_str();
+  app.add_option("--repeat-huge", o.repeat_huge, "rounds from 1 GiB")->capture_default_str();
+  app.add_option("--csv", o.csv, "append raw rounds to this CSV file");
+  app.add_option("--machine", o.machine, "label for the table")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  o.sizes = parse_sizes(sizes);
+  for (auto& s : o.sizes) s = std::max<std::uint64_t>(8, s - s % 8);
+  const std::uint64_t max_bytes = *std::max_element(o.sizes.begin(), o.sizes.end());
+
+  Channels ch{.cmd = Pipe::make(), .report = Pipe::make(), .data = Pipe::make(), .sock = {}};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch.sock) != 0) die("socketpair");
+  ::fcntl(ch.data.w, F_SETPIPE_SZ, 1 << 20);  // best effort: the largest unprivileged size
+  const pid_t consumer = ::fork();  // before anything big is mapped or any connection opened
+  if (consumer == 0) consumer_main(ch, socket, max_bytes);
+
+  auto client = must(shmarray::Client::connect({.socket_path = socket}), "producer");
+  Producer p(ch, client, max_bytes);
+  const std::vector<Method> methods{
+      {.name = "unix socket copy (baseline)",
+       .round = [&](auto b, auto u, auto m) { return p.copy_round(true, b, u, m); }},
+      {.name = "pipe copy",
+       .round = [&](auto b, auto u, auto m) { return p.copy_round(false, b, u, m); }},
+      {.name = "shmarray new array (open + fresh mapping)",
+       .round = [&](auto b, auto u, auto m) { return p.new_array_round(false, b, u, m); }},
+      {.name = "shmarray new array, open with populate",
+       .touch_one = false,
+       .round = [&](auto b, auto u, auto m) { return p.new_array_round(true, b, u, m); }},
+      {.name = "shmarray mapped array (publish -> wait)",
+       .setup = [&](auto b) { p.mapped_setup(b); },
+       .teardown = [&](auto) { p.mapped_teardown(); },
+       .round = [&](auto b, auto u, auto m) { return p.mapped_round(b, u, m); }},
+  };
+  run_handoffs(methods, o);
+  send_pod(ch.cmd.w, Command{.op = Command::kStop});
+  ::waitpid(consumer, nullptr, 0);
+  return 0;
+}
