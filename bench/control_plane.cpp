@@ -156,7 +156,10 @@ PhaseResult echo_baseline(int clients, int total_ops) {
     client_ends.push_back(sv[1]);
   }
   const pid_t server = ::fork();
-  if (server == 0) echo_server(server_ends);
+  if (server == 0) {
+    for (int fd : client_ends) ::close(fd);  // else the server never sees its clients hang up
+    echo_server(server_ends);
+  }
   for (int fd : server_ends) ::close(fd);
   const int per_client = std::max(1, total_ops / clients);
   auto r = run_clients(clients, 1, per_client * clients, {"baseline: 64 B echo, 1-thread server"},

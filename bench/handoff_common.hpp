@@ -44,23 +44,23 @@ struct Report {
 };
 
 struct Method {
-  std::string name;
+  std::string name{};
   bool read_all = true;
   bool touch_one = true;
-  std::function<void(std::uint64_t)> setup;     // per size, untimed; may be empty
-  std::function<void(std::uint64_t)> teardown;  // per size, untimed; may be empty
+  std::function<void(std::uint64_t)> setup{};     // per size, untimed; may be empty
+  std::function<void(std::uint64_t)> teardown{};  // per size, untimed; may be empty
   // One handoff; returns microseconds. Must check the consumer's value.
-  std::function<double(std::uint64_t bytes, Use use, std::uint64_t marker)> round;
+  std::function<double(std::uint64_t bytes, Use use, std::uint64_t marker)> round{};
 };
 
 struct HandoffOptions {
-  std::vector<std::uint64_t> sizes;
+  std::vector<std::uint64_t> sizes{};
   int repeat = 20;        // rounds per method below 64 MiB
   int repeat_large = 5;   // at 64 MiB up to 1 GiB
   int repeat_huge = 3;    // at 1 GiB and above
   int warmup = 1;         // unrecorded rounds per method first
-  std::string machine;
-  std::string csv;
+  std::string machine{};
+  std::string csv{};
   std::string lang = "C++";
   std::vector<Use> uses{Use::kReadAll, Use::kTouchOne};
 };

@@ -8,11 +8,16 @@
 #include <thread>
 
 #include "bench_util.hpp"
+#include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/runtime/posh_runtime.hpp"
 
 namespace bench {
 
+// One runtime per process (call it after fork()). A child must leave with std::exit() after its
+// ports are destroyed, never _exit(): RouDi learns of the exit from the runtime's destructor, and
+// aborts at its own shutdown if it still counts a process that is gone.
 inline void init_iceoryx_runtime(const std::string& base) {
+  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn);
   const std::string name = base + "-" + std::to_string(::getpid());
   iox::runtime::PoshRuntime::initRuntime(
       iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));

@@ -21,7 +21,7 @@ using namespace bench;
 
 const iox::capro::ServiceDescription kService{"shmarray-bench", "handoff", "array"};
 
-[[noreturn]] void consumer_main(const Pipe& cmd, const Pipe& report) {
+void consumer_main(const Pipe& cmd, const Pipe& report) {
   init_iceoryx_runtime("shmarray-bench-handoff-sub");
   iox::popo::SubscriberOptions options;
   options.queueCapacity = 1;
@@ -48,8 +48,6 @@ const iox::capro::ServiceDescription kService{"shmarray-bench", "handoff", "arra
     }
     send_pod(report.w, r);
   }
-  sub.unsubscribe();
-  ::_exit(0);
 }
 
 }  // namespace
@@ -73,7 +71,10 @@ int main(int argc, char** argv) {
 
   const Pipe cmd = Pipe::make(), report = Pipe::make();
   const pid_t consumer = ::fork();  // each process has its own iceoryx runtime
-  if (consumer == 0) consumer_main(cmd, report);
+  if (consumer == 0) {
+    consumer_main(cmd, report);  // its ports are gone when it returns
+    std::exit(0);                // the runtime's destructor tells RouDi
+  }
 
   init_iceoryx_runtime("shmarray-bench-handoff-pub");
   iox::popo::UntypedPublisher pub(kService);

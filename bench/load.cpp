@@ -226,6 +226,20 @@ Footprint settle(std::uint32_t pid, const Options& o, const Footprint& before) {
   return now;
 }
 
+// The footprint once the broker has seen our earlier connections close: the descriptor count has
+// stopped falling (two readings 50 ms apart agree; 2 s at most).
+Footprint quiet_footprint(std::uint32_t pid, const Options& o) {
+  Footprint last = footprint(pid, o.socket_path);
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  while (Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const Footprint now = footprint(pid, o.socket_path);
+    if (now.fds == last.fds && now.segments == last.segments) return now;
+    last = now;
+  }
+  return last;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -257,7 +271,7 @@ int main(int argc, char** argv) {
     pid = probe->broker_pid();
   }
   if (o.warmup_seconds > 0) (void)run_clients(o, o.warmup_seconds);
-  const Footprint before = settle(pid, o, footprint(pid, o.socket_path));
+  const Footprint before = quiet_footprint(pid, o);
 
   const auto t0 = Clock::now();
   Sample all = run_clients(o, o.seconds);

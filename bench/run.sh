@@ -252,11 +252,11 @@ echo "seconds,$(( $(date +%s) - T_START ))" >> "$OUT/meta.csv"
 # --- report -------------------------------------------------------------------------------------------
 stage "report"
 if [ "$SMOKE" = 1 ]; then
-  python3 bench/plot.py --out-md "$TMP/benchmarks.md" --img "$TMP/img" "$OUT"
+  /usr/bin/python3 bench/plot.py --out-md "$TMP/benchmarks.md" --img "$TMP/img" "$OUT"
 else
   sets=(docs/bench-results/*/)
   case "$OUT/" in "$REPO"/docs/bench-results/*) ;; *) sets+=("$OUT") ;; esac
-  python3 bench/plot.py --out-md docs/benchmarks.md --img docs/img "${sets[@]}"
+  /usr/bin/python3 bench/plot.py --out-md docs/benchmarks.md --img docs/img "${sets[@]}"
   echo "raw results: $OUT; report: docs/benchmarks.md"
 fi
 echo "total: $(( $(date +%s) - T_START )) s"

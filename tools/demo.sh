@@ -32,4 +32,4 @@ if [ -f examples/python/consumer.py ] && [ -d "$B/python" ]; then
   "$B/examples/producer" --socket "$SOCK"
   wait "$CONSUMER"
 fi
-echo "==> demo done: both consumers saw the producer's values and the producer saw theirs"
+echo "==> demo done: each consumer saw the producer's values, and the producer saw the consumer's writes"

@@ -196,12 +196,12 @@ RunResult run_gc(const std::string& socket_path) {
 TEST(BrokerGc, RemovesCorruptAndStaleSegmentsOnlyWhenAskedAndNeverWhileABrokerServes) {
   BrokerProcess broker;
   const std::string prefix = segment_prefix(broker.socket_path());
-  {
+  {  // the creator is still connected when the broker dies: its ephemeral array stays behind
     auto client = broker.client();
     ASSERT_TRUE(client.create("good", ArraySpec{.shape = {16}}));
     ASSERT_TRUE(client.create("eph", ArraySpec{.shape = {16}, .ephemeral = true}));
+    broker.stop(SIGKILL);
   }
-  broker.stop(SIGKILL);  // the ephemeral array outlives this crashed broker
   ASSERT_EQ(broker.segments().size(), 2u);
   const std::string garbage = prefix + "00000000000000000000000000000001";
   const std::string half_made = prefix + "00000000000000000000000000000002";  // zeros: no header
@@ -233,8 +233,8 @@ TEST(BrokerGc, RemovesCorruptAndStaleSegmentsOnlyWhenAskedAndNeverWhileABrokerSe
   {
     auto client = broker.client();
     ASSERT_TRUE(client.create("eph2", ArraySpec{.shape = {16}, .ephemeral = true}));
+    broker.stop(SIGKILL);
   }
-  broker.stop(SIGKILL);
   const RunResult gc = run_gc(broker.socket_path());
   std::printf("%s", gc.out.c_str());
   EXPECT_TRUE(gc.status.ok()) << gc.status.describe();
@@ -601,7 +601,9 @@ TEST_F(ReliabilityTest, RandomBytesOnManyConnectionsCloseOnlyThemselves) {
     (void)::send(fd.get(), junk.data(), junk.size(), MSG_NOSIGNAL);
     ::shutdown(fd.get(), SHUT_WR);  // short junk would otherwise wait for more bytes
     closed += read_until_eof(fd.get(), 5s).eof;
-    if (i % 50 == 0) ASSERT_TRUE(good.stat("ok")) << "after " << i << " junk connections";
+    if (i % 50 == 0) {
+      ASSERT_TRUE(good.stat("ok")) << "after " << i << " junk connections";
+    }
   }
   EXPECT_EQ(closed, 300);
   EXPECT_TRUE(good.stat("ok"));
@@ -768,7 +770,9 @@ TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
       } else {
         sent += *n;
       }
-      if (i % 200 == 0) EXPECT_TRUE(good.stat("arr0"));
+      if (i % 200 == 0) {
+        EXPECT_TRUE(good.stat("arr0"));
+      }
     }
     EXPECT_TRUE(dropped) << "still connected after sending " << sent << " bytes of requests";
     EXPECT_TRUE(good.stat("arr0"));
@@ -835,6 +839,7 @@ TEST(HostilePeers, ThousandIdleConnectionsAndAbuseLeaveAWellBehavedClientServedQ
         ++junk_connections;
       }
     });
+    std::atomic<std::size_t> greedy_sent{0};
     std::thread greedy([&] {  // requests whose replies are never read
       UniqueFd fd = hello_connection(broker.socket_path());
       const auto stat = wire::encode_message(wire::StatRequest{"probe"}, 2);
@@ -842,18 +847,21 @@ TEST(HostilePeers, ThousandIdleConnectionsAndAbuseLeaveAWellBehavedClientServedQ
         auto n = wire::send_some(fd.get(), stat, -1);
         if (!n) break;
         if (*n == 0) (void)wire::wait_writable(fd.get(), wire::Clock::now() + 50ms);
+        greedy_sent += *n;
       }
     });
     std::vector<UniqueFd> silent;  // connections that never say anything
     for (int i = 0; i < 50; ++i) silent.push_back(raw_connect(broker.socket_path()));
+    // Measure only once the abuse is under way.
+    EXPECT_TRUE(eventually([&] { return junk_connections >= 20 && greedy_sent >= 256 * 1024; }));
 
     const double during_us = stat_p50_us(good, "probe", 500);
     stop = true;
     junk.join();
     greedy.join();
     std::printf("stat p50: %.1f us before, %.1f us during the abuse (%d junk connections, "
-                "1000 idle, 50 silent, 1 not reading)\n",
-                before_us, during_us, junk_connections.load());
+                "1000 idle, 50 silent, 1 not reading: %zu KiB of requests)\n",
+                before_us, during_us, junk_connections.load(), greedy_sent.load() / 1024);
     EXPECT_LT(during_us, std::max(50 * before_us, 100'000.0));
     EXPECT_TRUE(good.stat("probe"));
     idle.clear();
