@@ -51,12 +51,14 @@ UNITS = {"": 1, "B": 1, "KIB": 1 << 10, "K": 1 << 10, "KB": 1000, "MIB": 1 << 20
 
 
 def import_shmarray(build: Path):
+    """The shmarray module: installed, or else the one in <build>/python."""
+    import importlib
+
     try:
-        import shmarray  # noqa: F401
+        return importlib.import_module("shmarray")
     except ImportError:
         sys.path.insert(0, str(build / "python"))
-    import shmarray
-    return shmarray
+        return importlib.import_module("shmarray")
 
 
 def parse_size(text: str) -> int:

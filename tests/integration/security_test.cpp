@@ -3,153 +3,23 @@
 // permissions. The broker runs as root; clients run as two unprivileged users that the tests
 // create (or reuse): fork, drop privileges, exec the helper. Without root those tests skip; the
 // name and option checks that need no second user run anyway.
-#include <fcntl.h>
-#include <grp.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <pwd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <thread>
 
 #include "broker_process.hpp"
 #include "raw_client.hpp"
+#include "test_users.hpp"
 
 namespace shmarray::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr const char* kUserA = "shmarray-test-a";
-constexpr const char* kUserB = "shmarray-test-b";
-constexpr const char* kGroup = "shmarray-test-g";
-
-// Credentials a helper runs with: as after login (primary group, supplementary groups), or as
-// after `sg shmarray-test-g` (gid = the shared group).
-struct Identity {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-};
-
-struct TestUsers {
-  Identity a;
-  Identity b;
-  gid_t group = 0;
-  [[nodiscard]] Identity in_group(Identity who) const {
-    who.gid = group;
-    return who;
-  }
-  [[nodiscard]] static Identity outsider(Identity who) {  // not a member of the shared group
-    who.groups = {who.gid};
-    return who;
-  }
-};
-
-// Runs `argv` (useradd & co.), retrying while another test process holds /etc/passwd's lock.
-bool run_admin(const std::vector<std::string>& argv) {
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    if (run(argv, 20s).status.ok()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
-bool group_has_member(const char* group, const char* user) {
-  const struct group* g = ::getgrnam(group);
-  for (char** m = g != nullptr ? g->gr_mem : nullptr; m != nullptr && *m != nullptr; ++m) {
-    if (std::string(*m) == user) return true;
-  }
-  return false;
-}
-
-// Creates the shared group and both users once (they stay, and are reused by later runs).
-// std::nullopt with `why` set when that is not possible.
-std::optional<TestUsers> ensure_test_users(std::string& why) {
-  if (::geteuid() != 0) {
-    why = "needs root: it creates users shmarray-test-a/-b and runs clients as them";
-    return std::nullopt;
-  }
-  if (::getgrnam(kGroup) == nullptr) run_admin({"/usr/sbin/groupadd", "--system", kGroup});
-  TestUsers users;
-  const struct group* shared = ::getgrnam(kGroup);
-  if (shared == nullptr) {
-    why = std::string("cannot create group ") + kGroup + " (groupadd failed)";
-    return std::nullopt;
-  }
-  users.group = shared->gr_gid;
-  for (const char* name : {kUserA, kUserB}) {
-    if (::getpwnam(name) == nullptr) {
-      run_admin({"/usr/sbin/useradd", "--system", "--no-create-home", "--user-group", "--shell",
-                 "/usr/sbin/nologin", "--groups", kGroup, name});
-    } else if (!group_has_member(kGroup, name)) {
-      run_admin({"/usr/sbin/usermod", "-aG", kGroup, name});
-    }
-    const struct passwd* pw = ::getpwnam(name);
-    if (pw == nullptr) {
-      why = std::string("cannot create user ") + name + " (useradd failed)";
-      return std::nullopt;
-    }
-    Identity& who = name == kUserA ? users.a : users.b;
-    who = Identity{pw->pw_uid, pw->pw_gid, {pw->pw_gid, users.group}};
-  }
-  return users;
-}
-
-// Runs the helper as `who` (setgroups, setgid, setuid, then exec); stdout captured.
-RunResult run_helper_as(const Identity& who, const std::vector<std::string>& args,
-                        std::chrono::milliseconds timeout = 10s) {
-  std::vector<std::string> argv{SHMARRAY_HELPER_PATH};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return {};
-  const pid_t pid = ::fork();
-  if (pid == 0) {  // only async-signal-safe calls from here to exec
-    ::dup2(out[1], STDOUT_FILENO);
-    if (::setgroups(who.groups.size(), who.groups.data()) != 0 || ::setgid(who.gid) != 0 ||
-        ::setuid(who.uid) != 0) {
-      ::_exit(126);
-    }
-    ::execv(cargv[0], cargv.data());
-    ::_exit(127);  // e.g. the build directory is not traversable by that user
-  }
-  ::close(out[1]);
-  UniqueFd read_end(out[0]);
-  RunResult result;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{read_end.get(), POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[4096];
-    const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n <= 0) break;
-    result.out.append(buf, static_cast<std::size_t>(n));
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      result.status.timed_out = true;
-      return result;
-    }
-    std::this_thread::sleep_for(2ms);
-  }
-  if (WIFEXITED(status)) result.status.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) result.status.signal = WTERMSIG(status);
-  return result;
-}
 
 // A broker on a socket whose directory (0755) lets the test users through, plus teardown checks
 // like BrokerTest's: clean SIGTERM exit, none of its segments left.

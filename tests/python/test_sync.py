@@ -50,7 +50,7 @@ def test_wait_returns_at_once_when_already_newer(client):
 
 
 def test_wait_timeout(client):
-    a = client.create("sync/c", 1)
+    client.create("sync/c", 1)
     r = client.open("sync/c")
     t0 = time.monotonic()
     with pytest.raises(TimeoutError) as info:
@@ -247,7 +247,7 @@ print("writes", n, flush=True)
 
 
 def test_read_consistent_never_sees_a_torn_python_write(client, broker, children):
-    a = client.create("seq/b", 64 * 1024, "<u8")
+    client.create("seq/b", 64 * 1024, "<u8")
     child = children(SEQ_WRITER, broker.socket, "seq/b", "800")
     child.expect("start")
     r = client.open("seq/b")
