@@ -188,7 +188,7 @@ class Producer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string socket, sizes = "4KiB,1MiB,64MiB,1GiB";
+  std::string socket, sizes = "4KiB,1MiB,64MiB,1GiB", uses = "read_all,touch_one", only;
   HandoffOptions o{.machine = "this machine"};
   CLI::App app{"shmarray handoff latency vs copying through a socket or a pipe (needs shmarrayd)"};
   app.add_option("--socket", socket, "broker socket (default: the standard path rule)");
@@ -196,11 +196,17 @@ int main(int argc, char** argv) {
   app.add_option("--repeat", o.repeat, "rounds per method below 64 MiB")->capture_default_str();
   app.add_option("--repeat-large", o.repeat_large, "rounds from 64 MiB")->capture_default_str();
   app.add_option("--repeat-huge", o.repeat_huge, "rounds from 1 GiB")->capture_default_str();
+  app.add_option("--uses", uses, "read_all, touch_one or both")->capture_default_str();
+  app.add_option("--methods", only, "only methods whose names contain this text");
   app.add_option("--csv", o.csv, "append raw rounds to this CSV file");
   app.add_option("--machine", o.machine, "label for the table")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   o.sizes = parse_sizes(sizes);
   for (auto& s : o.sizes) s = std::max<std::uint64_t>(8, s - s % 8);
+  o.uses.clear();
+  if (uses.find("read_all") != std::string::npos) o.uses.push_back(Use::kReadAll);
+  if (uses.find("touch_one") != std::string::npos) o.uses.push_back(Use::kTouchOne);
   const std::uint64_t max_bytes = *std::max_element(o.sizes.begin(), o.sizes.end());
 
   Channels ch{.cmd = Pipe::make(), .report = Pipe::make(), .data = Pipe::make(), .sock = {}};
@@ -226,7 +232,11 @@ int main(int argc, char** argv) {
        .teardown = [&](auto) { p.mapped_teardown(); },
        .round = [&](auto b, auto u, auto m) { return p.mapped_round(b, u, m); }},
   };
-  run_handoffs(methods, o);
+  std::vector<Method> chosen;
+  for (const auto& m : methods) {
+    if (only.empty() || m.name.find(only) != std::string::npos) chosen.push_back(m);
+  }
+  run_handoffs(chosen, o);
   send_pod(ch.cmd.w, Command{.op = Command::kStop});
   ::waitpid(consumer, nullptr, 0);
   return 0;

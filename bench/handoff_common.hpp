@@ -59,6 +59,7 @@ struct HandoffOptions {
   int repeat_large = 5;   // at 64 MiB up to 1 GiB
   int repeat_huge = 3;    // at 1 GiB and above
   int warmup = 1;         // unrecorded rounds per method first
+  int warmup_huge = 0;    // the same from 1 GiB (each round there maps or copies everything anew)
   std::string machine{};
   std::string csv{};
   std::string lang = "C++";
@@ -67,9 +68,13 @@ struct HandoffOptions {
 
 // Lets the previous round's freed memory settle and the consumer go to sleep before the clock
 // starts (every method sees a sleeping consumer, as a real one between messages would be).
+// After a round that freed a gigabyte (a removed array, a dropped mapping) the VM needs a while
+// before a sleeping consumer wakes as fast as it otherwise would: measured, 20 ms was not enough.
 inline void settle(std::uint64_t bytes) {
-  std::this_thread::sleep_for(bytes >= (64u << 20) ? std::chrono::milliseconds(20)
-                                                   : std::chrono::milliseconds(1));
+  using std::chrono::milliseconds;
+  std::this_thread::sleep_for(bytes >= (1ull << 30)    ? milliseconds(200)
+                              : bytes >= (64ull << 20) ? milliseconds(50)
+                                                       : milliseconds(1));
 }
 
 inline void check_value(const std::string& method, const Report& r, std::uint64_t bytes,
@@ -100,7 +105,8 @@ inline void run_handoffs(const std::vector<Method>& methods, const HandoffOption
         return use == Use::kReadAll ? m.read_all : m.touch_one;
       };
       std::map<std::string, std::vector<double>> samples;
-      for (int r = -o.warmup; r < repeat; ++r) {  // r < 0: warm-up, not recorded
+      const int warmup = bytes >= (1ull << 30) ? o.warmup_huge : o.warmup;
+      for (int r = -warmup; r < repeat; ++r) {  // r < 0: warm-up, not recorded
         for (const auto& m : methods) {
           if (!wanted(m)) continue;
           const double us = m.round(bytes, use, ++marker);
@@ -117,6 +123,7 @@ inline void run_handoffs(const std::vector<Method>& methods, const HandoffOption
         std::printf("%-10s %-10s %-44s %4zu %12.1f %12.1f %9.2fx\n", human(bytes).c_str(),
                     use_name(use), m.name.c_str(), s.n, s.p50, s.min, s.p50 / base);
       }
+      std::fflush(stdout);
     }
     for (const auto& m : methods) {
       if (m.teardown) m.teardown(bytes);

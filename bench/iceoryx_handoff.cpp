@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--csv", o.csv, "append raw rounds to this CSV file");
   app.add_option("--machine", o.machine, "label for the table")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   o.sizes = parse_sizes(sizes);
   for (auto& s : o.sizes) s = std::max<std::uint64_t>(8, s - s % 8);
   o.warmup = warmup;

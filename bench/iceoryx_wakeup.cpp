@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   app.add_option("--csv", csv_path, "append results to this CSV file");
   app.add_option("--machine", machine, "label for the table")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured
 
   const Pipe cmd = Pipe::make(), ready = Pipe::make();
   const pid_t child = ::fork();

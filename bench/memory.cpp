@@ -1,18 +1,20 @@
 // Memory cost of N consumers holding the same array (default 1 GiB), shmarray against the copy
-// path. For each N (1, 2, 4) and each method, a producer has the data and N consumer processes
-// each end up with a usable array they have read completely:
+// path. A producer has the data; consumer processes get it one after another, and each ends up
+// with a usable array it has read completely:
 //   copy (unix socket)  each consumer receives its own copy into a private buffer
 //   shmarray            each consumer open()s the array read-only and reads it (same pages)
-// Then, with everyone still holding the data: PSS of the producer and every consumer (from
-// /proc/<pid>/smaps_rollup: shared pages are split between the processes that map them, so the
-// sum is what the group really costs) and the system-wide change in Shmem and MemAvailable
-// (/proc/meminfo; noisy when other work runs on the machine).
+// When N consumers (N in --consumers) hold it, with everyone still holding the data: PSS of the
+// producer and those consumers (from /proc/<pid>/smaps_rollup: shared pages are split between
+// the processes that map them, so the sum is what the group really costs) and the system-wide
+// change in Shmem and MemAvailable since before the producer made the data (/proc/meminfo;
+// noisy when other work runs on the machine).
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <CLI/CLI.hpp>
 #include <map>
 #include <optional>
+#include <thread>
 #include <shmarray/shmarray.hpp>
 
 #include "bench_util.hpp"
@@ -72,9 +74,13 @@ struct Row {
   long producer_pss, consumers_pss, shmem_delta, avail_drop;
 };
 
-Row measure(bool use_shmarray, int n, std::uint64_t bytes, const std::string& socket) {
+// One producer and max(counts) consumers; the data goes to one consumer after another, and
+// after the k-th has it (k in counts) the group is measured: rows for N = k consumers.
+std::vector<Row> measure(bool use_shmarray, const std::vector<std::uint64_t>& counts,
+                         std::uint64_t bytes, const std::string& socket) {
+  const int max_n = static_cast<int>(*std::max_element(counts.begin(), counts.end()));
   std::vector<Consumer> consumers;
-  for (int i = 0; i < n; ++i) {  // fork first: consumers inherit no mapping of the data
+  for (int i = 0; i < max_n; ++i) {  // fork first: consumers inherit no mapping of the data
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
     Consumer c{0, Pipe::make(), Pipe::make(), sv[0]};
@@ -83,6 +89,7 @@ Row measure(bool use_shmarray, int n, std::uint64_t bytes, const std::string& so
     ::close(sv[1]);
     consumers.push_back(c);
   }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let earlier frees settle
   auto before = kib_fields("/proc/meminfo");
   Job job{use_shmarray, bytes, {}};
   std::optional<shmarray::Client> client;
@@ -97,17 +104,22 @@ Row measure(bool use_shmarray, int n, std::uint64_t bytes, const std::string& so
     data.resize(bytes / 8);
     fill({reinterpret_cast<std::byte*>(data.data()), bytes}, 7);
   }
-  for (auto& c : consumers) {
-    send_pod(c.cmd.w, job);
-    if (!use_shmarray && !write_all(c.sock, data.data(), bytes)) die("producer: short write");
+  std::vector<Row> rows;
+  for (int k = 0; k < max_n; ++k) {
+    send_pod(consumers[k].cmd.w, job);
+    if (!use_shmarray && !write_all(consumers[k].sock, data.data(), bytes)) die("short write");
+    if (recv_pod<std::uint64_t>(consumers[k].report.r) != expected_sum(bytes, 7)) {
+      die("consumer saw wrong data");
+    }
+    if (std::find(counts.begin(), counts.end(), static_cast<std::uint64_t>(k + 1)) == counts.end()) {
+      continue;
+    }
+    auto now = kib_fields("/proc/meminfo");
+    Row row{pss_kib(::getpid()), 0, now["Shmem"] - before["Shmem"],
+            before["MemAvailable"] - now["MemAvailable"]};
+    for (int i = 0; i <= k; ++i) row.consumers_pss += pss_kib(consumers[i].pid);
+    rows.push_back(row);
   }
-  for (auto& c : consumers) {
-    if (recv_pod<std::uint64_t>(c.report.r) != expected_sum(bytes, 7)) die("consumer saw wrong data");
-  }
-  auto after = kib_fields("/proc/meminfo");
-  Row row{pss_kib(::getpid()), 0, after["Shmem"] - before["Shmem"],
-          before["MemAvailable"] - after["MemAvailable"]};
-  for (auto& c : consumers) row.consumers_pss += pss_kib(c.pid);
   for (auto& c : consumers) {
     send_pod(c.cmd.w, char{1});
     ::waitpid(c.pid, nullptr, 0);
@@ -117,7 +129,7 @@ Row measure(bool use_shmarray, int n, std::uint64_t bytes, const std::string& so
     array.reset();
     must(client->remove(job.name), "remove");
   }
-  return row;
+  return rows;
 }
 
 }  // namespace
@@ -131,6 +143,7 @@ int main(int argc, char** argv) {
   app.add_option("--csv", csv_path, "append results to this CSV file");
   app.add_option("--machine", machine, "label")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured
   const std::uint64_t bytes = parse_size(size) / 8 * 8;
 
   Csv csv(csv_path,
@@ -140,18 +153,21 @@ int main(int argc, char** argv) {
               machine.c_str());
   std::printf("%3s %-22s %12s %14s %11s %13s %16s %10s\n", "N", "method", "producer PSS",
               "consumers PSS", "total PSS", "Shmem delta", "MemAvail. drop", "x copy");
-  for (const auto n : parse_sizes(counts)) {
-    long copy_total = 0;
+  auto ns = parse_sizes(counts);
+  std::sort(ns.begin(), ns.end());
+  const auto copy_rows = measure(false, ns, bytes, socket);
+  const auto shm_rows = measure(true, ns, bytes, socket);
+  for (std::size_t i = 0; i < ns.size(); ++i) {
     for (const bool shm : {false, true}) {
-      const Row r = measure(shm, static_cast<int>(n), bytes, socket);
+      const Row& r = shm ? shm_rows[i] : copy_rows[i];
       const long total = r.producer_pss + r.consumers_pss;
-      if (!shm) copy_total = total;
+      const long copy_total = copy_rows[i].producer_pss + copy_rows[i].consumers_pss;
       const char* method = shm ? "shmarray" : "copy (unix socket)";
-      std::printf("%3d %-22s %12.0f %14.0f %11.0f %13.0f %16.0f %9.2fx\n", static_cast<int>(n),
+      std::printf("%3d %-22s %12.0f %14.0f %11.0f %13.0f %16.0f %9.2fx\n", static_cast<int>(ns[i]),
                   method, r.producer_pss / 1024.0, r.consumers_pss / 1024.0, total / 1024.0,
                   r.shmem_delta / 1024.0, r.avail_drop / 1024.0,
                   static_cast<double>(total) / static_cast<double>(copy_total));
-      csv.row(machine, method, n, bytes, r.producer_pss, r.consumers_pss, total, r.shmem_delta,
+      csv.row(machine, method, ns[i], bytes, r.producer_pss, r.consumers_pss, total, r.shmem_delta,
               r.avail_drop);
     }
   }

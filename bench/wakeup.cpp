@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
   app.add_option("--csv", csv, "append results to this CSV file");
   app.add_option("--machine", machine, "label for the table")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear as they are measured
 
   struct Row {
     const char* name;

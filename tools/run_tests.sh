@@ -7,6 +7,9 @@ tools/setup.sh build
 before=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 cd build
 ctest --output-on-failure --timeout 300 -j2
+cd ..
+# The frame/message decoders under libFuzzer + ASan/UBSan for a bounded time; fails on any crash.
+fuzz/run_fuzz.sh 30 build/fuzz
 after=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 if [ "$after" -gt "$before" ]; then
   echo "FAIL: the tests left $((after - before)) segment(s) in /dev/shm" >&2

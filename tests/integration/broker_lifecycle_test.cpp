@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "broker_process.hpp"
@@ -68,7 +69,8 @@ TEST(BrokerStartup, ReplacesAStaleSocketFile) {
     EXPECT_TRUE(Client::connect({.socket_path = path}));
     EXPECT_TRUE(broker.stop(SIGTERM).ok());
   }
-  ::rmdir(tmpl);
+  std::error_code ignored;
+  std::filesystem::remove_all(tmpl, ignored);  // the socket's lock file lives there too
 }
 
 TEST_F(BrokerLifecycleTest, SigtermExitsZeroAndLeavesNoProcessSocketOrSegment) {

@@ -151,8 +151,9 @@ ExitStatus ChildProcess::wait(std::chrono::milliseconds timeout) {
   return status;
 }
 
-RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
-  auto child = ChildProcess::spawn(argv);
+RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+              const std::vector<std::string>& extra_env) {
+  auto child = ChildProcess::spawn(argv, extra_env);
   child.close_stdin();
   RunResult result;
   result.out = child.read_all(timeout);

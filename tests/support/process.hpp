@@ -59,6 +59,7 @@ struct RunResult {
   std::string out;
 };
 [[nodiscard]] RunResult run(const std::vector<std::string>& argv,
-                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                            const std::vector<std::string>& extra_env = {});
 
 }  // namespace shmarray::test
