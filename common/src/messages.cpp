@@ -2,6 +2,9 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <cstdint>
+#include <cstring>
+
 #include "shmarray_generated.h"
 
 namespace shmarray::wire {
@@ -59,10 +62,26 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
   return i;
 }
 
+// A verified root table. FlatBuffers reads scalars in place, so a body that does not start on an
+// 8-byte boundary (a slice of a larger buffer) is first copied to aligned storage.
+template <class T>
+struct Verified {
+  std::vector<std::uint64_t> storage;
+  const T* root = nullptr;
+  const T* operator->() const { return root; }
+  operator const T*() const { return root; }  // NOLINT: reads like the pointer it wraps
+};
+
 // Verifies `body` as a FlatBuffer whose root is T, before anything reads it.
 template <class T>
-Result<const T*> verified_root(std::span<const std::byte> body, std::string_view what) {
+Result<Verified<T>> verified_root(std::span<const std::byte> body, std::string_view what) {
+  Verified<T> out;
   const auto* data = reinterpret_cast<const std::uint8_t*>(body.data());
+  if (reinterpret_cast<std::uintptr_t>(data) % alignof(std::uint64_t) != 0) {
+    out.storage.resize((body.size() + 7) / 8);
+    std::memcpy(out.storage.data(), body.data(), body.size());
+    data = reinterpret_cast<const std::uint8_t*>(out.storage.data());
+  }
   flatbuffers::Verifier::Options options;
   options.max_depth = 16;
   options.max_tables = 1'000'000;
@@ -72,7 +91,8 @@ Result<const T*> verified_root(std::span<const std::byte> body, std::string_view
                 "malformed " + std::string(what) + " body (" + std::to_string(body.size()) +
                     " bytes failed verification)");
   }
-  return flatbuffers::GetRoot<T>(data);
+  out.root = flatbuffers::GetRoot<T>(data);
+  return out;
 }
 
 Result<Access> get_access(std::uint8_t value) {
