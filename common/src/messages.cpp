@@ -24,6 +24,17 @@ flatbuffers::Offset<void> as_void(flatbuffers::Offset<T> o) {
   return flatbuffers::Offset<void>(o.o);
 }
 
+// Copies a vector of 8-byte scalars with memcpy: the verifier checks a vector's 4-byte length
+// prefix alignment but not its elements', so hostile bodies can hold misaligned elements.
+template <class T>
+std::vector<T> copy_scalars(const flatbuffers::Vector<T>* v) {
+  std::vector<T> out;
+  if (v == nullptr) return out;
+  out.resize(v->size());
+  std::memcpy(out.data(), v->Data(), v->size() * sizeof(T));
+  return out;
+}
+
 std::string str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
 
 flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
@@ -43,8 +54,8 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
   ArrayInfo i;
   i.name = str(f->name());
   i.dtype = str(f->dtype());
-  if (f->shape() != nullptr) i.shape.assign(f->shape()->begin(), f->shape()->end());
-  if (f->strides() != nullptr) i.strides.assign(f->strides()->begin(), f->strides()->end());
+  i.shape = copy_scalars(f->shape());
+  i.strides = copy_scalars(f->strides());
   if (f->order() > 1) return fail(ErrorCode::kProtocolError, "array info has a bad order");
   i.order = static_cast<Order>(f->order());
   i.itemsize = f->itemsize();
@@ -226,7 +237,7 @@ Result<CreateRequest> decode<CreateRequest>(std::span<const std::byte> body) {
   CreateRequest m;
   m.name = str(f->name());
   m.spec.dtype = str(f->dtype());
-  if (f->shape() != nullptr) m.spec.shape.assign(f->shape()->begin(), f->shape()->end());
+  m.spec.shape = copy_scalars(f->shape());
   m.spec.order = static_cast<Order>(f->order());
   m.spec.mode = f->mode();
   m.spec.ephemeral = f->ephemeral();
