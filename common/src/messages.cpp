@@ -29,7 +29,7 @@ flatbuffers::Offset<void> as_void(flatbuffers::Offset<T> o) {
 template <class T>
 std::vector<T> copy_scalars(const flatbuffers::Vector<T>* v) {
   std::vector<T> out;
-  if (v == nullptr) return out;
+  if (v == nullptr || v->size() == 0) return out;
   out.resize(v->size());
   std::memcpy(out.data(), v->Data(), v->size() * sizeof(T));
   return out;
