@@ -20,10 +20,6 @@ std::uint64_t fnv1a(std::span<const std::byte> bytes) {
   return hash;
 }
 
-std::uint64_t header_checksum(const SegmentHeader& h) {
-  return fnv1a({reinterpret_cast<const std::byte*>(&h), offsetof(SegmentHeader, checksum)});
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -57,8 +53,11 @@ Result<std::uint64_t> segment_size_for(std::uint64_t nbytes) {
   return kHeaderBytes + (data == 0 ? kPage : data);
 }
 
-Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& info) {
-  if (segment.size() < kHeaderBytes) return fail(ErrorCode::kInternal, "segment too small");
+std::uint64_t segment_header_checksum(const SegmentHeader& header) noexcept {
+  return fnv1a({reinterpret_cast<const std::byte*>(&header), offsetof(SegmentHeader, checksum)});
+}
+
+Result<SegmentHeader> encode_segment_header(const ArrayInfo& info) {
   if (info.id.size() != 32 || info.name.size() > kMaxNameLength ||
       info.shape.size() > kMaxNdim || info.strides.size() != info.shape.size() ||
       info.dtype.size() >= 8) {
@@ -68,49 +67,54 @@ Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& 
   for (char c : info.id) {
     if (hex_value(c) < 0) return fail(ErrorCode::kInternal, "array id is not lowercase hex");
   }
-  auto* h = reinterpret_cast<SegmentHeader*>(segment.data());
-  std::memcpy(h->magic, kSegmentMagic, sizeof h->magic);
-  h->layout_version = kLayoutVersion;
-  h->header_bytes = kHeaderBytes;
+  SegmentHeader h;
+  std::memset(&h, 0, sizeof h);  // unused name, shape and stride slots are compared too
+  std::memcpy(h.magic, kSegmentMagic, sizeof h.magic);
+  h.layout_version = kLayoutVersion;
+  h.header_bytes = kHeaderBytes;
   for (std::size_t i = 0; i < 16; ++i) {
-    h->id[i] = static_cast<std::uint8_t>(hex_value(info.id[2 * i]) * 16 +
-                                         hex_value(info.id[2 * i + 1]));
+    h.id[i] = static_cast<std::uint8_t>(hex_value(info.id[2 * i]) * 16 +
+                                        hex_value(info.id[2 * i + 1]));
   }
-  h->data_offset = info.data_offset;
-  h->nbytes = info.nbytes;
-  h->segment_bytes = info.segment_bytes;
-  h->itemsize = info.itemsize;
-  h->created_unix_ns = info.created_unix_ns;
-  h->owner_uid = info.owner_uid;
-  h->owner_gid = info.owner_gid;
-  h->mode = info.mode;
-  h->ephemeral = info.ephemeral ? 1 : 0;
-  h->ndim = static_cast<std::uint32_t>(info.shape.size());
-  h->order = static_cast<std::uint32_t>(info.order);
-  std::memcpy(h->dtype, info.dtype.data(), info.dtype.size());
+  h.data_offset = info.data_offset;
+  h.nbytes = info.nbytes;
+  h.segment_bytes = info.segment_bytes;
+  h.itemsize = info.itemsize;
+  h.created_unix_ns = info.created_unix_ns;
+  h.owner_uid = info.owner_uid;
+  h.owner_gid = info.owner_gid;
+  h.mode = info.mode;
+  h.ephemeral = info.ephemeral ? 1 : 0;
+  h.ndim = static_cast<std::uint32_t>(info.shape.size());
+  h.order = static_cast<std::uint32_t>(info.order);
+  std::memcpy(h.dtype, info.dtype.data(), info.dtype.size());
   for (std::size_t i = 0; i < info.shape.size(); ++i) {
-    h->shape[i] = info.shape[i];
-    h->strides[i] = info.strides[i];
+    h.shape[i] = info.shape[i];
+    h.strides[i] = info.strides[i];
   }
-  h->name_length = static_cast<std::uint32_t>(info.name.size());
-  std::memcpy(h->name, info.name.data(), info.name.size());
-  h->checksum = header_checksum(*h);
+  h.name_length = static_cast<std::uint32_t>(info.name.size());
+  std::memcpy(h.name, info.name.data(), info.name.size());
+  h.checksum = segment_header_checksum(h);
+  return h;
+}
 
+Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& info) {
+  if (segment.size() < kHeaderBytes) return fail(ErrorCode::kInternal, "segment too small");
+  auto header = encode_segment_header(info);
+  if (!header) return std::unexpected(header.error());
+  std::memcpy(segment.data(), &*header, sizeof *header);
   // Version 0, seqlock even, robust + process-shared + error-checking write lock.
   if (auto ok = init_live_fields(*live_fields_of(segment.data())); !ok) return ok;
   return {};
 }
 
-Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
-  if (segment.size() < kHeaderBytes) return corrupt("segment is smaller than a header page");
-  SegmentHeader h;
-  std::memcpy(&h, segment.data(), sizeof h);  // a stable copy: writers may scribble meanwhile
+Result<ArrayInfo> decode_segment_header(const SegmentHeader& h, std::uint64_t available_bytes) {
   if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) return corrupt("bad magic");
   if (h.layout_version != kLayoutVersion) {
     return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
                    std::to_string(kLayoutVersion));
   }
-  if (h.checksum != header_checksum(h)) return corrupt("checksum mismatch");
+  if (h.checksum != segment_header_checksum(h)) return corrupt("checksum mismatch");
   if (h.header_bytes != kHeaderBytes || h.data_offset != kHeaderBytes) {
     return corrupt("unexpected header size or data offset");
   }
@@ -134,7 +138,7 @@ Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
     return corrupt("shape, strides and size disagree");
   }
   auto size = segment_size_for(h.nbytes);
-  if (!size || *size != h.segment_bytes || h.segment_bytes > segment.size()) {
+  if (!size || *size != h.segment_bytes || h.segment_bytes > available_bytes) {
     return corrupt("segment size disagrees with the array size");
   }
   info.itemsize = h.itemsize;
@@ -147,15 +151,24 @@ Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
   info.mode = h.mode;
   info.created_unix_ns = h.created_unix_ns;
   info.ephemeral = h.ephemeral != 0;
+  return info;
+}
+
+Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
+  if (segment.size() < kHeaderBytes) return corrupt("segment is smaller than a header page");
+  SegmentHeader h;
+  std::memcpy(&h, segment.data(), sizeof h);  // a stable copy: writers may scribble meanwhile
+  auto info = decode_segment_header(h, segment.size());
+  if (!info) return info;
   const auto* live = reinterpret_cast<const LiveFields*>(segment.data() + kLiveFieldsOffset);
-  info.version = live->version.load(std::memory_order_acquire);
+  info->version = live->version.load(std::memory_order_acquire);
   return info;
 }
 
 void update_segment_mode(std::span<std::byte> segment, std::uint32_t mode) {
   auto* h = reinterpret_cast<SegmentHeader*>(segment.data());
   h->mode = mode;
-  h->checksum = header_checksum(*h);
+  h->checksum = segment_header_checksum(*h);
 }
 
 Result<std::string> random_array_id() {

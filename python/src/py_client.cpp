@@ -1,4 +1,4 @@
-// shmarray.Client: the control plane (create/open/remove/list/stat) over shmarray::Client.
+// shmarray.Client: the control plane (create/open/remove/chmod/list/stat) over shmarray::Client.
 //
 // Every broker round trip runs with the GIL released. The C++ Client is held by shared_ptr and
 // copied before the GIL is released, so close() from one thread never destroys a connection that
@@ -71,6 +71,10 @@ class PyClient {
     options.populate = populate;
     const Access access = writable ? Access::kReadWrite : Access::kReadOnly;
     return make_ndarray(call([&](Client& c) { return c.open(name, access, options); }));
+  }
+
+  void chmod(const std::string& name, std::uint32_t mode) {
+    call([&](Client& c) { return c.chmod(name, mode); });
   }
 
   void remove(const std::string& name) {
@@ -157,6 +161,11 @@ Raises NotFound (FileNotFoundError), PermissionDenied (PermissionError).
       .def("remove", &PyClient::remove, py::arg("name"), R"doc(
 Removes the name at once. Arrays already open (here or in other processes) stay valid until their
 last view is gone; the memory is freed then. Raises NotFound, PermissionDenied.
+)doc")
+      .def("chmod", &PyClient::chmod, py::arg("name"), py::arg("mode"), R"doc(
+Changes who may open the array (read/write bits for owner, group, others, like a file: e.g.
+0o640). Owner or root only; later opens are checked against the new mode, handles already granted
+keep working. Raises NotFound, PermissionDenied, InvalidArgument (bits outside 0o777).
 )doc")
       .def("list", &PyClient::list, py::arg("prefix") = "",
            "ArrayInfo of every array whose name starts with prefix, sorted by name.")

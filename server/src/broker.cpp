@@ -86,6 +86,9 @@ Result<void> Broker::take_socket() {
     }
     return std::unexpected(sys_error("cannot lock " + lock_path, errno));
   }
+  auto catalogue = Catalogue::open(catalogue_dir_for(path));
+  if (!catalogue) return std::unexpected(catalogue.error());
+  catalogue_.emplace(std::move(*catalogue));
   // We hold the lock, so any socket file left there is stale (a crashed broker's).
   if (::unlink(path.c_str()) == 0) spdlog::info("replaced stale socket file {}", path);
   boost::system::error_code ec;
@@ -121,13 +124,22 @@ Result<void> Broker::start() {
 }
 
 void Broker::recover() {
-  RecoveryReport report = recover_segments(config_.shm_dir, segment_prefix_);
+  if (const std::size_t n = catalogue_->remove_temporaries(); n > 0) {
+    spdlog::info("recovery: removed {} unfinished catalogue record(s)", n);
+  }
+  RecoveryReport report = recover_segments(config_.shm_dir, segment_prefix_, *catalogue_);
+  for (const auto& restored : report.restored) {
+    spdlog::warn("recovery: the header page of array {} had been changed by a client with write "
+                 "access; restored it from the broker's catalogue",
+                 restored);
+  }
   for (auto& found : report.arrays) {
     if (found.info.ephemeral) {
       // Its creator's connection died with the previous broker: honour "ephemeral".
       spdlog::info("recovery: removing ephemeral array '{}' (its creator is gone)",
                    found.info.name);
       found.segment.unlink();
+      catalogue_->erase(found.info.id);
       continue;
     }
     if (registry_.find(found.info.name) != nullptr) {
@@ -139,7 +151,18 @@ void Broker::recover() {
                  found.info.nbytes, found.info.version);
     registry_.insert(ArrayRecord{std::move(found.info), std::move(found.segment), 0, {}});
   }
-  for (const auto& skipped : report.skipped) spdlog::warn("recovery: skipped {}", skipped);
+  for (const auto& id : report.orphans) {
+    spdlog::info("recovery: forgetting array id {}: its segment is gone (removed by hand, or "
+                 "/dev/shm was cleared by a reboot)",
+                 id);
+    catalogue_->erase(id);
+  }
+  for (const auto& rejected : report.rejected) {
+    spdlog::warn("recovery: left alone {}{}: {}{}", config_.shm_dir, rejected.shm_name,
+                 rejected.reason,
+                 rejected.invalid ? " ('shmarrayd --gc' removes it while no broker runs)" : "");
+  }
+  for (const auto& problem : report.problems) spdlog::warn("recovery: {}", problem);
 }
 
 void Broker::accept() {
@@ -309,9 +332,16 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
     spdlog::error("create '{}' failed: {}", info.name, segment.error().message());
     return s.send_error(id, segment.error());
   }
+  // Recorded before anyone is told of it: a restart trusts only what the catalogue holds.
+  if (auto recorded = catalogue_->put(info); !recorded) {
+    segment->unlink();
+    spdlog::error("create '{}' failed: {}", info.name, recorded.error().message());
+    return s.send_error(id, recorded.error());
+  }
   auto fd = segment->open_fd(Access::kReadWrite);
   if (!fd) {
     segment->unlink();
+    catalogue_->erase(info.id);
     spdlog::error("create '{}' failed: {}", info.name, fd.error().message());
     return s.send_error(id, fd.error());
   }
@@ -420,6 +450,7 @@ void Broker::remove_array(const std::string& name, std::string_view why) {
   auto record = registry_.erase(name);
   if (!record) return;
   record->segment.unlink();
+  catalogue_->erase(record->info.id);
   spdlog::info("remove '{}' ({})", name, why);
   notify_watchers(wire::EventKind::kRemoved, *record);
 }
@@ -494,12 +525,23 @@ void Broker::on_chmod(Session& s, const wire::Frame& f) {
     return s.send_error(f.header.request_id,
                         Error(ErrorCode::kInvalidArgument, "mode must be within 0777"));
   }
-  auto fd = record->segment.open_fd(Access::kReadWrite);
-  if (!fd) return s.send_error(f.header.request_id, fd.error());
-  auto header = Mapping::map(fd->get(), kHeaderBytes, Mapping::Protection::kReadWrite);
-  if (!header) return s.send_error(f.header.request_id, header.error());
-  update_segment_mode(header->bytes(), m->mode);
+  ArrayInfo changed = record->info;
+  changed.mode = m->mode;
+  // The catalogue first: it is what a restarted broker believes.
+  if (auto recorded = catalogue_->put(changed); !recorded) {
+    return s.send_error(f.header.request_id, recorded.error());
+  }
   record->info.mode = m->mode;
+  // The header page is informational for clients (`shmarray dump`); a failure here changes
+  // nothing the broker enforces.
+  auto fd = record->segment.open_fd(Access::kReadWrite);
+  auto header = fd ? Mapping::map(fd->get(), kHeaderBytes, Mapping::Protection::kReadWrite)
+                   : Result<Mapping>(std::unexpected(fd.error()));
+  if (header) {
+    update_segment_mode(header->bytes(), m->mode);
+  } else {
+    spdlog::warn("chmod '{}': header page not updated: {}", m->name, header.error().message());
+  }
   spdlog::info("chmod '{}' to 0{:o} by pid {}", m->name, m->mode, s.peer().pid);
   s.send(wire::encode_message(wire::ChmodReply{}, f.header.request_id));
 }

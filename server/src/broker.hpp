@@ -7,8 +7,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "catalogue.hpp"
 #include "config.hpp"
 #include "registry.hpp"
 #include "session.hpp"
@@ -75,6 +77,7 @@ class Broker {
   Registry registry_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   UniqueFd lock_fd_;
+  std::optional<Catalogue> catalogue_;  // opened once the lock is held
   std::map<SessionId, std::shared_ptr<Session>> sessions_;
   std::map<std::uint64_t, PendingOpen> pending_opens_;  // by serial
   std::uint64_t next_pending_serial_ = 1;

@@ -39,8 +39,11 @@ Result<UniqueFd> lock_socket(const std::string& socket_path) {
 Result<GcReport> collect_garbage(const Config& config) {
   auto lock = lock_socket(config.socket_path);
   if (!lock) return std::unexpected(lock.error());
+  auto catalogue = Catalogue::open(catalogue_dir_for(config.socket_path));
+  if (!catalogue) return std::unexpected(catalogue.error());
+  catalogue->remove_temporaries();
   const std::string prefix = segment_prefix(config.socket_path);
-  RecoveryReport scan = recover_segments(config.shm_dir, prefix);
+  RecoveryReport scan = recover_segments(config.shm_dir, prefix, *catalogue);
   GcReport report;
   auto remove = [&](const std::string& shm_name, const std::string& why) {
     const std::string path = config.shm_dir + shm_name;
@@ -48,6 +51,8 @@ Result<GcReport> collect_garbage(const Config& config) {
       report.left_alone.push_back(path + ": cannot remove (" + std::strerror(errno) + "): " + why);
       return;
     }
+    // Its record, if it has one, goes with it (the id is what follows the prefix).
+    catalogue->erase(shm_name.substr(prefix.size()));
     spdlog::warn("gc: removed {}: {}", path, why);
     report.removed.push_back(path + ": " + why);
   };
@@ -57,6 +62,10 @@ Result<GcReport> collect_garbage(const Config& config) {
     } else {
       report.left_alone.push_back(config.shm_dir + rejected.shm_name + ": " + rejected.reason);
     }
+  }
+  for (const auto& id : scan.orphans) {
+    catalogue->erase(id);
+    report.forgotten.push_back(catalogue->dir() + "/" + id + ": its segment is gone");
   }
   std::set<std::string> names;
   for (const auto& found : scan.arrays) {  // oldest first, as a start adopts them
@@ -81,6 +90,7 @@ int run_gc(const Config& config) {
   }
   for (const auto& line : report->removed) std::printf("removed %s\n", line.c_str());
   for (const auto& line : report->left_alone) std::printf("left alone %s\n", line.c_str());
+  for (const auto& line : report->forgotten) std::printf("forgot record %s\n", line.c_str());
   std::printf("gc %s: removed %zu segment(s), %zu valid array(s) kept, %zu left alone\n",
               config.socket_path.c_str(), report->removed.size(), report->kept,
               report->left_alone.size());

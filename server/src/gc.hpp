@@ -13,13 +13,15 @@ namespace shmarray::server {
 struct GcReport {
   std::vector<std::string> removed;     // "/dev/shm/<name>: why", one per unlinked segment
   std::vector<std::string> left_alone;  // "/dev/shm/<name>: why", unreadable ones (not ours to judge)
+  std::vector<std::string> forgotten;   // "<catalogue>/<id>: why", records without a segment
   std::size_t kept = 0;                 // valid arrays a start would adopt
 };
 
 // Takes `<socket>.lock` (so no broker can start meanwhile) and unlinks every segment under the
-// socket's prefix that a start would not adopt: headers that fail validation (corrupt, half-made by
-// a crash, another layout), ephemeral arrays (their creators died with the old broker), and
-// duplicates of a name (all but the oldest). Each removal is logged at warn.
+// socket's prefix that a start would not adopt: segments without a valid catalogue record (half-made
+// by a crash, not this broker's) or whose size disagrees with it, ephemeral arrays (their creators died with the old broker), and
+// duplicates of a name (all but the oldest), with their records; and records whose segment is gone.
+// Each removal is logged at warn.
 // kAlreadyExists (naming the socket) if a live broker holds the lock: stop it first.
 [[nodiscard]] Result<GcReport> collect_garbage(const Config& config);
 

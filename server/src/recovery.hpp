@@ -1,16 +1,20 @@
 #pragma once
-// Rebuilding the catalogue after a restart: every segment under this broker's prefix whose header
-// validates is an array; anything else is reported and left alone (never deleted).
+// Rebuilding the registry after a restart. The broker's private catalogue (catalogue.hpp) says
+// what each array is; the segment under this broker's prefix holds its bytes and version. An array
+// is adopted when both exist and agree on the segment's size. A segment whose header page a writer
+// rewrote is given back the catalogue's header. Anything else is reported and left alone (never
+// deleted: that is `shmarrayd --gc`'s job).
 #include <string>
 #include <vector>
 
+#include "catalogue.hpp"
 #include "segment.hpp"
 #include "shmarray/types.hpp"
 
 namespace shmarray::server {
 
 struct RecoveredArray {
-  ArrayInfo info;
+  ArrayInfo info;  // from the catalogue; version from the segment
   Segment segment;
 };
 
@@ -18,19 +22,23 @@ struct RecoveredArray {
 struct RejectedSegment {
   std::string shm_name;  // "/shmarray...." (shm_open's name)
   std::string reason;
-  // True when its bytes fail validation (corrupt, half-written by a crash, another layout):
-  // `shmarrayd --gc` removes those. False when it could not be read (owner, permissions, I/O).
+  // True when it is not a usable array of this broker (no catalogue record, a damaged record, a
+  // size that disagrees with its record): `shmarrayd --gc` removes those. False when it could not
+  // be read (owner, permissions, I/O).
   bool invalid = false;
 };
 
 struct RecoveryReport {
   std::vector<RecoveredArray> arrays;     // sorted by creation time, oldest first
-  std::vector<std::string> skipped;       // "name: reason"
-  std::vector<RejectedSegment> rejected;  // the same segments as `skipped`, structured
+  std::vector<RejectedSegment> rejected;  // segments not adopted
+  std::vector<std::string> restored;      // "name: ..." whose header page was rewritten
+  std::vector<std::string> orphans;       // ids of catalogue records with no segment
+  std::vector<std::string> problems;      // anything else worth a warning (unreadable /dev/shm)
 };
 
-// Scans `shm_dir` (normally /dev/shm) for segments named `prefix`* (prefix starts with '/').
-[[nodiscard]] RecoveryReport recover_segments(const std::string& shm_dir,
-                                              const std::string& prefix);
+// Scans `shm_dir` (normally /dev/shm) for segments named `prefix`* (prefix starts with '/') and
+// matches them with `catalogue`'s records.
+[[nodiscard]] RecoveryReport recover_segments(const std::string& shm_dir, const std::string& prefix,
+                                              const Catalogue& catalogue);
 
 }  // namespace shmarray::server

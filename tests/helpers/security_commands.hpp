@@ -8,6 +8,9 @@
 //   ro-grant SOCK NAME         over the raw protocol: open NAME read-only, then try every way to
 //                              write through or upgrade what arrived; "PASS ..."/"FAIL ..." lines,
 //                              exit 0 only when every attempt was refused
+//   forge-header SOCK NAME     a writer's attack on the metadata: open NAME read-write over the raw
+//                              protocol, rewrite the header page to claim this uid/gid as owner
+//                              and mode 0666, with a valid checksum; prints "forged" or "FAIL ..."
 // Header-only so that the helper stays one source file in tests/CMakeLists.txt.
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "../support/raw_client.hpp"
+#include "shmarray/segment_layout.hpp"
 #include "shmarray/shmarray.hpp"
 
 namespace shmarray::test_helper {
@@ -156,11 +160,45 @@ inline int read_only_grant(const std::vector<std::string>& a) {
   return ok ? 0 : 1;
 }
 
+inline int forge_header(const std::vector<std::string>& a) {
+  using test::RawClient;
+  auto raw = RawClient::connect(a[0]);
+  if (!raw) return 1;
+  auto granted = raw->call(wire::OpenRequest{a[1], Access::kReadWrite, 0});
+  if (!granted || granted->code() != ErrorCode::kOk || granted->fds.size() != 1) {
+    std::printf("FAIL read-write open was not granted\n");
+    return 1;
+  }
+  void* p = ::mmap(nullptr, kHeaderBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   granted->fds[0].get(), 0);
+  if (p == MAP_FAILED) {
+    std::printf("FAIL mmap: %s\n", std::strerror(errno));
+    return 1;
+  }
+  auto* header = static_cast<SegmentHeader*>(p);
+  header->owner_uid = ::getuid();
+  header->owner_gid = ::getgid();
+  header->mode = 0666;
+  header->checksum = segment_header_checksum(*header);
+  SegmentHeader copy;
+  std::memcpy(&copy, p, sizeof copy);
+  ::munmap(p, kHeaderBytes);
+  // A header anyone would accept: it validates, and it names this user as owner.
+  auto forged = decode_segment_header(copy, copy.segment_bytes);
+  if (!forged || forged->owner_uid != ::getuid() || forged->mode != 0666) {
+    std::printf("FAIL the forged header does not validate\n");
+    return 1;
+  }
+  std::printf("forged\n");
+  return 0;
+}
+
 // Returns the exit status, or -1 if `cmd` is not one of these commands.
 inline int run_security_command(const std::string& cmd, const std::vector<std::string>& a) {
   if (cmd == "try" && a.size() >= 3) return try_op(a);
   if (cmd == "list" && a.size() >= 2) return list_names(a);
   if (cmd == "ro-grant" && a.size() >= 2) return read_only_grant(a);
+  if (cmd == "forge-header" && a.size() >= 2) return forge_header(a);
   return -1;
 }
 

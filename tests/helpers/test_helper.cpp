@@ -35,12 +35,13 @@ constexpr const char* kUsage = R"(usage: shmarray_test_helper COMMAND SOCKET NAM
   lock-and-hang SOCK NAME            take the write lock, print "locked", sleep (test kills it)
   pingpong SOCK NAME N odd|even      N publish/wait round trips; checks every version in order
   wait-open SOCK NAME TIMEOUT_MS     open with OpenOptions::wait, print "opened VERSION"
-  seq-writer SOCK NAME MS            rewrite a uint64 array with its version, for MS ms
+  seq-writer SOCK NAME MS [PAUSE_US] rewrite a uint64 array with its version for MS ms, pausing after each
   seq-reader SOCK NAME MS            consistent reads for MS ms; fails on a torn read
   create-iota SOCK NAME DTYPE ORDER SHAPE   create; element k in memory order = k (cast)
   check-iota SOCK NAME               open read-only; check element k in memory order == k
   try SOCK NAME OP [ARG...]          security tests: print "ok" or "error <Code>" (see
-                                     security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME
+                                     security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME,
+                                     forge-header SOCK NAME
 )";
 
 [[noreturn]] void die(const std::string& what) {
@@ -237,6 +238,7 @@ int run(const std::string& cmd, const std::vector<std::string>& a) {
     const bool writer = cmd == "seq-writer";
     auto arr = must(client.open(name, writer ? Access::kReadWrite : Access::kReadOnly), "open");
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoll(a[2]));
+    const std::chrono::microseconds pause(a.size() > 3 ? std::stoll(a[3]) : 0);
     std::uint64_t ops = 0;
     std::uint64_t torn = 0;
     std::vector<std::uint64_t> copy(arr.bytes().size() / 8);
@@ -248,6 +250,10 @@ int run(const std::string& cmd, const std::vector<std::string>& a) {
                for (std::size_t i = 0; i < d.size() / 8; ++i) p[i] = next;
              }),
              "write");
+        // A producer with a frame rate, not a busy loop: a writer that rewrites without pause
+        // starves seqlock readers by design (docs/synchronisation.md), so the readers here
+        // would time out instead of testing anything. Writes still overlap reads often.
+        if (pause.count() > 0) std::this_thread::sleep_for(pause);
       } else {
         const auto v = must(arr.read_consistent([&] {
                              std::memcpy(copy.data(), arr.bytes().data(), copy.size() * 8);

@@ -256,6 +256,60 @@ TEST(BrokerGc, RemovesCorruptAndStaleSegmentsOnlyWhenAskedAndNeverWhileABrokerSe
   stop_cleanly(broker);
 }
 
+// The catalogue and /dev/shm disagree: a segment removed by hand (or by a reboot that cleared
+// /dev/shm but not the socket's directory) is forgotten; a segment whose size no longer matches its
+// record (a writer's ftruncate) is left for --gc, which also drops its record.
+TEST(BrokerGc, RecordsAndSegmentsThatDisagreeAreForgottenOrLeftForGc) {
+  BrokerProcess broker;
+  const std::string catalogue = broker.socket_path() + ".catalogue";
+  std::string gone_id, resized_id;
+  {
+    auto client = broker.client();
+    gone_id = client.create("gone", ArraySpec{.shape = {16}})->info().id;
+    resized_id = client.create("resized", ArraySpec{.shape = {16}})->info().id;
+    ASSERT_TRUE(client.create("kept", ArraySpec{.shape = {16}}));
+  }
+  const auto count_records = [&] {
+    return std::distance(std::filesystem::directory_iterator(catalogue),
+                         std::filesystem::directory_iterator());
+  };
+  EXPECT_EQ(count_records(), 3);
+  const std::string prefix = segment_prefix(broker.socket_path());
+  ASSERT_EQ(broker.stop(SIGTERM).exit_code, 0);
+  ASSERT_EQ(::shm_unlink((prefix + gone_id).c_str()), 0);
+  {
+    UniqueFd fd(::shm_open((prefix + resized_id).c_str(), O_RDWR | O_CLOEXEC, 0));
+    ASSERT_TRUE(fd);
+    ASSERT_EQ(::ftruncate(fd.get(), 1 << 20), 0);
+  }
+  broker.restart();
+  {
+    auto client = broker.client();
+    auto listed = client.list();
+    ASSERT_TRUE(listed);
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_EQ((*listed)[0].name, "kept");
+  }
+  EXPECT_FALSE(std::filesystem::exists(catalogue + "/" + gone_id));
+  EXPECT_TRUE(std::filesystem::exists(catalogue + "/" + resized_id));  // left alone
+  EXPECT_TRUE(shm_exists(prefix + resized_id));
+
+  ASSERT_EQ(broker.stop(SIGTERM).exit_code, 0);
+  const RunResult gc = run_gc(broker.socket_path());
+  EXPECT_TRUE(gc.status.ok()) << gc.status.describe();
+  EXPECT_NE(gc.out.find("catalogue record says"), std::string::npos) << gc.out;
+  EXPECT_FALSE(shm_exists(prefix + resized_id));
+  EXPECT_FALSE(std::filesystem::exists(catalogue + "/" + resized_id));
+  EXPECT_EQ(count_records(), 1);
+
+  broker.restart();
+  auto client = broker.client();
+  EXPECT_TRUE(client.stat("kept"));
+  ASSERT_TRUE(client.remove("kept"));
+  EXPECT_EQ(count_records(), 0);
+  stop_cleanly(broker);
+}
+
 // =============================================================================================
 // Clients across broker restarts
 // =============================================================================================

@@ -4,6 +4,7 @@
 // create (or reuse): fork, drop privileges, exec the helper. Without root those tests skip; the
 // name and option checks that need no second user run anyway.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <filesystem>
 
 #include "broker_process.hpp"
+#include "shmarray/segment_layout.hpp"
+#include "shmarray/unique_fd.hpp"
 #include "raw_client.hpp"
 #include "test_users.hpp"
 
@@ -256,6 +259,53 @@ TEST_F(SecurityTest, CraftedNamesCannotReachAnotherUsersSegment) {
   EXPECT_EQ(victim->version(), 0u);
   ASSERT_TRUE(root.remove(segment));
   ASSERT_TRUE(root.remove("victim"));
+}
+
+// A writer maps the header page read-write and can rewrite owner and mode with a valid checksum.
+// The broker never believes it: not while it runs, and not after a restart, which takes owner and
+// mode from its private catalogue and puts the header page back.
+TEST_F(SecurityTest, AWriterForgingTheHeaderGainsNothingAcrossARestart) {
+  ASSERT_EQ(attempt(users_.a, "forge/x", "create", {"0666"}), "ok");
+  const RunResult forged = helper_as(users_.b, "forge-header", "forge/x");
+  ASSERT_TRUE(forged.status.ok()) << forged.out;
+  ASSERT_EQ(forged.out, "forged\n");
+  // The owner locks b out after b had written the forgery.
+  ASSERT_EQ(attempt(users_.a, "forge/x", "chmod", {"0600"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "forge/x", "open-ro"), "error PermissionDenied");
+
+  for (const int signal : {SIGTERM, SIGKILL}) {
+    SCOPED_TRACE(signal == SIGTERM ? "restart after SIGTERM" : "restart after SIGKILL");
+    ASSERT_EQ(helper_as(users_.b, "forge-header", "forge/x").out,
+              "FAIL read-write open was not granted\n");
+    broker_->stop(signal);
+    broker_->restart();
+    auto root = broker_->client();
+    const auto info = root.stat("forge/x");
+    ASSERT_TRUE(info) << info.error().message();
+    EXPECT_EQ(info->owner_uid, users_.a.uid);
+    EXPECT_EQ(info->mode, 0600u);
+    EXPECT_EQ(attempt(users_.b, "forge/x", "open-ro"), "error PermissionDenied");
+    EXPECT_EQ(attempt(users_.b, "forge/x", "open-rw"), "error PermissionDenied");
+    EXPECT_EQ(attempt(users_.b, "forge/x", "chmod", {"0666"}), "error PermissionDenied");
+    EXPECT_EQ(attempt(users_.b, "forge/x", "remove"), "error PermissionDenied");
+    // The header page says the truth again.
+    const auto segments = broker_->segments();
+    ASSERT_EQ(segments.size(), 1u);
+    UniqueFd fd(::open(("/dev/shm/" + segments[0]).c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+    SegmentHeader header{};
+    ASSERT_EQ(::pread(fd.get(), &header, sizeof header, 0), static_cast<ssize_t>(sizeof header));
+    EXPECT_EQ(header.owner_uid, users_.a.uid);
+    EXPECT_EQ(header.mode, 0600u);
+    EXPECT_EQ(header.checksum, segment_header_checksum(header));
+    // For the second round: the owner lets b write again, b forges again, the owner locks it out.
+    if (signal == SIGTERM) {
+      ASSERT_EQ(attempt(users_.a, "forge/x", "chmod", {"0666"}), "ok");
+      ASSERT_EQ(helper_as(users_.b, "forge-header", "forge/x").out, "forged\n");
+      ASSERT_EQ(attempt(users_.a, "forge/x", "chmod", {"0600"}), "ok");
+    }
+  }
+  EXPECT_EQ(attempt(users_.a, "forge/x", "remove"), "ok");
 }
 
 class SecurityQuotaTest : public SecurityTest {

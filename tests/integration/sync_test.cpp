@@ -57,7 +57,7 @@ TEST_F(SyncTest, WriterKilledHoldingTheLockIsReportedToTheNextLocker) {
 TEST_F(SyncTest, ConsistentReadsNeverSeeAHalfWrittenMegabyte) {
   auto client = broker_->client();
   ASSERT_TRUE(client.create("seq", ArraySpec{.dtype = "<u8", .shape = {131072}}));  // 1 MiB
-  auto writer = spawn_helper({"seq-writer", broker_->socket_path(), "seq", "2000"});
+  auto writer = spawn_helper({"seq-writer", broker_->socket_path(), "seq", "2000", "100"});
   auto r1 = spawn_helper({"seq-reader", broker_->socket_path(), "seq", "2000"});
   auto r2 = spawn_helper({"seq-reader", broker_->socket_path(), "seq", "2000"});
   for (auto* child : {&writer, &r1, &r2}) {

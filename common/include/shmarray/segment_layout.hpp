@@ -59,10 +59,15 @@ struct SegmentHeader {
   std::int64_t strides[kMaxNdim];
   std::uint32_t name_length;
   char name[kMaxNameLength + 1];
+  std::uint32_t reserved1;  // zero; makes the padding before checksum explicit
   std::uint64_t checksum;  // FNV-1a 64 of bytes [0, offsetof(checksum))
 };
 
 static_assert(std::is_standard_layout_v<SegmentHeader>);
+static_assert(offsetof(SegmentHeader, checksum) ==
+                  offsetof(SegmentHeader, reserved1) + sizeof(std::uint32_t) &&
+              sizeof(SegmentHeader) == offsetof(SegmentHeader, checksum) + sizeof(std::uint64_t),
+              "no implicit padding: the header is compared and checksummed byte for byte");
 static_assert(std::is_standard_layout_v<LiveFields>);
 static_assert(sizeof(SegmentHeader) <= kLiveFieldsOffset);
 static_assert(kLiveFieldsOffset + sizeof(LiveFields) <= kHeaderBytes);
@@ -83,6 +88,21 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex words are 32-bit")
 // Size of the whole segment for `nbytes` of data: header page + data rounded up to a page.
 // kResourceExhausted on overflow.
 [[nodiscard]] Result<std::uint64_t> segment_size_for(std::uint64_t nbytes);
+
+// The checksum a header must carry: FNV-1a 64 of its bytes before `checksum`. It detects torn or
+// accidental damage only; anyone who may write the segment can recompute it, so the broker trusts
+// its private catalogue (server/src/catalogue.hpp), not this header, for owner and mode.
+[[nodiscard]] std::uint64_t segment_header_checksum(const SegmentHeader& header) noexcept;
+
+// The metadata half of the header for `info` (id as 32 hex digits), checksummed, every byte not
+// set by a field zero. kInternal if `info` does not fit the header.
+[[nodiscard]] Result<SegmentHeader> encode_segment_header(const ArrayInfo& info);
+
+// Validates and decodes a header copy (magic, layout version, checksum, dtype, name, shape and
+// sizes consistent, segment_bytes <= available_bytes). kProtocolError describing the first
+// problem. version and open_handles are 0.
+[[nodiscard]] Result<ArrayInfo> decode_segment_header(const SegmentHeader& header,
+                                                      std::uint64_t available_bytes);
 
 // Writes a complete header for `info` (id as 32 hex digits) into `segment`, which must be at least
 // kHeaderBytes long and zero-filled, and initialises the live fields (version 0, robust
