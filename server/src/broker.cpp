@@ -86,7 +86,7 @@ Result<void> Broker::take_socket() {
     }
     return std::unexpected(sys_error("cannot lock " + lock_path, errno));
   }
-  auto catalogue = Catalogue::open(catalogue_dir_for(path));
+  auto catalogue = Catalogue::open(catalogue_path_for(path));
   if (!catalogue) return std::unexpected(catalogue.error());
   catalogue_.emplace(std::move(*catalogue));
   // We hold the lock, so any socket file left there is stale (a crashed broker's).
@@ -124,8 +124,8 @@ Result<void> Broker::start() {
 }
 
 void Broker::recover() {
-  if (const std::size_t n = catalogue_->remove_temporaries(); n > 0) {
-    spdlog::info("recovery: removed {} unfinished catalogue record(s)", n);
+  for (const auto& damage : catalogue_->damaged()) {
+    spdlog::warn("recovery: {} slot {}: {}", catalogue_->path(), damage.slot, damage.reason);
   }
   RecoveryReport report = recover_segments(config_.shm_dir, segment_prefix_, *catalogue_);
   for (const auto& restored : report.restored) {

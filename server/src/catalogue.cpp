@@ -1,29 +1,25 @@
 #include "catalogue.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
 
 #include "shmarray/segment_layout.hpp"
 
 namespace shmarray::server {
 namespace {
 
-constexpr std::string_view kTemporarySuffix = ".tmp";
+static_assert(sizeof(SegmentHeader) <= Catalogue::kSlotBytes);
+static_assert(4096 % Catalogue::kSlotBytes == 0, "a slot never spans two pages");
 
-bool is_array_id(std::string_view s) {
-  if (s.size() != 32) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
+constexpr std::size_t kSlotsPerRead = 256;  // open() reads the file 256 KiB at a time
+constexpr std::uint64_t kMinGrowth = 64;    // slots added when the file is full (at least)
 
 std::string octal(unsigned mode) {
   char buf[16];
@@ -31,142 +27,178 @@ std::string octal(unsigned mode) {
   return buf;
 }
 
-// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
-Result<void> write_all(int fd, const void* bytes, std::size_t n, const std::string& what) {
-  const auto* p = static_cast<const char*>(bytes);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return std::unexpected(sys_error(what, errno));
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return {};
+bool all_zero(const std::byte* p, std::size_t n) {
+  return std::all_of(p, p + n, [](std::byte b) { return b == std::byte{0}; });
 }
 
 }  // namespace
 
-std::string catalogue_dir_for(const std::string& socket_path) {
+std::string catalogue_path_for(const std::string& socket_path) {
   return socket_path + ".catalogue";
 }
 
-Result<Catalogue> Catalogue::open(std::string dir) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return std::unexpected(sys_error("cannot create the broker's catalogue directory " + dir, errno));
-  }
+Result<Catalogue> Catalogue::open(std::string path) {
   // O_NOFOLLOW: a symbolic link planted in its place is refused, not followed.
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd) {
-    return fail(ErrorCode::kFailedPrecondition,
-                "cannot open the broker's catalogue directory " + dir + " (" +
-                    std::strerror(errno) + "): it must be a real directory, not a link");
+    if (errno == ELOOP) {
+      return fail(ErrorCode::kFailedPrecondition,
+                  path + " is a symbolic link; the broker's catalogue must be a regular file. "
+                         "Remove the link");
+    }
+    return std::unexpected(sys_error("cannot open the broker's catalogue " + path, errno));
   }
   struct stat st{};
-  if (::fstat(fd.get(), &st) != 0) {
-    return std::unexpected(sys_error("cannot inspect " + dir, errno));
-  }
-  if (st.st_uid != ::geteuid() || (st.st_mode & 0077) != 0) {
+  if (::fstat(fd.get(), &st) != 0) return std::unexpected(sys_error("cannot inspect " + path, errno));
+  // One link only: a hard link planted under this name could point at another file of ours.
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 0077) != 0 ||
+      st.st_nlink != 1) {
     return fail(ErrorCode::kFailedPrecondition,
-                dir + " holds the broker's trusted array records, so it must be owned by uid " +
-                    std::to_string(::geteuid()) + " with mode 0700; it is owned by uid " +
-                    std::to_string(st.st_uid) + " with mode " + octal(st.st_mode) +
+                path + " holds the broker's trusted array records, so it must be a regular file "
+                       "owned by uid " + std::to_string(::geteuid()) + " with mode 0600 and one link; it is " +
+                    (S_ISREG(st.st_mode) ? "a file" : "not a regular file") + " owned by uid " +
+                    std::to_string(st.st_uid) + " with mode " + octal(st.st_mode) + " and " +
+                    std::to_string(st.st_nlink) + " link(s)" +
                     ". Remove it (arrays are then not recovered) or fix its owner and mode");
   }
-  return Catalogue(std::move(dir), std::move(fd));
+  Catalogue catalogue(std::move(path), std::move(fd));
+  if (auto ok = catalogue.load(static_cast<std::uint64_t>(st.st_size)); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return catalogue;
 }
 
-Result<void> Catalogue::put(const ArrayInfo& info) const {
-  if (!is_array_id(info.id)) return fail(ErrorCode::kInternal, "bad array id '" + info.id + "'");
+Result<void> Catalogue::load(std::uint64_t file_bytes) {
+  slots_ = file_bytes / kSlotBytes;
+  if (file_bytes % kSlotBytes != 0) {
+    damaged_.push_back({slots_, "a partial slot of " + std::to_string(file_bytes % kSlotBytes) +
+                                    " bytes at the end (dropped)"});
+    if (::ftruncate(fd_.get(), static_cast<off_t>(slots_ * kSlotBytes)) != 0) {
+      return std::unexpected(sys_error("cannot trim " + path_, errno));
+    }
+  }
+  std::vector<std::byte> buf(kSlotsPerRead * kSlotBytes);
+  const std::array<std::byte, kSlotBytes> zeros{};
+  std::vector<std::uint64_t> free_slots;
+  for (std::uint64_t first = 0; first < slots_; first += kSlotsPerRead) {
+    const std::uint64_t n = std::min<std::uint64_t>(kSlotsPerRead, slots_ - first);
+    std::size_t got = 0;
+    while (got < n * kSlotBytes) {
+      const ssize_t r = ::pread(fd_.get(), buf.data() + got, n * kSlotBytes - got,
+                                static_cast<off_t>(first * kSlotBytes + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return std::unexpected(sys_error("cannot read " + path_, errno));
+      if (r == 0) return fail(ErrorCode::kInternal, path_ + " shrank while being read");
+      got += static_cast<std::size_t>(r);
+    }
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const std::uint64_t slot = first + i;
+      const std::byte* p = buf.data() + i * kSlotBytes;
+      if (all_zero(p, kSlotBytes)) {
+        free_slots.push_back(slot);
+        continue;
+      }
+      SegmentHeader header;
+      std::memcpy(&header, p, sizeof header);
+      auto info = decode_segment_header(header, header.segment_bytes);
+      std::string problem;
+      if (!info) {
+        problem = info.error().message();
+      } else if (!all_zero(p + sizeof header, kSlotBytes - sizeof header)) {
+        problem = "bytes after the record are not zero";
+      } else if (auto [it, inserted] = slot_of_.emplace(info->id, slot); !inserted) {
+        problem = "a second record of array id " + info->id + " (the first is in slot " +
+                  std::to_string(it->second) + ")";
+      }
+      if (problem.empty()) continue;
+      damaged_.push_back({slot, problem + " (dropped)"});
+      (void)write_slot(slot, zeros.data(), zeros.size(), "cannot clear a damaged slot");
+      free_slots.push_back(slot);
+    }
+  }
+  free_.assign(free_slots.rbegin(), free_slots.rend());  // lowest last: taken first
+  return {};
+}
+
+Result<void> Catalogue::write_slot(std::uint64_t slot, const void* bytes, std::size_t n,
+                                   const std::string& what) {
+  const auto* p = static_cast<const char*>(bytes);
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd_.get(), p + done, n - done,
+                               static_cast<off_t>(slot * kSlotBytes + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return std::unexpected(sys_error(what + " in " + path_, errno));
+    done += static_cast<std::size_t>(w);
+  }
+  return {};
+}
+
+Result<std::uint64_t> Catalogue::take_free_slot() {
+  if (free_.empty()) {
+    const std::uint64_t grow = std::max(kMinGrowth, slots_);  // doubling: O(1) amortised
+    if (::ftruncate(fd_.get(), static_cast<off_t>((slots_ + grow) * kSlotBytes)) != 0) {
+      return std::unexpected(sys_error("cannot grow " + path_, errno));
+    }
+    for (std::uint64_t s = slots_ + grow; s-- > slots_;) free_.push_back(s);
+    slots_ += grow;
+  }
+  const std::uint64_t slot = free_.back();
+  free_.pop_back();
+  return slot;
+}
+
+Result<void> Catalogue::put(const ArrayInfo& info) {
   auto header = encode_segment_header(info);
   if (!header) return std::unexpected(header.error());
-  const std::string temporary = info.id + std::string(kTemporarySuffix);
-  const std::string what = "cannot record array '" + info.name + "' in " + dir_;
-  UniqueFd fd(::openat(dir_fd_.get(), temporary.c_str(),
-                       O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) return std::unexpected(sys_error(what, errno));
-  auto written = write_all(fd.get(), &*header, sizeof *header, what);
-  fd.reset();
-  if (written && ::renameat(dir_fd_.get(), temporary.c_str(), dir_fd_.get(), info.id.c_str()) != 0) {
-    written = std::unexpected(sys_error(what, errno));
+  std::array<std::byte, kSlotBytes> record{};
+  std::memcpy(record.data(), &*header, sizeof *header);
+  const std::string what = "cannot record array '" + info.name + "'";
+  if (auto it = slot_of_.find(info.id); it != slot_of_.end()) {
+    return write_slot(it->second, record.data(), record.size(), what);
   }
-  if (!written) ::unlinkat(dir_fd_.get(), temporary.c_str(), 0);
-  return written;
+  auto slot = take_free_slot();
+  if (!slot) return std::unexpected(slot.error());
+  if (auto ok = write_slot(*slot, record.data(), record.size(), what); !ok) {
+    free_.push_back(*slot);
+    return ok;
+  }
+  slot_of_.emplace(info.id, *slot);
+  return {};
 }
 
-void Catalogue::erase(const std::string& id) const noexcept {
-  if (is_array_id(id)) ::unlinkat(dir_fd_.get(), id.c_str(), 0);
+void Catalogue::erase(const std::string& id) noexcept {
+  auto it = slot_of_.find(id);
+  if (it == slot_of_.end()) return;
+  const std::array<std::byte, kSlotBytes> zeros{};
+  // A failure leaves the record behind; the next start then finds no segment and forgets it.
+  (void)write_slot(it->second, zeros.data(), zeros.size(), "cannot erase a record");
+  free_.push_back(it->second);
+  slot_of_.erase(it);
 }
 
 Result<ArrayInfo> Catalogue::get(const std::string& id) const {
-  if (!is_array_id(id)) return fail(ErrorCode::kInvalidArgument, "bad array id '" + id + "'");
-  UniqueFd fd(::openat(dir_fd_.get(), id.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) return fail(ErrorCode::kNotFound, "no catalogue record");
-    return std::unexpected(sys_error("cannot read catalogue record " + dir_ + "/" + id, errno));
-  }
+  auto it = slot_of_.find(id);
+  if (it == slot_of_.end()) return fail(ErrorCode::kNotFound, "no catalogue record");
   SegmentHeader header;
-  // One byte more than a record: a longer file is as damaged as a shorter one.
-  char buf[sizeof header + 1];
-  std::size_t got = 0;
-  while (got < sizeof buf) {
-    const ssize_t n = ::read(fd.get(), buf + got, sizeof buf - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::unexpected(sys_error("cannot read " + dir_ + "/" + id, errno));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
+  const ssize_t r = ::pread(fd_.get(), &header, sizeof header,
+                            static_cast<off_t>(it->second * kSlotBytes));
+  if (r != static_cast<ssize_t>(sizeof header)) {
+    return std::unexpected(sys_error("cannot read " + path_, r < 0 ? errno : EIO));
   }
-  if (got != sizeof header) {
-    return fail(ErrorCode::kProtocolError, "catalogue record " + dir_ + "/" + id + " is " +
-                                               std::to_string(got) + " bytes, expected " +
-                                               std::to_string(sizeof header));
-  }
-  std::memcpy(&header, buf, sizeof header);
   auto info = decode_segment_header(header, header.segment_bytes);
   if (!info) {
-    return fail(ErrorCode::kProtocolError,
-                "catalogue record " + dir_ + "/" + id + ": " + info.error().message());
-  }
-  if (info->id != id) {
-    return fail(ErrorCode::kProtocolError,
-                "catalogue record " + dir_ + "/" + id + " describes array id " + info->id);
+    return fail(ErrorCode::kProtocolError, path_ + " slot " + std::to_string(it->second) + ": " +
+                                               info.error().message());
   }
   return info;
 }
 
-std::vector<std::string> Catalogue::entries() const {
-  std::vector<std::string> out;
-  // fdopendir takes ownership of a duplicate, so dir_fd_ keeps its own offset.
-  const int dup = ::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup < 0) return out;
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(dup), ::closedir);
-  if (!d) {
-    ::close(dup);
-    return out;
-  }
-  while (const dirent* e = ::readdir(d.get())) out.emplace_back(e->d_name);
-  return out;
-}
-
 std::vector<std::string> Catalogue::ids() const {
   std::vector<std::string> out;
-  for (auto& n : entries()) {
-    if (is_array_id(n)) out.push_back(std::move(n));
-  }
+  out.reserve(slot_of_.size());
+  for (const auto& [id, slot] : slot_of_) out.push_back(id);
   return out;
-}
-
-std::size_t Catalogue::remove_temporaries() const {
-  std::size_t removed = 0;
-  for (const auto& n : entries()) {
-    const std::string_view name = n;
-    if (name.size() == 32 + kTemporarySuffix.size() && name.ends_with(kTemporarySuffix) &&
-        is_array_id(name.substr(0, 32)) && ::unlinkat(dir_fd_.get(), n.c_str(), 0) == 0) {
-      ++removed;
-    }
-  }
-  return removed;
 }
 
 }  // namespace shmarray::server

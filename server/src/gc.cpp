@@ -39,12 +39,15 @@ Result<UniqueFd> lock_socket(const std::string& socket_path) {
 Result<GcReport> collect_garbage(const Config& config) {
   auto lock = lock_socket(config.socket_path);
   if (!lock) return std::unexpected(lock.error());
-  auto catalogue = Catalogue::open(catalogue_dir_for(config.socket_path));
+  auto catalogue = Catalogue::open(catalogue_path_for(config.socket_path));
   if (!catalogue) return std::unexpected(catalogue.error());
-  catalogue->remove_temporaries();
   const std::string prefix = segment_prefix(config.socket_path);
   RecoveryReport scan = recover_segments(config.shm_dir, prefix, *catalogue);
   GcReport report;
+  for (const auto& damage : catalogue->damaged()) {
+    report.forgotten.push_back(catalogue->path() + ": slot " + std::to_string(damage.slot) + ": " +
+                               damage.reason);
+  }
   auto remove = [&](const std::string& shm_name, const std::string& why) {
     const std::string path = config.shm_dir + shm_name;
     if (::shm_unlink(shm_name.c_str()) != 0 && errno != ENOENT) {
@@ -65,7 +68,7 @@ Result<GcReport> collect_garbage(const Config& config) {
   }
   for (const auto& id : scan.orphans) {
     catalogue->erase(id);
-    report.forgotten.push_back(catalogue->dir() + "/" + id + ": its segment is gone");
+    report.forgotten.push_back(catalogue->path() + ": array id " + id + ": its segment is gone");
   }
   std::set<std::string> names;
   for (const auto& found : scan.arrays) {  // oldest first, as a start adopts them

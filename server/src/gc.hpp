@@ -13,7 +13,7 @@ namespace shmarray::server {
 struct GcReport {
   std::vector<std::string> removed;     // "/dev/shm/<name>: why", one per unlinked segment
   std::vector<std::string> left_alone;  // "/dev/shm/<name>: why", unreadable ones (not ours to judge)
-  std::vector<std::string> forgotten;   // "<catalogue>/<id>: why", records without a segment
+  std::vector<std::string> forgotten;   // "<catalogue>: ...": records without a segment, damaged ones
   std::size_t kept = 0;                 // valid arrays a start would adopt
 };
 

@@ -78,7 +78,7 @@ RecoveryReport recover_segments(const std::string& shm_dir, const std::string& p
     if (!recorded) {
       const std::string why =
           recorded.error().code() == ErrorCode::kNotFound
-              ? "no record in " + catalogue.dir() +
+              ? "no record in " + catalogue.path() +
                     " (not made by this broker, or it crashed between making and recording it)"
               : recorded.error().message();
       report.rejected.push_back(RejectedSegment{shm_name, why, true});

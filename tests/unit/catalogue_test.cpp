@@ -1,6 +1,6 @@
 // The broker's private catalogue (server/src/catalogue.hpp): records round-trip every metadata
-// field, replacing is atomic, damaged records are refused with the reason, and the directory is
-// refused unless it is private to the broker's user.
+// field and survive a reopen, slots are reused, damaged slots are dropped with the reason, and
+// the file is refused unless it is private to the broker's user.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -19,9 +19,41 @@ namespace shmarray::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
 namespace fs = std::filesystem;
+
+const std::string kId1 = "0123456789abcdef0123456789abcdef";
+const std::string kId2 = "fedcba9876543210fedcba9876543210";
+
+ArrayInfo sample(const std::string& id, const std::string& name) {
+  ArrayInfo info;
+  info.name = name;
+  info.dtype = "<f4";
+  info.shape = {3, 5};
+  info.strides = {20, 4};
+  info.order = Order::kC;
+  info.itemsize = 4;
+  info.nbytes = 60;
+  info.data_offset = kHeaderBytes;
+  info.segment_bytes = *segment_size_for(60);
+  info.id = id;
+  info.owner_uid = 1234;
+  info.owner_gid = 5678;
+  info.mode = 0640;
+  info.created_unix_ns = 1'700'000'000'123'456'789;
+  info.ephemeral = true;
+  return info;
+}
+
+// A 32-hex-digit id from a number.
+std::string id_of(unsigned n) {
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%032x", n);
+  return buf;
+}
 
 class CatalogueTest : public ::testing::Test {
  protected:
@@ -29,50 +61,42 @@ class CatalogueTest : public ::testing::Test {
     char tmpl[] = "/tmp/shmarray-catalogue-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     root_ = tmpl;
-    dir_ = root_ + "/s.sock.catalogue";
+    path_ = root_ + "/s.sock.catalogue";
   }
   void TearDown() override {
     std::error_code ignored;
     fs::remove_all(root_, ignored);
   }
 
-  static ArrayInfo sample(const std::string& id, const std::string& name) {
-    ArrayInfo info;
-    info.name = name;
-    info.dtype = "<f4";
-    info.shape = {3, 5};
-    info.strides = {20, 4};
-    info.order = Order::kC;
-    info.itemsize = 4;
-    info.nbytes = 60;
-    info.data_offset = kHeaderBytes;
-    info.segment_bytes = *segment_size_for(60);
-    info.id = id;
-    info.owner_uid = 1234;
-    info.owner_gid = 5678;
-    info.mode = 0640;
-    info.created_unix_ns = 1'700'000'000'123'456'789;
-    info.ephemeral = true;
-    return info;
+  // Flips one byte of the file.
+  void flip_byte(std::uint64_t offset) const {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    const char c = static_cast<char>(f.get());
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.put(static_cast<char>(c ^ 0x5a));
   }
 
   std::string root_;
-  std::string dir_;
+  std::string path_;
 };
 
-const std::string kId1 = "0123456789abcdef0123456789abcdef";
-const std::string kId2 = "fedcba9876543210fedcba9876543210";
-
-TEST_F(CatalogueTest, CreatesAPrivateDirectoryAndRoundTripsEveryField) {
-  auto catalogue = Catalogue::open(dir_);
-  ASSERT_TRUE(catalogue) << catalogue.error().message();
+TEST_F(CatalogueTest, CreatesAPrivateFileAndRoundTripsEveryFieldAcrossAReopen) {
+  {
+    auto catalogue = Catalogue::open(path_);
+    ASSERT_TRUE(catalogue) << catalogue.error().message();
+    EXPECT_EQ(catalogue->size(), 0u);
+    ASSERT_TRUE(catalogue->put(sample(kId1, "cam/frames")));
+  }
   struct stat st{};
-  ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
-  EXPECT_TRUE(S_ISDIR(st.st_mode));
-  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 
+  auto catalogue = Catalogue::open(path_);
+  ASSERT_TRUE(catalogue);
+  EXPECT_THAT(catalogue->damaged(), IsEmpty());
   const ArrayInfo info = sample(kId1, "cam/frames");
-  ASSERT_TRUE(catalogue->put(info));
   auto back = catalogue->get(kId1);
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_EQ(back->name, info.name);
@@ -87,95 +111,126 @@ TEST_F(CatalogueTest, CreatesAPrivateDirectoryAndRoundTripsEveryField) {
   EXPECT_EQ(back->mode, 0640u);
   EXPECT_EQ(back->created_unix_ns, info.created_unix_ns);
   EXPECT_TRUE(back->ephemeral);
-  // Record files are private too.
-  ASSERT_EQ(::stat((dir_ + "/" + kId1).c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-TEST_F(CatalogueTest, PutReplacesEraseForgetsAndIdsListOnlyRecords) {
-  auto catalogue = Catalogue::open(dir_);
-  ASSERT_TRUE(catalogue);
-  ASSERT_TRUE(catalogue->put(sample(kId1, "a")));
-  ASSERT_TRUE(catalogue->put(sample(kId2, "b")));
-  ArrayInfo changed = sample(kId1, "a");
-  changed.mode = 0604;
-  ASSERT_TRUE(catalogue->put(changed));
-  EXPECT_EQ(catalogue->get(kId1)->mode, 0604u);
-  // An interrupted put leaves a temporary: not a record, and removed on request.
-  std::ofstream(dir_ + "/" + kId2 + ".tmp") << "half";
-  std::ofstream(dir_ + "/README") << "not ours";
-  EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1, kId2));
-  EXPECT_EQ(catalogue->remove_temporaries(), 1u);
-  EXPECT_FALSE(fs::exists(dir_ + "/" + kId2 + ".tmp"));
-  EXPECT_TRUE(fs::exists(dir_ + "/README"));
-
-  catalogue->erase(kId2);
-  catalogue->erase(kId2);  // twice: not an error
-  EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1));
-  EXPECT_EQ(catalogue->get(kId2).error().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(catalogue->get("../../etc/passwd").error().code(), ErrorCode::kInvalidArgument);
-  catalogue->erase("../README");  // not an id: ignored
-  EXPECT_TRUE(fs::exists(dir_ + "/README"));
-}
-
-TEST_F(CatalogueTest, DamagedRecordsAreRefusedWithTheReason) {
-  auto catalogue = Catalogue::open(dir_);
-  ASSERT_TRUE(catalogue);
-  ASSERT_TRUE(catalogue->put(sample(kId1, "a")));
-  const std::string path = dir_ + "/" + kId1;
-  const auto size = fs::file_size(path);
-
-  fs::resize_file(path, size - 1);  // truncated
-  auto truncated = catalogue->get(kId1);
-  ASSERT_FALSE(truncated);
-  EXPECT_EQ(truncated.error().code(), ErrorCode::kProtocolError);
-  EXPECT_THAT(truncated.error().message(), HasSubstr("bytes, expected"));
-
-  ASSERT_TRUE(catalogue->put(sample(kId1, "a")));
+TEST_F(CatalogueTest, PutReplacesEraseForgetsAndSlotsAreReused) {
   {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(offsetof(SegmentHeader, mode)));
-    f.put('\x07');  // a bit flip: the checksum no longer matches
+    auto catalogue = Catalogue::open(path_);
+    ASSERT_TRUE(catalogue);
+    ASSERT_TRUE(catalogue->put(sample(kId1, "a")));
+    ASSERT_TRUE(catalogue->put(sample(kId2, "b")));
+    ArrayInfo changed = sample(kId1, "a");
+    changed.mode = 0604;
+    ASSERT_TRUE(catalogue->put(changed));  // in place: still two records
+    EXPECT_EQ(catalogue->size(), 2u);
+    EXPECT_EQ(catalogue->get(kId1)->mode, 0604u);
+    catalogue->erase(kId2);
+    catalogue->erase(kId2);          // twice: not an error
+    catalogue->erase("not-an-id");   // unknown: ignored
+    EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1));
+    EXPECT_EQ(catalogue->get(kId2).error().code(), ErrorCode::kNotFound);
   }
-  auto flipped = catalogue->get(kId1);
-  ASSERT_FALSE(flipped);
-  EXPECT_THAT(flipped.error().message(), HasSubstr("checksum"));
+  auto catalogue = Catalogue::open(path_);
+  ASSERT_TRUE(catalogue);
+  EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1));
+  EXPECT_EQ(catalogue->get(kId1)->mode, 0604u);
 
-  // A valid record filed under another id.
-  ASSERT_TRUE(catalogue->put(sample(kId2, "b")));
-  fs::copy_file(dir_ + "/" + kId2, path, fs::copy_options::overwrite_existing);
-  auto misfiled = catalogue->get(kId1);
-  ASSERT_FALSE(misfiled);
-  EXPECT_THAT(misfiled.error().message(), HasSubstr("describes array id " + kId2));
+  // Churn: a thousand creates and removes keep the file at the size of the peak.
+  const auto size_before = fs::file_size(path_);
+  for (unsigned i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(catalogue->put(sample(id_of(i + 100), "churn")));
+    catalogue->erase(id_of(i + 100));
+  }
+  EXPECT_EQ(fs::file_size(path_), size_before);
+  // Many records grow it, a slot each (plus the doubling's spare room).
+  for (unsigned i = 0; i < 300; ++i) ASSERT_TRUE(catalogue->put(sample(id_of(i + 5000), "x")));
+  EXPECT_EQ(catalogue->size(), 301u);
+  EXPECT_GE(fs::file_size(path_), 301 * Catalogue::kSlotBytes);
+  EXPECT_LE(fs::file_size(path_), 2 * 301 * Catalogue::kSlotBytes);
+  auto reopened = Catalogue::open(path_);
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->size(), 301u);
 }
 
-TEST_F(CatalogueTest, RefusesADirectoryOthersCouldWriteOrALink) {
-  ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);
-  ASSERT_EQ(::chmod(dir_.c_str(), 0755), 0);  // whatever the umask
-  auto open_to_others = Catalogue::open(dir_);
+TEST_F(CatalogueTest, DamagedSlotsAreDroppedWithTheReasonAndTheRestKept) {
+  {
+    auto catalogue = Catalogue::open(path_);
+    ASSERT_TRUE(catalogue);
+    ASSERT_TRUE(catalogue->put(sample(kId1, "a")));  // slot 0
+    ASSERT_TRUE(catalogue->put(sample(kId2, "b")));  // slot 1
+  }
+  flip_byte(Catalogue::kSlotBytes + offsetof(SegmentHeader, mode));  // slot 1: bad checksum
+  {
+    std::ofstream(path_, std::ios::app | std::ios::binary) << "tail";  // a partial slot
+  }
+  auto catalogue = Catalogue::open(path_);
+  ASSERT_TRUE(catalogue);
+  EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1));
+  ASSERT_THAT(catalogue->damaged(), SizeIs(2));
+  EXPECT_THAT(catalogue->damaged()[0].reason, HasSubstr("partial slot of 4 bytes"));
+  EXPECT_EQ(catalogue->damaged()[1].slot, 1u);
+  EXPECT_THAT(catalogue->damaged()[1].reason, HasSubstr("checksum"));
+  EXPECT_EQ(fs::file_size(path_) % Catalogue::kSlotBytes, 0u);
+
+  // A record copied into a second slot: the second copy is dropped.
+  ASSERT_TRUE(catalogue->put(sample(kId2, "b")));
+  {
+    std::vector<char> slot0(Catalogue::kSlotBytes);
+    std::ifstream in(path_, std::ios::binary);
+    in.read(slot0.data(), static_cast<std::streamsize>(slot0.size()));
+    std::fstream out(path_, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(static_cast<std::streamoff>(Catalogue::kSlotBytes));
+    out.write(slot0.data(), static_cast<std::streamsize>(slot0.size()));
+  }
+  auto again = Catalogue::open(path_);
+  ASSERT_TRUE(again);
+  EXPECT_THAT(again->ids(), UnorderedElementsAre(kId1));
+  ASSERT_THAT(again->damaged(), SizeIs(1));
+  EXPECT_THAT(again->damaged()[0].reason, HasSubstr("a second record of array id " + kId1));
+  // Dropped slots were cleared: the next open finds nothing wrong.
+  auto third = Catalogue::open(path_);
+  ASSERT_TRUE(third);
+  EXPECT_THAT(third->damaged(), IsEmpty());
+}
+
+TEST_F(CatalogueTest, RefusesAFileOthersCouldWriteALinkOrADirectory) {
+  std::ofstream(path_) << "";
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  auto open_to_others = Catalogue::open(path_);
   ASSERT_FALSE(open_to_others);
   EXPECT_EQ(open_to_others.error().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_THAT(open_to_others.error().message(), HasSubstr("mode 0700"));
-  EXPECT_THAT(open_to_others.error().message(), HasSubstr("mode 0755"));
+  EXPECT_THAT(open_to_others.error().message(), HasSubstr("mode 0600"));
+  EXPECT_THAT(open_to_others.error().message(), HasSubstr("mode 0644"));
 
-  ASSERT_EQ(::rmdir(dir_.c_str()), 0);
+  ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  const std::string hard_link = root_ + "/hard";
+  ASSERT_EQ(::link(path_.c_str(), hard_link.c_str()), 0);
+  auto linked = Catalogue::open(path_);
+  ASSERT_FALSE(linked);
+  EXPECT_THAT(linked.error().message(), HasSubstr("2 link(s)"));
+  ASSERT_EQ(::unlink(hard_link.c_str()), 0);
+  EXPECT_TRUE(Catalogue::open(path_));
+
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
   const std::string elsewhere = root_ + "/elsewhere";
-  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0700), 0);
-  ASSERT_EQ(::symlink(elsewhere.c_str(), dir_.c_str()), 0);
-  auto link = Catalogue::open(dir_);
-  ASSERT_FALSE(link);
-  EXPECT_EQ(link.error().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_THAT(link.error().message(), HasSubstr("not a link"));
+  std::ofstream(elsewhere) << "";
+  ASSERT_EQ(::chmod(elsewhere.c_str(), 0600), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), path_.c_str()), 0);
+  auto symlinked = Catalogue::open(path_);
+  ASSERT_FALSE(symlinked);
+  EXPECT_EQ(symlinked.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(symlinked.error().message(), HasSubstr("symbolic link"));
 
-  ASSERT_EQ(::unlink(dir_.c_str()), 0);
-  std::ofstream(dir_) << "a file";
-  EXPECT_FALSE(Catalogue::open(dir_));
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  ASSERT_EQ(::mkdir(path_.c_str(), 0700), 0);
+  EXPECT_FALSE(Catalogue::open(path_));
+  ASSERT_EQ(::rmdir(path_.c_str()), 0);
 
   if (::geteuid() == 0) {
-    ASSERT_EQ(::unlink(dir_.c_str()), 0);
-    ASSERT_EQ(::mkdir(dir_.c_str(), 0700), 0);
-    ASSERT_EQ(::chown(dir_.c_str(), 65534, 65534), 0);  // nobody's
-    auto foreign = Catalogue::open(dir_);
+    std::ofstream(path_) << "";
+    ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+    ASSERT_EQ(::chown(path_.c_str(), 65534, 65534), 0);  // nobody's
+    auto foreign = Catalogue::open(path_);
     ASSERT_FALSE(foreign);
     EXPECT_THAT(foreign.error().message(), HasSubstr("owned by uid 65534"));
   }
