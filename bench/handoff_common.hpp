@@ -6,9 +6,12 @@
 // (touch_one). Consumer and producer are separate processes; the consumer takes its end
 // timestamp from CLOCK_MONOTONIC and reports it over a pipe, outside the measured interval.
 //
-// Each (size, use) runs one warm-up round per method, then `repeat` rounds with the methods
-// interleaved, so drift on a noisy VM hits every method alike. Raw rounds go to the CSV; the
-// printed table shows medians and the ratio to the first method (the baseline).
+// Below 64 MiB each (size, use) runs one warm-up round per method, then `repeat` rounds with the
+// methods interleaved, so drift on a noisy VM hits every method alike. From 64 MiB the methods
+// run one after another, those that free their array every round last, followed by a pause:
+// a VM that reports freed pages to its host (virtio-balloon free page reporting, about 2 s
+// after the free) otherwise slows whichever round comes next, whatever its method. Raw rounds
+// go to the CSV; the printed table shows medians and the ratio to the first method.
 #include <functional>
 #include <map>
 #include <thread>
@@ -47,6 +50,7 @@ struct Method {
   std::string name{};
   bool read_all = true;
   bool touch_one = true;
+  bool frees_memory = false;  // each round frees a whole array (see run_handoffs)
   std::function<void(std::uint64_t)> setup{};     // per size, untimed; may be empty
   std::function<void(std::uint64_t)> teardown{};  // per size, untimed; may be empty
   // One handoff; returns microseconds. Must check the consumer's value.
@@ -56,8 +60,8 @@ struct Method {
 struct HandoffOptions {
   std::vector<std::uint64_t> sizes{};
   int repeat = 20;        // rounds per method below 64 MiB
-  int repeat_large = 5;   // at 64 MiB up to 1 GiB
-  int repeat_huge = 3;    // at 1 GiB and above
+  int repeat_large = 9;   // at 64 MiB up to 1 GiB
+  int repeat_huge = 5;    // at 1 GiB and above
   int warmup = 1;         // unrecorded rounds per method first
   int warmup_huge = 0;    // the same from 1 GiB (each round there maps or copies everything anew)
   std::string machine{};
@@ -106,14 +110,28 @@ inline void run_handoffs(const std::vector<Method>& methods, const HandoffOption
       };
       std::map<std::string, std::vector<double>> samples;
       const int warmup = bytes >= (1ull << 30) ? o.warmup_huge : o.warmup;
-      for (int r = -warmup; r < repeat; ++r) {  // r < 0: warm-up, not recorded
-        for (const auto& m : methods) {
-          if (!wanted(m)) continue;
-          const double us = m.round(bytes, use, ++marker);
-          if (r < 0) continue;
-          samples[m.name].push_back(us);
-          csv.row(o.machine, o.lang, m.name, use_name(use), bytes, r, us);
+      const auto one = [&](const Method& m, int r) {
+        const double us = m.round(bytes, use, ++marker);
+        if (r < 0) return;  // warm-up, not recorded
+        samples[m.name].push_back(us);
+        csv.row(o.machine, o.lang, m.name, use_name(use), bytes, r, us);
+      };
+      if (bytes < (64ull << 20)) {
+        for (int r = -warmup; r < repeat; ++r) {
+          for (const auto& m : methods) {
+            if (wanted(m)) one(m, r);
+          }
         }
+      } else {
+        bool freed = false;
+        for (const bool freeing : {false, true}) {
+          for (const auto& m : methods) {
+            if (!wanted(m) || m.frees_memory != freeing) continue;
+            for (int r = -warmup; r < repeat; ++r) one(m, r);
+            freed = freed || freeing;
+          }
+        }
+        if (freed) std::this_thread::sleep_for(std::chrono::seconds(3));
       }
       double base = 0;
       for (const auto& m : methods) {

@@ -22,7 +22,7 @@ using namespace bench;
 const iox::capro::ServiceDescription kService{"shmarray-bench", "handoff", "array"};
 
 void consumer_main(const Pipe& cmd, const Pipe& report) {
-  init_iceoryx_runtime("shmarray-bench-handoff-sub");
+  init_iceoryx_runtime("shmarray-iox-handoff-sub");
   iox::popo::SubscriberOptions options;
   options.queueCapacity = 1;
   iox::popo::UntypedSubscriber sub(kService, options);
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     std::exit(0);                // the runtime's destructor tells RouDi
   }
 
-  init_iceoryx_runtime("shmarray-bench-handoff-pub");
+  init_iceoryx_runtime("shmarray-iox-handoff-pub");
   iox::popo::UntypedPublisher pub(kService);
   recv_pod<Report>(report.r);
   wait_for_subscriber(pub);

@@ -61,7 +61,7 @@ struct Endpoint {
 };
 
 void echo_main(const Pipe& cmd, const Pipe& ready) {
-  init_iceoryx_runtime("shmarray-bench-wakeup-pong");
+  init_iceoryx_runtime("shmarray-iox-wakeup-pong");
   Endpoint e(kPong, kPing);
   wait_for_subscriber(e.pub);
   send_pod(ready.w, 1);
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     echo_main(cmd, ready);  // its ports are gone when it returns
     std::exit(0);           // the runtime's destructor tells RouDi
   }
-  init_iceoryx_runtime("shmarray-bench-wakeup-ping");
+  init_iceoryx_runtime("shmarray-iox-wakeup-ping");
   Endpoint e(kPing, kPong);
   wait_for_subscriber(e.pub);
   recv_pod<int>(ready.r);

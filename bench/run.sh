@@ -15,7 +15,7 @@ REPO=$PWD
 SMOKE=0
 BUILD=build
 OUT=""
-ONLY="probe,control,scale,wakeup,handoff,memory,python,iceoryx"
+ONLY="probe,control,scale,wakeup,handoff,memory,python,iceoryx"  # = ALL_STAGES below
 INSTALL=1
 CORES=$(nproc)
 MACHINE="$CORES-core $(uname -m), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -33,6 +33,11 @@ while (($#)); do
   shift
 done
 BUILD=$(realpath -m "$BUILD")
+# Other work on a shared machine (compilers, tests) otherwise decides how fast a woken consumer
+# gets a CPU. Every method runs at the same priority, so no ratio is bent; on an idle machine this
+# changes nothing. Needs root or CAP_SYS_NICE; without it the run goes on at normal priority.
+PRIORITY="normal"
+renice -n -10 -p $$ >/dev/null 2>&1 && PRIORITY="nice -10 (renice by bench/run.sh)"
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 T_START=$(date +%s)
 stage() { echo; echo "==> [$(( $(date +%s) - T_START )) s] $*"; }
@@ -109,7 +114,8 @@ stop_roudi() {
     kill -9 "$ROUDI" 2>/dev/null || true
     wait "$ROUDI" 2>/dev/null || true
     ROUDI=""
-    rm -f "/dev/shm/iceoryx_mgmt" "/dev/shm/$(id -un)"  # only ours: we held the lock and started it
+    # Only ours: we held the lock and started this RouDi. The apps' sockets are named after them.
+    rm -f "/dev/shm/iceoryx_mgmt" "/dev/shm/$(id -un)" /tmp/shmarray-iox-*
   fi
 }
 cleanup() {
@@ -129,6 +135,14 @@ echo "machine: $MACHINE"
 echo "  cpu: $CPU; $CORES cores; memory $MEM; kernel $(uname -r); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
 echo "  load average at start: $LOAD0"
 awk -v c="$CORES" '{ if ($1 > c) print "  warning: load average " $1 " > " c " cores: numbers will be noisy" }' /proc/loadavg
+ALL_STAGES="probe,control,scale,wakeup,handoff,memory,python,iceoryx"
+if [ "$ONLY" != "$ALL_STAGES" ] && [ -f "$OUT/meta.csv" ]; then
+  # A partial rerun: the set keeps its machine facts; the rerun is noted beside them.
+  META=$TMP/meta.csv  # this run's own facts go to a scratch file
+  echo "rerun,\"$ONLY at $(date -u +%Y-%m-%dT%H:%MZ), load $LOAD0\"" >> "$OUT/meta.csv"
+else
+  META=$OUT/meta.csv
+fi
 {
   echo "key,value"
   echo "machine,\"$MACHINE\""
@@ -148,7 +162,15 @@ awk -v c="$CORES" '{ if ($1 > c) print "  warning: load average " $1 " > " c " c
       damon="on ($(cat "$k"/contexts/0/operations 2>/dev/null), $(cat "$k"/contexts/0/schemes/*/action 2>/dev/null | tr '\n' ' ' | sed 's/ $//'))"
   done
   echo "damon,\"$damon\""
-} > "$OUT/meta.csv"
+  # virtio-balloon free page reporting (feature bit 5): freed guest memory goes back to the host
+  # about 2 s after the free, and the next use of it faults on the host again.
+  reporting=no
+  for d in /sys/bus/virtio/devices/*; do
+    [ "$(cat "$d/device" 2>/dev/null)" = 0x0005 ] && [ "$(cut -c6 "$d/features" 2>/dev/null)" = 1 ] && reporting=yes
+  done
+  echo "balloon_reporting,$reporting"
+  echo "priority,\"$PRIORITY\""
+} > "$META"
 
 # Client counts: powers of two up to 4 x cores (1,2,4,8 on 2 cores; 1..64 on 16).
 COUNTS=1; c=1; while ((c * 2 <= 4 * CORES)); do c=$((c * 2)); COUNTS+=",$c"; done
@@ -159,7 +181,7 @@ if [ "$SMOKE" = 1 ]; then
 else
   PROBE_MIB=64; CP_N=2000; REG=1,10,100,1000,10000,100000; PROBES=200
   SIZES_SCALE=4KiB,1MiB,64MiB,1GiB; REPS=5; WAKE_N=20000; HO_SIZES=4KiB,1MiB,64MiB,1GiB
-  HO_ARGS=(--repeat 20 --repeat-large 5 --repeat-huge 3); MEM_BYTES=1GiB; MEM_N=1,2,4
+  HO_ARGS=(--repeat 20 --repeat-large 9 --repeat-huge 5); MEM_BYTES=1GiB; MEM_N=1,2,4
   ICE_SIZES=$HO_SIZES
 fi
 B=$BUILD/bench
@@ -199,10 +221,10 @@ if wants python; then
     if [ "$SMOKE" = 1 ]; then
       PYTHONPATH="$BUILD/python" "${py[@]}" --smoke --csv "$OUT/python_handoff.csv"
     else
-      # Rounds as for C++ (20 / 5 / 3); pickle moves 1 GiB through a pipe several times over
-      # (tens of seconds per round here), so it gets one round after its warm-up at 1 GiB.
+      # Rounds: 20 / 9 / 3; pickle moves 1 GiB through a pipe several times over (tens of
+      # seconds per round here), so it gets one round after its warm-up at 1 GiB.
       PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 4KiB,1MiB --repeat 20 --csv "$OUT/python_handoff.csv"
-      PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 64MiB --repeat 5 --csv "$OUT/python_handoff_64m.csv"
+      PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 64MiB --repeat 9 --csv "$OUT/python_handoff_64m.csv"
       PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 1GiB --repeat 3 --methods shmarray,shared_memory \
         --csv "$OUT/python_handoff_1g.csv"
       PYTHONPATH="$BUILD/python" "${py[@]}" --sizes 1GiB --repeat 1 --methods pickle \
@@ -260,8 +282,8 @@ EOF
   echo "$status" > "$OUT/iceoryx_status.txt"
 fi
 
-echo "load_end,\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >> "$OUT/meta.csv"
-echo "seconds,$(( $(date +%s) - T_START ))" >> "$OUT/meta.csv"
+echo "load_end,\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >> "$META"
+echo "seconds,$(( $(date +%s) - T_START ))" >> "$META"
 
 # --- report -------------------------------------------------------------------------------------------
 stage "report"

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,19 +50,37 @@ void* shared_region(std::size_t bytes) {
   return p;
 }
 
-// shmarray publish/wait ping-pong: parent publishes odd versions, child even ones.
-std::vector<double> shmarray_ping_pong(int rounds, shmarray::WaitPolicy policy) {
+// Pins the calling process to one CPU (pinned ping-pongs put the two sides on different CPUs).
+void pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+void unpin() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+// shmarray publish/wait ping-pong: parent publishes odd versions, child even ones. `pinned`:
+// parent on CPU 0, child on CPU 1.
+std::vector<double> shmarray_ping_pong(int rounds, shmarray::WaitPolicy policy, bool pinned = false) {
   auto* base = static_cast<std::byte*>(shared_region(shmarray::kHeaderBytes));
   shmarray::LiveFields& live = *shmarray::live_fields_of(base);
   if (!shmarray::init_live_fields(live)) std::abort();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (pinned) pin_to(1);
     for (std::uint64_t v = 1; v < 2ull * rounds; v += 2) {
       if (!shmarray::wait_newer_than(live, v - 1, std::chrono::seconds(10), policy)) ::_exit(1);
       shmarray::publish(live);
     }
     ::_exit(0);
   }
+  if (pinned) pin_to(0);
   std::vector<double> us;
   for (int i = 0; i < rounds; ++i) {
     const auto t0 = Clock::now();
@@ -70,6 +89,7 @@ std::vector<double> shmarray_ping_pong(int rounds, shmarray::WaitPolicy policy) 
     us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   ::waitpid(pid, nullptr, 0);
+  if (pinned) unpin();
   ::munmap(base, shmarray::kHeaderBytes);
   return us;
 }
@@ -157,13 +177,17 @@ int main(int argc, char** argv) {
       {"shmarray spin-then-futex", one_way(shmarray_ping_pong(rounds, {}))},
       {"shmarray pure futex", one_way(shmarray_ping_pong(rounds, {.spin = std::chrono::nanoseconds(0)}))},
       {"unix socket ping-pong", one_way(socket_ping_pong(rounds))},
+      // The scheduler tends to wake the sleeper on the waker's CPU; the spinner then spins on a
+      // CPU its peer needs. Pinned, each side has its own CPU (what isolated cores give).
+      {"shmarray spin-then-futex, pinned to 2 CPUs",
+       bench::cores() >= 2 ? one_way(shmarray_ping_pong(rounds, {}, true)) : Stats{0, 0}},
   };
   std::printf("\nWake-up latency, one way (round trip / 2), %d round trips, %s\n", rounds,
               machine.c_str());
-  std::printf("%-34s %10s %10s %16s\n", "method", "p50 (us)", "p99 (us)", "p50 / baseline");
+  std::printf("%-44s %10s %10s %16s\n", "method", "p50 (us)", "p99 (us)", "p50 / baseline");
   bench::Csv out(csv, "machine,method,p50_us,p99_us,rounds");
   for (const auto& r : rows) {
-    std::printf("%-34s %10.2f %10.2f %15.2fx\n", r.name, r.s.p50, r.s.p99, r.s.p50 / base.p50);
+    std::printf("%-44s %10.2f %10.2f %15.2fx\n", r.name, r.s.p50, r.s.p99, r.s.p50 / base.p50);
     out.row(machine, r.name, r.s.p50, r.s.p99, rounds);
   }
   return 0;
