@@ -74,19 +74,17 @@ std::vector<std::string> BrokerProcess::segments() const {
   return out;
 }
 
-// Helpers that are meant to die of SIGSEGV (read-only grants) must not have it caught by ASan.
-constexpr const char* kHelperEnv = "ASAN_OPTIONS=handle_segv=0";
 
 RunResult run_helper(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
   std::vector<std::string> argv{SHMARRAY_HELPER_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv, timeout, {kHelperEnv});
+  return run(argv, timeout, segv_passthrough_env());
 }
 
 ChildProcess spawn_helper(const std::vector<std::string>& args) {
   std::vector<std::string> argv{SHMARRAY_HELPER_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
-  return ChildProcess::spawn(argv, {kHelperEnv});
+  return ChildProcess::spawn(argv, segv_passthrough_env());
 }
 
 void BrokerTest::SetUp() { broker_ = std::make_unique<BrokerProcess>(); }

@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -21,6 +23,17 @@ std::string ExitStatus::describe() const {
   return "exit code " + std::to_string(exit_code);
 }
 
+std::vector<std::string> segv_passthrough_env() {
+  std::vector<std::string> env;
+  for (const char* name : {"ASAN_OPTIONS", "TSAN_OPTIONS"}) {
+    const char* current = std::getenv(name);
+    env.push_back(std::string(name) + "=" +
+                  (current != nullptr && *current != '\0' ? std::string(current) + ":" : "") +
+                  "handle_segv=0");
+  }
+  return env;
+}
+
 ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
                                  const std::vector<std::string>& extra_env) {
   int out[2];
@@ -29,7 +42,13 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv,
     throw std::runtime_error("pipe2 failed");
   }
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  const auto name_of = [](std::string_view e) { return e.substr(0, e.find('=') + 1); };
+  for (char** e = environ; *e != nullptr; ++e) {
+    const bool replaced = std::any_of(extra_env.begin(), extra_env.end(), [&](const auto& x) {
+      return name_of(x) == name_of(*e);
+    });
+    if (!replaced) env_strings.emplace_back(*e);
+  }
   for (const auto& e : extra_env) env_strings.push_back(e);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));

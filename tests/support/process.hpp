@@ -24,7 +24,8 @@ class ChildProcess {
  public:
   // Starts argv[0] with arguments; stdout is a pipe read by read_line/read_all; stderr is
   // inherited (so test logs show it). stdin is a pipe that close_stdin() closes (helpers use
-  // its EOF as "you may exit now").
+  // its EOF as "you may exit now"). `extra_env` entries ("NAME=value") replace variables of the
+  // same name in this process's environment.
   [[nodiscard]] static ChildProcess spawn(const std::vector<std::string>& argv,
                                           const std::vector<std::string>& extra_env = {});
 
@@ -61,5 +62,10 @@ struct RunResult {
 [[nodiscard]] RunResult run(const std::vector<std::string>& argv,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30),
                             const std::vector<std::string>& extra_env = {});
+
+// Environment for children that are meant to die of SIGSEGV (writes through read-only grants):
+// ASAN_OPTIONS and TSAN_OPTIONS as this process has them, plus handle_segv=0, so that a
+// sanitizer build does not catch the signal and exit with its own code instead.
+[[nodiscard]] std::vector<std::string> segv_passthrough_env();
 
 }  // namespace shmarray::test

@@ -108,14 +108,11 @@ inline RunResult run_helper_as(const Identity& who, const std::vector<std::strin
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
-  // Under ASan a write to a read-only mapping must still die of SIGSEGV, not exit via ASan.
-  std::vector<std::string> env{"ASAN_OPTIONS=handle_segv=0"};
+  // Under a sanitizer a write to a read-only mapping must still die of SIGSEGV.
+  std::vector<std::string> env = segv_passthrough_env();
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).starts_with("ASAN_OPTIONS=")) {
-      env[0] = std::string(*e) + ":handle_segv=0";
-    } else {
-      env.emplace_back(*e);
-    }
+    const std::string_view v(*e);
+    if (!v.starts_with("ASAN_OPTIONS=") && !v.starts_with("TSAN_OPTIONS=")) env.emplace_back(*e);
   }
   std::vector<char*> cenv;
   for (auto& e : env) cenv.push_back(e.data());

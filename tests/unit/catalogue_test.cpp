@@ -14,6 +14,7 @@
 
 #include "catalogue.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "unit_support.hpp"
 
 namespace shmarray::server {
 namespace {
@@ -29,23 +30,7 @@ const std::string kId1 = "0123456789abcdef0123456789abcdef";
 const std::string kId2 = "fedcba9876543210fedcba9876543210";
 
 ArrayInfo sample(const std::string& id, const std::string& name) {
-  ArrayInfo info;
-  info.name = name;
-  info.dtype = "<f4";
-  info.shape = {3, 5};
-  info.strides = {20, 4};
-  info.order = Order::kC;
-  info.itemsize = 4;
-  info.nbytes = 60;
-  info.data_offset = kHeaderBytes;
-  info.segment_bytes = *segment_size_for(60);
-  info.id = id;
-  info.owner_uid = 1234;
-  info.owner_gid = 5678;
-  info.mode = 0640;
-  info.created_unix_ns = 1'700'000'000'123'456'789;
-  info.ephemeral = true;
-  return info;
+  return test::sample_array_info(id, name);
 }
 
 // A 32-hex-digit id from a number.
@@ -106,9 +91,9 @@ TEST_F(CatalogueTest, CreatesAPrivateFileAndRoundTripsEveryFieldAcrossAReopen) {
   EXPECT_EQ(back->nbytes, info.nbytes);
   EXPECT_EQ(back->segment_bytes, info.segment_bytes);
   EXPECT_EQ(back->id, info.id);
-  EXPECT_EQ(back->owner_uid, 1234u);
-  EXPECT_EQ(back->owner_gid, 5678u);
-  EXPECT_EQ(back->mode, 0640u);
+  EXPECT_EQ(back->owner_uid, info.owner_uid);
+  EXPECT_EQ(back->owner_gid, info.owner_gid);
+  EXPECT_EQ(back->mode, info.mode);
   EXPECT_EQ(back->created_unix_ns, info.created_unix_ns);
   EXPECT_TRUE(back->ephemeral);
 }

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "shmarray/segment_layout.hpp"
+#include "unit_support.hpp"
 
 namespace shmarray {
 namespace {
@@ -25,27 +26,7 @@ struct alignas(4096) SegmentBuffer {
   std::array<std::byte, kSegmentBytes> bytes;
 };
 
-ArrayInfo sample_info() {
-  ArrayInfo i;
-  i.name = "cam/0/frame";
-  i.dtype = "<f8";
-  i.shape = {2, 3};
-  i.strides = {24, 8};
-  i.order = Order::kC;
-  i.itemsize = 8;
-  i.nbytes = 48;
-  i.data_offset = kHeaderBytes;
-  i.segment_bytes = kSegmentBytes;
-  i.id = "0123456789abcdef00ff10ee20dd30cc";
-  i.owner_uid = 4'000'000'000u;
-  i.owner_gid = 5678;
-  i.mode = 0640;
-  i.created_unix_ns = 1'700'000'000'123'456'789;
-  i.open_handles = 5;  // not stored: the broker's count
-  i.version = 99;      // not stored: a fresh segment starts at version 0
-  i.ephemeral = true;
-  return i;
-}
+ArrayInfo sample_info() { return test::sample_array_info(); }
 
 // FNV-1a 64 of the header up to its checksum, as documented in segment_layout.hpp.
 void reseal(SegmentHeader* h) {

@@ -530,15 +530,20 @@ TEST(Seqlock, WriterRewritingOneMebibyteNeverTearsAConsistentRead) {
 
   const pid_t writer = spawn([&] {
     std::minstd_rand rng(::getpid());
+    // Pauses scale with the write itself (uniform in [0, 2 x the last write]), so the writer is
+    // busy about half the time in any build: a writer that rewrites without pause starves seqlock
+    // readers by design, and under ThreadSanitizer a 1 MiB rewrite takes ~20x longer.
+    std::chrono::nanoseconds last_write{50'000};
     while (tally->stop.load() == 0) {
-      const auto pause = std::chrono::nanoseconds(rng() % 100'000);
-      for (const auto until = Clock::now() + pause; Clock::now() < until;) {
-      }
+      std::this_thread::sleep_for(std::chrono::nanoseconds(
+          static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(2 * last_write.count() + 1))));
+      const auto t0 = Clock::now();
       auto lock = WriteLock::acquire(live, 1s);
       if (!lock) return 1;
       begin_write(live);
       std::fill_n(data, kElements, current_version(live) + 1);
       (void)end_write_and_publish(live);
+      last_write = Clock::now() - t0;
       tally->writes.fetch_add(1);
     }
     return 0;

@@ -15,11 +15,39 @@
 #include <vector>
 
 #include "shmarray/error.hpp"
+#include "shmarray/segment_layout.hpp"
+#include "shmarray/types.hpp"
 #include "shmarray/unique_fd.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/wire/frame.hpp"
 
 namespace shmarray::test {
+
+// A 2x3 float64 array's metadata with every header field set to something recognisable (a uid
+// above 2^31, mode 0640, ephemeral). open_handles and version are set too, though no header
+// stores them: the broker counts the one, the segment's live fields hold the other.
+[[nodiscard]] inline ArrayInfo sample_array_info(std::string id = "0123456789abcdef00ff10ee20dd30cc",
+                                                 std::string name = "cam/0/frame") {
+  ArrayInfo i;
+  i.name = std::move(name);
+  i.dtype = "<f8";
+  i.shape = {2, 3};
+  i.strides = {24, 8};
+  i.order = Order::kC;
+  i.itemsize = 8;
+  i.nbytes = 48;
+  i.data_offset = kHeaderBytes;
+  i.segment_bytes = 2 * kHeaderBytes;  // segment_size_for(48)
+  i.id = std::move(id);
+  i.owner_uid = 4'000'000'000u;
+  i.owner_gid = 5678;
+  i.mode = 0640;
+  i.created_unix_ns = 1'700'000'000'123'456'789;
+  i.open_handles = 5;
+  i.version = 99;
+  i.ephemeral = true;
+  return i;
+}
 
 // Both ends of socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC).
 struct SocketPair {
