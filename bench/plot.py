@@ -102,6 +102,15 @@ def fmt_ratio(r: float | None) -> str:
     return f"{r:.0f}x"
 
 
+def ordered_union(sets: list[ResultSet], rows_of, key) -> list:
+    """key(row) of every row of every set, each once, in the order first seen (sets in order)."""
+    seen: dict = {}
+    for s in sets:
+        for r in rows_of(s):
+            seen.setdefault(key(r), None)
+    return list(seen)
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -124,9 +133,7 @@ def section_machines(sets: list[ResultSet]) -> str:
             ("balloon_reporting", "virtio-balloon free page reporting"),
             ("seconds", "run time (s)"), ("rerun", "stages measured again later")]
     rows = [[name] + [s.meta.get(k, "–") for s in sets] for k, name in keys]
-    metrics = []
-    for s in sets:
-        metrics += [r["metric"] for r in s.probe if r["metric"] not in metrics]
+    metrics = ordered_union(sets, lambda s: s.probe, lambda r: r["metric"])
     for m in metrics:
         row = [m]
         for s in sets:
@@ -222,9 +229,7 @@ def section_control(sets: list[ResultSet], img: str | None) -> str:
            "throughput = operations / wall time of the phase. Baseline (same run, same N): a "
            "64-byte request/reply to a one-thread epoll echo server over Unix sockets, the floor "
            "for a one-thread broker. **x echo** = p50 / baseline p50.\n"]
-    keys = []
-    for s in sets:
-        keys += [(int(r["clients"]), r["op"]) for r in s.control if (int(r["clients"]), r["op"]) not in keys]
+    keys = ordered_union(sets, lambda s: s.control, lambda r: (int(r["clients"]), r["op"]))
     rows = []
     for n, op in sorted(keys, key=lambda k: (k[0], keys.index(k))):
         row = [str(n), op]
@@ -251,9 +256,7 @@ def section_wakeup(sets: list[ResultSet], img: str | None) -> str:
            "10% dropped). Baseline: a bare futex ping-pong (two futex words, no shmarray code). "
            "shmarray's default wait spins 20 µs before it sleeps on the futex; iceoryx rows carry a "
            "64-byte payload (loan, write, publish; take, release). **x futex** = p50 / baseline p50.\n"]
-    methods = []
-    for s in sets:
-        methods += [r["method"] for r in s.wakeup if r["method"] not in methods]
+    methods = ordered_union(sets, lambda s: s.wakeup, lambda r: r["method"])
     rows = []
     for m in methods:
         row = [m]
@@ -280,10 +283,7 @@ def section_memory(sets: list[ResultSet], img: str | None) -> str:
            "are divided between the processes that map them, so the sum is the group's real "
            "cost); Shmem and MemAvailable are system-wide deltas from /proc/meminfo (noisy if "
            "anything else runs). **x copy** = total PSS / total PSS of the copy path at the same N.\n"]
-    keys = []
-    for s in sets:
-        keys += [(int(r["consumers"]), r["method"]) for r in s.memory
-                 if (int(r["consumers"]), r["method"]) not in keys]
+    keys = ordered_union(sets, lambda s: s.memory, lambda r: (int(r["consumers"]), r["method"]))
     rows = []
     mib = lambda kib: f"{float(kib) / 1024:,.0f} MiB"  # noqa: E731
     for n, m in sorted(keys, key=lambda k: (k[0], keys.index(k))):
@@ -328,10 +328,8 @@ def section_scale(sets: list[ResultSet], img: str | None) -> str:
            "log-log slope ~0 is O(1), ~1 is O(n)).\n"]
     for axis, title, xname in (("registry", "Registry size", "K arrays"),
                                ("size", "Array size", "size")):
-        keys = []
-        for s in sets:
-            keys += [(int(r["x"]), r["op"]) for r in s.scale if r["axis"] == axis
-                     and (int(r["x"]), r["op"]) not in keys]
+        keys = ordered_union(sets, lambda s: [r for r in s.scale if r["axis"] == axis],
+                             lambda r: (int(r["x"]), r["op"]))
         ops = list(dict.fromkeys(op for _, op in keys))
         rows = []
         for op in ops:

@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "broker_process.hpp"
+#include "raw_client.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/wire/messages.hpp"
 
@@ -22,15 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 
 class BrokerLifecycleTest : public BrokerTest {};
-
-UniqueFd raw_connect(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
-  return fd;
-}
 
 // Reads until EOF (or 5 s); returns what arrived.
 std::string read_until_eof(int fd) {
@@ -59,10 +51,8 @@ TEST(BrokerStartup, ReplacesAStaleSocketFile) {
   const std::string path = std::string(tmpl) + "/s.sock";
   {  // a socket file nobody listens on, as a crashed broker leaves
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const sockaddr_un addr = unix_address(path);
+    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
   }
   {
     BrokerProcess broker({}, path);

@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "broker_process.hpp"
+#include "raw_client.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/wire/fd_passing.hpp"
@@ -40,15 +41,6 @@ using Clock = std::chrono::steady_clock;
 class ReliabilityTest : public BrokerTest {};
 
 // --- raw peers --------------------------------------------------------------------------------
-
-UniqueFd raw_connect(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
-  return fd;
-}
 
 // One frame from `fd` (blocking until `timeout`): kUnavailable at EOF.
 Result<wire::Frame> read_frame(int fd, wire::FrameReader& reader,
@@ -384,10 +376,8 @@ class FakeBroker {
   FakeBroker(std::string path, std::vector<Step> steps)
       : path_(std::move(path)), steps_(std::move(steps)) {
     listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+    const sockaddr_un addr = unix_address(path_);
+    if (::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
         ::listen(listener_.get(), 8) != 0) {
       ADD_FAILURE() << "fake broker cannot listen on " << path_;
       return;

@@ -18,6 +18,24 @@
 
 namespace shmarray::test {
 
+// The sockaddr_un for `path` (truncated to what sun_path holds).
+[[nodiscard]] inline sockaddr_un unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  return addr;
+}
+
+// A bare stream connection to `path`, nothing sent: an invalid fd if connect fails.
+[[nodiscard]] inline UniqueFd raw_connect(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_un addr = unix_address(path);
+  if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    return {};
+  }
+  return fd;
+}
+
 class RawClient {
  public:
   struct Reply {
@@ -35,13 +53,8 @@ class RawClient {
   // Connects to `path` and says hello. std::nullopt if either fails.
   static std::optional<RawClient> connect(const std::string& path) {
     RawClient c;
-    c.fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    if (!c.fd_ || ::connect(c.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      return std::nullopt;
-    }
+    c.fd_ = raw_connect(path);
+    if (!c.fd_) return std::nullopt;
     auto hello = c.call(wire::HelloRequest{});
     if (!hello || hello->header.type != wire::MessageType::kHelloReply) return std::nullopt;
     return c;
