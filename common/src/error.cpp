@@ -19,12 +19,13 @@ std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::kFailedPrecondition: return "FailedPrecondition";
     case ErrorCode::kInternal: return "Internal";
     case ErrorCode::kCancelled: return "Cancelled";
+    case ErrorCode::kDataLoss: return "DataLoss";
   }
   return "Unknown";
 }
 
 bool is_valid_error_code(std::uint16_t value) noexcept {
-  return value <= static_cast<std::uint16_t>(ErrorCode::kCancelled);
+  return value <= static_cast<std::uint16_t>(ErrorCode::kDataLoss);
 }
 
 std::string Error::to_string() const {

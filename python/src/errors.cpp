@@ -19,7 +19,7 @@ struct ExceptionSpec {
   const char* doc;
 };
 
-constexpr std::size_t kCodeCount = static_cast<std::size_t>(ErrorCode::kCancelled) + 1;
+constexpr std::size_t kCodeCount = static_cast<std::size_t>(ErrorCode::kDataLoss) + 1;
 
 // Owned references, deliberately never released: exception classes must outlive every module
 // object (a static py::object would be decref'd after the interpreter is gone).
@@ -52,6 +52,9 @@ std::array<ExceptionSpec, kCodeCount - 1> specs() {
       {ErrorCode::kInternal, "InternalError", nullptr,
        "A bug or an unexpected operating-system failure."},
       {ErrorCode::kCancelled, "Cancelled", nullptr, "The operation was cancelled."},
+      {ErrorCode::kDataLoss, "DataLoss", nullptr,
+       "The array's bytes cannot be trusted: its segment was resized by a writer, or a write was "
+       "abandoned (possibly torn) and nobody has published since."},
   }};
 }
 

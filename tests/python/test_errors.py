@@ -24,6 +24,7 @@ HIERARCHY = {
     "FailedPrecondition": None,
     "InternalError": None,
     "Cancelled": None,
+    "DataLoss": None,
 }
 
 
@@ -215,5 +216,5 @@ def test_every_error_code_has_a_class():
     # kInternal InternalError in Python.
     names = {"InvalidArgument", "NotFound", "AlreadyExists", "PermissionDenied",
              "ResourceExhausted", "BrokerUnavailable", "DeadlineExceeded", "ProtocolError",
-             "FailedPrecondition", "InternalError", "Cancelled"}
+             "FailedPrecondition", "InternalError", "Cancelled", "DataLoss"}
     assert names <= set(dir(shmarray))

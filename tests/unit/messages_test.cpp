@@ -461,7 +461,7 @@ TEST(Messages, OutOfRangeEventKindIsProtocolError) {
 }
 
 TEST(Messages, EveryKnownErrorCodeRoundTrips) {
-  for (std::uint16_t c = 0; c <= static_cast<std::uint16_t>(ErrorCode::kCancelled); ++c) {
+  for (std::uint16_t c = 0; c <= static_cast<std::uint16_t>(ErrorCode::kDataLoss); ++c) {
     auto decoded = decode<ErrorReply>(encode_body(ErrorReply{static_cast<ErrorCode>(c), "m"}));
     ASSERT_TRUE(decoded.has_value());
     EXPECT_EQ(static_cast<std::uint16_t>(decoded->code), c);
@@ -469,7 +469,7 @@ TEST(Messages, EveryKnownErrorCodeRoundTrips) {
 }
 
 TEST(Messages, ErrorReplyWithOutOfRangeCodeDecodesAsInternal) {
-  for (std::uint16_t c : {12, 100, 0xffff}) {
+  for (std::uint16_t c : {13, 100, 0xffff}) {
     auto decoded =
         decode<ErrorReply>(encode_body(ErrorReply{static_cast<ErrorCode>(c), "from the future"}));
     ASSERT_TRUE(decoded.has_value()) << "code " << c;

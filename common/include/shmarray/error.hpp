@@ -20,6 +20,9 @@ namespace shmarray {
 //   kProtocolError      malformed/unexpected bytes on the socket; the connection is unusable.
 //   kFailedPrecondition the system is not in a state that allows the call; fix the state first.
 //   kInternal           a bug or an unexpected OS failure.
+//   kDataLoss           the array's bytes cannot be trusted: its segment was truncated or resized
+//                       by a writer, or a write was abandoned (possibly torn) and nobody has
+//                       published since. Rewrite and publish, or remove and recreate it.
 enum class ErrorCode : std::uint16_t {
   kOk = 0,
   kInvalidArgument = 1,
@@ -33,6 +36,7 @@ enum class ErrorCode : std::uint16_t {
   kFailedPrecondition = 9,
   kInternal = 10,
   kCancelled = 11,
+  kDataLoss = 12,
 };
 
 // Name of the code without the leading 'k' ("NotFound"); "Unknown" for values out of range.
