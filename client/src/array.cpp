@@ -38,8 +38,8 @@ Result<void> Array::check_element_type(std::string_view typestr, bool wants_writ
 }
 
 LiveFields& Array::live() const noexcept {
-  // The header page is part of every mapping; LiveFields are atomics and a robust mutex, which
-  // read-only users only read (waiting never writes to the segment).
+  // The header page is part of every mapping; LiveFields are plain atomics, which read-only users
+  // only read (waiting never writes to the segment).
   return *live_fields_of(segment_->mapping.data());
 }
 
@@ -66,12 +66,12 @@ Result<std::uint64_t> Array::wait_newer_than(std::uint64_t v, std::chrono::nanos
 
 Result<WriteLock> Array::lock(std::chrono::nanoseconds timeout) const {
   if (auto ok = check_writable("lock"); !ok) return std::unexpected(ok.error());
-  return WriteLock::acquire(live(), timeout);
+  return WriteLock::acquire(live(), timeout, segment_);
 }
 
 Result<WriteLock> Array::try_lock() const {
   if (auto ok = check_writable("lock"); !ok) return std::unexpected(ok.error());
-  return WriteLock::try_acquire(live());
+  return WriteLock::try_acquire(live(), segment_);
 }
 
 bool Array::possibly_torn() const noexcept { return shmarray::possibly_torn(live()); }

@@ -103,14 +103,14 @@ Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& 
   auto header = encode_segment_header(info);
   if (!header) return std::unexpected(header.error());
   std::memcpy(segment.data(), &*header, sizeof *header);
-  // Version 0, seqlock even, robust + process-shared + error-checking write lock.
+  // Version 0, seqlock even, lock free: all zero.
   if (auto ok = init_live_fields(*live_fields_of(segment.data())); !ok) return ok;
   return {};
 }
 
 Result<ArrayInfo> decode_segment_header(const SegmentHeader& h, std::uint64_t available_bytes) {
   if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) return corrupt("bad magic");
-  if (h.layout_version != kLayoutVersion) {
+  if (h.layout_version < kOldestAdoptableLayoutVersion || h.layout_version > kLayoutVersion) {
     return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
                    std::to_string(kLayoutVersion));
   }
@@ -158,6 +158,11 @@ Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
   if (segment.size() < kHeaderBytes) return corrupt("segment is smaller than a header page");
   SegmentHeader h;
   std::memcpy(&h, segment.data(), sizeof h);  // a stable copy: writers may scribble meanwhile
+  if (h.layout_version != kLayoutVersion) {
+    return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
+                   std::to_string(kLayoutVersion) +
+                   " (restart shmarrayd so that it upgrades the segment, or upgrade this client)");
+  }
   auto info = decode_segment_header(h, segment.size());
   if (!info) return info;
   const auto* live = reinterpret_cast<const LiveFields*>(segment.data() + kLiveFieldsOffset);

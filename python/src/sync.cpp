@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string>
+
+#include <unistd.h>
 
 #include "array_handle.hpp"
 #include "shmarray/sync/seqlock.hpp"
@@ -66,14 +69,15 @@ class PyLock {
   PyLock(py::object owner, bool seqlock) : owner_(std::move(owner)), seqlock_(seqlock) {}
   PyLock(const PyLock&) = delete;
   PyLock& operator=(const PyLock&) = delete;
-  // A Lock dropped while held (garbage collected) releases, closing an open seqlock write
-  // without publishing it, so readers are not left spinning on an odd write_seq. Runs with the
-  // GIL held (pybind11 deallocation).
+  // A Lock dropped while held (garbage collected, possibly on another thread) releases: an open
+  // seqlock write is abandoned (the array is flagged possibly torn until the next publish, and
+  // readers are not left spinning on an odd write_seq), then the WriteLock's destructor frees the
+  // lock word, from whichever thread this runs on, reporting on stderr when that is not the
+  // acquiring thread. Runs with the GIL held (pybind11 deallocation).
   ~PyLock() {
-    try {
-      release(/*publish=*/false);
-    } catch (...) {  // NOLINT(bugprone-empty-catch): destructors never throw
-    }
+    if (!lock_.held()) return;
+    if (seqlock_) abandon_write(handle_of(owner_).live());
+    WriteLock dropped = std::move(lock_);
   }
 
   void acquire(std::optional<std::chrono::nanoseconds> timeout) {
@@ -96,19 +100,27 @@ class PyLock {
 
   // Releases the lock (no-op when not held). With seqlock=True, first ends the write and
   // publishes; returns the new version then, None otherwise.
-  // `publish` false (an exception left the with-block): end the write without publishing.
+  // `publish` false (an exception left the with-block): abandon the write (possibly torn until
+  // the next publish). FailedPrecondition on another thread than the acquiring one (still held).
   std::optional<std::uint64_t> release(bool publish = true) {
     std::optional<std::uint64_t> version;
     if (!lock_.held()) return version;
+    if (lock_.owner_tid() != ::gettid()) {
+      raise_error(Error(ErrorCode::kFailedPrecondition,
+                        "Lock.release() on thread " + std::to_string(::gettid()) +
+                            ", but the lock was acquired on thread " +
+                            std::to_string(lock_.owner_tid()) +
+                            ": release it on the acquiring thread (it is still held)"));
+    }
     if (seqlock_) {
       LiveFields& live = handle_of(owner_).live();
       if (publish) {
         version = end_write_and_publish(live);
       } else {
-        end_write(live);
+        abandon_write(live);
       }
     }
-    lock_.unlock();
+    if (auto ok = lock_.unlock(); !ok) raise_error(ok.error());
     return version;
   }
 
@@ -199,23 +211,26 @@ elapses first.
   m.def("possibly_torn",
         [](const py::object& arr) { return handle_of(owner_of(arr)).array().possibly_torn(); },
         py::arg("arr"), R"doc(
-True when a writer died holding the array's lock and nobody has published since: the data may be
+True when a writer died holding the array's lock, or abandoned a write (an exception left a
+`with lock(arr, seqlock=True)` block), and nobody has published since: the data may be
 half-written.
 )doc");
   m.def("read_consistent", &py_read_consistent, py::arg("arr"), py::arg("timeout") = 1.0, R"doc(
 Copies the array (or view) without blocking the writer, retrying until the copy overlaps no write
 made under lock(arr, seqlock=True). Returns (copy, version): a private numpy.ndarray and the
-version it matches. DeadlineExceeded if no clean copy was possible within timeout seconds.
+version it matches. DeadlineExceeded if no clean copy was possible within timeout seconds;
+DataLoss while the array is possibly torn (see possibly_torn) until the next publish.
 Copies the whole underlying array even for a small view.
 )doc");
 
   py::class_<PyLock>(m, "Lock", R"doc(
-The array's writer lock, held (returned by shmarray.lock). A robust, process-shared mutex in the
-shared segment: if its owner dies holding it, the next acquirer gets it with
-previous_owner_died == True (the data may be torn until the next publish).
+The array's writer lock, held (returned by shmarray.lock). A plain owner word in the shared
+segment, safe against co-writers that scribble on it: if its owner dies holding it, the next
+acquirer gets it with previous_owner_died == True (the data may be torn until the next publish).
 
 Use as a context manager (released at the end of the block), or call release(). Release it from
-the thread that acquired it. Keeps the array's mapping alive while it exists.
+the thread that acquired it (FailedPrecondition otherwise); a Lock garbage-collected while held is
+released wherever that happens. Keeps the array's mapping alive while it exists.
 )doc")
       .def_property_readonly("held", &PyLock::held)
       .def_property_readonly("previous_owner_died", &PyLock::previous_owner_died,

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "hostile_commands.hpp"
 #include "security_commands.hpp"
 #include "shmarray/shmarray.hpp"
 
@@ -42,6 +43,9 @@ constexpr const char* kUsage = R"(usage: shmarray_test_helper COMMAND SOCKET NAM
   try SOCK NAME OP [ARG...]          security tests: print "ok" or "error <Code>" (see
                                      security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME,
                                      forge-header SOCK NAME
+  scribble SOCK NAME MS SEED         write random bytes over the header page (hostile co-writer)
+  lock-writer SOCK NAME MS TMO_MS    lock/write/publish/unlock loop; prints outcome counts, max_ms
+  consistent-reader SOCK NAME MS TMO_MS  read_consistent loop; prints outcome counts, max_ms
 )";
 
 [[noreturn]] void die(const std::string& what) {
@@ -149,6 +153,7 @@ int run(const std::string& cmd, const std::vector<std::string>& a) {
   };
   need(2);
   if (const int rc = shmarray::test_helper::run_security_command(cmd, a); rc >= 0) return rc;
+  if (const int rc = shmarray::test_helper::run_hostile_command(cmd, a); rc >= 0) return rc;
   auto client = connect(a[0]);
   const std::string& name = a[1];
   if (cmd == "write") {

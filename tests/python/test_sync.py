@@ -207,7 +207,7 @@ def test_lock_keeps_mapping_alive(client):
     l = shmarray.lock(a[2:], timeout=1)
     client.remove("lock/alive")
     del a
-    l.release()  # the mutex is still mapped: no crash
+    l.release()  # the lock word is still mapped: no crash
     l.acquire(timeout=1)
     l.release()
 
@@ -225,9 +225,66 @@ def test_seqlock_lock_publishes_and_read_consistent(client):
             a[:] = 8
             raise RuntimeError("abandoned write")
     assert shmarray.version(a) == 1, "an abandoned write does not publish"
+    # Half of the 8s landed under version 1: the array says so instead of returning them as clean.
+    assert shmarray.possibly_torn(a)
+    with pytest.raises(shmarray.DataLoss, match="next publish"):
+        shmarray.read_consistent(a, timeout=0.2)
     l = shmarray.lock(a, timeout=1, seqlock=True)
+    a[:] = 9
     assert l.release() == 2
+    assert not shmarray.possibly_torn(a)
+    copy, v = shmarray.read_consistent(a, timeout=1)
+    assert v == 2 and (copy == 9).all()
     client.remove("seq/a")
+
+
+def test_lock_released_from_another_thread_is_refused_and_stays_held(client):
+    a = client.create("lock/thread", 4)
+    l = shmarray.lock(a, timeout=1)
+    errors = []
+
+    def other():
+        try:
+            l.release()
+        except shmarray.Error as e:  # noqa: PERF203
+            errors.append(e)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(timeout=10)
+    assert len(errors) == 1 and isinstance(errors[0], shmarray.FailedPrecondition)
+    assert "acquiring thread" in str(errors[0])
+    assert l.held
+    seen = []
+
+    def try_lock():
+        try:
+            shmarray.lock(a, timeout=0)
+        except shmarray.Error as e:  # noqa: PERF203
+            seen.append(e)
+
+    t = threading.Thread(target=try_lock)
+    t.start()
+    t.join(timeout=10)
+    assert len(seen) == 1 and isinstance(seen[0], shmarray.DeadlineExceeded), "still held"
+    l.release()
+    client.remove("lock/thread")
+
+
+def test_lock_collected_on_another_thread_is_released(client, capfd):
+    a = client.create("lock/gc", 4)
+    box = [shmarray.lock(a, timeout=1)]
+
+    def drop():
+        box.clear()  # the last reference goes away on this thread
+
+    t = threading.Thread(target=drop)
+    t.start()
+    t.join(timeout=10)
+    with shmarray.lock(a, timeout=1) as l2:  # free again: nobody waits for a lost lock
+        assert not l2.previous_owner_died
+    assert "destroyed on thread" in capfd.readouterr().err
+    client.remove("lock/gc")
 
 
 SEQ_WRITER = r"""

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "shmarray/segment_layout.hpp"
+#include "shmarray/sync/write_lock.hpp"
 #include "unit_support.hpp"
 
 namespace shmarray {
@@ -91,9 +92,11 @@ TEST_F(SegmentHeaderTest, InitInitialisesTheLiveFields) {
   EXPECT_EQ(info->version, 41u);  // read from the live fields, not the checksummed header
   EXPECT_EQ(live->write_seq.load(), 0u);
   EXPECT_EQ(live->flags.load(), 0u);
-  // The write lock is usable: process-shared and robust.
-  ASSERT_EQ(::pthread_mutex_trylock(&live->write_lock), 0);
-  EXPECT_EQ(::pthread_mutex_unlock(&live->write_lock), 0);
+  EXPECT_EQ(live->lock_word.load(), 0u) << "the write lock starts free";
+  auto lock = WriteLock::try_acquire(*live);
+  ASSERT_TRUE(lock.has_value()) << lock.error().to_string();
+  EXPECT_FALSE(lock->previous_owner_died());
+  EXPECT_TRUE(lock->unlock().has_value());
 }
 
 TEST_F(SegmentHeaderTest, MagicIsTheFirstEightBytes) {
@@ -143,7 +146,21 @@ TEST_F(SegmentHeaderTest, ChecksumFieldItselfCorruptIsRejected) {
 TEST_F(SegmentHeaderTest, OtherLayoutVersionIsRejectedNamingIt) {
   header()->layout_version = kLayoutVersion + 1;
   reseal(header());
-  expect_corrupt("layout version 2");
+  expect_corrupt("layout version 3");
+}
+
+// Version 1 segments (glibc robust mutex in the live fields) are adoptable by a broker, which
+// rewrites their header, but a client must not use the new lock on a segment whose other users
+// may still run the old protocol.
+TEST_F(SegmentHeaderTest, LayoutVersionOneDecodesForTheBrokerButNotForAClient) {
+  header()->layout_version = 1;
+  reseal(header());
+  SegmentHeader copy;
+  std::memcpy(&copy, header(), sizeof copy);
+  auto adopted = decode_segment_header(copy, kSegmentBytes);
+  ASSERT_TRUE(adopted.has_value()) << adopted.error().to_string();
+  EXPECT_EQ(adopted->name, sample_info().name);
+  expect_corrupt("layout version 1, expected 2");
 }
 
 TEST_F(SegmentHeaderTest, ZeroNameLengthIsRejected) {

@@ -330,9 +330,9 @@ TEST(WriteLock, AcquireThenUnlockThenAcquireAgain) {
   ASSERT_TRUE(lock.has_value()) << lock.error().to_string();
   EXPECT_TRUE(lock->held());
   EXPECT_FALSE(lock->previous_owner_died());
-  lock->unlock();
+  EXPECT_TRUE(lock->unlock().has_value());
   EXPECT_FALSE(lock->held());
-  lock->unlock();  // no-op
+  EXPECT_TRUE(lock->unlock().has_value());  // no-op
   auto again = WriteLock::try_acquire(live);
   ASSERT_TRUE(again.has_value()) << again.error().to_string();
 }
@@ -425,7 +425,7 @@ TEST(WriteLock, KilledHolderLeavesTheLockAcquirableWithOwnerDiedAndTornUntilPubl
   EXPECT_TRUE(lock->previous_owner_died());
   EXPECT_TRUE(possibly_torn(live));
   EXPECT_EQ(live.write_seq.load() % 2, 0u) << "the dead writer's seqlock write is closed";
-  lock->unlock();
+  EXPECT_TRUE(lock->unlock().has_value());
 
   auto next = WriteLock::acquire(live, 1s);
   ASSERT_TRUE(next.has_value()) << next.error().to_string();
@@ -445,18 +445,168 @@ TEST(WriteLock, KilledHolderIsReportedToTryAcquireToo) {
   EXPECT_TRUE(possibly_torn(live));
 }
 
-TEST(WriteLock, UnrecoverableLockFailsWithFailedPrecondition) {
+// A process that has exited and been reaped: its id names no thread (until the kernel reuses it).
+pid_t reaped_pid() {
+  const pid_t child = spawn([] { return 0; });
+  if (wait_child(child) != 0) std::abort();
+  return child;
+}
+
+TEST(WriteLock, LockWordNamingADeadThreadIsTakenOverWithOwnerDiedAndTorn) {
   SharedRegion region(4096);
   LiveFields& live = region.live(0);
-  kill_child_holding_lock(region, live);
-  // Someone outside WriteLock takes the dead owner's lock and releases it without
-  // pthread_mutex_consistent: the mutex becomes permanently unusable.
-  ASSERT_EQ(::pthread_mutex_lock(&live.write_lock), EOWNERDEAD);
-  ASSERT_EQ(::pthread_mutex_unlock(&live.write_lock), 0);
+  // What a co-writer (or a writer killed before its unlock) leaves: an id no thread has.
+  live.lock_word.store(static_cast<std::uint32_t>(reaped_pid()) | kLockWaitersBit);
+  auto lock = WriteLock::acquire(live, 2s);
+  ASSERT_TRUE(lock.has_value()) << lock.error().to_string();
+  EXPECT_TRUE(lock->previous_owner_died());
+  EXPECT_TRUE(possibly_torn(live));
+  EXPECT_EQ(live.lock_word.load() & kLockOwnerMask, static_cast<std::uint32_t>(lock->owner_tid()));
+  EXPECT_TRUE(lock->unlock().has_value());
+}
+
+TEST(WriteLock, LockWordNamingALiveThreadOfAnotherProcessTimesOutAtTheDeadline) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  LiveFields& ready = region.live(1);
+  LiveFields& release = region.live(2);
+  // A live process that never locked: a co-writer wrote its id into the word.
+  const pid_t bystander = spawn([&] {
+    (void)publish(ready);
+    return wait_newer_than(release, 0, 10s) ? 0 : 1;
+  });
+  ASSERT_TRUE(wait_newer_than(ready, 0, 5s).has_value());
+  live.lock_word.store(static_cast<std::uint32_t>(bystander));
+  const auto start = Clock::now();
   auto lock = WriteLock::acquire(live, 100ms);
+  const auto elapsed = Clock::now() - start;
   ASSERT_FALSE(lock.has_value());
-  EXPECT_EQ(lock.error().code(), ErrorCode::kFailedPrecondition);
-  EXPECT_NE(lock.error().message().find("recreate the array"), std::string::npos);
+  EXPECT_EQ(lock.error().code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_NE(lock.error().message().find("thread " + std::to_string(bystander)), std::string::npos)
+      << lock.error().message();
+  EXPECT_GE(elapsed, 100ms);
+  EXPECT_LT(elapsed, 2s) << "waited far past its timeout";
+  EXPECT_FALSE(possibly_torn(live));
+  (void)publish(release);
+  EXPECT_EQ(wait_child(bystander), 0);
+  // Once the bystander is gone the word names a dead thread: the next acquirer takes over.
+  auto after = WriteLock::acquire(live, 2s);
+  ASSERT_TRUE(after.has_value()) << after.error().to_string();
+  EXPECT_TRUE(after->previous_owner_died());
+}
+
+TEST(WriteLock, ForgedLockWordNamingThisThreadIsNotASelfDeadlock) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  auto lock = WriteLock::acquire(live, 1s);
+  ASSERT_TRUE(lock.has_value());
+  const auto me = static_cast<std::uint32_t>(lock->owner_tid());
+  ASSERT_TRUE(lock->unlock().has_value());
+  live.lock_word.store(me);  // a co-writer writes our id while we hold nothing
+  auto again = WriteLock::acquire(live, 1s);
+  ASSERT_TRUE(again.has_value()) << again.error().to_string();
+  EXPECT_TRUE(again->previous_owner_died());
+}
+
+TEST(WriteLock, UnlockAfterTheWordWasOverwrittenReportsDataLossAndLeavesTheWordAlone) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  auto lock = WriteLock::acquire(live, 1s);
+  ASSERT_TRUE(lock.has_value());
+  live.lock_word.store(12345);  // a co-writer took it over (or scribbled)
+  auto ok = lock->unlock();
+  ASSERT_FALSE(ok.has_value());
+  EXPECT_EQ(ok.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(ok.error().message().find("12345"), std::string::npos) << ok.error().message();
+  EXPECT_FALSE(lock->held());
+  EXPECT_EQ(live.lock_word.load(), 12345u);
+  EXPECT_TRUE(possibly_torn(live));
+}
+
+TEST(WriteLock, UnlockFromAnotherThreadFailsAndTheLockStaysHeld) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  auto lock = WriteLock::acquire(live, 1s);
+  ASSERT_TRUE(lock.has_value());
+  Result<void> from_other = {};
+  std::thread([&] { from_other = lock->unlock(); }).join();
+  ASSERT_FALSE(from_other.has_value());
+  EXPECT_EQ(from_other.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(from_other.error().message().find("thread that acquired it"), std::string::npos);
+  EXPECT_TRUE(lock->held());
+  EXPECT_NE(live.lock_word.load(), 0u);
+  EXPECT_TRUE(lock->unlock().has_value());
+  EXPECT_EQ(live.lock_word.load(), 0u);
+}
+
+TEST(WriteLock, DestroyedOnAnotherThreadIsReleasedThereNotLeftHeld) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  auto lock = WriteLock::acquire(live, 1s);
+  ASSERT_TRUE(lock.has_value());
+  std::thread([moved = std::move(*lock)]() mutable { WriteLock dropped = std::move(moved); })
+      .join();
+  EXPECT_EQ(live.lock_word.load(), 0u) << "released by the destructor on the other thread";
+  auto next = WriteLock::try_acquire(live);
+  ASSERT_TRUE(next.has_value()) << next.error().to_string();
+  EXPECT_FALSE(next->previous_owner_died());
+}
+
+TEST(WriteLock, AForkedChildsCopyNeverReleasesTheParentsLock) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  auto lock = WriteLock::acquire(live, 1s);
+  ASSERT_TRUE(lock.has_value());
+  const std::uint32_t word = live.lock_word.load();
+  const pid_t child = spawn([&] {
+    auto ok = lock->unlock();  // the child's copy of the parent's WriteLock
+    if (ok || ok.error().code() != ErrorCode::kFailedPrecondition) return 1;
+    return live.lock_word.load() == word ? 0 : 2;
+  });
+  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(live.lock_word.load(), word);
+  EXPECT_TRUE(lock->unlock().has_value());
+}
+
+TEST(WriteLock, KeepsItsMappingAliveAfterTheOwnerOfTheMappingLetsGo) {
+  auto region = std::make_shared<SharedRegion>(4096);
+  LiveFields& live = region->live(0);
+  std::weak_ptr<SharedRegion> watch = region;
+  auto lock = WriteLock::acquire(live, 1s, region);
+  ASSERT_TRUE(lock.has_value());
+  region.reset();  // the "Array" goes away first
+  EXPECT_FALSE(watch.expired()) << "the lock keeps the mapping";
+  EXPECT_TRUE(lock->unlock().has_value());
+  EXPECT_TRUE(watch.expired()) << "and lets go of it once released";
+}
+
+// Two processes hand the lock back and forth 2,000 times, each checking that nobody else is
+// inside: mutual exclusion and no lost wake-up on the futex path.
+TEST(WriteLock, TwoProcessesAlternatingNeverOverlapAndNeverTimeOut) {
+  SharedRegion region(4096);
+  LiveFields& live = region.live(0);
+  auto* inside = reinterpret_cast<std::atomic<int>*>(region.at(3072));
+  auto* total = reinterpret_cast<std::atomic<int>*>(region.at(3072 + 64));
+  inside->store(0);
+  total->store(0);
+  constexpr int kRounds = 2000;
+  auto body = [&] {
+    for (int i = 0; i < kRounds; ++i) {
+      auto lock = WriteLock::acquire(live, 5s);
+      if (!lock) return 1;
+      if (inside->fetch_add(1) != 0) return 2;
+      total->fetch_add(1);
+      inside->fetch_sub(1);
+      if (!lock->unlock()) return 3;
+    }
+    return 0;
+  };
+  const pid_t a = spawn(body);
+  const pid_t b = spawn(body);
+  EXPECT_EQ(wait_child(a, 60s), 0);
+  EXPECT_EQ(wait_child(b, 60s), 0);
+  EXPECT_EQ(total->load(), 2 * kRounds);
+  EXPECT_EQ(live.lock_word.load(), 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -502,6 +652,31 @@ TEST(Seqlock, ReadTimesOutWhileAWriteIsInProgress) {
                   live, [&] { ++runs; }, 0ns)
                   .has_value());
   EXPECT_EQ(runs, 1);
+}
+
+TEST(Seqlock, AbandonedWriteIsTornAndFailsConsistentReadsUntilTheNextPublish) {
+  SharedRegion region(8192);
+  LiveFields& live = region.live(0);
+  auto* data = reinterpret_cast<std::uint64_t*>(region.at(4096));
+  (void)publish(live);
+  begin_write(live);
+  std::fill_n(data, 8, 7u);  // half of what the writer meant to write
+  abandon_write(live);
+  EXPECT_EQ(live.write_seq.load() % 2, 0u) << "the window is closed: readers do not spin";
+  EXPECT_TRUE(possibly_torn(live));
+  int runs = 0;
+  auto torn = read_consistent(live, [&] { ++runs; }, 50ms);
+  ASSERT_FALSE(torn.has_value()) << "half-new bytes returned under the old version";
+  EXPECT_EQ(torn.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(torn.error().message().find("next publish"), std::string::npos);
+  EXPECT_EQ(runs, 0);
+  begin_write(live);
+  std::fill_n(data, 16, 9u);
+  EXPECT_EQ(end_write_and_publish(live), 2u);
+  EXPECT_FALSE(possibly_torn(live));
+  auto clean = read_consistent(live, [&] { ++runs; }, 50ms);
+  ASSERT_TRUE(clean.has_value()) << clean.error().to_string();
+  EXPECT_EQ(*clean, 2u);
 }
 
 // Shared counters of the torture test, after the LiveFields slots.

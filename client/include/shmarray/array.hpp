@@ -66,10 +66,11 @@ class Array {
   [[nodiscard]] Result<std::uint64_t> wait_newer_than(std::uint64_t v,
                                                       std::chrono::nanoseconds timeout,
                                                       WaitPolicy policy = {}) const;
-  // The array's writer lock (robust, process-shared). If its previous holder died, the returned
-  // lock says previous_owner_died() and possibly_torn() stays true until the next publish.
-  // kDeadlineExceeded after `timeout`; kPermissionDenied on a read-only grant. The Array must
-  // outlive the WriteLock.
+  // The array's writer lock (sync/write_lock.hpp: a plain owner word, safe against co-writers
+  // that scribble on it). If its previous holder died, the returned lock says
+  // previous_owner_died() and possibly_torn() stays true until the next publish.
+  // kDeadlineExceeded after `timeout`; kPermissionDenied on a read-only grant. The WriteLock keeps
+  // the mapping alive: it may outlive this Array. Unlock it on the acquiring thread.
   [[nodiscard]] Result<WriteLock> lock(std::chrono::nanoseconds timeout) const;
   // As lock(), but only if it is free now (kDeadlineExceeded if held).
   [[nodiscard]] Result<WriteLock> try_lock() const;
@@ -84,7 +85,9 @@ class Array {
     return shmarray::read_consistent(live(), std::forward<CopyFn>(copy), timeout);
   }
   // Guarded write: takes the lock (up to `timeout`), runs fn(std::span<std::byte> data) inside
-  // the seqlock write window, publishes, unlocks. Returns the new version.
+  // the seqlock write window, publishes, unlocks. Returns the new version. If fn throws, the
+  // write is abandoned (abandon_write: the array is possibly torn and read_consistent fails with
+  // kDataLoss until the next publish), the lock is released and the exception propagates.
   template <class WriteFn>
   [[nodiscard]] Result<std::uint64_t> write(WriteFn&& fn, std::chrono::nanoseconds timeout =
                                                               std::chrono::seconds(10)) const {
@@ -93,12 +96,13 @@ class Array {
     auto data = mutable_bytes();
     if (!data) return std::unexpected(data.error());
     begin_write(live());
-    // Close the write window even if fn throws, so readers are not left retrying.
+    // Close the write window even if fn throws, so readers are not left retrying, and say that
+    // the bytes may now be half-written.
     struct CloseOnThrow {
       LiveFields& live;
       bool published = false;
       ~CloseOnThrow() {
-        if (!published) end_write(live);
+        if (!published) abandon_write(live);
       }
     } window{live()};
     fn(*data);

@@ -3,10 +3,12 @@
 // width fields, no pointers, so any process (and a restarted broker) can validate what it mapped.
 //
 //   offset 0     SegmentHeader (metadata, written once by the broker, checksummed)
-//   offset 2048  LiveFields     (version counter, futex word, seqlock, robust write lock)
+//   offset 2048  LiveFields     (version counter, futex word, seqlock, write lock word)
 //   offset 4096  data, page-aligned (data_offset)
-#include <pthread.h>
-
+//
+// Every byte of both parts may be rewritten at any moment by any process holding a writable
+// mapping. The live fields are therefore plain words that no reader follows as a pointer: the worst
+// a hostile co-writer can cause another process through them is a timeout or a possibly_torn().
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -21,21 +23,35 @@ namespace shmarray {
 
 inline constexpr std::size_t kHeaderBytes = 4096;
 inline constexpr std::size_t kLiveFieldsOffset = 2048;
-inline constexpr std::uint32_t kLayoutVersion = 1;
+// 2: the write lock is a plain owner word (sync/write_lock.hpp) instead of a glibc robust mutex.
+// Version 1 headers (same SegmentHeader) are still decoded by decode_segment_header, so a broker
+// can adopt arrays made before the change; clients map only kLayoutVersion segments.
+inline constexpr std::uint32_t kLayoutVersion = 2;
+inline constexpr std::uint32_t kOldestAdoptableLayoutVersion = 1;
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'A', 'R', 'R', 'A', 'Y'};
 
 // Bits of LiveFields::flags.
-inline constexpr std::uint32_t kFlagPossiblyTorn = 1u << 0;  // a writer died holding the lock
+// A writer died holding the lock, or abandoned a write without publishing: the data may be torn.
+inline constexpr std::uint32_t kFlagPossiblyTorn = 1u << 0;
 
-// Fields that change while the array lives. Shared by every mapping of the segment.
+// Bits of LiveFields::lock_word: the owner's thread id (0: free) and "someone may be asleep".
+inline constexpr std::uint32_t kLockOwnerMask = 0x3fffffffu;  // Linux TIDs are < 2^22
+inline constexpr std::uint32_t kLockWaitersBit = 0x80000000u;
+
+// Fields that change while the array lives. Shared by every mapping of the segment; all zero in a
+// new segment (the broker writes nothing but zeros here).
 struct LiveFields {
   std::atomic<std::uint64_t> version;    // publish counter (release-store on publish)
   std::atomic<std::uint64_t> write_seq;  // seqlock: odd while a guarded write is in progress
   std::atomic<std::uint32_t> wake_word;  // futex word: bumped by every publish
-  std::atomic<std::uint32_t> waiters;    // sleepers on wake_word; publish skips the wake at 0
+  std::atomic<std::uint32_t> waiters;    // reserved (see version.cpp); always 0
   std::atomic<std::uint32_t> flags;      // kFlag* bits
   std::uint32_t reserved0;
-  alignas(64) pthread_mutex_t write_lock;  // robust + process-shared, initialised by the broker
+  // The write lock (sync/write_lock.hpp): owner TID | kLockWaitersBit, 0 when free; a futex word.
+  // On its own cache line, away from the version counter readers poll.
+  alignas(64) std::atomic<std::uint32_t> lock_word;
+  std::uint32_t reserved1;
+  std::atomic<std::uint64_t> lock_acquisitions;  // +1 per acquisition: diagnostics only
 };
 
 struct SegmentHeader {
@@ -69,6 +85,7 @@ static_assert(offsetof(SegmentHeader, checksum) ==
               sizeof(SegmentHeader) == offsetof(SegmentHeader, checksum) + sizeof(std::uint64_t),
               "no implicit padding: the header is compared and checksummed byte for byte");
 static_assert(std::is_standard_layout_v<LiveFields>);
+static_assert(offsetof(LiveFields, lock_word) == 64, "lock word on its own cache line");
 static_assert(sizeof(SegmentHeader) <= kLiveFieldsOffset);
 static_assert(kLiveFieldsOffset + sizeof(LiveFields) <= kHeaderBytes);
 static_assert(kLiveFieldsOffset % alignof(LiveFields) == 0);
@@ -98,18 +115,19 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex words are 32-bit")
 // set by a field zero. kInternal if `info` does not fit the header.
 [[nodiscard]] Result<SegmentHeader> encode_segment_header(const ArrayInfo& info);
 
-// Validates and decodes a header copy (magic, layout version, checksum, dtype, name, shape and
-// sizes consistent, segment_bytes <= available_bytes). kProtocolError describing the first
-// problem. version and open_handles are 0.
+// Validates and decodes a header copy (magic, layout version kOldestAdoptableLayoutVersion to
+// kLayoutVersion, checksum, dtype, name, shape and sizes consistent, segment_bytes <=
+// available_bytes). kProtocolError describing the first problem. version and open_handles are 0.
 [[nodiscard]] Result<ArrayInfo> decode_segment_header(const SegmentHeader& header,
                                                       std::uint64_t available_bytes);
 
 // Writes a complete header for `info` (id as 32 hex digits) into `segment`, which must be at least
-// kHeaderBytes long and zero-filled, and initialises the live fields (version 0, robust
-// process-shared write lock). kInternal if pthread initialisation fails.
+// kHeaderBytes long and zero-filled, and initialises the live fields (all zero: version 0, lock
+// free). kInternal if `info` does not fit the header.
 [[nodiscard]] Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& info);
 
-// Validates and decodes the header at the start of `segment` (magic, layout version, checksum,
+// Validates and decodes the header at the start of `segment` (magic, layout version exactly
+// kLayoutVersion: a client must not use a lock protocol the segment's other users do not, checksum,
 // sizes consistent with segment.size(), dtype, name). kProtocolError describing the first problem.
 // The returned info has version read from the live fields; open_handles is 0.
 [[nodiscard]] Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment);

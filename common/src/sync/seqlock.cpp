@@ -30,6 +30,12 @@ void end_write(LiveFields& live) noexcept {
   live.write_seq.store((seq | 1u) + 1, std::memory_order_release);
 }
 
+void abandon_write(LiveFields& live) noexcept {
+  // The flag first: a reader that sees the closed window (acquire on write_seq) sees the flag.
+  live.flags.fetch_or(kFlagPossiblyTorn, std::memory_order_relaxed);
+  end_write(live);
+}
+
 std::uint64_t end_write_and_publish(LiveFields& live) {
   const std::uint64_t version = detail::bump_version(live);  // inside the window: see header
   end_write(live);
@@ -66,6 +72,13 @@ bool SeqlockRetry::backoff(bool saw_odd) noexcept {
     std::this_thread::sleep_for(sleep);
   }
   return true;
+}
+
+Error SeqlockRetry::torn_error() {
+  return Error(ErrorCode::kDataLoss,
+               "the array is possibly torn: a writer died or abandoned a write without publishing, "
+               "so its bytes may be half-written; it reads consistently again after the next "
+               "publish (rewrite it and publish)");
 }
 
 Error SeqlockRetry::timeout_error(const LiveFields& live) const {

@@ -1,136 +1,266 @@
 #include "shmarray/sync/write_lock.hpp"
 
-#include <pthread.h>
-
-#include <cerrno>
-#include <ctime>
+#include <algorithm>
+#include <cstdio>
 #include <string>
+#include <vector>
 
+#include "shmarray/sync/futex.hpp"
 #include "sync_detail.hpp"
+#include "thread_liveness.hpp"
+
+// The lock word is the classic futex mutex (Drepper, "Futexes Are Tricky", mutex 2) with the
+// owner's thread id instead of a bare "locked" state:
+//   0                       free
+//   tid                     held by thread `tid`, nobody asleep
+//   tid | kLockWaitersBit   held, and someone may be asleep in FUTEX_WAIT: unlock must wake
+// Acquire is one CAS 0 -> tid on the fast path; unlock is one CAS tid -> 0, plus a FUTEX_WAKE only
+// when the waiters bit is set. A waiter that has slept acquires with the waiters bit set (others
+// may still sleep), so no wake-up is lost between honest processes.
+//
+// Owner death is not announced by the kernel (that would need a robust list, i.e. pointers in
+// shared memory that the kernel follows). Instead a sleeper wakes every kLivenessSlice and, if
+// the lock has not changed hands, asks thread_liveness() about the owner. So a waiter finds a dead
+// owner within ~kLivenessSlice, and an honest handoff (unlock -> FUTEX_WAKE) costs no extra work.
+//
+// A co-writer may store anything in the word at any time. Each case, at worst:
+//   a live thread's id (its own, say)     waiters time out (kDeadlineExceeded)
+//   a dead or made-up id                  the next waiter takes over, sets possibly_torn
+//   0 while an honest writer holds it     two writers: the data may be torn (as if it wrote them)
+//   flipping values fast                  waiters loop without sleeping until their deadline
+// and the honest holder's unlock then finds a word that is not its own: it reports kDataLoss and
+// leaves the word alone. Nothing read from the word is used as an address or a size.
 
 namespace shmarray {
 namespace {
 
-// After EOWNERDEAD we own the mutex but the data may be half-written. Mark it, and close a write
-// the dead owner left open in the seqlock: an odd write_seq would make every read_consistent spin
-// until its timeout, forever. The flag, not the seqlock, now tells readers the data may be torn.
-// We hold the lock, so we are the only writer of write_seq.
+constexpr int kSpinIterations = 100;  // ~1-5 us: a short critical section ends within it
+constexpr std::chrono::milliseconds kLivenessSlice{5};
+
+// The locks this thread holds, for the error-checking relock (EDEADLK) test: a lock word that
+// names this thread is ours only if we recorded it here; otherwise a co-writer forged it.
+thread_local std::vector<const LiveFields*> t_held;
+
+void remember_held(const LiveFields* live) { t_held.push_back(live); }
+void forget_held(const LiveFields* live) noexcept {
+  const auto it = std::find(t_held.begin(), t_held.end(), live);
+  if (it != t_held.end()) t_held.erase(it);
+}
+[[nodiscard]] bool this_thread_holds(const LiveFields* live) noexcept {
+  return std::find(t_held.begin(), t_held.end(), live) != t_held.end();
+}
+
+[[nodiscard]] std::uint32_t owner_of(std::uint32_t word) noexcept { return word & kLockOwnerMask; }
+
+// After taking the lock from a dead owner we own it, but the data may be half-written. Mark it,
+// and close a write the dead owner left open in the seqlock: an odd write_seq would make every
+// read_consistent spin until its timeout, forever.
 void recover_after_owner_death(LiveFields& live) noexcept {
   live.flags.fetch_or(kFlagPossiblyTorn, std::memory_order_release);
   const std::uint64_t seq = live.write_seq.load(std::memory_order_relaxed);
   if ((seq & 1u) != 0) live.write_seq.store(seq + 1, std::memory_order_release);
 }
 
-[[nodiscard]] timespec to_timespec(std::chrono::nanoseconds since_epoch) noexcept {
-  const auto ns = since_epoch.count();
-  return timespec{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-}
-
-// Blocks on the mutex until `deadline`; returns the pthread result.
-[[nodiscard]] int lock_until(pthread_mutex_t& mutex,
-                             std::chrono::steady_clock::time_point deadline) noexcept {
-  if (deadline == std::chrono::steady_clock::time_point::max()) return ::pthread_mutex_lock(&mutex);
-#if defined(__SANITIZE_THREAD__)
-  // g++ 12's ThreadSanitizer does not intercept pthread_mutex_clocklock, so it would miss the
-  // acquisition (false "unlock of an unlocked mutex" and race reports), and its timedlock
-  // interceptor ignores EOWNERDEAD. TSan builds therefore try first (that interceptor knows
-  // EOWNERDEAD), then use the CLOCK_REALTIME timedlock with the same remaining time.
-  if (const int rc = ::pthread_mutex_trylock(&mutex); rc != EBUSY) return rc;
-  const auto remaining = deadline - std::chrono::steady_clock::now();
-  const timespec abs = to_timespec(std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now().time_since_epoch() + remaining));
-  return ::pthread_mutex_timedlock(&mutex, &abs);
-#else
-  // clocklock on CLOCK_MONOTONIC (glibc >= 2.30): immune to wall-clock jumps, unlike
-  // pthread_mutex_timedlock's CLOCK_REALTIME.
-  const timespec abs = to_timespec(deadline.time_since_epoch());
-  return ::pthread_mutex_clocklock(&mutex, CLOCK_MONOTONIC, &abs);
-#endif
-}
-
-// The kDeadlineExceeded message; built only on failure (acquire must not allocate).
-[[nodiscard]] std::string busy_message(const std::chrono::nanoseconds* timeout) {
+[[nodiscard]] Error busy_error(std::uint32_t owner, const std::chrono::nanoseconds* timeout) {
+  std::string who = "thread " + std::to_string(owner);
   if (timeout == nullptr) {
-    return "write lock is held by another writer (try_acquire does not wait): retry later, or "
-           "use acquire with a timeout";
+    return Error(ErrorCode::kDeadlineExceeded,
+                 "write lock is held by another writer (" + who +
+                     ", alive); try_acquire does not wait: retry later, or use acquire with a "
+                     "timeout");
   }
-  return "write lock is held by another writer; not released within " +
-         detail::format_ms(*timeout) + ": retry later or wait longer";
+  return Error(ErrorCode::kDeadlineExceeded,
+               "write lock is held by another writer (" + who + ", alive); not released within " +
+                   detail::format_ms(*timeout) + ": retry later or wait longer");
 }
 
-// Interprets a pthread lock/trylock result: true = locked and the previous owner had died (now
-// recovered), false = locked normally, or the Error. `timeout` is null for try_acquire.
-[[nodiscard]] Result<bool> interpret_lock_result(LiveFields& live, int rc,
-                                                 const std::chrono::nanoseconds* timeout) {
-  switch (rc) {
-    case 0: return false;
-    case EOWNERDEAD: {
-      const int consistent_rc = ::pthread_mutex_consistent(&live.write_lock);
-      if (consistent_rc != 0) {  // only if the mutex is not robust: not ours to fix
-        ::pthread_mutex_unlock(&live.write_lock);
-        return fail(ErrorCode::kInternal,
-                    "write lock: marking it consistent after its owner died failed: " +
-                        sys_error("pthread_mutex_consistent", consistent_rc).message(),
-                    consistent_rc);
-      }
-      recover_after_owner_death(live);
-      return true;
+[[nodiscard]] Error self_deadlock_error() {
+  return Error(ErrorCode::kFailedPrecondition,
+               "write lock is already held by this thread: release it before locking again",
+               EDEADLK);
+}
+
+struct Acquired {
+  bool owner_died = false;
+};
+
+// Tries to move the word from `seen` to `desired`; on a dead owner, recovers the segment.
+[[nodiscard]] bool try_take(LiveFields& live, std::uint32_t& seen, std::uint32_t desired) noexcept {
+  return live.lock_word.compare_exchange_weak(seen, desired, std::memory_order_acquire,
+                                              std::memory_order_relaxed);
+}
+
+// The contended path. `deadline` == now for try_acquire (one round, with the liveness check).
+[[nodiscard]] Result<Acquired> lock_slow(LiveFields& live, std::uint32_t tid,
+                                         std::chrono::steady_clock::time_point deadline,
+                                         const std::chrono::nanoseconds* timeout) {
+  using Clock = std::chrono::steady_clock;
+  if (timeout != nullptr && *timeout > std::chrono::nanoseconds::zero()) {
+    for (int i = 0; i < kSpinIterations; ++i) {
+      detail::cpu_relax();
+      std::uint32_t seen = live.lock_word.load(std::memory_order_relaxed);
+      if (seen == 0 && try_take(live, seen, tid)) return Acquired{};
     }
-    case ETIMEDOUT:
-    case EBUSY: return fail(ErrorCode::kDeadlineExceeded, busy_message(timeout));
-    case EDEADLK:
-      return fail(ErrorCode::kFailedPrecondition,
-                  "write lock is already held by this thread: release it before locking again", rc);
-    case ENOTRECOVERABLE:
-      return fail(ErrorCode::kFailedPrecondition,
-                  "write lock is unrecoverable (a writer died and the lock was released without "
-                  "being made consistent): recreate the array",
-                  rc);
-    default:
-      return fail(ErrorCode::kInternal,
-                  "write lock: " + sys_error("pthread_mutex_lock", rc).message() +
-                      " (was the segment initialised with init_live_fields?)",
-                  rc);
   }
+  bool slept = false;           // from now on acquire with the waiters bit: others may sleep
+  bool check_liveness = false;  // set when a sleep ended without a wake-up
+  for (;;) {
+    std::uint32_t seen = live.lock_word.load(std::memory_order_relaxed);
+    const std::uint32_t owner = owner_of(seen);
+    const std::uint32_t mine = tid | (slept || (seen & kLockWaitersBit) != 0 ? kLockWaitersBit : 0);
+    if (owner == 0) {  // free (a stray waiters bit is kept)
+      if (try_take(live, seen, mine)) return Acquired{};
+      continue;
+    }
+    const bool past_deadline = Clock::now() >= deadline;
+    bool owner_gone = false;
+    if (owner == tid) {
+      if (this_thread_holds(&live)) return std::unexpected(self_deadlock_error());
+      owner_gone = true;  // our id, but not our lock: forged, treat like a dead owner
+    } else if (check_liveness || past_deadline) {
+      owner_gone = detail::thread_liveness(static_cast<pid_t>(owner)) == detail::Liveness::kGone;
+      check_liveness = false;
+    }
+    if (owner_gone) {
+      if (try_take(live, seen, mine)) {
+        recover_after_owner_death(live);
+        return Acquired{.owner_died = true};
+      }
+      continue;  // the word changed meanwhile: look again
+    }
+    if (past_deadline) return std::unexpected(busy_error(owner, timeout));
+    if ((seen & kLockWaitersBit) == 0) {
+      std::uint32_t expected = seen;
+      if (!live.lock_word.compare_exchange_strong(expected, seen | kLockWaitersBit,
+                                                  std::memory_order_relaxed)) {
+        continue;
+      }
+      seen |= kLockWaitersBit;
+    }
+    slept = true;
+    const auto slice_end = std::min(deadline, Clock::now() + kLivenessSlice);
+    auto status = futex_wait(live.lock_word, seen, slice_end);
+    if (!status) return std::unexpected(std::move(status.error()));
+    if (*status == FutexWaitStatus::kTimedOut) check_liveness = true;
+  }
+}
+
+[[nodiscard]] Result<Acquired> lock_word_acquire(LiveFields& live, std::uint32_t tid,
+                                                 std::chrono::steady_clock::time_point deadline,
+                                                 const std::chrono::nanoseconds* timeout) {
+  std::uint32_t seen = 0;
+  if (live.lock_word.compare_exchange_strong(seen, tid, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) {
+    return Acquired{};
+  }
+  return lock_slow(live, tid, deadline, timeout);
+}
+
+void report(const std::string& message) noexcept {
+  std::fprintf(stderr, "shmarray: %s\n", message.c_str());
 }
 
 }  // namespace
 
-Result<WriteLock> WriteLock::acquire(LiveFields& live, std::chrono::nanoseconds timeout) {
-  int rc = 0;
-  if (timeout <= std::chrono::nanoseconds::zero()) {
-    rc = ::pthread_mutex_trylock(&live.write_lock);
-  } else {
-    rc = lock_until(live.write_lock,
-                    detail::deadline_after(std::chrono::steady_clock::now(), timeout));
-  }
-  auto died = interpret_lock_result(live, rc, &timeout);
-  if (!died) return std::unexpected(std::move(died.error()));
-  return WriteLock(&live, *died);
+Result<WriteLock> WriteLock::acquire(LiveFields& live, std::chrono::nanoseconds timeout,
+                                     std::shared_ptr<const void> keep_alive) {
+  const pid_t tid = detail::current_tid();
+  const auto now = std::chrono::steady_clock::now();
+  auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid),
+                               detail::deadline_after(now, timeout), &timeout);
+  if (!got) return std::unexpected(std::move(got.error()));
+  live.lock_acquisitions.fetch_add(1, std::memory_order_relaxed);
+  remember_held(&live);
+  return WriteLock(&live, std::move(keep_alive), tid, detail::fork_generation(), got->owner_died);
 }
 
-Result<WriteLock> WriteLock::try_acquire(LiveFields& live) {
-  const int rc = ::pthread_mutex_trylock(&live.write_lock);
-  auto died = interpret_lock_result(live, rc, nullptr);
-  if (!died) return std::unexpected(std::move(died.error()));
-  return WriteLock(&live, *died);
+Result<WriteLock> WriteLock::try_acquire(LiveFields& live, std::shared_ptr<const void> keep_alive) {
+  const pid_t tid = detail::current_tid();
+  auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid),
+                               std::chrono::steady_clock::now(), nullptr);
+  if (!got) return std::unexpected(std::move(got.error()));
+  live.lock_acquisitions.fetch_add(1, std::memory_order_relaxed);
+  remember_held(&live);
+  return WriteLock(&live, std::move(keep_alive), tid, detail::fork_generation(), got->owner_died);
 }
 
 WriteLock& WriteLock::operator=(WriteLock&& other) noexcept {
   if (this != &other) {
-    unlock();
+    release_on_destruction();
     live_ = std::exchange(other.live_, nullptr);
+    keep_alive_ = std::move(other.keep_alive_);
+    owner_tid_ = std::exchange(other.owner_tid_, 0);
+    fork_generation_ = std::exchange(other.fork_generation_, 0);
     previous_owner_died_ = std::exchange(other.previous_owner_died_, false);
   }
   return *this;
 }
 
-void WriteLock::unlock() noexcept {
-  if (live_ == nullptr) return;
-  // Error-checking mutex: an unlock from a thread that does not own it (a forked child's copy,
-  // another thread) returns EPERM and leaves the lock alone. Nothing useful to do with that here.
-  (void)::pthread_mutex_unlock(&live_->write_lock);
+WriteLock::~WriteLock() { release_on_destruction(); }
+
+Result<void> WriteLock::release() {
+  LiveFields& live = *live_;
+  const auto tid = static_cast<std::uint32_t>(owner_tid_);
+  forget_held(&live);  // a no-op on another thread: that thread's list is not ours
   live_ = nullptr;
+  owner_tid_ = 0;
+  std::uint32_t seen = live.lock_word.load(std::memory_order_relaxed);
+  for (;;) {
+    if (owner_of(seen) != tid) {
+      live.flags.fetch_or(kFlagPossiblyTorn, std::memory_order_release);
+      keep_alive_.reset();
+      return fail(ErrorCode::kDataLoss,
+                  "write lock: held by thread " + std::to_string(tid) +
+                      " but the lock word names thread " + std::to_string(owner_of(seen)) +
+                      " at unlock: a co-writer overwrote it or took it over; the array is flagged "
+                      "possibly torn until the next publish");
+    }
+    if (live.lock_word.compare_exchange_weak(seen, 0, std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  // FUTEX_WAKE cannot fail on a mapped word; a lost wake would only cost a sleeper one slice.
+  if ((seen & kLockWaitersBit) != 0) (void)futex_wake(live.lock_word, 1);
+  keep_alive_.reset();
+  return {};
+}
+
+Result<void> WriteLock::unlock() {
+  if (live_ == nullptr) return {};
+  if (fork_generation_ != detail::fork_generation()) {
+    live_ = nullptr;
+    keep_alive_.reset();
+    return fail(ErrorCode::kFailedPrecondition,
+                "write lock: this WriteLock was inherited across fork(); only the parent that "
+                "acquired it can release it (the child's copy lets go without touching it)");
+  }
+  if (detail::current_tid() != owner_tid_) {
+    return fail(ErrorCode::kFailedPrecondition,
+                "write lock: acquired by thread " + std::to_string(owner_tid_) +
+                    ", unlock called on thread " + std::to_string(detail::current_tid()) +
+                    ": unlock it on the thread that acquired it (it is still held)");
+  }
+  return release();
+}
+
+void WriteLock::release_on_destruction() noexcept {
+  if (live_ == nullptr) return;
+  if (fork_generation_ != detail::fork_generation()) {  // a fork()ed child's copy: not ours
+    live_ = nullptr;
+    keep_alive_.reset();
+    return;
+  }
+  try {
+    const pid_t here = detail::current_tid();
+    if (here != owner_tid_) {
+      report("a WriteLock acquired by thread " + std::to_string(owner_tid_) +
+             " was destroyed on thread " + std::to_string(here) +
+             "; released it there. Unlock a WriteLock on the thread that acquired it.");
+    }
+    if (auto ok = release(); !ok) report(ok.error().message());
+  } catch (...) {  // NOLINT(bugprone-empty-catch): std::bad_alloc while reporting; never throw
+  }
 }
 
 bool possibly_torn(const LiveFields& live) noexcept {

@@ -5,12 +5,11 @@
 
 namespace shmarray {
 
-// Initialises `live` in a segment no other process can see yet: version, write_seq, wake_word,
-// waiters and flags to 0, and `write_lock` as a process-shared, robust, error-checking mutex
-// (error-checking: a thread that locks twice gets an error instead of deadlocking, and an unlock
-// by a non-owner — e.g. a forked child's copy of a WriteLock — is refused instead of corrupting
-// the lock). Never call it on a segment in use: it would reset a lock that someone may hold.
-// Errors: kResourceExhausted (ENOMEM/EAGAIN from pthread) or kInternal.
+// Initialises `live` in a segment no other process can see yet: every field zero (version 0,
+// seqlock even, write lock free). A zero-filled page is already a valid set of live fields, so a
+// broker that writes the header page with pwrite only needs zeros there. Never call it on a segment
+// in use: it would free a lock that someone may hold. Never fails today; the Result keeps callers
+// ready for fields that need more than zeros.
 [[nodiscard]] Result<void> init_live_fields(LiveFields& live);
 
 }  // namespace shmarray

@@ -36,9 +36,17 @@ namespace shmarray {
 
 // Writer side. Call only while holding the WriteLock, on a writable mapping.
 // begin_write makes write_seq odd; end_write makes it even (and different from every earlier
-// value). Each begin_write must be matched by exactly one end_write or end_write_and_publish.
+// value). Each begin_write must be matched by exactly one end_write, end_write_and_publish or
+// abandon_write. end_write is for a write that the caller publishes right after (publish());
+// a write that will not be published must end with abandon_write.
 void begin_write(LiveFields& live) noexcept;
 void end_write(LiveFields& live) noexcept;
+
+// Ends a write that is given up (its producer threw, or a Python `with` block raised): sets
+// kFlagPossiblyTorn, then closes the window. The bytes may be half new, half old under the old
+// version, so from now until the next publish read_consistent fails with kDataLoss and
+// possibly_torn() is true.
+void abandon_write(LiveFields& live) noexcept;
 
 // end_write and publish in the order a reader needs: the version is incremented while write_seq
 // is still odd (so read_consistent returns the version that matches the data it copied), then
@@ -57,6 +65,7 @@ class SeqlockRetry {
   // so a read that succeeds at once never reads the clock.
   [[nodiscard]] bool backoff(bool saw_odd) noexcept;
   [[nodiscard]] Error timeout_error(const LiveFields& live) const;
+  [[nodiscard]] static Error torn_error();
 
  private:
   std::chrono::nanoseconds timeout_;
@@ -73,9 +82,10 @@ class SeqlockRetry {
 // rewritten: it must only copy (memcpy into private memory), not interpret what it reads, follow
 // pointers or throw. A writer that rewrites without pause can starve readers; so can a writer that
 // died between begin_write and end_write (until the next WriteLock::acquire recovers the lock).
-// Data written by a writer that died is consistent only in the seqlock sense: check
-// possibly_torn(). Errors: kDeadlineExceeded when no clean run happened within `timeout`
-// (counted from the first failed run; timeout <= 0 allows exactly one run).
+// Errors: kDeadlineExceeded when no clean run happened within `timeout` (counted from the first
+// failed run; timeout <= 0 allows exactly one run); kDataLoss, at once and without running `copy`,
+// while the array is flagged possibly torn (a writer died or abandoned a write, and nobody has
+// published since: the bytes may be half-written, whatever the seqlock says).
 template <class CopyFn>
 requires std::invocable<CopyFn&>
 [[nodiscard]] Result<std::uint64_t> read_consistent(const LiveFields& live, CopyFn&& copy,
@@ -85,6 +95,9 @@ requires std::invocable<CopyFn&>
     const std::uint64_t s0 = live.write_seq.load(std::memory_order_acquire);
     const bool odd = (s0 & 1u) != 0;
     if (!odd) {
+      if ((live.flags.load(std::memory_order_relaxed) & kFlagPossiblyTorn) != 0) {
+        return std::unexpected(detail::SeqlockRetry::torn_error());
+      }
       const std::uint64_t version = live.version.load(std::memory_order_relaxed);
       copy();
       std::atomic_thread_fence(std::memory_order_acquire);
