@@ -195,6 +195,22 @@ def run_helper(*args: str, timeout: float = CHILD_TIMEOUT_S) -> subprocess.Compl
     )
 
 
+def wait_until_sleeping(pid: int, timeout: float = 5.0) -> bool:
+    """True once process `pid` is asleep in the kernel (state S in /proc/<pid>/stat), e.g. in a
+    futex wait: the readiness signal for tests of the sleeping path (polled with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            if stat[stat.rindex(")") + 2] == "S":
+                return True
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.001)
+    return False
+
+
 def require_helper() -> None:
     if not HELPER.exists():
         pytest.skip(f"{HELPER} not built")

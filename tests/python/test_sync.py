@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import shmarray
-from conftest import HELPER, require_helper
+from conftest import HELPER, require_helper, wait_until_sleeping
 
 WAITER = r"""
 import sys
@@ -30,7 +30,7 @@ def test_publish_wakes_waiter_in_other_process_and_back(client, broker, children
     a = client.create("sync/a", 4)
     child = children(WAITER, broker.socket, "sync/a")
     assert child.expect("ready") == "ready 0"
-    time.sleep(0.1)  # let the child go to sleep in the futex
+    assert wait_until_sleeping(child.proc.pid), "the child never went to sleep in the futex"
     a[0] = 21.0
     assert shmarray.publish(a) == 1
     assert child.expect("saw") == "saw 1 21.0"
@@ -102,7 +102,7 @@ def test_ctrl_c_interrupts_wait(client, broker, children):
     client.create("sync/int", 1)
     child = children(INTERRUPTED, broker.socket, "sync/int")
     child.expect("waiting")
-    time.sleep(0.2)
+    assert wait_until_sleeping(child.proc.pid), "the child never went to sleep in wait()"
     child.proc.send_signal(signal.SIGINT)
     child.expect("interrupted", timeout=5)
     assert child.finish() == 0

@@ -13,8 +13,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -109,6 +111,24 @@ int wait_child(pid_t pid, std::chrono::milliseconds timeout = 10s) {
     }
     std::this_thread::sleep_for(1ms);
   }
+}
+
+// Waits until process `pid` is asleep in the kernel (state 'S' in /proc/<pid>/stat), e.g. in a
+// futex wait: the readiness signal for tests of the sleeping path. False after `timeout`.
+bool wait_until_sleeping(pid_t pid, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = Clock::now() + timeout;
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  while (Clock::now() < deadline) {
+    if (FILE* f = std::fopen(path.c_str(), "r")) {
+      char buf[512] = {};
+      const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+      std::fclose(f);
+      const char* paren = std::strrchr(buf, ')');
+      if (n > 0 && paren != nullptr && paren[1] == ' ' && paren[2] == 'S') return true;
+    }
+    std::this_thread::sleep_for(1ms);  // polling with a deadline, not a guess
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,10 +332,10 @@ TEST(Version, WaitWorksThroughAReadOnlyMapping) {
     return possibly_torn(ro_live) ? 4 : 0;
   });
   ASSERT_TRUE(wait_newer_than(ready, 0, 5s).has_value());
-  std::this_thread::sleep_for(20ms);  // let it fall asleep in the kernel
+  EXPECT_TRUE(wait_until_sleeping(child)) << "the child never went to sleep on the futex";
   EXPECT_EQ(publish(live), 1u);
   ASSERT_TRUE(wait_newer_than(ready, 1, 5s).has_value());
-  std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(wait_until_sleeping(child));
   EXPECT_EQ(publish(live), 2u);
   EXPECT_EQ(wait_child(child), 0);
 }
@@ -723,6 +743,23 @@ TEST(Seqlock, WriterRewritingOneMebibyteNeverTearsAConsistentRead) {
     }
     return 0;
   });
+  // First prove the checker can see a tear: with the seqlock bypassed (a plain memcpy while the
+  // writer rewrites), some copy must come out non-uniform. Otherwise "0 torn consistent reads"
+  // below would prove nothing.
+  {
+    std::vector<std::uint64_t> copy(kElements);
+    bool saw_tear = false;
+    const auto until = Clock::now() + 20s;
+    while (!saw_tear && Clock::now() < until) {
+      std::memcpy(copy.data(), data, kElements * sizeof(std::uint64_t));
+      saw_tear = !std::all_of(copy.begin(), copy.end(), [&](auto x) { return x == copy.front(); });
+    }
+    if (!saw_tear) {
+      tally->stop.store(1);
+      EXPECT_EQ(wait_child(writer), 0);
+      FAIL() << "no torn copy without the seqlock in 20 s: the checker below could not fail";
+    }
+  }
   std::vector<pid_t> readers;
   for (int r = 0; r < 2; ++r) {
     readers.push_back(spawn([&] {
