@@ -8,6 +8,16 @@ before=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 cd build
 ctest --output-on-failure --timeout 300 -j2
 cd ..
+# The unit and integration suites again under AddressSanitizer + UndefinedBehaviorSanitizer, in
+# their own build directory: every process they start (broker, helpers, CLI) is sanitized, and any
+# report fails its test. Python is not rebuilt here (it would need a sanitized interpreter).
+echo "==> configuring and building build-asan (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMARRAY_ASAN=ON \
+  -DSHMARRAY_BUILD_PYTHON=OFF -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
+cmake --build build-asan -j"$(nproc)" --target shmarray_unit_tests shmarray_integration_tests \
+  shmarray_zero_copy_test shmarrayd shmarray_test_helper shmarray
+(cd build-asan && ctest --output-on-failure --timeout 300 -j2 -L 'unit|integration' \
+  -E '^install_and_find_package$')
 # The frame/message decoders under libFuzzer + ASan/UBSan for a bounded time; fails on any crash.
 fuzz/run_fuzz.sh 30 build/fuzz
 after=$(ls /dev/shm | grep -c '^shmarray\.' || true)
