@@ -50,6 +50,7 @@ class ResultSet:
         self.scale = read_csv(directory / "scale.csv")
         self.wakeup = read_csv(directory / "wakeup.csv") + read_csv(directory / "iceoryx_wakeup.csv")
         self.memory = read_csv(directory / "memory.csv")
+        self.write_lock = read_csv(directory / "write_lock.csv")
         status = directory / "iceoryx_status.txt"
         self.iceoryx_status = status.read_text().strip() if status.exists() else "not run"
         self.handoff = self._handoff()
@@ -529,6 +530,35 @@ def make_plots(sets: list[ResultSet], img_dir: Path) -> bool:
 
 # --- main -------------------------------------------------------------------------------------------
 
+def section_write_lock(sets: list[ResultSet], img: str | None) -> str:
+    if not any(s.write_lock for s in sets):
+        return ""
+    out = ["## 3b. The write lock: owner word vs the glibc robust mutex it replaced\n",
+           "`bench/bench_write_lock`, both locks in one MAP_SHARED region shared by fork(), same "
+           "run. *old*: the process-shared, robust, error-checking pthread mutex (clocklock with a "
+           "deadline) the lock was until layout 2; *new*: the plain owner word "
+           "(docs/synchronisation.md), whose live fields hold nothing a co-writer could aim at "
+           "another process. Contended = two processes each lock / bump a counter / unlock "
+           "(wall time per acquisition); handoff = strict alternation through the lock, one way; "
+           "dead owner = SIGKILL of the holder to the blocked waiter's acquisition (the new lock "
+           "checks a sleeping owner every 5 ms, so up to 5 ms by design). **new/old** > 1 is a "
+           "loss.\n"]
+    measures = ordered_union(sets, lambda s: s.write_lock, lambda r: r["measure"])
+    rows = []
+    for m in measures:
+        row = [m]
+        for s in sets:
+            old = [float(r["value"]) for r in s.write_lock if r["measure"] == m and r["lock"] == "old"]
+            new = [float(r["value"]) for r in s.write_lock if r["measure"] == m and r["lock"] == "new"]
+            if old and new:
+                row += [f"{old[0]:.3g}", f"{new[0]:.3g}", fmt_ratio(new[0] / old[0] if old[0] else None)]
+            else:
+                row += ["–"] * 3
+        rows.append(row)
+    out.append(table(["measure", *machine_header(sets, ["old", "new", "new/old"])], rows))
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path, help="result directories (bench/run.sh --out)")
@@ -556,6 +586,7 @@ def main() -> int:
         section_handoff(sets, img),
         section_control(sets, img),
         section_wakeup(sets, img),
+        section_write_lock(sets, img),
         section_memory(sets, img),
         section_scale(sets, img),
     ]

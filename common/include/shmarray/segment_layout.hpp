@@ -51,7 +51,7 @@ struct LiveFields {
   // On its own cache line, away from the version counter readers poll.
   alignas(64) std::atomic<std::uint32_t> lock_word;
   std::uint32_t reserved1;
-  std::atomic<std::uint64_t> lock_acquisitions;  // +1 per acquisition: diagnostics only
+  std::uint64_t reserved2;
 };
 
 struct SegmentHeader {

@@ -13,7 +13,7 @@ Result<void> init_live_fields(LiveFields& live) {
   live.reserved0 = 0;
   live.lock_word.store(0, std::memory_order_relaxed);
   live.reserved1 = 0;
-  live.lock_acquisitions.store(0, std::memory_order_relaxed);
+  live.reserved2 = 0;
   return {};
 }
 

@@ -38,16 +38,30 @@ constexpr int kSpinIterations = 100;  // ~1-5 us: a short critical section ends 
 constexpr std::chrono::milliseconds kLivenessSlice{5};
 
 // The locks this thread holds, for the error-checking relock (EDEADLK) test: a lock word that
-// names this thread is ours only if we recorded it here; otherwise a co-writer forged it.
-thread_local std::vector<const LiveFields*> t_held;
+// names this thread is ours only if we recorded it here; otherwise a co-writer forged it. A plain
+// array (trivially destructible: no TLS guard on the fast path); a thread holding more than
+// kMaxTracked locks at once loses only the EDEADLK check for the extra ones (a relock of one of
+// them is then treated as a forged word and taken over, with possibly_torn set).
+constexpr int kMaxTracked = 16;
+thread_local const LiveFields* t_held[kMaxTracked];
+thread_local int t_held_count = 0;
 
-void remember_held(const LiveFields* live) { t_held.push_back(live); }
+void remember_held(const LiveFields* live) noexcept {
+  if (t_held_count < kMaxTracked) t_held[t_held_count++] = live;
+}
 void forget_held(const LiveFields* live) noexcept {
-  const auto it = std::find(t_held.begin(), t_held.end(), live);
-  if (it != t_held.end()) t_held.erase(it);
+  for (int i = t_held_count - 1; i >= 0; --i) {
+    if (t_held[i] == live) {
+      t_held[i] = t_held[--t_held_count];
+      return;
+    }
+  }
 }
 [[nodiscard]] bool this_thread_holds(const LiveFields* live) noexcept {
-  return std::find(t_held.begin(), t_held.end(), live) != t_held.end();
+  for (int i = 0; i < t_held_count; ++i) {
+    if (t_held[i] == live) return true;
+  }
+  return false;
 }
 
 [[nodiscard]] std::uint32_t owner_of(std::uint32_t word) noexcept { return word & kLockOwnerMask; }
@@ -169,7 +183,6 @@ Result<WriteLock> WriteLock::acquire(LiveFields& live, std::chrono::nanoseconds 
   auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid),
                                detail::deadline_after(now, timeout), &timeout);
   if (!got) return std::unexpected(std::move(got.error()));
-  live.lock_acquisitions.fetch_add(1, std::memory_order_relaxed);
   remember_held(&live);
   return WriteLock(&live, std::move(keep_alive), tid, detail::fork_generation(), got->owner_died);
 }
@@ -179,7 +192,6 @@ Result<WriteLock> WriteLock::try_acquire(LiveFields& live, std::shared_ptr<const
   auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid),
                                std::chrono::steady_clock::now(), nullptr);
   if (!got) return std::unexpected(std::move(got.error()));
-  live.lock_acquisitions.fetch_add(1, std::memory_order_relaxed);
   remember_held(&live);
   return WriteLock(&live, std::move(keep_alive), tid, detail::fork_generation(), got->owner_died);
 }
