@@ -6,6 +6,7 @@
 #include <csignal>
 
 #include "broker_process.hpp"
+#include "raw_client.hpp"
 
 namespace shmarray::test {
 namespace {
@@ -180,11 +181,25 @@ TEST_F(BasicTest, PopulateOptionMapsTheSameData) {
 }
 
 TEST_F(BasicTest, OpenWaitsForAnArrayCreatedLater) {
+  // Proof that the open is parked, not guessed with a sleep: on one connection the broker
+  // answers in order, so when a list sent after the waiting open is answered first, the open was
+  // handled and is waiting in the broker.
+  auto parked = RawClient::connect(broker_->socket_path());
+  ASSERT_TRUE(parked);
+  EXPECT_FALSE(parked->call(wire::OpenRequest{"late", Access::kReadOnly, 10000}, 0ms))
+      << "answered at once: not parked";
+  auto later = parked->call(wire::ListRequest{""});
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->header.type, wire::MessageType::kListReply) << "the open was not parked";
+  // A real consumer process waiting the same way.
   auto consumer = spawn_helper({"wait-open", broker_->socket_path(), "late", "10000"});
-  std::this_thread::sleep_for(200ms);  // the consumer is parked in the broker by now
   auto client = broker_->client();
   auto a = client.create("late", ArraySpec{.shape = {4}});
   ASSERT_TRUE(a);
+  auto granted = parked->call(wire::ListRequest{"none/"});  // the next frames: open's, then list's
+  ASSERT_TRUE(granted);
+  EXPECT_EQ(granted->header.type, wire::MessageType::kOpenReply);
+  EXPECT_EQ(granted->fds.size(), 1u);
   auto line = consumer.read_line(10s);
   ASSERT_TRUE(line);
   EXPECT_EQ(*line, "opened 0");
