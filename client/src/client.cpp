@@ -188,9 +188,28 @@ Result<void> Client::remove(std::string_view name) {
 }
 
 Result<std::vector<ArrayInfo>> Client::list(std::string_view prefix) {
-  auto reply = impl_->request<wire::ListReply>(wire::ListRequest{std::string(prefix)});
-  if (!reply) return std::unexpected(reply.error());
-  return std::move(reply->first.arrays);
+  // Page by page (see wire::kMaxListPage): the broker serves other clients between pages, and no
+  // reply grows with the number of arrays. Names are unique and ordered, so resuming after the
+  // last name seen neither skips nor repeats an array that exists throughout.
+  std::vector<ArrayInfo> all;
+  std::string after;
+  for (;;) {
+    auto reply = impl_->request<wire::ListReply>(
+        wire::ListRequest{std::string(prefix), after, wire::kMaxListPage});
+    if (!reply) return std::unexpected(reply.error());
+    auto& page = reply->first;
+    if (all.empty()) {
+      all = std::move(page.arrays);
+    } else {
+      all.insert(all.end(), std::make_move_iterator(page.arrays.begin()),
+                 std::make_move_iterator(page.arrays.end()));
+    }
+    if (page.next_after.empty()) return all;
+    if (page.next_after <= after) {
+      return fail(ErrorCode::kProtocolError, "list: the broker's next page does not move forward");
+    }
+    after = std::move(page.next_after);
+  }
 }
 
 Result<ArrayInfo> Client::stat(std::string_view name) {

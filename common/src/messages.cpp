@@ -160,14 +160,16 @@ std::vector<std::byte> encode_body(const RemoveReply&) {
 }
 std::vector<std::byte> encode_body(const ListRequest& m) {
   Builder b;
-  return finish(b, as_void(fb::CreateListRequest(b, b.CreateString(m.prefix))));
+  return finish(b, as_void(fb::CreateListRequest(b, b.CreateString(m.prefix),
+                                                  b.CreateString(m.after), m.limit)));
 }
 std::vector<std::byte> encode_body(const ListReply& m) {
   Builder b;
   std::vector<flatbuffers::Offset<fb::ArrayInfo>> infos;
   infos.reserve(m.arrays.size());
   for (const auto& info : m.arrays) infos.push_back(put_info(b, info));
-  return finish(b, as_void(fb::CreateListReply(b, b.CreateVector(infos))));
+  const auto vector = b.CreateVector(infos);
+  return finish(b, as_void(fb::CreateListReply(b, vector, b.CreateString(m.next_after))));
 }
 std::vector<std::byte> encode_body(const StatRequest& m) {
   Builder b;
@@ -285,7 +287,7 @@ template <>
 Result<ListRequest> decode<ListRequest>(std::span<const std::byte> body) {
   auto r = verified_root<fb::ListRequest>(body, "ListRequest");
   if (!r) return std::unexpected(r.error());
-  return ListRequest{str((*r)->prefix())};
+  return ListRequest{str((*r)->prefix()), str((*r)->after()), (*r)->limit()};
 }
 template <>
 Result<ListReply> decode<ListReply>(std::span<const std::byte> body) {
@@ -300,6 +302,7 @@ Result<ListReply> decode<ListReply>(std::span<const std::byte> body) {
       m.arrays.push_back(std::move(*info));
     }
   }
+  m.next_after = str((*r)->next_after());
   return m;
 }
 template <>

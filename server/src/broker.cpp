@@ -491,9 +491,25 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::ListRequest>(s, f);
   if (!m) return;
   wire::ListReply reply;
-  for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
+  if (m->limit == 0) {  // a client from before paging: everything at once, as it expects
+    for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
+      if (may_read(s, record->info)) reply.arrays.push_back(describe_live(*record));
+    }
+    return s.send(wire::encode_message(reply, f.header.request_id));
+  }
+  // One page: at most `limit` visible arrays from at most kMaxListPage records scanned, so one
+  // request costs the event loop a bounded time (one pread per array) and the other clients'
+  // requests are served between pages. Arrays the caller may not read are skipped but scanned.
+  const std::size_t limit = std::min(m->limit, wire::kMaxListPage);
+  const auto page = registry_.page(m->prefix, m->after, wire::kMaxListPage);
+  for (const ArrayRecord* record : page.records) {
+    if (reply.arrays.size() == limit) {
+      reply.next_after = reply.arrays.back().name;
+      break;
+    }
     if (may_read(s, record->info)) reply.arrays.push_back(describe_live(*record));
   }
+  if (reply.next_after.empty() && page.more) reply.next_after = page.records.back()->info.name;
   s.send(wire::encode_message(reply, f.header.request_id));
 }
 

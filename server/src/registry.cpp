@@ -68,6 +68,22 @@ std::vector<const ArrayRecord*> Registry::with_prefix(std::string_view prefix) c
   return out;
 }
 
+Registry::Page Registry::page(std::string_view prefix, std::string_view after,
+                              std::size_t max) const {
+  Page out;
+  auto it = after.empty() || after < prefix ? records_.lower_bound(prefix)
+                                            : records_.upper_bound(after);
+  for (; it != records_.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    if (out.records.size() == max) {
+      out.more = true;
+      break;
+    }
+    out.records.push_back(&it->second);
+  }
+  return out;
+}
+
 std::vector<std::string> Registry::release_session(SessionId session,
                                                    const std::set<std::string>& names) {
   std::vector<std::string> ephemeral;

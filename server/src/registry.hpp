@@ -45,6 +45,13 @@ class Registry {
   std::optional<ArrayRecord> erase(std::string_view name);
   // Records whose names start with `prefix`, in name order.
   [[nodiscard]] std::vector<const ArrayRecord*> with_prefix(std::string_view prefix) const;
+  // At most `max` records whose names start with `prefix` and sort after `after` (exclusive;
+  // empty: from the first), in name order; `more` when further ones exist. O(log n + max).
+  struct Page {
+    std::vector<const ArrayRecord*> records;
+    bool more = false;
+  };
+  [[nodiscard]] Page page(std::string_view prefix, std::string_view after, std::size_t max) const;
   // Forgets `session`'s opens; returns the names of ephemeral arrays it created (to remove).
   [[nodiscard]] std::vector<std::string> release_session(SessionId session,
                                                          const std::set<std::string>& names);

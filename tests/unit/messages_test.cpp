@@ -111,11 +111,11 @@ RemoveReply sample<RemoveReply>() {
 }
 template <>
 ListRequest sample<ListRequest>() {
-  return ListRequest{"cam/"};
+  return ListRequest{"cam/", "cam/0417", 500};
 }
 template <>
 ListReply sample<ListReply>() {
-  return ListReply{{full_info(1), full_info(2), full_info(3)}};
+  return ListReply{{full_info(1), full_info(2), full_info(3)}, "cam/0999"};
 }
 template <>
 StatRequest sample<StatRequest>() {
@@ -189,8 +189,13 @@ void expect_same(const OpenReply& g, const OpenReply& w) {
 }
 void expect_same(const RemoveRequest& g, const RemoveRequest& w) { EXPECT_EQ(g.name, w.name); }
 void expect_same(const RemoveReply&, const RemoveReply&) {}
-void expect_same(const ListRequest& g, const ListRequest& w) { EXPECT_EQ(g.prefix, w.prefix); }
+void expect_same(const ListRequest& g, const ListRequest& w) {
+  EXPECT_EQ(g.prefix, w.prefix);
+  EXPECT_EQ(g.after, w.after);
+  EXPECT_EQ(g.limit, w.limit);
+}
 void expect_same(const ListReply& g, const ListReply& w) {
+  EXPECT_EQ(g.next_after, w.next_after);
   ASSERT_EQ(g.arrays.size(), w.arrays.size());
   for (std::size_t i = 0; i < g.arrays.size(); ++i) expect_same(g.arrays[i], w.arrays[i]);
 }

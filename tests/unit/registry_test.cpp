@@ -161,6 +161,23 @@ TEST_F(RegistryPrefixTest, PlainPrefixIsAStringPrefix) {
   EXPECT_THAT(names_of(registry_.with_prefix("camera")), ElementsAre("camera"));
 }
 
+TEST_F(RegistryPrefixTest, PagesResumeAfterTheLastNameWithoutSkipsOrRepeats) {
+  auto first = registry_.page("cam", "", 2);
+  EXPECT_THAT(names_of(first.records), ElementsAre("cam", "cam/0"));
+  EXPECT_TRUE(first.more);
+  auto second = registry_.page("cam", "cam/0", 3);
+  EXPECT_THAT(names_of(second.records), ElementsAre("cam/0/x", "cam/1", "cam/10"));
+  EXPECT_TRUE(second.more);
+  auto last = registry_.page("cam", "cam/10", 3);
+  EXPECT_THAT(names_of(last.records), ElementsAre("camera"));
+  EXPECT_FALSE(last.more);
+  // `after` before the prefix starts at the prefix; after the last name gives nothing.
+  EXPECT_THAT(names_of(registry_.page("cam/", "a", 10).records),
+              ElementsAre("cam/0", "cam/0/x", "cam/1", "cam/10"));
+  EXPECT_TRUE(registry_.page("cam/", "cam/10", 10).records.empty());
+  EXPECT_FALSE(registry_.page("", "dog", 10).more);
+}
+
 TEST_F(RegistryPrefixTest, EmptyPrefixListsEverythingInNameOrder) {
   EXPECT_THAT(names_of(registry_.with_prefix("")),
               ElementsAre("ca", "cam", "cam/0", "cam/0/x", "cam/1", "cam/10", "camera", "dog"));

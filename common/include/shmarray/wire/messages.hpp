@@ -58,13 +58,19 @@ struct RemoveRequest {
 struct RemoveReply {
   static constexpr MessageType kType = MessageType::kRemoveReply;
 };
+// Arrays are listed in pages so that a listing of a million arrays neither blocks the broker's
+// other clients nor outgrows a reply: a page holds at most min(limit, kMaxListPage) arrays.
+inline constexpr std::uint32_t kMaxListPage = 1000;
 struct ListRequest {
   static constexpr MessageType kType = MessageType::kListRequest;
   std::string prefix;
+  std::string after;        // resume after this name (exclusive); empty: from the start
+  std::uint32_t limit = 0;  // arrays per page; 0: all in one reply (clients before paging)
 };
 struct ListReply {
   static constexpr MessageType kType = MessageType::kListReply;
   std::vector<ArrayInfo> arrays;
+  std::string next_after;  // pass as ListRequest::after for the next page; empty: this was the last
 };
 struct StatRequest {
   static constexpr MessageType kType = MessageType::kStatRequest;
