@@ -51,6 +51,7 @@ class ResultSet:
         self.wakeup = read_csv(directory / "wakeup.csv") + read_csv(directory / "iceoryx_wakeup.csv")
         self.memory = read_csv(directory / "memory.csv")
         self.write_lock = read_csv(directory / "write_lock.csv")
+        self.list_interference = read_csv(directory / "list_interference.csv")
         status = directory / "iceoryx_status.txt"
         self.iceoryx_status = status.read_text().strip() if status.exists() else "not run"
         self.handoff = self._handoff()
@@ -530,6 +531,27 @@ def make_plots(sets: list[ResultSet], img_dir: Path) -> bool:
 
 # --- main -------------------------------------------------------------------------------------------
 
+def section_list_interference(sets: list[ResultSet], img: str | None) -> str:
+    if not any(s.list_interference for s in sets):
+        return ""
+    out = ["## 2b. Head-of-line blocking: stat while another client lists\n",
+           "`bench/bench_list_interference`: one client lists N arrays in a loop while another "
+           "stats one array every millisecond; baseline = the same stats with nothing else "
+           "running. *all at once* is the single reply every client got before paging (limit 0); "
+           "*paged* is `Client::list` (pages of 1000). **x idle** = p99 / baseline p99.\n"]
+    rows = []
+    for s in sets:
+        base = [r for r in s.list_interference if r["phase"].startswith("idle")]
+        for r in s.list_interference:
+            p99 = float(r["p99_us"])
+            rows.append([s.label, r["arrays"], r["phase"], fmt_us(float(r["p50_us"])), fmt_us(p99),
+                         fmt_us(float(r["max_us"])), f"{float(r['list_s']):.3f}",
+                         fmt_ratio(p99 / float(base[0]["p99_us"]) if base else None)])
+    out.append(table(["machine", "arrays", "phase", "stat p50", "stat p99", "stat max",
+                      "one listing (s)", "x idle"], rows))
+    return "\n".join(out)
+
+
 def section_write_lock(sets: list[ResultSet], img: str | None) -> str:
     if not any(s.write_lock for s in sets):
         return ""
@@ -585,6 +607,7 @@ def main() -> int:
         notes.read_text() if notes.exists() else "",
         section_handoff(sets, img),
         section_control(sets, img),
+        section_list_interference(sets, img),
         section_wakeup(sets, img),
         section_write_lock(sets, img),
         section_memory(sets, img),
