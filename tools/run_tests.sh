@@ -8,7 +8,8 @@ before=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 cd build
 ctest --output-on-failure --timeout 300 -j2
 cd ..
-# The frame/message decoders under libFuzzer + ASan/UBSan for a bounded time; fails on any crash.
+# The frame/message decoders and the segment header decoders under libFuzzer + ASan/UBSan, 30 s
+# each; fails on any crash.
 fuzz/run_fuzz.sh 30 build/fuzz
 after=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 if [ "$after" -gt "$before" ]; then

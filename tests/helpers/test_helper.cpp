@@ -41,7 +41,7 @@ constexpr const char* kUsage = R"(usage: shmarray_test_helper COMMAND SOCKET NAM
   check-iota SOCK NAME               open read-only; check element k in memory order == k
   try SOCK NAME OP [ARG...]          security tests: print "ok" or "error <Code>" (see
                                      security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME,
-                                     forge-header SOCK NAME
+                                     forge-header SOCK NAME, resize SOCK NAME BYTES
 )";
 
 [[noreturn]] void die(const std::string& what) {
