@@ -8,6 +8,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
 #include <memory>
+#include <optional>
 
 namespace shmarray::server {
 namespace bip = boost::interprocess;
