@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target fuzz_decoders (frame + message decoders, with ASan and UBSan) and
-# runs it for SECONDS (default 60) from the seed corpus fuzz/corpus/. Exits non-zero on any crash,
-# sanitizer report, leak or timeout (libFuzzer then leaves crash-*/leak-*/timeout-* in WORK_DIR).
+# Builds the libFuzzer targets (with ASan and UBSan) and runs each for SECONDS (default 60):
+#   fuzz_decoders  frame + message decoders, seeds fuzz/corpus/
+#   fuzz_header    segment header page + size decoders, client and broker side, and the broker's
+#                  catalogue slot decoder, seeds fuzz/corpus_header/
+# Exits non-zero on any crash, sanitizer report, leak or timeout (libFuzzer then leaves
+# crash-*/leak-*/timeout-* in WORK_DIR/<target>).
 #   fuzz/run_fuzz.sh [SECONDS] [WORK_DIR]        (default WORK_DIR: build/fuzz)
 # Compiler: $FUZZ_CXX, else the newest clang++-N (N >= 16) found. clang 14/15 cannot compile
 # libstdc++ 12's std::expected (they lack P0848, conditionally trivial special members); Debian
@@ -33,25 +36,46 @@ fi
 
 SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/types.cpp common/src/frame.cpp
   common/src/messages.cpp)
+# The header target needs the segment layout (and the live fields it initialises) and the
+# broker's catalogue and recovery decision.
+HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/types.cpp
+  common/src/segment_layout.cpp common/src/unique_fd.cpp common/src/sync/*.cpp
+  server/src/catalogue.cpp server/src/segment_check.cpp)
 # libstdc++ 12 hides std::expected unless __cpp_concepts says C++20 concepts are complete; clang
 # 16 implements what <expected> needs but still reports the older value.
-FLAGS=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Icommon/include -I"$WORK/generated"
-  -Wno-builtin-macro-redefined -U__cpp_concepts -D__cpp_concepts=202002L)
+FLAGS=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Icommon/include -Icommon/src/sync
+  -Iserver/src -I"$WORK/generated" -Wno-builtin-macro-redefined -U__cpp_concepts
+  -D__cpp_concepts=202002L)
 SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 
-BIN="$WORK/fuzz_decoders"
-newest_source=$(ls -t fuzz/fuzz_decoders.cpp "${SOURCES[@]}" common/include/shmarray/*.hpp \
-  common/include/shmarray/wire/*.hpp "$WORK/generated/shmarray_generated.h" | head -1)
-if [ ! -x "$BIN" ] || [ "$newest_source" -nt "$BIN" ]; then
-  echo "==> building $BIN with $CXX"
-  "$CXX" "${FLAGS[@]}" "${SAN[@]}" fuzz/fuzz_decoders.cpp "${SOURCES[@]}" -o "$BIN"
-fi
+# build TARGET SOURCES...: (re)builds $WORK/TARGET from fuzz/TARGET.cpp when a source is newer.
+build() {
+  local target=$1
+  shift
+  local bin="$WORK/$target"
+  local newest_source
+  newest_source=$(ls -t "fuzz/$target.cpp" "$@" common/include/shmarray/*.hpp \
+    common/include/shmarray/wire/*.hpp common/include/shmarray/sync/*.hpp server/src/*.hpp \
+    "$WORK/generated/shmarray_generated.h" | head -1)
+  if [ ! -x "$bin" ] || [ "$newest_source" -nt "$bin" ]; then
+    echo "==> building $bin with $CXX"
+    "$CXX" "${FLAGS[@]}" "${SAN[@]}" "fuzz/$target.cpp" "$@" -o "$bin"
+  fi
+}
 
-# libFuzzer adds what it finds to the first corpus directory: a copy, so fuzz/corpus stays as
-# checked in.
-mkdir -p "$WORK/corpus"
-cp -n fuzz/corpus/* "$WORK/corpus/" 2>/dev/null || true
-echo "==> fuzzing for ${SECONDS_TO_RUN}s"
-cd "$WORK"
-exec "$BIN" -max_total_time="$SECONDS_TO_RUN" -timeout=10 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix="$WORK/" "$WORK/corpus"
+# fuzz TARGET SEEDS: runs $WORK/TARGET for SECONDS_TO_RUN on a copy of SEEDS (libFuzzer adds
+# what it finds to the first corpus directory, so fuzz/ stays as checked in).
+fuzz() {
+  local target=$1 seeds=$2
+  mkdir -p "$WORK/$target.corpus"
+  cp -n "$seeds"/* "$WORK/$target.corpus/" 2>/dev/null || true
+  echo "==> fuzzing $target for ${SECONDS_TO_RUN}s"
+  (cd "$WORK" && "$WORK/$target" -max_total_time="$SECONDS_TO_RUN" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$WORK/$target-" \
+    "$WORK/$target.corpus")
+}
+
+build fuzz_decoders "${SOURCES[@]}"
+build fuzz_header "${HEADER_SOURCES[@]}"
+fuzz fuzz_decoders fuzz/corpus
+fuzz fuzz_header fuzz/corpus_header

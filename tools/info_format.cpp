@@ -89,7 +89,8 @@ std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_
   for (const ArrayInfo& info : infos) {
     table.add_row({info.name, info.dtype, tuple_str(info.shape), human_size(info.nbytes),
                    name_or_id(user_name, info.owner_uid), mode_str(info.mode),
-                   std::to_string(info.open_handles), std::to_string(info.version)});
+                   std::to_string(info.open_handles),
+                   info.damaged.empty() ? std::to_string(info.version) : "DAMAGED"});
   }
   return table.render();
 }
@@ -118,6 +119,7 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
       {"open_handles", std::to_string(info.open_handles)},
       {"version", std::to_string(info.version)},
       {"ephemeral", info.ephemeral ? "true" : "false"},
+      {"damaged", info.damaged.empty() ? "no" : info.damaged},
   };
   std::string out;
   for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
@@ -143,6 +145,7 @@ std::string info_json(const ArrayInfo& info) {
       .uint_field("open_handles", info.open_handles)
       .uint_field("version", info.version)
       .bool_field("ephemeral", info.ephemeral)
+      .raw_field("damaged", info.damaged.empty() ? "null" : json_quote(info.damaged))
       .str();
 }
 

@@ -18,7 +18,8 @@ cmake --build build-asan -j"$(nproc)" --target shmarray_unit_tests shmarray_inte
   shmarray_zero_copy_test shmarrayd shmarray_test_helper shmarray
 (cd build-asan && ctest --output-on-failure --timeout 300 -j2 -L 'unit|integration' \
   -E '^install_and_find_package$')
-# The frame/message decoders under libFuzzer + ASan/UBSan for a bounded time; fails on any crash.
+# The frame/message decoders and the segment header decoders under libFuzzer + ASan/UBSan, 30 s
+# each; fails on any crash.
 fuzz/run_fuzz.sh 30 build/fuzz
 after=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 if [ "$after" -gt "$before" ]; then

@@ -151,7 +151,11 @@ int run_dump(const Args& args, bool head) {
   const shmarray::ArrayInfo& info = array->info();
   auto dtype = shmarray::DType::parse(info.dtype);
   if (!dtype) return report("dump", dtype.error());
-  const cli::ArrayView view{*dtype, info.shape, info.strides, array->bytes()};
+  // A private copy, read without ever touching the mapping directly: any writer may truncate the
+  // segment meanwhile, which read_checked reports as kDataLoss instead of dying of SIGBUS.
+  std::vector<std::byte> copy(info.nbytes);
+  if (auto read = array->read_checked(copy); !read) return report("dump", read.error());
+  const cli::ArrayView view{*dtype, info.shape, info.strides, copy};
   const auto text = head ? cli::format_head(view, args.head) : cli::format_array(view);
   if (!text) return report("dump", text.error());
   print_line(*text);

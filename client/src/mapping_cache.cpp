@@ -1,3 +1,6 @@
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -43,6 +46,19 @@ std::shared_ptr<const MappedSegment> find_mapping(const std::string& id, Access 
 Result<std::shared_ptr<const MappedSegment>> map_segment(int fd, const ArrayInfo& info,
                                                          Access access, bool populate) {
   const bool writable = access == Access::kReadWrite;
+  // Any writer may resize the segment: mapping segment_bytes of a shorter file and reading the
+  // header would be a SIGBUS, and a longer one is a writer escaping its quota. Either way the
+  // array cannot be trusted.
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) {
+    return std::unexpected(sys_error("cannot fstat the segment of '" + info.name + "'", errno));
+  }
+  if (static_cast<std::uint64_t>(st.st_size) != info.segment_bytes) {
+    return fail(ErrorCode::kDataLoss,
+                "the segment of array '" + info.name + "' is " + std::to_string(st.st_size) +
+                    " bytes but its metadata says " + std::to_string(info.segment_bytes) +
+                    ": a writer resized it: remove and recreate the array");
+  }
   auto mapping = Mapping::map(
       fd, info.segment_bytes, writable ? Mapping::Protection::kReadWrite : Mapping::Protection::kRead,
       populate ? (writable ? Mapping::Populate::kWrite : Mapping::Populate::kRead)

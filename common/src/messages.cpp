@@ -43,10 +43,12 @@ flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
   const auto shape = b.CreateVector(i.shape);
   const auto strides = b.CreateVector(i.strides);
   const auto id = b.CreateString(i.id);
+  const auto damaged =
+      i.damaged.empty() ? flatbuffers::Offset<flatbuffers::String>() : b.CreateString(i.damaged);
   return fb::CreateArrayInfo(b, name, dtype, shape, strides, static_cast<std::uint8_t>(i.order),
                              i.itemsize, i.nbytes, i.data_offset, i.segment_bytes, id,
                              i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, i.open_handles,
-                             i.version, i.ephemeral);
+                             i.version, i.ephemeral, damaged);
 }
 
 Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
@@ -70,6 +72,7 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
   i.open_handles = f->open_handles();
   i.version = f->version();
   i.ephemeral = f->ephemeral();
+  i.damaged = str(f->damaged());
   return i;
 }
 

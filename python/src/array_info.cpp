@@ -22,7 +22,8 @@ std::string repr(const ArrayInfo& info) {
          ", order='" + std::string(to_string(info.order)) + "', nbytes=" +
          std::to_string(info.nbytes) + ", version=" + std::to_string(info.version) +
          ", owner_uid=" + std::to_string(info.owner_uid) + ", mode=" + mode +
-         ", open_handles=" + std::to_string(info.open_handles) + ", id='" + info.id + "')";
+         ", open_handles=" + std::to_string(info.open_handles) + ", id='" + info.id + "'" +
+         (info.damaged.empty() ? "" : ", damaged=True") + ")";
 }
 
 }  // namespace
@@ -65,6 +66,11 @@ Metadata of one array, as the broker reported it (Client.list/stat) or as mapped
                              "Publish counter when this info was made.")
       .def_property_readonly("ephemeral", [](const I& i) { return i.ephemeral; },
                              "Removed when the creating connection closes.")
+      .def_property_readonly(
+          "damaged",
+          [](const I& i) { return i.damaged.empty() ? py::none() : py::cast(i.damaged); },
+          "None while intact; otherwise why opens fail with DataLoss (a writer truncated the "
+          "segment) and the remedy.")
       .def("__repr__", &repr);
 }
 

@@ -62,4 +62,7 @@ void bind_client(py::module_& m);
 // --- sync.cpp: publish / wait / lock / version on an ndarray ---
 void bind_sync(py::module_& m);
 
+// --- checked_read.cpp: read_checked (a copy that survives a truncated segment) ---
+void bind_checked_read(py::module_& m);
+
 }  // namespace shmarray::python

@@ -12,7 +12,6 @@
 
 #include "recovery.hpp"
 #include "socket_access.hpp"
-#include "shmarray/mapping.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/socket_path.hpp"
@@ -328,6 +327,11 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   info.ephemeral = m->spec.ephemeral;
 
   auto segment = Segment::create(segment_prefix_ + info.id, info);
+  if (!segment && segment.error().sys_errno() == ENOSPC) {
+    // A writer may have grown some array past its record to fill /dev/shm: cut them back, retry.
+    sweep_grown_segments();
+    segment = Segment::create(segment_prefix_ + info.id, info);
+  }
   if (!segment) {
     spdlog::error("create '{}' failed: {}", info.name, segment.error().message());
     return s.send_error(id, segment.error());
@@ -390,6 +394,10 @@ void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Ac
   if (!fd) {
     spdlog::error("open '{}': {}", record.info.name, fd.error().message());
     return s.send_error(request_id, fd.error());
+  }
+  // Checked on the very descriptor the client gets: a grown segment is cut back first.
+  if (auto intact = check_segment(record, fd->get()); !intact) {
+    return s.send_error(request_id, intact.error());
   }
   record.open_by.insert(s.id());
   s.opened.insert(record.info.name);
@@ -473,27 +481,58 @@ void Broker::on_remove(Session& s, const wire::Frame& f) {
   s.send(wire::encode_message(wire::RemoveReply{}, f.header.request_id));
 }
 
-ArrayInfo Broker::describe_live(const ArrayRecord& record) const {
-  ArrayInfo info = Registry::describe(record);
-  // The version lives in the segment: read it with one pread, no mapping kept by the broker.
-  if (auto fd = record.segment.open_fd(Access::kReadOnly)) {
-    std::uint64_t version = 0;
-    if (::pread(fd->get(), &version, sizeof version,
-                kLiveFieldsOffset + offsetof(LiveFields, version)) ==
-        static_cast<ssize_t>(sizeof version)) {
-      info.version = version;
+Result<void> Broker::check_segment(ArrayRecord& record, int fd) {
+  if (record.info.damaged.empty()) {
+    auto check = fd >= 0 ? record.segment.enforce_size(fd, record.info.segment_bytes)
+                         : record.segment.enforce_size(record.info.segment_bytes);
+    if (!check) {
+      spdlog::warn("array '{}': cannot check its segment: {}", record.info.name,
+                   check.error().message());
+    } else if (check->state == SizeState::kGrown && !record.growth_logged) {
+      record.growth_logged = true;
+      spdlog::warn("array '{}': a writer grew its segment {} to {} bytes; truncated back to the "
+                   "recorded {} (logged once per array)",
+                   record.info.name, record.segment.shm_name(), check->found_bytes,
+                   record.info.segment_bytes);
+    } else if (check->state == SizeState::kShrunk) {
+      record.info.damaged =
+          shrunk_reason(record.info.name, record.info.segment_bytes, check->found_bytes);
+      spdlog::warn("array '{}' is damaged: {}", record.info.name, record.info.damaged);
     }
   }
-  return info;
+  if (!record.info.damaged.empty()) return fail(ErrorCode::kDataLoss, record.info.damaged);
+  return {};
+}
+
+void Broker::sweep_grown_segments() {
+  for (const ArrayRecord* found : registry_.with_prefix("")) {
+    (void)check_segment(*registry_.find(found->info.name));
+  }
+}
+
+ArrayInfo Broker::describe_live(ArrayRecord& record) {
+  // The version lives in the segment: read it with one pread, no mapping kept by the broker. The
+  // same descriptor is checked against the recorded size, so stat and ls show damage at once.
+  if (auto fd = record.segment.open_fd(Access::kReadOnly)) {
+    const bool intact = check_segment(record, fd->get()).has_value();
+    ArrayInfo info = Registry::describe(record);
+    if (intact) info.version = record.segment.read_version(fd->get());
+    return info;
+  }
+  return Registry::describe(record);
 }
 
 void Broker::on_list(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::ListRequest>(s, f);
   if (!m) return;
   wire::ListReply reply;
+  // describe_live may mark the record damaged (size check): it takes the mutable record.
+  const auto describe = [&](const ArrayRecord* r) {
+    return describe_live(*registry_.find(r->info.name));
+  };
   if (m->limit == 0) {  // a client from before paging: everything at once, as it expects
     for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
-      if (may_read(s, record->info)) reply.arrays.push_back(describe_live(*record));
+      if (may_read(s, record->info)) reply.arrays.push_back(describe(record));
     }
     return s.send(wire::encode_message(reply, f.header.request_id));
   }
@@ -507,7 +546,7 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
       reply.next_after = reply.arrays.back().name;
       break;
     }
-    if (may_read(s, record->info)) reply.arrays.push_back(describe_live(*record));
+    if (may_read(s, record->info)) reply.arrays.push_back(describe(record));
   }
   if (reply.next_after.empty() && page.more) reply.next_after = page.records.back()->info.name;
   s.send(wire::encode_message(reply, f.header.request_id));
@@ -517,7 +556,7 @@ void Broker::on_stat(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::StatRequest>(s, f);
   if (!m) return;
   if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
-  const ArrayRecord* record = registry_.find(m->name);
+  ArrayRecord* record = registry_.find(m->name);
   if (record == nullptr || !may_read(s, record->info)) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
   }
@@ -549,14 +588,16 @@ void Broker::on_chmod(Session& s, const wire::Frame& f) {
   }
   record->info.mode = m->mode;
   // The header page is informational for clients (`shmarray dump`); a failure here changes
-  // nothing the broker enforces.
-  auto fd = record->segment.open_fd(Access::kReadWrite);
-  auto header = fd ? Mapping::map(fd->get(), kHeaderBytes, Mapping::Protection::kReadWrite)
-                   : Result<Mapping>(std::unexpected(fd.error()));
-  if (header) {
-    update_segment_mode(header->bytes(), m->mode);
-  } else {
-    spdlog::warn("chmod '{}': header page not updated: {}", m->name, header.error().message());
+  // nothing the broker enforces. Written whole from the record (repairing any scribbling), with
+  // pwrite on a size-checked descriptor: never a mapping, so a truncated segment is no SIGBUS.
+  auto written = check_segment(*record);
+  if (written) {
+    auto header = encode_segment_header(record->info);
+    written = header ? record->segment.write_header(*header, record->info.segment_bytes)
+                     : Result<void>(std::unexpected(header.error()));
+  }
+  if (!written) {
+    spdlog::warn("chmod '{}': header page not updated: {}", m->name, written.error().message());
   }
   spdlog::info("chmod '{}' to 0{:o} by pid {}", m->name, m->mode, s.peer().pid);
   s.send(wire::encode_message(wire::ChmodReply{}, f.header.request_id));

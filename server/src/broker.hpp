@@ -67,7 +67,13 @@ class Broker {
   void wake_pending_opens(const std::string& name);
   void notify_watchers(wire::EventKind kind, const ArrayRecord& record);
   void remove_array(const std::string& name, std::string_view why);
-  [[nodiscard]] ArrayInfo describe_live(const ArrayRecord& record) const;
+  // Checks the segment's size (Segment::enforce_size) on `fd`, or on a descriptor of its own when
+  // `fd` is -1: truncates a grown one back, marks a shrunk one damaged (logging each once per
+  // array). kDataLoss (record.info.damaged) if the array is damaged.
+  [[nodiscard]] Result<void> check_segment(ArrayRecord& record, int fd = -1);
+  // Before retrying a create that found /dev/shm full: truncates back every grown segment.
+  void sweep_grown_segments();
+  [[nodiscard]] ArrayInfo describe_live(ArrayRecord& record);
   [[nodiscard]] bool may_read(const Session& s, const ArrayInfo& info) const;
   [[nodiscard]] bool may_write(const Session& s, const ArrayInfo& info) const;
 

@@ -72,7 +72,9 @@ Result<GcReport> collect_garbage(const Config& config) {
   }
   std::set<std::string> names;
   for (const auto& found : scan.arrays) {  // oldest first, as a start adopts them
-    if (found.info.ephemeral) {
+    if (!found.info.damaged.empty()) {
+      remove(found.segment.shm_name(), found.info.damaged);
+    } else if (found.info.ephemeral) {
       remove(found.segment.shm_name(),
              "ephemeral array '" + found.info.name + "' whose creator is gone");
     } else if (!names.insert(found.info.name).second) {

@@ -18,9 +18,11 @@ struct GcReport {
 };
 
 // Takes `<socket>.lock` (so no broker can start meanwhile) and unlinks every segment under the
-// socket's prefix that a start would not adopt: segments without a valid catalogue record (half-made
-// by a crash, not this broker's) or whose size disagrees with it, ephemeral arrays (their creators died with the old broker), and
-// duplicates of a name (all but the oldest), with their records; and records whose segment is gone.
+// socket's prefix that a start would not adopt or would adopt only as damaged: segments without a
+// valid catalogue record (half-made by a crash, not this broker's), segments a writer truncated
+// (their data is lost), ephemeral arrays (their creators died with the old broker), and duplicates
+// of a name (all but the oldest), with their records; and records whose segment is gone. Segments
+// a writer grew are truncated back to their recorded size and kept.
 // Each removal is logged at warn.
 // kAlreadyExists (naming the socket) if a live broker holds the lock: stop it first.
 [[nodiscard]] Result<GcReport> collect_garbage(const Config& config);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,9 +11,10 @@
 #include <cstring>
 #include <memory>
 #include <set>
+#include <vector>
 
-#include "shmarray/mapping.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "segment_check.hpp"
 #include "shmarray/unique_fd.hpp"
 
 namespace shmarray::server {
@@ -20,12 +22,14 @@ namespace {
 
 // What inspecting one segment found.
 struct Inspection {
-  ArrayInfo info;
-  bool header_restored = false;
+  ArrayInfo info;                // info.damaged set when a writer truncated the segment
+  std::string header_restored;   // why the header page was rewritten ("" if it was not)
+  std::uint64_t grown_from = 0;  // the size a writer had grown it to (0 if it had not)
 };
 
-// Matches segment `shm_name` with its catalogue record `recorded`: same owner (us), a size that
-// fits the record, and a header page equal to the record's; a differing header is rewritten.
+// Matches segment `shm_name` with its catalogue record `recorded`: same owner (us), a size checked
+// with fstat (grown: truncated back; shrunk: adopted as damaged), and a header page equal to the
+// record's; a differing header is rewritten. pread/pwrite only: the broker never maps a segment.
 Result<Inspection> inspect(const std::string& shm_name, const ArrayInfo& recorded) {
   UniqueFd fd(::shm_open(shm_name.c_str(), O_RDWR | O_CLOEXEC, 0));
   if (!fd) return std::unexpected(sys_error("cannot open", errno));
@@ -34,23 +38,32 @@ Result<Inspection> inspect(const std::string& shm_name, const ArrayInfo& recorde
   if (st.st_uid != ::geteuid()) {
     return fail(ErrorCode::kPermissionDenied, "owned by uid " + std::to_string(st.st_uid));
   }
-  if (static_cast<std::uint64_t>(st.st_size) != recorded.segment_bytes) {
-    return fail(ErrorCode::kProtocolError,
-                "is " + std::to_string(st.st_size) + " bytes but its catalogue record says " +
-                    std::to_string(recorded.segment_bytes) + " (resized by a writer?)");
-  }
   auto expected = encode_segment_header(recorded);
   if (!expected) return std::unexpected(expected.error());
-  auto header = Mapping::map(fd.get(), kHeaderBytes, Mapping::Protection::kReadWrite);
-  if (!header) return std::unexpected(header.error());
-  Inspection found{recorded, false};
-  std::byte* base = header->bytes().data();
-  if (std::memcmp(base, &*expected, sizeof *expected) != 0) {
-    std::memcpy(base, &*expected, sizeof *expected);
-    found.header_restored = true;
+  std::vector<std::byte> page(kHeaderBytes);
+  auto got = pread_full(fd.get(), page.data(), page.size(), 0);
+  if (!got) return std::unexpected(got.error());
+  page.resize(*got);
+  const auto found_bytes = static_cast<std::uint64_t>(st.st_size);
+  const RecoveryDecision decision = decide_recovery(recorded, *expected, page, found_bytes);
+  Inspection found{recorded, {}, 0};
+  found.info.damaged = decision.damaged;
+  if (decision.size == SizeState::kShrunk) return found;
+  if (decision.size == SizeState::kGrown) {
+    if (::ftruncate(fd.get(), static_cast<off_t>(recorded.segment_bytes)) != 0) {
+      return std::unexpected(sys_error("cannot truncate it back to its recorded " +
+                                           std::to_string(recorded.segment_bytes) + " bytes",
+                                       errno));
+    }
+    found.grown_from = found_bytes;
   }
-  found.info.version =
-      live_fields_of(base)->version.load(std::memory_order_acquire);
+  if (decision.restore_header) {
+    if (auto ok = pwrite_full(fd.get(), &*expected, sizeof *expected, 0); !ok) {
+      return std::unexpected(ok.error());
+    }
+    found.header_restored = decision.why_restored;
+  }
+  found.info.version = decision.version;
   return found;
 }
 
@@ -92,8 +105,19 @@ RecoveryReport recover_segments(const std::string& shm_dir, const std::string& p
           code == ErrorCode::kProtocolError || code == ErrorCode::kInvalidArgument});
       continue;
     }
-    if (found->header_restored) {
-      report.restored.push_back("'" + found->info.name + "' (" + shm_dir + "/" + file + ")");
+    if (!found->header_restored.empty()) {
+      report.restored.push_back("'" + found->info.name + "' (" + shm_dir + "/" + file +
+                                "): " + found->header_restored);
+    }
+    if (found->grown_from != 0) {
+      report.problems.push_back("array '" + found->info.name + "': a writer grew its segment " +
+                                shm_dir + "/" + file + " to " + std::to_string(found->grown_from) +
+                                " bytes; truncated back to the recorded " +
+                                std::to_string(found->info.segment_bytes));
+    }
+    if (!found->info.damaged.empty()) {
+      report.problems.push_back("array '" + found->info.name + "' is damaged: " +
+                                found->info.damaged);
     }
     report.arrays.push_back(RecoveredArray{std::move(found->info), Segment::adopt(shm_name)});
   }

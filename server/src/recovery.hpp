@@ -1,9 +1,11 @@
 #pragma once
 // Rebuilding the registry after a restart. The broker's private catalogue (catalogue.hpp) says
 // what each array is; the segment under this broker's prefix holds its bytes and version. An array
-// is adopted when both exist and agree on the segment's size. A segment whose header page a writer
-// rewrote is given back the catalogue's header. Anything else is reported and left alone (never
-// deleted: that is `shmarrayd --gc`'s job).
+// is adopted when both exist. Its size is checked with fstat (segment_check.hpp): a segment a writer
+// grew is truncated back to the recorded size; one a writer truncated is adopted as damaged (opens
+// refused with kDataLoss, shown by ls/stat). A segment whose header page a writer rewrote is given
+// back the catalogue's header (pwrite: the broker never maps a segment). Anything else is reported
+// and left alone (never deleted: that is `shmarrayd --gc`'s job).
 #include <string>
 #include <vector>
 
@@ -14,7 +16,7 @@
 namespace shmarray::server {
 
 struct RecoveredArray {
-  ArrayInfo info;  // from the catalogue; version from the segment
+  ArrayInfo info;  // from the catalogue; version from the segment; damaged if a writer shrank it
   Segment segment;
 };
 
@@ -22,9 +24,8 @@ struct RecoveredArray {
 struct RejectedSegment {
   std::string shm_name;  // "/shmarray...." (shm_open's name)
   std::string reason;
-  // True when it is not a usable array of this broker (no catalogue record, a damaged record, a
-  // size that disagrees with its record): `shmarrayd --gc` removes those. False when it could not
-  // be read (owner, permissions, I/O).
+  // True when it is not a usable array of this broker (no catalogue record, a damaged record):
+  // `shmarrayd --gc` removes those. False when it could not be read (owner, permissions, I/O).
   bool invalid = false;
 };
 
@@ -33,7 +34,8 @@ struct RecoveryReport {
   std::vector<RejectedSegment> rejected;  // segments not adopted
   std::vector<std::string> restored;      // "name: ..." whose header page was rewritten
   std::vector<std::string> orphans;       // ids of catalogue records with no segment
-  std::vector<std::string> problems;      // anything else worth a warning (unreadable /dev/shm)
+  std::vector<std::string> problems;      // anything else worth a warning (unreadable /dev/shm,
+                                          // grown segments cut back, damaged arrays)
 };
 
 // Scans `shm_dir` (normally /dev/shm) for segments named `prefix`* (prefix starts with '/') and

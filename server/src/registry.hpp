@@ -22,6 +22,7 @@ struct ArrayRecord {
   Segment segment;
   SessionId creator = 0;         // connection that created it (ephemeral arrays die with it)
   std::set<SessionId> open_by;   // connections that created or opened it
+  bool growth_logged = false;    // a writer grew its segment: warned once, truncated every time
 };
 
 struct RegistryLimits {

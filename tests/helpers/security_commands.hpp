@@ -11,6 +11,9 @@
 //   forge-header SOCK NAME     a writer's attack on the metadata: open NAME read-write over the raw
 //                              protocol, rewrite the header page to claim this uid/gid as owner
 //                              and mode 0666, with a valid checksum; prints "forged" or "FAIL ..."
+//   resize SOCK NAME BYTES     a writer's attack on the size: open NAME read-write over the raw
+//                              protocol and ftruncate the segment to BYTES; prints "resized" or
+//                              "FAIL ..."
 // Header-only so that the helper stays one source file in tests/CMakeLists.txt.
 #include <dirent.h>
 #include <fcntl.h>
@@ -193,11 +196,28 @@ inline int forge_header(const std::vector<std::string>& a) {
   return 0;
 }
 
+inline int resize_segment(const std::vector<std::string>& a) {
+  auto raw = test::RawClient::connect(a[0]);
+  if (!raw) return 1;
+  auto granted = raw->call(wire::OpenRequest{a[1], Access::kReadWrite, 0});
+  if (!granted || granted->code() != ErrorCode::kOk || granted->fds.size() != 1) {
+    std::printf("FAIL read-write open was not granted\n");
+    return 1;
+  }
+  if (::ftruncate(granted->fds[0].get(), static_cast<off_t>(std::stoull(a[2]))) != 0) {
+    std::printf("FAIL ftruncate: %s\n", std::strerror(errno));
+    return 1;
+  }
+  std::printf("resized\n");
+  return 0;
+}
+
 // Returns the exit status, or -1 if `cmd` is not one of these commands.
 inline int run_security_command(const std::string& cmd, const std::vector<std::string>& a) {
   if (cmd == "try" && a.size() >= 3) return try_op(a);
   if (cmd == "list" && a.size() >= 2) return list_names(a);
   if (cmd == "ro-grant" && a.size() >= 2) return read_only_grant(a);
+  if (cmd == "resize" && a.size() >= 3) return resize_segment(a);
   if (cmd == "forge-header" && a.size() >= 2) return forge_header(a);
   return -1;
 }

@@ -42,7 +42,7 @@ constexpr const char* kUsage = R"(usage: shmarray_test_helper COMMAND SOCKET NAM
   check-iota SOCK NAME               open read-only; check element k in memory order == k
   try SOCK NAME OP [ARG...]          security tests: print "ok" or "error <Code>" (see
                                      security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME,
-                                     forge-header SOCK NAME
+                                     forge-header SOCK NAME, resize SOCK NAME BYTES
   scribble SOCK NAME MS SEED         write random bytes over the header page (hostile co-writer)
   lock-writer SOCK NAME MS TMO_MS    lock/write/publish/unlock loop; prints outcome counts, max_ms
   consistent-reader SOCK NAME MS TMO_MS  read_consistent loop; prints outcome counts, max_ms

@@ -265,49 +265,67 @@ std::set<std::string> recorded_ids(const std::string& catalogue) {
 }
 
 // The catalogue and /dev/shm disagree: a segment removed by hand (or by a reboot that cleared
-// /dev/shm but not the socket's directory) is forgotten; a segment whose size no longer matches its
-// record (a writer's ftruncate) is left for --gc, which also drops its record.
-TEST(BrokerGc, RecordsAndSegmentsThatDisagreeAreForgottenOrLeftForGc) {
+// /dev/shm but not the socket's directory) is forgotten; a segment a writer grew (ftruncate) is cut
+// back to its recorded size and served; one a writer shrank is adopted as damaged (listed, opens
+// refused with kDataLoss, never a signal) and removed by --gc with its record.
+TEST(BrokerGc, RecordsAndSegmentsThatDisagreeAreForgottenCutBackOrMarkedDamaged) {
   BrokerProcess broker;
   const std::string catalogue = broker.socket_path() + ".catalogue";
-  std::string gone_id, resized_id, kept_id;
+  std::string gone_id, grown_id, shrunk_id, kept_id;
+  std::uint64_t segment_bytes = 0;
   {
     auto client = broker.client();
     gone_id = client.create("gone", ArraySpec{.shape = {16}})->info().id;
-    resized_id = client.create("resized", ArraySpec{.shape = {16}})->info().id;
+    auto grown = client.create("grown", ArraySpec{.shape = {16}});
+    ASSERT_TRUE(grown);
+    grown_id = grown->info().id;
+    segment_bytes = grown->info().segment_bytes;
+    shrunk_id = client.create("shrunk", ArraySpec{.shape = {16}})->info().id;
     kept_id = client.create("kept", ArraySpec{.shape = {16}})->info().id;
   }
-  EXPECT_EQ(recorded_ids(catalogue), (std::set<std::string>{gone_id, resized_id, kept_id}));
+  EXPECT_EQ(recorded_ids(catalogue),
+            (std::set<std::string>{gone_id, grown_id, shrunk_id, kept_id}));
   const std::string prefix = segment_prefix(broker.socket_path());
   ASSERT_EQ(broker.stop(SIGTERM).exit_code, 0);
   ASSERT_EQ(::shm_unlink((prefix + gone_id).c_str()), 0);
-  {
-    UniqueFd fd(::shm_open((prefix + resized_id).c_str(), O_RDWR | O_CLOEXEC, 0));
+  for (const auto& [id, size] : {std::pair{grown_id, 1 << 20}, std::pair{shrunk_id, 4096}}) {
+    UniqueFd fd(::shm_open((prefix + id).c_str(), O_RDWR | O_CLOEXEC, 0));
     ASSERT_TRUE(fd);
-    ASSERT_EQ(::ftruncate(fd.get(), 1 << 20), 0);
+    ASSERT_EQ(::ftruncate(fd.get(), size), 0);
   }
   broker.restart();
+  EXPECT_EQ(std::filesystem::file_size("/dev/shm" + prefix + grown_id), segment_bytes);
   {
     auto client = broker.client();
     auto listed = client.list();
     ASSERT_TRUE(listed);
-    ASSERT_EQ(listed->size(), 1u);
-    EXPECT_EQ((*listed)[0].name, "kept");
+    ASSERT_EQ(listed->size(), 3u);
+    EXPECT_EQ((*listed)[0].name, "grown");
+    EXPECT_TRUE((*listed)[0].damaged.empty());
+    EXPECT_EQ((*listed)[1].name, "kept");
+    EXPECT_EQ((*listed)[2].name, "shrunk");
+    EXPECT_NE((*listed)[2].damaged.find("truncated"), std::string::npos) << (*listed)[2].damaged;
+    EXPECT_TRUE(client.open("grown", Access::kReadWrite));
+    auto refused = client.open("shrunk", Access::kReadOnly);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code(), ErrorCode::kDataLoss) << refused.error().message();
   }
-  EXPECT_EQ(recorded_ids(catalogue), (std::set<std::string>{resized_id, kept_id}));  // left alone
-  EXPECT_TRUE(shm_exists(prefix + resized_id));
+  EXPECT_EQ(recorded_ids(catalogue), (std::set<std::string>{grown_id, shrunk_id, kept_id}));
+  EXPECT_TRUE(shm_exists(prefix + shrunk_id));
 
   ASSERT_EQ(broker.stop(SIGTERM).exit_code, 0);
   const RunResult gc = run_gc(broker.socket_path());
   EXPECT_TRUE(gc.status.ok()) << gc.status.describe();
-  EXPECT_NE(gc.out.find("catalogue record says"), std::string::npos) << gc.out;
-  EXPECT_FALSE(shm_exists(prefix + resized_id));
-  EXPECT_EQ(recorded_ids(catalogue), (std::set<std::string>{kept_id}));
+  EXPECT_NE(gc.out.find("a writer truncated the segment of array 'shrunk'"), std::string::npos)
+      << gc.out;
+  EXPECT_FALSE(shm_exists(prefix + shrunk_id));
+  EXPECT_EQ(recorded_ids(catalogue), (std::set<std::string>{grown_id, kept_id}));
 
   broker.restart();
   auto client = broker.client();
   EXPECT_TRUE(client.stat("kept"));
   ASSERT_TRUE(client.remove("kept"));
+  ASSERT_TRUE(client.remove("grown"));
   EXPECT_TRUE(recorded_ids(catalogue).empty());
   stop_cleanly(broker);
 }

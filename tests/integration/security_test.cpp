@@ -15,6 +15,7 @@
 
 #include "broker_process.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "shmarray/socket_path.hpp"
 #include "shmarray/unique_fd.hpp"
 #include "raw_client.hpp"
 #include "test_users.hpp"
@@ -331,6 +332,61 @@ TEST_F(SecurityQuotaTest, OneUsersUsageDoesNotCountAgainstAnother) {
   EXPECT_EQ(attempt(users_.a, "q/a3", "create", {"0600", elements}), "ok");
   auto root = broker_->client();
   for (const char* name : {"q/a2", "q/a3", "q/b1", "q/b2"}) ASSERT_TRUE(root.remove(name));
+}
+
+// A writer of a 0666 array (another user) truncates its segment, to 0 and to one page: the
+// owner's chmod, stat and open get answers (kDataLoss for opens), never a broker killed by SIGBUS;
+// the broker keeps serving other arrays, before and after a restart.
+TEST_F(SecurityTest, WriterTruncatingASharedArrayDamagesOnlyThatArray) {
+  ASSERT_EQ(attempt(users_.a, "a/other", "create", {"0600"}), "ok");
+  for (const char* size : {"0", "4096"}) {
+    SCOPED_TRACE(std::string("truncated to ") + size);
+    const std::string name = std::string("t/shared") + size;
+    ASSERT_EQ(attempt(users_.a, name, "create", {"0666", "1024"}), "ok");
+    ASSERT_EQ(helper_as(users_.b, "resize", name, {size}).out, "resized\n");
+    EXPECT_EQ(attempt(users_.a, name, "chmod", {"0644"}), "ok");
+    EXPECT_EQ(attempt(users_.a, name, "stat"), "ok");
+    EXPECT_EQ(attempt(users_.a, name, "open-ro"), "error DataLoss");
+    EXPECT_EQ(attempt(users_.b, name, "open-ro"), "error DataLoss");  // 0644 now: b reads
+    EXPECT_EQ(attempt(users_.a, "a/other", "open-rw"), "ok");
+    auto root = broker_->client();
+    auto info = root.stat(name);
+    ASSERT_TRUE(info);
+    EXPECT_NE(info->damaged.find("truncated"), std::string::npos) << info->damaged;
+    EXPECT_EQ(info->mode, 0644u);  // the chmod was applied (the header page was not rewritten)
+  }
+  broker_->stop(SIGTERM);
+  broker_->restart();
+  EXPECT_EQ(attempt(users_.a, "t/shared0", "open-ro"), "error DataLoss");
+  EXPECT_EQ(attempt(users_.a, "t/shared4096", "stat"), "ok");
+  EXPECT_EQ(attempt(users_.a, "a/other", "open-ro"), "ok");
+  for (const char* name : {"t/shared0", "t/shared4096", "a/other"}) {
+    EXPECT_EQ(attempt(users_.a, name, "remove"), "ok");
+  }
+}
+
+TEST_F(SecurityQuotaTest, WriterGrowingASharedArrayIsCutBackAndOthersStillCreate) {
+  ASSERT_EQ(attempt(users_.a, "g/shared", "create", {"0666", "1024"}), "ok");
+  auto root = broker_->client();
+  const auto info = root.stat("g/shared");
+  ASSERT_TRUE(info);
+  const std::string path = "/dev/shm" + segment_prefix(broker_->socket_path()) + info->id;
+  // b, a writer, grows a's 12 KiB array to 1 GiB (sparse: its pages are not yet used).
+  ASSERT_EQ(helper_as(users_.b, "resize", "g/shared", {"1073741824"}).out, "resized\n");
+  EXPECT_EQ(std::filesystem::file_size(path), 1073741824u);
+  // The next touch (b's own stat here) cuts it back; the recorded size is what stat shows.
+  EXPECT_EQ(attempt(users_.b, "g/shared", "stat"), "ok");
+  EXPECT_EQ(std::filesystem::file_size(path), info->segment_bytes);
+  auto again = root.stat("g/shared");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->segment_bytes, info->segment_bytes);
+  EXPECT_TRUE(again->damaged.empty());
+  // Quotas count recorded bytes: both users can still create up to theirs.
+  EXPECT_EQ(attempt(users_.b, "g/b1", "create", {"0600", "65536"}), "ok");
+  EXPECT_EQ(attempt(users_.a, "g/a1", "create", {"0600", "65536"}), "ok");
+  // And the array still works for its users.
+  EXPECT_EQ(attempt(users_.a, "g/shared", "open-rw"), "ok");
+  for (const char* name : {"g/shared", "g/b1", "g/a1"}) ASSERT_TRUE(root.remove(name));
 }
 
 TEST_F(SecurityTest, SocketModeAndGroupAdmitOnlyThatGroup) {

@@ -44,6 +44,7 @@ ArrayInfo full_info(int variant = 0) {
   i.open_handles = 7;
   i.version = std::numeric_limits<std::uint64_t>::max() - 1;
   i.ephemeral = true;
+  if (variant % 2 == 1) i.damaged = "segment truncated by a writer: remove the array";
   return i;
 }
 
@@ -65,6 +66,7 @@ void expect_same(const ArrayInfo& got, const ArrayInfo& want) {
   EXPECT_EQ(got.open_handles, want.open_handles);
   EXPECT_EQ(got.version, want.version);
   EXPECT_EQ(got.ephemeral, want.ephemeral);
+  EXPECT_EQ(got.damaged, want.damaged);
 }
 
 template <class M>

@@ -328,7 +328,18 @@ TEST(InfoFormat, StatTextHasEveryFieldOnItsOwnLine) {
   EXPECT_THAT(text, HasSubstr("mode: 0640\n"));
   EXPECT_THAT(text, HasSubstr("created_unix_ns: 1500000000123456789 (2017-07-14T02:40:00"));
   EXPECT_THAT(text, HasSubstr("ephemeral: false\n"));
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 17);  // one per ArrayInfo field
+  EXPECT_THAT(text, HasSubstr("damaged: no\n"));
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 18);  // one per ArrayInfo field
+  ArrayInfo damaged = sample_info();
+  damaged.damaged = "a writer truncated it";
+  EXPECT_THAT(stat_text(damaged, none, none), HasSubstr("damaged: a writer truncated it\n"));
+}
+
+TEST(InfoFormat, ListTableShowsDamagedArrays) {
+  ArrayInfo info = sample_info();
+  info.damaged = "a writer truncated it";
+  const std::vector<ArrayInfo> infos = {info};
+  EXPECT_THAT(list_table(infos, {}), HasSubstr("DAMAGED\n"));
 }
 
 TEST(Json, QuoteEscapesQuotesBackslashesAndControlCharacters) {
@@ -350,7 +361,9 @@ TEST(Json, InfoJsonHasEveryFieldWithJsonTypes) {
             "\"data_offset\": 4096, \"segment_bytes\": 8392704, "
             "\"id\": \"0123456789abcdef0123456789abcdef\", \"owner_uid\": 1000, "
             "\"owner_gid\": 100, \"mode\": 416, \"created_unix_ns\": 1500000000123456789, "
-            "\"open_handles\": 2, \"version\": 7, \"ephemeral\": true}");
+            "\"open_handles\": 2, \"version\": 7, \"ephemeral\": true, \"damaged\": null}");
+  info.damaged = "a writer truncated it";
+  EXPECT_TRUE(info_json(info).ends_with("\"damaged\": \"a writer truncated it\"}"));
 }
 
 TEST(Json, InfosJsonIsAnArrayWithOneObjectPerLine) {

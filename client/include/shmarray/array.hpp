@@ -47,6 +47,14 @@ class Array {
   [[nodiscard]] const void* data() const noexcept { return bytes().data(); }
   // Writable bytes; kPermissionDenied for a read-only grant.
   [[nodiscard]] Result<std::span<std::byte>> mutable_bytes() const;
+  // Copies the data (info().nbytes bytes) into the front of `dst` inside the seqlock, like
+  // read_consistent, and returns the version of the copy. Never dies of SIGBUS: every byte is
+  // read with process_vm_readv, so a segment that a co-writer truncated after this process
+  // mapped it gives kDataLoss, not a signal (direct access through bytes() would fault). Use it
+  // where a hostile co-writer is possible (docs/security.md). kInvalidArgument if `dst` is smaller
+  // than info().nbytes; kDeadlineExceeded as read_consistent.
+  [[nodiscard]] Result<std::uint64_t> read_checked(
+      std::span<std::byte> dst, std::chrono::nanoseconds timeout = std::chrono::seconds(1)) const;
 
   // Typed view of all elements (in memory order). kInvalidArgument if T does not match the dtype
   // (e.g. as<float>() on "<f8"); kPermissionDenied for a non-const T on a read-only grant.

@@ -49,6 +49,9 @@ struct ArrayInfo {
   std::uint32_t open_handles = 0;      // connections that have it open now (broker's count)
   std::uint64_t version = 0;           // publish counter, read when the info was made
   bool ephemeral = false;
+  // Empty while the array is intact. Otherwise why the broker refuses to open it (a writer
+  // truncated its segment: its data is gone) and the remedy; opens fail with kDataLoss.
+  std::string damaged;
 };
 
 // Checks a name: 1-255 bytes of [A-Za-z0-9._:/-], not starting with '/', no '.' or '..' component,
