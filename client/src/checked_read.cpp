@@ -4,16 +4,18 @@
 // may ftruncate the segment. process_vm_readv on our own process reads the same addresses through
 // the kernel, which returns EFAULT for a page that is gone instead of raising a signal.
 //
-// The seqlock words (LiveFields) sit in the header page, which only a truncation to 0 removes.
-// read_consistent loads them directly, so each attempt first checks the header page with
-// process_vm_readv and runs read_consistent for exactly one copy; the copy re-checks the header
-// page after the data and, if either is gone, leaves read_consistent by an exception (caught here,
-// never crossing the API) before it touches the seqlock words again. What remains is a window of a
-// few instructions between a successful check and the seqlock load (docs/security.md).
+// So this runs the seqlock protocol of read_consistent (sync/seqlock.hpp) with every access to
+// the segment made that way, the seqlock words included: no instruction of this function loads
+// from the mapping directly, and a truncation at any moment, to any size, gives kDataLoss. The
+// system calls are full barriers, which is what the reader side of the seqlock needs between its
+// loads. A word read through the kernel's copy might in principle be torn; a torn write_seq can
+// only differ from the other read (retry) or look odd (retry), never make a torn copy look clean
+// unless both torn reads happened to produce the same value.
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <thread>
 
@@ -23,11 +25,6 @@
 
 namespace shmarray {
 namespace {
-
-// Thrown by the copy function only, caught in read_checked.
-struct PagesGone {
-  int err;
-};
 
 // Copies `n` bytes at `src` (in this process) to `dst`; 0 or the errno (EFAULT: a page is gone).
 int checked_copy(void* dst, const void* src, std::size_t n) noexcept {
@@ -49,10 +46,21 @@ int checked_copy(void* dst, const void* src, std::size_t n) noexcept {
   return 0;
 }
 
-// Whether the header page's live fields can still be read (0 or the errno).
-int probe_live_fields(const std::byte* base) noexcept {
-  alignas(LiveFields) std::byte scratch[sizeof(LiveFields)];
-  return checked_copy(scratch, base + kLiveFieldsOffset, sizeof scratch);
+// The seqlock words of the header page, read through the kernel. 0 or the errno.
+struct SeqlockWords {
+  std::uint64_t version = 0;
+  std::uint64_t write_seq = 0;
+  std::uint32_t flags = 0;
+};
+int read_words(const std::byte* base, SeqlockWords& out) noexcept {
+  const std::byte* live = base + kLiveFieldsOffset;
+  if (int err = checked_copy(&out.version, live + offsetof(LiveFields, version), 8); err != 0) {
+    return err;
+  }
+  if (int err = checked_copy(&out.write_seq, live + offsetof(LiveFields, write_seq), 8); err != 0) {
+    return err;
+  }
+  return checked_copy(&out.flags, live + offsetof(LiveFields, flags), 4);
 }
 
 Error pages_gone(const ArrayInfo& info, int err) {
@@ -81,25 +89,26 @@ Result<std::uint64_t> Array::read_checked(std::span<std::byte> dst,
   const std::byte* data = bytes().data();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (std::uint32_t attempt = 0;; ++attempt) {
-    if (const int err = probe_live_fields(base); err != 0) {
+    SeqlockWords before;
+    if (const int err = read_words(base, before); err != 0) {
       return std::unexpected(pages_gone(info_, err));
     }
-    Result<std::uint64_t> read = std::unexpected(Error(ErrorCode::kInternal, "not run"));
-    try {
-      // One run per call (timeout 0): the header page is re-checked before every seqlock load.
-      read = shmarray::read_consistent(
-          live(),
-          [&] {
-            if (int err = checked_copy(dst.data(), data, info_.nbytes); err != 0) {
-              throw PagesGone{err};
-            }
-            if (int err = probe_live_fields(base); err != 0) throw PagesGone{err};
-          },
-          std::chrono::nanoseconds(0));
-    } catch (const PagesGone& gone) {
-      return std::unexpected(pages_gone(info_, gone.err));
+    const bool odd = (before.write_seq & 1u) != 0;
+    if (!odd) {
+      if ((before.flags & kFlagPossiblyTorn) != 0) {
+        return std::unexpected(detail::SeqlockRetry::torn_error());
+      }
+      if (const int err = checked_copy(dst.data(), data, info_.nbytes); err != 0) {
+        return std::unexpected(pages_gone(info_, err));
+      }
+      std::uint64_t after = 0;
+      if (const int err = checked_copy(&after, base + kLiveFieldsOffset +
+                                                   offsetof(LiveFields, write_seq), 8);
+          err != 0) {
+        return std::unexpected(pages_gone(info_, err));
+      }
+      if (after == before.write_seq) return before.version;
     }
-    if (read || read.error().code() != ErrorCode::kDeadlineExceeded) return read;
     if (std::chrono::steady_clock::now() >= deadline) {
       return fail(ErrorCode::kDeadlineExceeded,
                   "read_checked of array '" + info_.name + "': no consistent read in " +
@@ -107,7 +116,7 @@ Result<std::uint64_t> Array::read_checked(std::span<std::byte> dst,
                       " attempts: a writer kept rewriting it, or a write is still in progress "
                       "(its writer may have died); retry, or read with a longer timeout");
     }
-    // A write overlapped the copy: back off like read_consistent does, then try again.
+    // A write overlapped the copy or is in progress: back off as read_consistent does.
     if (attempt < 16) {
       std::this_thread::yield();
     } else {

@@ -170,12 +170,6 @@ Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {
   return info;
 }
 
-void update_segment_mode(std::span<std::byte> segment, std::uint32_t mode) {
-  auto* h = reinterpret_cast<SegmentHeader*>(segment.data());
-  h->mode = mode;
-  h->checksum = segment_header_checksum(*h);
-}
-
 Result<std::string> random_array_id() {
   std::uint8_t bytes[16];
   std::size_t got = 0;

@@ -103,14 +103,6 @@ TEST_F(SegmentHeaderTest, MagicIsTheFirstEightBytes) {
   EXPECT_EQ(std::memcmp(buffer_->bytes.data(), "SHMARRAY", 8), 0);
 }
 
-TEST_F(SegmentHeaderTest, UpdateModeRewritesModeAndChecksum) {
-  update_segment_mode(segment(), 0604);
-  auto info = read_segment_header(segment());
-  ASSERT_TRUE(info.has_value()) << info.error().to_string();
-  EXPECT_EQ(info->mode, 0604u);
-  EXPECT_EQ(info->name, "cam/0/frame");
-}
-
 TEST_F(SegmentHeaderTest, BadMagicIsRejected) {
   header()->magic[0] = 'X';
   reseal(header());

@@ -49,8 +49,9 @@ class Array {
   [[nodiscard]] Result<std::span<std::byte>> mutable_bytes() const;
   // Copies the data (info().nbytes bytes) into the front of `dst` inside the seqlock, like
   // read_consistent, and returns the version of the copy. Never dies of SIGBUS: every byte is
-  // read with process_vm_readv, so a segment that a co-writer truncated after this process
-  // mapped it gives kDataLoss, not a signal (direct access through bytes() would fault). Use it
+  // read with process_vm_readv (the seqlock words too), so a segment that a co-writer truncated
+  // after this process mapped it gives kDataLoss, not a signal (direct access through bytes()
+  // would fault); kDataLoss also while the array is possibly torn, as read_consistent. Use it
   // where a hostile co-writer is possible (docs/security.md). kInvalidArgument if `dst` is smaller
   // than info().nbytes; kDeadlineExceeded as read_consistent.
   [[nodiscard]] Result<std::uint64_t> read_checked(

@@ -132,9 +132,6 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex words are 32-bit")
 // The returned info has version read from the live fields; open_handles is 0.
 [[nodiscard]] Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment);
 
-// Rewrites the mode bits and checksum (chmod). `segment` as for init_segment_header.
-void update_segment_mode(std::span<std::byte> segment, std::uint32_t mode);
-
 // 16 random bytes as 32 lowercase hex digits (getrandom). kInternal if the kernel refuses.
 [[nodiscard]] Result<std::string> random_array_id();
 
