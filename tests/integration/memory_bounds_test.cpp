@@ -361,5 +361,76 @@ TEST(MemoryBounds, AParkedOpenRunsOutWithDeadlineExceededWhileOthersStayParked) 
   stop_cleanly(broker);
 }
 
+// =============================================================================================
+// open_handles: open now
+// =============================================================================================
+
+TEST(MemoryBounds, OpenHandlesGoesDownWhenAProcessDropsItsArrays) {
+  BrokerProcess broker;
+  {
+    auto a = broker.client();
+    auto b = broker.client();
+    {
+      auto created = a.create("x", ArraySpec{.shape = {4}});
+      ASSERT_TRUE(created);
+      auto ephemeral = a.create("e", ArraySpec{.shape = {4}, .ephemeral = true});
+      ASSERT_TRUE(ephemeral);
+      EXPECT_EQ(a.stat("x")->open_handles, 1u);
+      EXPECT_EQ(a.stat("e")->open_handles, 1u);
+    }
+    // a's connection sent its CloseRequests before this stat (same connection, in order).
+    EXPECT_EQ(a.stat("x")->open_handles, 0u);
+    EXPECT_EQ(a.stat("e")->open_handles, 0u) << "an ephemeral array counts what is open too";
+    {
+      auto first = b.open("x", Access::kReadOnly);
+      ASSERT_TRUE(first);
+      auto second = b.open("x", Access::kReadOnly);  // same process: one mapping, one open
+      ASSERT_TRUE(second);
+      auto by_a = a.open("x", Access::kReadWrite);
+      ASSERT_TRUE(by_a);
+      EXPECT_EQ(b.stat("x")->open_handles, 2u);
+      first = std::unexpected(Error(ErrorCode::kCancelled, "dropped"));  // one of b's two Arrays
+      EXPECT_EQ(b.stat("x")->open_handles, 2u) << "b still holds x";
+    }
+    // Everything dropped: each connection's close reached the broker before its own stat.
+    EXPECT_EQ(b.stat("x")->open_handles, 0u);
+    EXPECT_EQ(a.stat("x")->open_handles, 0u);
+    // The ephemeral array still dies with its creator's connection, not with its last Array.
+    ASSERT_TRUE(a.stat("e"));
+    ASSERT_TRUE(a.remove("x"));
+  }
+  auto c = broker.client();
+  EXPECT_TRUE(eventually([&] {
+    auto e = c.stat("e");
+    return !e && e.error().code() == ErrorCode::kNotFound;
+  }));
+  stop_cleanly(broker);
+}
+
+TEST(MemoryBounds, ArraysDroppedAfterTheirClientOrBrokerIsGoneNeitherBlockNorCrash) {
+  BrokerProcess broker;
+  auto a = broker.client();
+  std::optional<Array> kept_past_client;
+  std::optional<Array> kept_past_broker;
+  {
+    auto created = a.create("x", ArraySpec{.shape = {4}});
+    ASSERT_TRUE(created);
+    auto b = broker.client();
+    auto opened = b.open("y", Access::kReadOnly, {.wait = 1ms});
+    EXPECT_FALSE(opened);
+    ASSERT_TRUE(a.create("y", ArraySpec{.shape = {4}}));  // dropped at once: a closes it
+    opened = b.open("y", Access::kReadOnly);
+    ASSERT_TRUE(opened);
+    kept_past_client.emplace(std::move(*opened));
+    kept_past_broker.emplace(std::move(*created));
+    ASSERT_TRUE(a.remove("x"));
+    ASSERT_TRUE(a.remove("y"));
+  }
+  kept_past_client.reset();  // b, whose open it was, is gone
+  stop_cleanly(broker);
+  kept_past_broker.reset();  // a is alive, the broker is not: the CloseRequest goes nowhere
+  EXPECT_FALSE(a.stat("x"));
+}
+
 }  // namespace
 }  // namespace shmarray::test
