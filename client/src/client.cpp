@@ -20,6 +20,27 @@ class Client::Impl {
   std::unique_ptr<detail::Connection> connection;  // null after a failed reconnect
   std::atomic<std::uint16_t> protocol_version{0};
   std::atomic<std::uint32_t> broker_pid{0};
+  // Arrays this process let go of, to tell the broker (see close_notifier.hpp).
+  std::shared_ptr<detail::CloseNotifier> closes = std::make_shared<detail::CloseNotifier>();
+
+  Impl() {
+    closes->attach([this] {
+      std::unique_lock lock(mutex, std::try_to_lock);  // busy: the next request sends them
+      if (lock) send_closes();
+    });
+  }
+  ~Impl() { closes->detach(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  // Holding `mutex`: a CloseRequest for each released array; their replies are not awaited
+  // (Connection::call drops replies to other request ids).
+  void send_closes() {
+    for (auto& id : closes->take()) {
+      if (!connection) continue;  // the broker that counted this open is gone
+      connection->post(wire::CloseRequest::kType, wire::encode_body(wire::CloseRequest{id}));
+    }
+  }
 
   wire::Clock::time_point deadline(std::chrono::milliseconds extra = {}) const {
     return wire::Clock::now() + options.request_timeout + extra;
@@ -105,6 +126,7 @@ class Client::Impl {
   Result<std::pair<Reply, UniqueFd>> request(const Request& req,
                                              std::chrono::milliseconds extra = {}) {
     std::lock_guard lock(mutex);
+    send_closes();
     auto raw = exchange(Request::kType, wire::encode_body(req), extra);
     if (!raw) return std::unexpected(raw.error());
     auto reply = detail::decode_reply<Reply>(raw->reply.frame);
@@ -141,6 +163,7 @@ class Client::Impl {
       if (!mapped) return std::unexpected(mapped.error());
       segment = std::move(*mapped);
     }
+    segment->add_holder(closes);
     // fd closes here: a mapped array holds no descriptor.
     return Array(std::move(segment), std::move(info), access);
   }

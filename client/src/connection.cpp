@@ -40,7 +40,11 @@ Result<Connection::Reply> Connection::call(wire::MessageType type,
                                            std::span<const std::byte> body,
                                            wire::Clock::time_point deadline) {
   const std::uint64_t id = next_request_id_++;
-  const auto frame = wire::encode_frame(type, id, body);
+  auto frame = wire::encode_frame(type, id, body);
+  if (!unsent_.empty()) {
+    frame.insert(frame.begin(), unsent_.begin(), unsent_.end());
+    unsent_.clear();
+  }
   last_failure_ = Failure::kOther;
   if (auto sent = wire::send_all(socket_.native_handle(), frame, -1, deadline); !sent) {
     if (sent.error().code() == ErrorCode::kDeadlineExceeded) return std::unexpected(sent.error());
@@ -69,6 +73,17 @@ Result<Connection::Reply> Connection::call(wire::MessageType type,
     }
     // A reply to an abandoned (timed-out) request: drop it.
   }
+}
+
+void Connection::post(wire::MessageType type, std::span<const std::byte> body) {
+  auto frame = wire::encode_frame(type, next_request_id_++, body);
+  std::size_t sent = 0;
+  if (unsent_.empty()) {
+    auto n = wire::send_some(socket_.native_handle(), frame, -1);
+    if (!n) return;  // the connection is gone: the next call() finds out
+    sent = *n;
+  }
+  unsent_.insert(unsent_.end(), frame.begin() + static_cast<std::ptrdiff_t>(sent), frame.end());
 }
 
 std::optional<Error> Connection::parting_error() {

@@ -32,6 +32,9 @@ class Connection {
   // Sends one request and waits for the frame answering it (until `deadline`).
   [[nodiscard]] Result<Reply> call(wire::MessageType type, std::span<const std::byte> body,
                                    wire::Clock::time_point deadline);
+  // Sends a request whose reply nobody waits for (call() drops it by request id). Never blocks:
+  // what the socket does not take now goes out before the next call's request.
+  void post(wire::MessageType type, std::span<const std::byte> body);
   // Waits for the next frame the broker sends unprompted (watch events).
   [[nodiscard]] Result<Reply> next_frame(wire::Clock::time_point deadline);
 
@@ -53,6 +56,7 @@ class Connection {
   std::string socket_path_;
   wire::FrameReader reader_{wire::kMaxReplyBody};
   std::deque<UniqueFd> received_fds_;
+  std::vector<std::byte> unsent_;  // the rest of post()ed frames
   std::uint64_t next_request_id_ = 1;
   Failure last_failure_ = Failure::kNone;
 

@@ -2,7 +2,11 @@
 // One mmap of an array segment, shared by every Array of that array in this process, and the
 // process-wide cache that makes a second open of the same array reuse the mapping.
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
+
+#include "close_notifier.hpp"
 
 #include "shmarray/error.hpp"
 #include "shmarray/mapping.hpp"
@@ -14,7 +18,15 @@ struct MappedSegment {
   Mapping mapping;
   std::string id;
   bool writable = false;
+  // Records that the Client owning `notifier` opened this array (it is told when the mapping
+  // goes away, and then sends a CloseRequest).
+  void add_holder(const std::shared_ptr<CloseNotifier>& notifier) const;
+  // ~MappedSegment tells each live holder, unless this process's other mapping of the same array
+  // (read-only beside read-write) still serves that holder.
   ~MappedSegment();
+
+  mutable std::mutex holders_mutex;
+  mutable std::vector<std::weak_ptr<CloseNotifier>> holders;
 };
 
 // The live mapping of array `id` usable for `access` (a read-write mapping serves read-only

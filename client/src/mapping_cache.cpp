@@ -24,11 +24,43 @@ Cache& cache() {
 
 }  // namespace
 
+namespace {
+
+bool holds(const MappedSegment& segment, const std::shared_ptr<CloseNotifier>& notifier) {
+  std::lock_guard lock(segment.holders_mutex);
+  for (const auto& h : segment.holders) {
+    if (h.lock() == notifier) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void MappedSegment::add_holder(const std::shared_ptr<CloseNotifier>& notifier) const {
+  std::lock_guard lock(holders_mutex);
+  for (const auto& h : holders) {
+    if (h.lock() == notifier) return;
+  }
+  holders.push_back(notifier);
+}
+
 MappedSegment::~MappedSegment() {
-  Cache& c = cache();
-  std::lock_guard lock(c.mutex);
-  const auto it = c.entries.find({id, writable});
-  if (it != c.entries.end() && it->second.expired()) c.entries.erase(it);
+  std::vector<std::shared_ptr<CloseNotifier>> to_tell;
+  std::shared_ptr<const MappedSegment> other;  // released after the cache lock: its destructor
+  {                                            // takes that lock
+    Cache& c = cache();
+    std::lock_guard lock(c.mutex);
+    const auto it = c.entries.find({id, writable});
+    if (it != c.entries.end() && it->second.expired()) c.entries.erase(it);
+    if (const auto o = c.entries.find({id, !writable}); o != c.entries.end()) other = o->second.lock();
+    std::lock_guard holders_lock(holders_mutex);
+    for (const auto& h : holders) {
+      auto notifier = h.lock();
+      if (notifier && !(other && holds(*other, notifier))) to_tell.push_back(std::move(notifier));
+    }
+  }
+  // Outside the cache lock: released() may send on the Client's connection.
+  for (const auto& notifier : to_tell) notifier->released(id);
 }
 
 std::shared_ptr<const MappedSegment> find_mapping(const std::string& id, Access access) {

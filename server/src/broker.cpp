@@ -1,11 +1,15 @@
 #include "broker.hpp"
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -210,14 +214,13 @@ void Broker::stop(std::function<void()> on_stopped) {
   acceptor_.close(ignored);
   if (socket_owned_) ::unlink(config_.socket_path.c_str());
   socket_owned_ = false;
-  for (auto& [serial, pending] : pending_opens_) {
-    pending.timer->cancel();
-    if (auto s = pending.session.lock()) {
-      s->send_error(pending.request_id,
-                    Error(ErrorCode::kUnavailable, "the broker is shutting down"));
+  for (const auto& pending : pending_opens_.take_all()) {
+    if (auto it = sessions_.find(pending.session); it != sessions_.end()) {
+      it->second->send_error(pending.request_id,
+                             Error(ErrorCode::kUnavailable, "the broker is shutting down"));
     }
   }
-  pending_opens_.clear();
+  if (parked_timer_) parked_timer_->cancel();
   // Copy: closing a session erases it from sessions_.
   auto sessions = sessions_;
   for (auto& [id, session] : sessions) session->close_after_flush();
@@ -248,8 +251,7 @@ void Broker::handle(Session& s, wire::Frame frame) {
     case MessageType::kStatRequest: return on_stat(s, frame);
     case MessageType::kChmodRequest: return on_chmod(s, frame);
     case MessageType::kWatchRequest: return on_watch(s, frame);
-    case MessageType::kCloseRequest:
-      return s.send(wire::encode_message(wire::CloseReply{}, frame.header.request_id));
+    case MessageType::kCloseRequest: return on_close(s, frame);
     default:
       s.send_error(frame.header.request_id,
                    Error(ErrorCode::kProtocolError,
@@ -416,42 +418,56 @@ void Broker::on_open(Session& s, const wire::Frame& f) {
   if (m->wait_ms == 0) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
   }
-  // Park the request until the name is created or the wait runs out.
-  auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(m->wait_ms));
-  const std::uint64_t serial = next_pending_serial_++;
-  pending_opens_.emplace(
-      serial, PendingOpen{m->name, s.weak_from_this(), f.header.request_id, m->access, timer});
-  timer->async_wait([this, serial, wait_ms = m->wait_ms](boost::system::error_code ec) {
-    const auto it = pending_opens_.find(serial);
-    if (ec || it == pending_opens_.end()) return;  // woken by a create, or shutdown
-    if (auto session = it->second.session.lock(); session && !session->closed()) {
-      session->send_error(it->second.request_id,
-                          Error(ErrorCode::kDeadlineExceeded,
-                                "array '" + it->second.name + "' was not created within " +
-                                    std::to_string(wait_ms) + " ms"));
-    }
-    pending_opens_.erase(it);
+  // Park the request until the name is created, the wait runs out or the connection closes.
+  // Later requests on the connection are served meanwhile (replies carry their request ids).
+  if (auto ok = pending_opens_.check_capacity(s.id()); !ok) {
+    spdlog::info("open '{}' by pid {} not parked: {}", m->name, s.peer().pid, ok.error().message());
+    return s.send_error(f.header.request_id, ok.error());
+  }
+  pending_opens_.park(PendingOpens::Parked{
+      m->name, s.id(), f.header.request_id, m->access, m->wait_ms,
+      PendingOpens::Clock::now() + std::chrono::milliseconds(m->wait_ms)});
+  arm_parked_timer();
+}
+
+void Broker::arm_parked_timer() {
+  const auto next = pending_opens_.next_deadline();
+  if (!next || (parked_timer_at_ && *parked_timer_at_ <= *next)) return;
+  if (!parked_timer_) parked_timer_.emplace(io_);
+  parked_timer_at_ = *next;
+  parked_timer_->expires_at(*next);  // cancels a later wait, whose handler then sees `ec`
+  parked_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    parked_timer_at_.reset();
+    expire_parked_opens();
   });
 }
 
+void Broker::expire_parked_opens() {
+  for (const auto& parked : pending_opens_.take_expired(PendingOpens::Clock::now())) {
+    const auto it = sessions_.find(parked.session);
+    if (it == sessions_.end() || it->second->closed()) continue;
+    it->second->send_error(parked.request_id,
+                           Error(ErrorCode::kDeadlineExceeded,
+                                 "array '" + parked.name + "' was not created within " +
+                                     std::to_string(parked.wait_ms) + " ms"));
+  }
+  arm_parked_timer();
+}
+
 void Broker::wake_pending_opens(const std::string& name) {
-  std::vector<PendingOpen> woken;
-  for (auto it = pending_opens_.begin(); it != pending_opens_.end();) {
-    if (it->second.name == name) {
-      woken.push_back(std::move(it->second));
-      it = pending_opens_.erase(it);
-    } else {
-      ++it;
+  // By name lookup: the cost does not grow with the opens parked for other names.
+  const auto woken = pending_opens_.take_named(name);
+  if (woken.empty()) return;
+  ArrayRecord* record = registry_.find(name);
+  for (const auto& pending : woken) {
+    // grant() may close a session, but closing is deferred: `record` and sessions_ stay valid.
+    const auto it = sessions_.find(pending.session);
+    if (it != sessions_.end() && !it->second->closed() && record != nullptr) {
+      grant(*it->second, pending.request_id, *record, pending.access);
     }
   }
-  for (auto& pending : woken) {
-    pending.timer->cancel();
-    auto session = pending.session.lock();
-    ArrayRecord* record = registry_.find(name);
-    if (session && !session->closed() && record != nullptr) {
-      grant(*session, pending.request_id, *record, pending.access);
-    }
-  }
+  arm_parked_timer();
 }
 
 void Broker::remove_array(const std::string& name, std::string_view why) {
@@ -606,6 +622,14 @@ void Broker::on_chmod(Session& s, const wire::Frame& f) {
 void Broker::on_watch(Session& s, const wire::Frame& f) {
   auto m = decode_or_reply<wire::WatchRequest>(s, f);
   if (!m) return;
+  if (watchers_ >= config_.max_watchers) {
+    return s.send_error(f.header.request_id,
+                        Error(ErrorCode::kResourceExhausted,
+                              "the broker already serves " + std::to_string(watchers_) +
+                                  " watchers, its limit: stop one, or restart it with a larger "
+                                  "shmarrayd --max-watchers"));
+  }
+  ++watchers_;
   s.watching = true;
   s.watch_prefix = m->prefix;
   s.send(wire::encode_message(wire::WatchReply{}, f.header.request_id));
@@ -628,8 +652,43 @@ void Broker::notify_watchers(wire::EventKind kind, const ArrayRecord& record) {
   }
 }
 
+void Broker::on_close(Session& s, const wire::Frame& f) {
+  auto m = decode_or_reply<wire::CloseRequest>(s, f);
+  if (!m) return;
+  // The process let go of its last Array of array `id`: this connection no longer holds it open.
+  // Only names this connection opened are looked at; an unknown id is not an error (the array
+  // may be gone, or opened through a previous broker).
+  for (auto it = s.opened.begin(); it != s.opened.end(); ++it) {
+    ArrayRecord* record = registry_.find(*it);
+    if (record == nullptr || record->info.id != m->id) continue;
+    record->open_by.erase(s.id());
+    // An ephemeral array's creator keeps the name: the array dies with its connection.
+    if (!(record->info.ephemeral && record->creator == s.id())) s.opened.erase(it);
+    break;
+  }
+  s.send(wire::encode_message(wire::CloseReply{}, f.header.request_id));
+}
+
 void Broker::on_session_closed(Session& session) {
   spdlog::debug("connection {} (pid {}) closed", session.id(), session.peer().pid);
+  // Its parked opens go with it (a dead client's wait of up to 49 days holds nothing).
+  const std::size_t parked = pending_opens_.drop_session(session.id());
+  if (parked > 0) arm_parked_timer();
+  if (session.watching) --watchers_;
+  // Connections that held much (parked opens, long reply queues) left their memory in malloc's
+  // free lists: past 1 MiB of it (a parked open is ~300 bytes), hand the free pages back to the
+  // system, once per burst of closes.
+  freed_since_trim_ += parked * 300 + session.peak_queued_bytes();
+  if (freed_since_trim_ >= (1u << 20) && !trim_posted_) {
+    trim_posted_ = true;
+    asio::post(io_, [this] {
+      trim_posted_ = false;
+      freed_since_trim_ = 0;
+#ifdef __GLIBC__
+      ::malloc_trim(0);
+#endif
+    });
+  }
   for (const auto& name : registry_.release_session(session.id(), session.opened)) {
     remove_array(name, "ephemeral, its creator disconnected");
   }

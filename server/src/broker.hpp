@@ -12,6 +12,7 @@
 
 #include "catalogue.hpp"
 #include "config.hpp"
+#include "pending_opens.hpp"
 #include "registry.hpp"
 #include "session.hpp"
 #include "shmarray/unique_fd.hpp"
@@ -36,19 +37,13 @@ class Broker {
   // Session callbacks.
   void handle(Session& session, wire::Frame frame);
   void on_session_closed(Session& session);
+  // Bytes of replies queued on all connections together; Session keeps it up to date.
+  [[nodiscard]] std::size_t& queued_reply_bytes() noexcept { return queued_reply_bytes_; }
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return config_.socket_path; }
   [[nodiscard]] const std::string& segment_prefix() const noexcept { return segment_prefix_; }
 
  private:
-  struct PendingOpen {
-    std::string name;
-    std::weak_ptr<Session> session;
-    std::uint64_t request_id;
-    Access access;
-    std::shared_ptr<boost::asio::steady_timer> timer;
-  };
-
   void accept();
   void recover();
   Result<void> take_socket();
@@ -61,10 +56,14 @@ class Broker {
   void on_stat(Session& s, const wire::Frame& f);
   void on_chmod(Session& s, const wire::Frame& f);
   void on_watch(Session& s, const wire::Frame& f);
+  void on_close(Session& s, const wire::Frame& f);
 
   // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor.
   void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access);
   void wake_pending_opens(const std::string& name);
+  // One timer for all parked opens: armed for the earliest deadline.
+  void arm_parked_timer();
+  void expire_parked_opens();
   void notify_watchers(wire::EventKind kind, const ArrayRecord& record);
   void remove_array(const std::string& name, std::string_view why);
   // Checks the segment's size (Segment::enforce_size) on `fd`, or on a descriptor of its own when
@@ -85,8 +84,14 @@ class Broker {
   UniqueFd lock_fd_;
   std::optional<Catalogue> catalogue_;  // opened once the lock is held
   std::map<SessionId, std::shared_ptr<Session>> sessions_;
-  std::map<std::uint64_t, PendingOpen> pending_opens_;  // by serial
-  std::uint64_t next_pending_serial_ = 1;
+  PendingOpens pending_opens_{PendingOpens::Limits{config_.max_parked_opens,
+                                                   config_.max_parked_opens_per_connection}};
+  std::optional<boost::asio::steady_timer> parked_timer_;  // created on first use
+  std::optional<PendingOpens::Clock::time_point> parked_timer_at_;  // set while it is armed
+  std::size_t queued_reply_bytes_ = 0;
+  std::size_t watchers_ = 0;
+  bool trim_posted_ = false;
+  std::size_t freed_since_trim_ = 0;  // estimated bytes connections let go of
   SessionId next_session_id_ = 1;
   bool stopping_ = false;
   std::function<void()> on_stopped_;

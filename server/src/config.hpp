@@ -16,6 +16,14 @@ struct Config {
   std::uint32_t max_frame_bytes = 64 * 1024;          // request body limit
   std::size_t max_pending_reply_bytes = 64u << 20;    // per connection, before it is dropped
   std::chrono::milliseconds read_timeout{10'000};     // a started frame must complete in this
+  // Memory bounds (docs/reliability.md): replies queued for all connections together; a
+  // connection whose queued replies make no progress for write_timeout is closed; opens waiting
+  // for a name (OpenRequest.wait_ms), in all and per connection; watch connections.
+  std::size_t max_pending_reply_bytes_total = 512u << 20;
+  std::chrono::milliseconds write_timeout{10'000};
+  std::size_t max_parked_opens = 100'000;
+  std::size_t max_parked_opens_per_connection = 1'000;
+  std::size_t max_watchers = 1'024;
   std::string shm_dir = "/dev/shm";                   // where POSIX shm segments appear
   // System mode (one broker shared by several users): permission bits and group applied to the
   // socket file right after bind. -1 / empty: leave it as bind made it (per-user socket in a

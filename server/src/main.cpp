@@ -51,6 +51,35 @@ void add_socket_access_options(CLI::App& app, shmarray::server::Config& config) 
       ->type_name("GROUP");
 }
 
+// Memory bounds: what one client, and all of them together, may make the broker hold.
+void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
+  app.add_option("--max-pending-reply-bytes", config.max_pending_reply_bytes,
+                 "Replies queued for one connection that does not read them; past this it is "
+                 "closed")
+      ->capture_default_str();
+  app.add_option("--max-pending-reply-bytes-total", config.max_pending_reply_bytes_total,
+                 "Replies queued for all connections together; the connection whose reply "
+                 "passes it is closed")
+      ->capture_default_str();
+  app.add_option_function<std::int64_t>(
+         "--write-timeout-ms",
+         [&config](std::int64_t ms) { config.write_timeout = std::chrono::milliseconds(ms); },
+         "A connection whose queued replies make no progress for this long (it stopped reading) "
+         "is closed")
+      ->default_str(std::to_string(config.write_timeout.count()))
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-parked-opens", config.max_parked_opens,
+                 "Opens waiting for a name to be created (open with wait), all connections "
+                 "together; more get kResourceExhausted")
+      ->capture_default_str();
+  app.add_option("--max-parked-opens-per-connection", config.max_parked_opens_per_connection,
+                 "Opens waiting for a name to be created, per connection")
+      ->capture_default_str();
+  app.add_option("--max-watchers", config.max_watchers,
+                 "Watch connections (shmarray watch, Watcher) at once")
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,14 +109,12 @@ int main(int argc, char** argv) {
                  "A client must finish a started message (and say hello) within this time")
       ->capture_default_str();
   add_socket_access_options(app, config);
+  add_memory_options(app, config);
   bool gc = false;
   app.add_flag("--gc", gc,
                "Instead of serving: remove this socket's segments that a start would not adopt "
                "(corrupt or half-made headers, ephemeral arrays, duplicate names), print them and "
                "exit (0; 3 if a broker is serving the socket). A normal start never deletes any");
-  app.add_option("--max-pending-reply-bytes", config.max_pending_reply_bytes,
-                 "Replies queued for a client that does not read them before it is dropped")
-      ->group("");  // hidden: for tests
   CLI11_PARSE(app, argc, argv);
   config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
   config.socket_path = shmarray::resolve_socket_path(config.socket_path);

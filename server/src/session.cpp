@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
 
@@ -10,12 +11,21 @@
 #include "shmarray/wire/messages.hpp"
 
 namespace shmarray::server {
+namespace {
+
+// Reading a connection's requests pauses while this much of its replies is queued, so a client
+// that sends without reading holds at most about this much of the broker's memory (plus one read
+// round's replies) until --write-timeout-ms closes it.
+constexpr std::size_t kPauseReadingAbove = 1u << 20;
+
+}  // namespace
 
 Session::Session(Broker& broker, Socket socket, SessionId id, PeerCredentials peer,
                  const Config& config)
     : broker_(broker),
       socket_(std::move(socket)),
       read_deadline_(socket_.get_executor()),
+      write_deadline_(socket_.get_executor()),
       id_(id),
       peer_(peer),
       config_(config),
@@ -52,7 +62,8 @@ void Session::arm_read_deadline() {
 
 void Session::on_readable() {
   std::array<std::byte, 16 * 1024> buffer;
-  for (int round = 0; round < 16 && reading_ && !closed_; ++round) {
+  for (int round = 0; round < 16 && reading_ && !closed_ && outgoing_bytes_ <= kPauseReadingAbove;
+       ++round) {
     auto got = wire::receive_some(socket_.native_handle(), buffer);
     if (!got) {
       spdlog::warn("connection {} (pid {}): {}", id_, peer_.pid, got.error().message());
@@ -89,34 +100,64 @@ void Session::on_readable() {
       }
       if (!frame->has_value()) break;
       broker_.handle(*this, std::move(**frame));
-      if (closing_ || closed_ || dropping_) return;
+      if (closing_ || closed_) return;
     }
     if (was_idle && reader_.buffered() > 0) arm_read_deadline();
   }
-  // Backpressure: a client that does not read its replies stops being read (send() saw the queue
-  // pass the limit and posted the close).
-  if (dropping_) return;
+  if (closed_ || !reading_) return;
+  // Backpressure: a client that does not read its replies stops being read until they drain.
+  if (outgoing_bytes_ > kPauseReadingAbove) {
+    read_paused_ = true;
+    return;
+  }
   wait_readable();
 }
 
 void Session::send(std::vector<std::byte> frame, UniqueFd fd) {
-  if (closed_ || dropping_) return;
+  if (closed_) return;
+  if (outgoing_.empty()) last_write_progress_ = std::chrono::steady_clock::now();
   outgoing_bytes_ += frame.size();
+  peak_outgoing_bytes_ = std::max(peak_outgoing_bytes_, outgoing_bytes_);
+  broker_.queued_reply_bytes() += frame.size();
   outgoing_.push_back(Outgoing{std::move(frame), std::move(fd), 0});
   if (!writing_) flush();
-  // Also checked here, not only after reading: a watcher that stops reading its events sends
-  // nothing, so on_readable never runs for it, and its queue would grow without bound.
-  if (!closed_ && outgoing_bytes_ > config_.max_pending_reply_bytes) drop_slow_reader();
+  if (closed_) return;
+  // Checked here, not only after reading: a watcher that stops reading its events sends nothing,
+  // so on_readable never runs for it, and its queue would grow without bound.
+  if (outgoing_bytes_ > config_.max_pending_reply_bytes) {
+    drop_slow_reader("its limit (--max-pending-reply-bytes " +
+                     std::to_string(config_.max_pending_reply_bytes) + ")");
+  } else if (broker_.queued_reply_bytes() > config_.max_pending_reply_bytes_total) {
+    drop_slow_reader("all connections' replies together passed --max-pending-reply-bytes-total " +
+                     std::to_string(config_.max_pending_reply_bytes_total));
+  }
 }
 
-void Session::drop_slow_reader() {
-  spdlog::warn("connection {} (pid {}) does not read its replies ({} bytes queued); closing it",
-               id_, peer_.pid, outgoing_bytes_);
-  dropping_ = true;
-  reading_ = false;
-  // Closed from the io_context, not here: send() runs inside broker loops over the sessions,
-  // which closing (it erases the session) would invalidate.
-  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
+void Session::drop_slow_reader(std::string_view why) {
+  spdlog::warn("connection {} (pid {}) does not read its replies ({} bytes queued, {}); closing it",
+               id_, peer_.pid, outgoing_bytes_, why);
+  // Safe inside broker loops over the sessions: the broker forgets this one only later.
+  close();
+}
+
+void Session::arm_write_deadline() {
+  if (write_deadline_armed_ || closed_) return;
+  write_deadline_armed_ = true;
+  write_deadline_.expires_at(last_write_progress_ + config_.write_timeout);
+  write_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->write_deadline_armed_ = false;
+    if (ec || self->closed_ || self->outgoing_.empty()) return;
+    if (std::chrono::steady_clock::now() - self->last_write_progress_ <
+        self->config_.write_timeout) {
+      self->arm_write_deadline();  // progress was made since it was armed
+      return;
+    }
+    spdlog::info("connection {} (pid {}) has read none of its replies for {} ms ({} bytes "
+                 "queued); closing it (--write-timeout-ms)",
+                 self->id_, self->peer_.pid, self->config_.write_timeout.count(),
+                 self->outgoing_bytes_);
+    self->close();
+  });
 }
 
 void Session::send_error(std::uint64_t request_id, const Error& error) {
@@ -135,6 +176,7 @@ void Session::flush() {
       return;
     }
     if (*n == 0) {
+      arm_write_deadline();
       writing_ = true;
       socket_.async_wait(Socket::wait_write,
                          [self = shared_from_this()](boost::system::error_code ec) {
@@ -145,13 +187,22 @@ void Session::flush() {
       return;
     }
     out.sent += *n;
+    last_write_progress_ = std::chrono::steady_clock::now();
     out.fd.reset();  // the kernel holds its own reference once the first byte is sent
     if (out.sent == out.bytes.size()) {
       outgoing_bytes_ -= out.bytes.size();
+      broker_.queued_reply_bytes() -= out.bytes.size();
       outgoing_.pop_front();
     }
   }
-  if (closing_ && outgoing_.empty()) close();
+  if (closing_ && outgoing_.empty()) {
+    close();
+    return;
+  }
+  if (read_paused_ && !closed_ && outgoing_bytes_ <= kPauseReadingAbove / 2) {
+    read_paused_ = false;
+    wait_readable();
+  }
 }
 
 void Session::close_after_flush() {
@@ -174,10 +225,16 @@ void Session::close() {
   closed_ = true;
   boost::system::error_code ignored;
   read_deadline_.cancel();
+  write_deadline_.cancel();
   socket_.cancel(ignored);
   socket_.close(ignored);
+  broker_.queued_reply_bytes() -= outgoing_bytes_;
+  outgoing_bytes_ = 0;
   outgoing_.clear();
-  broker_.on_session_closed(*this);
+  // Deferred: the handler that called close() (a send inside Broker::on_create, say) may still
+  // hold references to registry records that forgetting this session would remove.
+  boost::asio::post(socket_.get_executor(),
+                    [self = shared_from_this()] { self->broker_.on_session_closed(*self); });
 }
 
 }  // namespace shmarray::server

@@ -1,14 +1,22 @@
 #pragma once
 // One client connection. Reads frames (Asio readiness + recvmsg, so descriptors a client sends
 // are seen and closed), hands each to the Broker, and writes replies in order, each reply's
-// descriptor attached to its first byte. A slow reader only fills its own queue; past the limit
-// the connection is dropped. Single-threaded (the broker's io_context).
+// descriptor attached to its first byte. A slow reader only fills its own queue: while more than
+// kPauseReadingAbove is queued its requests are not read; a queue past --max-pending-reply-bytes
+// (or all queues past --max-pending-reply-bytes-total), or one that makes no progress for
+// --write-timeout-ms, closes the connection. Single-threaded (the broker's io_context).
+//
+// Lifetime: the Broker owns sessions. close() stops all I/O at once, but the Broker hears of it
+// (Broker::on_session_closed: open counts, ephemeral arrays, parked opens, sessions_) only from a
+// handler posted to the io_context, i.e. after the handler that caused the close has returned.
+// So a send() that fails never changes registry or session state under its caller.
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.hpp"
@@ -33,10 +41,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void send_error(std::uint64_t request_id, const Error& error);
   // Stops reading; closes once every queued reply has been written (or after a short grace).
   void close_after_flush();
+  // Stops all I/O now; the Broker forgets the session once the current handler has returned.
+  void close();
 
   [[nodiscard]] SessionId id() const noexcept { return id_; }
   [[nodiscard]] const PeerCredentials& peer() const noexcept { return peer_; }
   [[nodiscard]] bool closed() const noexcept { return closed_; }
+  // The most bytes of replies that were ever queued at once.
+  [[nodiscard]] std::size_t peak_queued_bytes() const noexcept { return peak_outgoing_bytes_; }
 
   // Broker-owned per-connection state.
   bool hello_done = false;
@@ -57,23 +69,27 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_readable();
   void flush();
   void arm_read_deadline();
-  void close();
-  void drop_slow_reader();
+  void arm_write_deadline();
+  void drop_slow_reader(std::string_view why);
 
   Broker& broker_;
   Socket socket_;
   boost::asio::steady_timer read_deadline_;
+  boost::asio::steady_timer write_deadline_;
   SessionId id_;
   PeerCredentials peer_;
   const Config& config_;
   wire::FrameReader reader_;
   std::deque<Outgoing> outgoing_;
   std::size_t outgoing_bytes_ = 0;
+  std::size_t peak_outgoing_bytes_ = 0;
   bool writing_ = false;
   bool reading_ = true;
   bool closing_ = false;
   bool closed_ = false;
-  bool dropping_ = false;  // over max_pending_reply_bytes: queue nothing more, close soon
+  bool read_paused_ = false;  // more than kPauseReadingAbove queued: flush() resumes reading
+  bool write_deadline_armed_ = false;
+  std::chrono::steady_clock::time_point last_write_progress_;  // or when the queue last filled
 };
 
 }  // namespace shmarray::server

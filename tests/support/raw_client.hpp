@@ -72,6 +72,21 @@ class RawClient {
     return next(deadline);
   }
 
+  // Sends `request` without waiting for a reply; returns its request id (0 if sending failed).
+  template <class M>
+  std::uint64_t send(const M& request, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto deadline = wire::Clock::now() + timeout;
+    if (!wire::send_all(fd_.get(), wire::encode_message(request, ++next_id_), -1, deadline)) {
+      return 0;
+    }
+    return next_id_;
+  }
+
+  // The next frame that arrives (std::nullopt on EOF, error or after `timeout`).
+  std::optional<Reply> receive(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return next(wire::Clock::now() + timeout);
+  }
+
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
  private:

@@ -4,7 +4,10 @@
 // Ownership: an Array owns its mapping (never a file descriptor: the client closes the descriptor
 // right after mapping it). Arrays are move-only; they stay valid after the Client that opened
 // them is destroyed, after the array is removed, and while the broker is down. Two Arrays of the
-// same array in one process share one mapping (the second open maps nothing new).
+// same array in one process share one mapping (the second open maps nothing new). When the
+// process's last Array of an array is destroyed, each Client that created or opened it tells the
+// broker (at once if that Client is idle, else with its next request; never blocking), so that
+// ArrayInfo::open_handles counts what is open now.
 //
 // Thread safety: distinct Arrays may be used from any threads; one Array's const methods may be
 // called concurrently. The bytes themselves are shared memory: coordinate writers with lock() /
