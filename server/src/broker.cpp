@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -11,7 +13,9 @@
 #include <spdlog/spdlog.h>
 
 #include "recovery.hpp"
+#include "log_text.hpp"
 #include "socket_access.hpp"
+#include "socket_dir.hpp"
 #include "shmarray/mapping.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/segment_layout.hpp"
@@ -45,7 +49,8 @@ template <class M>
 std::optional<M> decode_or_reply(Session& s, const wire::Frame& f) {
   auto m = wire::decode<M>(f.body);
   if (!m) {
-    spdlog::warn("connection {} (pid {}): {}", s.id(), s.peer().pid, m.error().message());
+    spdlog::warn("connection {} (pid {}): {}", s.id(), s.peer().pid,
+                 log_text(m.error().message(), kMaxLoggedMessageBytes));
     s.send_error(f.header.request_id, m.error());
     s.close_after_flush();
     return std::nullopt;
@@ -73,19 +78,17 @@ Result<void> Broker::take_socket() {
   // Resolved first, so a bad --socket-group fails before anything is created.
   auto socket_gid = resolve_socket_group(config_.socket_group);
   if (!socket_gid) return std::unexpected(socket_gid.error());
-  if (auto ok = ensure_socket_directory(path); !ok) return ok;
-  // The lock file decides who owns the socket, even when two brokers start at the same moment.
-  const std::string lock_path = path + ".lock";
-  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock_fd_) return std::unexpected(sys_error("cannot open lock file " + lock_path, errno));
-  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
+  // Our own directory and lock file (socket_dir.hpp): the lock decides who owns the socket.
+  auto lock = lock_socket_directory(path);
+  if (!lock) {
+    if (lock.error().code() == ErrorCode::kAlreadyExists) {
       return fail(ErrorCode::kAlreadyExists,
                   "another shmarrayd is already serving " + path +
                       ": stop it first, or start this one with a different --socket");
     }
-    return std::unexpected(sys_error("cannot lock " + lock_path, errno));
+    return std::unexpected(lock.error());
   }
+  lock_fd_ = std::move(*lock);
   auto catalogue = Catalogue::open(catalogue_path_for(path));
   if (!catalogue) return std::unexpected(catalogue.error());
   catalogue_.emplace(std::move(*catalogue));
@@ -117,6 +120,7 @@ Result<void> Broker::take_socket() {
 Result<void> Broker::start() {
   if (auto ok = take_socket(); !ok) return ok;
   recover();
+  spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
   spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",
                config_.socket_path, ::getpid(), registry_.size(), config_.max_bytes);
   accept();
@@ -169,6 +173,9 @@ void Broker::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) return;
+      if ((ec.value() == EMFILE || ec.value() == ENFILE) && refuse_without_descriptors()) {
+        return accept();
+      }
       spdlog::error("accept failed: {}", ec.message());
       // EMFILE and the like: back off briefly instead of spinning.
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
@@ -200,6 +207,32 @@ void Broker::accept() {
     }
     accept();
   });
+}
+
+bool Broker::refuse_without_descriptors() {
+  // The spare descriptor makes room for one accept, so the client hears why instead of waiting
+  // in the backlog until its timeout.
+  if (!spare_fd_) return false;
+  spare_fd_.reset();
+  UniqueFd connection(
+      ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  const int accept_errno = errno;
+  if (connection) {
+    rlimit lim{};
+    (void)::getrlimit(RLIMIT_NOFILE, &lim);
+    const std::string why = "the broker at " + config_.socket_path +
+                            " is out of file descriptors (" + std::to_string(sessions_.size()) +
+                            " connections, limit " + std::to_string(lim.rlim_cur) +
+                            "): retry later, or raise shmarrayd's 'ulimit -n'";
+    spdlog::warn("refusing a connection: {}", why);
+    const auto frame =
+        wire::encode_message(wire::ErrorReply{ErrorCode::kResourceExhausted, why}, 0);
+    (void)wire::send_some(connection.get(), frame, -1);
+  }
+  connection.reset();
+  spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  // Accepting with the spare failed as well: the caller backs off instead of spinning.
+  return static_cast<bool>(connection) || (accept_errno != EMFILE && accept_errno != ENFILE);
 }
 
 void Broker::stop(std::function<void()> on_stopped) {
@@ -276,7 +309,8 @@ void Broker::on_hello(Session& s, const wire::Frame& f) {
   s.hello_done = true;
   s.protocol_version = chosen;
   s.client_name = m->client_name.substr(0, 64);
-  spdlog::debug("connection {}: hello from '{}', protocol {}", s.id(), s.client_name, chosen);
+  spdlog::debug("connection {}: hello from '{}', protocol {}", s.id(), log_text(s.client_name),
+                chosen);
   s.send(wire::encode_message(
       wire::HelloReply{chosen, static_cast<std::uint32_t>(::getpid()), "0.1.0",
                        config_.max_bytes},
@@ -288,7 +322,8 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   if (!m) return;
   const auto id = f.header.request_id;
   auto reject = [&](const Error& e) {
-    spdlog::info("create '{}' by pid {} refused: {}", m->name, s.peer().pid, e.message());
+    spdlog::info("create '{}' by pid {} refused: {}", log_text(m->name), s.peer().pid,
+                 log_text(e.message(), kMaxLoggedMessageBytes));
     s.send_error(id, e);
   };
   if (auto ok = validate_name(m->name); !ok) return reject(ok.error());

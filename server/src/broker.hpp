@@ -50,6 +50,9 @@ class Broker {
   };
 
   void accept();
+  // accept() ran out of descriptors: accepts one connection with the spare descriptor, tells it
+  // why (kResourceExhausted) and closes it. False when that was impossible too (back off).
+  bool refuse_without_descriptors();
   void recover();
   Result<void> take_socket();
 
@@ -77,6 +80,7 @@ class Broker {
   Registry registry_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   UniqueFd lock_fd_;
+  UniqueFd spare_fd_;  // kept free for refusing connections when descriptors run out
   std::optional<Catalogue> catalogue_;  // opened once the lock is held
   std::map<SessionId, std::shared_ptr<Session>> sessions_;
   std::map<std::uint64_t, PendingOpen> pending_opens_;  // by serial
