@@ -8,6 +8,7 @@
 // the broker or a client as one of them. The binaries they run as that user are copied to a
 // temporary 0755 directory first, so they also work from a checkout under a 0700 directory.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "broker_process.hpp"
+#include "shmarray/socket_path.hpp"
 #include "test_users.hpp"
 
 namespace shmarray::test {
@@ -108,6 +110,14 @@ class TrustTest : public ::testing::Test {
       impostor_->kill(SIGTERM);
       EXPECT_TRUE(impostor_->wait(10s).ok());
       impostor_.reset();
+      // Its segments carry its uid in their prefix: none may be left.
+      std::string prefix = segment_prefix(socket_).substr(1);
+      prefix.replace(0, prefix.find('.', 9), "shmarray." + std::to_string(users_.a.uid));
+      for (const auto& entry : fs::directory_iterator("/dev/shm")) {
+        const std::string name = entry.path().filename().string();
+        EXPECT_FALSE(name.starts_with(prefix)) << "left behind: " << name;
+        if (name.starts_with(prefix)) ::shm_unlink(("/" + name).c_str());
+      }
     }
   }
 
@@ -334,7 +344,8 @@ TEST(DescriptorExhaustion, NewConnectionsAreRefusedWithAMessageAndServedAgainLat
   // Those connected are still served.
   EXPECT_TRUE(held.front().list().has_value());
 
-  held.erase(held.begin() + static_cast<std::ptrdiff_t>(held.size() / 2), held.end());  // closes half
+  // Closes half of them.
+  held.erase(held.begin() + static_cast<std::ptrdiff_t>(held.size() / 2), held.end());
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   Result<Client> again = std::unexpected(*refusal);
   while (!again && std::chrono::steady_clock::now() < deadline) {

@@ -36,9 +36,9 @@ TEST(SocketDirectoryRule, DirectoryOfAnotherUserIsRefusedNamingOwnerAndMode) {
     ASSERT_FALSE(ok.has_value());
     EXPECT_EQ(ok.error().code(), ErrorCode::kFailedPrecondition);
     EXPECT_THAT(ok.error().message(),
-                AllOf(HasSubstr("/tmp/shmarray-1000"), HasSubstr("owner uid " + std::to_string(owner)),
-                      HasSubstr("mode 0700"), HasSubstr("uid 1000"), HasSubstr("impostor"),
-                      HasSubstr("--socket")));
+                AllOf(HasSubstr("/tmp/shmarray-1000"),
+                      HasSubstr("owner uid " + std::to_string(owner)), HasSubstr("mode 0700"),
+                      HasSubstr("uid 1000"), HasSubstr("impostor"), HasSubstr("--socket")));
   }
   // Root is not exempt: a root broker in a user's directory is that user's to replace.
   EXPECT_FALSE(judge_socket_directory("/d", directory_stat(1000, 0700), 0).has_value());
