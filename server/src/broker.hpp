@@ -52,7 +52,7 @@ class Broker {
   void accept();
   // accept() ran out of descriptors: accepts one connection with the spare descriptor, tells it
   // why (kResourceExhausted) and closes it. False when that was impossible too (back off).
-  bool refuse_without_descriptors();
+  [[nodiscard]] bool refuse_without_descriptors();
   void recover();
   Result<void> take_socket();
 
