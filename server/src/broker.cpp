@@ -39,6 +39,10 @@ RegistryLimits limits_of(Config& config) {
   return RegistryLimits{config.max_bytes, config.max_bytes_per_user, config.max_arrays};
 }
 
+// Descriptors kept free when taking connections: a create or open needs one or two for the
+// segment, and running out would fail them for clients already connected.
+constexpr rlim_t kDescriptorReserve = 16;
+
 std::int64_t now_unix_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -121,6 +125,7 @@ Result<void> Broker::start() {
   if (auto ok = take_socket(); !ok) return ok;
   recover();
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
+  if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0) descriptor_limit_ = lim.rlim_cur;
   spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",
                config_.socket_path, ::getpid(), registry_.size(), config_.max_bytes);
   accept();
@@ -187,6 +192,11 @@ void Broker::accept() {
     auto peer = peer_credentials(socket.native_handle());
     if (!peer) {
       spdlog::warn("dropping a connection: {}", peer.error().message());
+    } else if (static_cast<rlim_t>(socket.native_handle()) + kDescriptorReserve >=
+               descriptor_limit_) {
+      // Descriptors are allocated lowest first, so this one's number says how many are in use.
+      // The reserve keeps creates and opens of the connected clients working.
+      refuse_for_descriptors(socket.native_handle());
     } else if (sessions_.size() >= config_.max_connections) {
       spdlog::warn("refusing connection from pid {}: {} connections is the limit "
                    "(--max-connections)", peer->pid, config_.max_connections);
@@ -209,6 +219,17 @@ void Broker::accept() {
   });
 }
 
+void Broker::refuse_for_descriptors(int connection_fd) {
+  const std::string why = "the broker at " + config_.socket_path +
+                          " is out of file descriptors (" + std::to_string(sessions_.size()) +
+                          " connections; limit " + std::to_string(descriptor_limit_) + ", " +
+                          std::to_string(kDescriptorReserve) +
+                          " kept for arrays): retry later, or raise shmarrayd's 'ulimit -n'";
+  spdlog::warn("refusing a connection: {}", why);
+  const auto frame = wire::encode_message(wire::ErrorReply{ErrorCode::kResourceExhausted, why}, 0);
+  (void)wire::send_some(connection_fd, frame, -1);
+}
+
 bool Broker::refuse_without_descriptors() {
   // The spare descriptor makes room for one accept, so the client hears why instead of waiting
   // in the backlog until its timeout.
@@ -217,18 +238,7 @@ bool Broker::refuse_without_descriptors() {
   UniqueFd connection(
       ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   const int accept_errno = errno;
-  if (connection) {
-    rlimit lim{};
-    (void)::getrlimit(RLIMIT_NOFILE, &lim);
-    const std::string why = "the broker at " + config_.socket_path +
-                            " is out of file descriptors (" + std::to_string(sessions_.size()) +
-                            " connections, limit " + std::to_string(lim.rlim_cur) +
-                            "): retry later, or raise shmarrayd's 'ulimit -n'";
-    spdlog::warn("refusing a connection: {}", why);
-    const auto frame =
-        wire::encode_message(wire::ErrorReply{ErrorCode::kResourceExhausted, why}, 0);
-    (void)wire::send_some(connection.get(), frame, -1);
-  }
+  if (connection) refuse_for_descriptors(connection.get());
   connection.reset();
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   // Accepting with the spare failed as well: the caller backs off instead of spinning.

@@ -341,8 +341,13 @@ TEST(DescriptorExhaustion, NewConnectionsAreRefusedWithAMessageAndServedAgainLat
       << refusal->message();
   EXPECT_NE(refusal->message().find(broker.socket_path()), std::string::npos);
   EXPECT_GT(held.size(), 10u);
-  // Those connected are still served.
+  // Those connected are still served, creates and opens included: the broker keeps descriptors
+  // for them instead of handing its last ones to new connections.
   EXPECT_TRUE(held.front().list().has_value());
+  auto kept = held.front().create("at-the-limit", ArraySpec{.shape = {4}});
+  ASSERT_TRUE(kept.has_value()) << kept.error().to_string();
+  EXPECT_TRUE(held.back().open("at-the-limit", Access::kReadOnly).has_value());
+  ASSERT_TRUE(held.front().remove("at-the-limit"));
 
   // Closes half of them.
   held.erase(held.begin() + static_cast<std::ptrdiff_t>(held.size() / 2), held.end());
