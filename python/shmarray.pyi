@@ -103,6 +103,8 @@ class Client:
         socket: Optional[_Path] = None,
         timeout: Optional[float] = 10.0,
         client_name: str = "shmarray-python",
+        *,
+        broker_uid: Optional[int] = None,
     ) -> None: ...
     def create(
         self,
@@ -121,6 +123,7 @@ class Client:
         *,
         wait: Optional[float] = None,
         populate: bool = False,
+        owner: Optional[int] = None,
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def remove(self, name: str) -> None: ...
     def chmod(self, name: str, mode: int) -> None: ...

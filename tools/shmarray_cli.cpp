@@ -8,12 +8,14 @@
 //                                        [--ephemeral]
 //   shmarray [--socket PATH] rm NAME [NAME...]
 //   shmarray [--socket PATH] chmod MODE NAME
-//   shmarray [--socket PATH] dump NAME [--head N]
+//   shmarray [--socket PATH] dump NAME [--head N] [--owner UID]
 //   shmarray [--socket PATH] watch [PREFIX] [--seconds N]
 //
+// Every command also takes --broker-uid UID (trust a broker running as that uid).
 // Exit status: 0 on success, 1 when an operation fails, 2 for a usage error.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <optional>
 #include <shmarray/client.hpp>
 #include <shmarray/socket_path.hpp>
 #include <string>
@@ -48,6 +50,8 @@ struct Args {
   bool ephemeral = false;
   std::uint64_t head = 0;
   double seconds = 0;
+  std::optional<uid_t> broker_uid;  // unset: $SHMARRAY_BROKER_UID (the client library reads it)
+  std::optional<uid_t> owner;       // dump --owner
 };
 
 int report(std::string_view command, const Error& error) {
@@ -62,7 +66,8 @@ void print_line(const std::string& text) {
 }
 
 Result<Client> connect(const Args& args) {
-  return Client::connect({.socket_path = args.socket, .client_name = "shmarray-cli"});
+  return Client::connect(
+      {.socket_path = args.socket, .client_name = "shmarray-cli", .broker_uid = args.broker_uid});
 }
 
 int run_ls(const Args& args) {
@@ -146,7 +151,8 @@ int run_chmod(const Args& args) {
 int run_dump(const Args& args, bool head) {
   auto client = connect(args);
   if (!client) return report("dump", client.error());
-  const auto array = client->open(args.name, shmarray::Access::kReadOnly);
+  const auto array =
+      client->open(args.name, shmarray::Access::kReadOnly, {.owner = args.owner});
   if (!array) return report("dump", array.error());
   const shmarray::ArrayInfo& info = array->info();
   auto dtype = shmarray::DType::parse(info.dtype);
@@ -198,6 +204,11 @@ void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.head = commands.dump->add_option(
       "--head", args.head, "print only the first N elements (row-major order) as a flat list");
   commands.head->type_name("N");
+  commands.dump
+      ->add_option_function<uid_t>(
+          "--owner", [&args](const uid_t& uid) { args.owner = uid; },
+          "refuse unless the array is owned by this uid (another user may have taken the name)")
+      ->type_name("UID");
 
   commands.watch = app.add_subcommand(
       "watch", "Stream created/removed events under PREFIX; if PREFIX names an array, also its "
@@ -251,7 +262,9 @@ int dispatch(const Commands& commands, const Args& args) {
   if (commands.create->parsed()) return run_create(args);
   if (commands.rm->parsed()) return run_rm(args);
   if (commands.chmod->parsed()) return run_chmod(args);
-  if (commands.watch->parsed()) return cli::run_watch(args.socket, args.prefix, args.seconds);
+  if (commands.watch->parsed()) {
+    return cli::run_watch(args.socket, args.prefix, args.seconds, args.broker_uid);
+  }
   return run_dump(args, commands.head->count() > 0);
 }
 
@@ -267,6 +280,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->type_name("PATH")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option_function<uid_t>(
+         "--broker-uid", [&args](const uid_t& uid) { args.broker_uid = uid; },
+         "trust a broker running as this uid (a system broker's user) besides your own uid and "
+         "root (default: $SHMARRAY_BROKER_UID)")
+      ->type_name("UID");
   app.require_subcommand(1);
   app.fallthrough();  // --socket may also follow the subcommand
   Commands commands{};

@@ -48,9 +48,11 @@ struct VersionTracker {
   }
 };
 
-std::optional<VersionTracker> track_if_array(const std::string& socket, const std::string& name) {
+std::optional<VersionTracker> track_if_array(const std::string& socket, const std::string& name,
+                                             std::optional<uid_t> broker_uid) {
   if (name.empty()) return std::nullopt;
-  auto client = Client::connect({.socket_path = socket, .client_name = "shmarray-watch"});
+  auto client = Client::connect(
+      {.socket_path = socket, .client_name = "shmarray-watch", .broker_uid = broker_uid});
   if (!client) return std::nullopt;
   auto array = client->open(name, Access::kReadOnly);
   if (!array) return std::nullopt;
@@ -73,8 +75,9 @@ void print_event(const WatchEvent& e) {
 
 }  // namespace
 
-int run_watch(const std::string& socket, const std::string& prefix, double seconds) {
-  auto watcher = Watcher::start(socket, prefix);
+int run_watch(const std::string& socket, const std::string& prefix, double seconds,
+              std::optional<uid_t> broker_uid) {
+  auto watcher = Watcher::start(socket, prefix, broker_uid);
   if (!watcher) {
     std::fprintf(stderr, "shmarray watch: %s\n", watcher.error().message().c_str());
     return 1;
@@ -84,7 +87,7 @@ int run_watch(const std::string& socket, const std::string& prefix, double secon
   std::printf("%s watching %s on %s (Ctrl-C to stop)\n", now_text().c_str(),
               prefix.empty() ? "all arrays" : ("'" + prefix + "'").c_str(), socket.c_str());
   std::fflush(stdout);
-  auto tracker = track_if_array(socket, prefix);
+  auto tracker = track_if_array(socket, prefix, broker_uid);
   const auto until = seconds > 0 ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                       std::chrono::duration<double>(seconds))
                                  : Clock::time_point::max();
@@ -97,7 +100,7 @@ int run_watch(const std::string& socket, const std::string& prefix, double secon
     if (event->has_value()) {
       print_event(**event);
       if ((*event)->name == prefix && (*event)->kind == WatchEvent::Kind::kCreated) {
-        tracker = track_if_array(socket, prefix);
+        tracker = track_if_array(socket, prefix, broker_uid);
       }
     }
     if (tracker) tracker->tick();

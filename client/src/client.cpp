@@ -48,7 +48,7 @@ class Client::Impl {
 
   // Connects and says hello. kUnavailable if no broker listens there.
   Result<void> handshake() {
-    auto c = detail::Connection::open(socket_path);
+    auto c = detail::Connection::open(socket_path, options.broker_uid);
     if (!c) return std::unexpected(c.error());
     wire::HelloRequest hello;
     hello.client_name = options.client_name;
@@ -199,6 +199,16 @@ Result<Array> Client::open(std::string_view name, Access access, const OpenOptio
   if (!reply) return std::unexpected(reply.error());
   if (reply->first.access != access) {
     return fail(ErrorCode::kProtocolError, "broker granted a different access than requested");
+  }
+  if (options.owner && reply->first.info.owner_uid != *options.owner) {
+    // Checked here against the (verified) broker's metadata; the descriptor closes unmapped.
+    return fail(ErrorCode::kPermissionDenied,
+                "array '" + std::string(name) + "' is owned by uid " +
+                    std::to_string(reply->first.info.owner_uid) + ", not by uid " +
+                    std::to_string(*options.owner) +
+                    " as required (OpenOptions::owner): another user may have taken the name; "
+                    "nothing was mapped. Ask uid " + std::to_string(reply->first.info.owner_uid) +
+                    " (or root) to remove it, or use another name");
   }
   return impl_->make_array(std::move(reply->first.info), access, std::move(reply->second),
                            options.populate);

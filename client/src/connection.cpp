@@ -4,12 +4,17 @@
 
 #include <array>
 
+#include "broker_trust.hpp"
+
 namespace shmarray::detail {
 
 Connection::Connection(std::string socket_path)
     : socket_(io_), socket_path_(std::move(socket_path)) {}
 
-Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_path) {
+Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_path,
+                                                     std::optional<uid_t> broker_uid) {
+  auto trusted = trusted_broker_uid(broker_uid);
+  if (!trusted) return std::unexpected(trusted.error());
   if (socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return fail(ErrorCode::kInvalidArgument,
                 "socket path " + socket_path + " is longer than the " +
@@ -32,6 +37,10 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_p
                 "no broker at " + socket_path + " (" + ec.message() +
                     "): start it with 'shmarrayd --socket " + socket_path + "'",
                 ec.value());
+  }
+  // Before any byte is sent: an impostor must not even learn the client's name.
+  if (auto ok = verify_broker(c->socket_.native_handle(), *trusted, socket_path); !ok) {
+    return std::unexpected(ok.error());
   }
   return c;
 }

@@ -2,6 +2,8 @@
 // One blocking request/reply connection to the broker over a Boost.Asio Unix stream socket.
 // Replies are matched to requests by request id; descriptors arrive attached to reply frames.
 // Not thread-safe: Client serialises calls.
+#include <sys/types.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
@@ -21,8 +23,11 @@ namespace shmarray::detail {
 
 class Connection {
  public:
-  // Connects to `socket_path`. kUnavailable with a "start shmarrayd" hint if nothing listens.
-  [[nodiscard]] static Result<std::unique_ptr<Connection>> open(const std::string& socket_path);
+  // Connects to `socket_path`. kUnavailable with a "start shmarrayd" hint if nothing listens;
+  // kPermissionDenied if the broker's uid is not trusted (broker_trust.hpp; `broker_uid` as
+  // ClientOptions::broker_uid).
+  [[nodiscard]] static Result<std::unique_ptr<Connection>> open(
+      const std::string& socket_path, std::optional<uid_t> broker_uid = std::nullopt);
 
   struct Reply {
     wire::Frame frame;

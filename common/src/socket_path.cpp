@@ -39,7 +39,13 @@ Result<void> ensure_socket_directory(const std::string& socket_path) {
   const auto slash = socket_path.rfind('/');
   if (slash == std::string::npos || slash == 0) return {};
   const std::string dir = socket_path.substr(0, slash);
-  if (::mkdir(dir.c_str(), 0700) == 0) return {};
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    // 0700 whatever the umask: the broker refuses a directory others may write.
+    if (::chmod(dir.c_str(), 0700) != 0) {
+      return std::unexpected(sys_error("cannot set the mode of socket directory " + dir, errno));
+    }
+    return {};
+  }
   if (errno != EEXIST) {
     return std::unexpected(sys_error("cannot create socket directory " + dir, errno));
   }

@@ -6,7 +6,7 @@ version 1. This consumer maps the same pages (no copy), checks the values, doubl
 in place under the array's write lock, and publishes; the producer then sees the doubled values in
 its own mapping.
 
-    shmarrayd &                         # the broker (or: shmarrayd --socket /tmp/s.sock)
+    shmarrayd &                         # the broker (or: shmarrayd --socket ~/run/s.sock)
     build/examples/producer &           # C++: create, fill, publish, wait for us
     python3 examples/python/consumer.py
 

@@ -37,8 +37,10 @@ class PyClient {
   }
 
  public:
-  PyClient(const py::object& socket, std::optional<double> timeout, std::string client_name) {
+  PyClient(const py::object& socket, std::optional<double> timeout, std::string client_name,
+           std::optional<uid_t> broker_uid) {
     ClientOptions options;
+    options.broker_uid = broker_uid;
     if (!socket.is_none()) options.socket_path = fspath(socket);
     options.request_timeout = to_ms(timeout_of(timeout), std::chrono::hours(24 * 365));
     options.client_name = std::move(client_name);
@@ -65,8 +67,9 @@ class PyClient {
   }
 
   py::array open(const std::string& name, bool writable, std::optional<double> wait,
-                 bool populate) {
+                 bool populate, std::optional<uid_t> owner) {
     OpenOptions options;
+    options.owner = owner;
     options.wait = to_ms(timeout_of(wait.value_or(0.0)), std::chrono::milliseconds(UINT32_MAX));
     options.populate = populate;
     const Access access = writable ? Access::kReadWrite : Access::kReadOnly;
@@ -119,14 +122,19 @@ released while waiting for the broker). Use it as a context manager to close it.
 
 Raises BrokerUnavailable (a ConnectionError) when no broker listens on the socket.
 )doc")
-      .def(py::init<const py::object&, std::optional<double>, std::string>(),
+      .def(py::init<const py::object&, std::optional<double>, std::string,
+                    std::optional<uid_t>>(),
            py::arg("socket") = py::none(), py::arg("timeout") = 10.0,
-           py::arg("client_name") = "shmarray-python", R"doc(
+           py::arg("client_name") = "shmarray-python", py::kw_only(),
+           py::arg("broker_uid") = py::none(), R"doc(
 Connects to the broker.
 
 socket: path of the broker's socket (str or os.PathLike); None uses default_socket_path().
 timeout: longest wait in seconds for any one reply from the broker (None: no limit).
 client_name: shown in the broker's debug log.
+broker_uid: besides your own uid and root, the uid a trusted broker may run as (a system broker
+  run as a dedicated user); None uses $SHMARRAY_BROKER_UID if set. A broker of any other uid may be
+  an impostor: PermissionDenied naming both uids, before anything is sent.
 )doc")
       .def("create", &PyClient::create, py::arg("name"), py::arg("shape"),
            py::arg("dtype") = "float64", py::arg("order") = "C", py::kw_only(),
@@ -145,7 +153,8 @@ Raises AlreadyExists (FileExistsError), InvalidArgument (ValueError) for a bad n
 shape, ResourceExhausted when a limit or /dev/shm is full.
 )doc")
       .def("open", &PyClient::open, py::arg("name"), py::arg("writable") = false, py::kw_only(),
-           py::arg("wait") = py::none(), py::arg("populate") = false, R"doc(
+           py::arg("wait") = py::none(), py::arg("populate") = false,
+           py::arg("owner") = py::none(), R"doc(
 Maps an existing array and returns a numpy.ndarray over the same pages as every other process.
 
 writable: False gives a read-only grant: the ndarray is not writeable (arr[0] = 1 raises
@@ -155,6 +164,9 @@ wait: seconds to wait for the name to be created if it does not exist yet (None 
   wait). DeadlineExceeded (TimeoutError) if it does not appear in time.
 populate: pre-fault the whole array's page tables in one call; worth it when all of it will be
   read soon.
+owner: require the array to be owned by this uid (another user may have taken the name first):
+  PermissionDenied naming the real owner otherwise. With wait, an array of another owner created
+  meanwhile fails the open at once.
 
 Raises NotFound (FileNotFoundError), PermissionDenied (PermissionError).
 )doc")

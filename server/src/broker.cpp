@@ -5,6 +5,8 @@
 #include <malloc.h>
 #endif
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -15,7 +17,9 @@
 #include <spdlog/spdlog.h>
 
 #include "recovery.hpp"
+#include "log_text.hpp"
 #include "socket_access.hpp"
+#include "socket_dir.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/socket_path.hpp"
@@ -38,6 +42,10 @@ RegistryLimits limits_of(Config& config) {
   return RegistryLimits{config.max_bytes, config.max_bytes_per_user, config.max_arrays};
 }
 
+// Descriptors kept free when taking connections: a create or open needs one or two for the
+// segment, and running out would fail them for clients already connected.
+constexpr rlim_t kDescriptorReserve = 16;
+
 std::int64_t now_unix_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -48,7 +56,8 @@ template <class M>
 std::optional<M> decode_or_reply(Session& s, const wire::Frame& f) {
   auto m = wire::decode<M>(f.body);
   if (!m) {
-    spdlog::warn("connection {} (pid {}): {}", s.id(), s.peer().pid, m.error().message());
+    spdlog::warn("connection {} (pid {}): {}", s.id(), s.peer().pid,
+                 log_text(m.error().message(), kMaxLoggedMessageBytes));
     s.send_error(f.header.request_id, m.error());
     s.close_after_flush();
     return std::nullopt;
@@ -76,19 +85,17 @@ Result<void> Broker::take_socket() {
   // Resolved first, so a bad --socket-group fails before anything is created.
   auto socket_gid = resolve_socket_group(config_.socket_group);
   if (!socket_gid) return std::unexpected(socket_gid.error());
-  if (auto ok = ensure_socket_directory(path); !ok) return ok;
-  // The lock file decides who owns the socket, even when two brokers start at the same moment.
-  const std::string lock_path = path + ".lock";
-  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock_fd_) return std::unexpected(sys_error("cannot open lock file " + lock_path, errno));
-  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
+  // Our own directory and lock file (socket_dir.hpp): the lock decides who owns the socket.
+  auto lock = lock_socket_directory(path);
+  if (!lock) {
+    if (lock.error().code() == ErrorCode::kAlreadyExists) {
       return fail(ErrorCode::kAlreadyExists,
                   "another shmarrayd is already serving " + path +
                       ": stop it first, or start this one with a different --socket");
     }
-    return std::unexpected(sys_error("cannot lock " + lock_path, errno));
+    return std::unexpected(lock.error());
   }
+  lock_fd_ = std::move(*lock);
   auto catalogue = Catalogue::open(catalogue_path_for(path));
   if (!catalogue) return std::unexpected(catalogue.error());
   catalogue_.emplace(std::move(*catalogue));
@@ -120,6 +127,8 @@ Result<void> Broker::take_socket() {
 Result<void> Broker::start() {
   if (auto ok = take_socket(); !ok) return ok;
   recover();
+  spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
+  if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0) descriptor_limit_ = lim.rlim_cur;
   spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",
                config_.socket_path, ::getpid(), registry_.size(), config_.max_bytes);
   accept();
@@ -172,6 +181,9 @@ void Broker::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) return;
+      if ((ec.value() == EMFILE || ec.value() == ENFILE) && refuse_without_descriptors()) {
+        return accept();
+      }
       spdlog::error("accept failed: {}", ec.message());
       // EMFILE and the like: back off briefly instead of spinning.
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
@@ -183,6 +195,11 @@ void Broker::accept() {
     auto peer = peer_credentials(socket.native_handle());
     if (!peer) {
       spdlog::warn("dropping a connection: {}", peer.error().message());
+    } else if (static_cast<rlim_t>(socket.native_handle()) + kDescriptorReserve >=
+               descriptor_limit_) {
+      // Descriptors are allocated lowest first, so this one's number says how many are in use.
+      // The reserve keeps creates and opens of the connected clients working.
+      refuse_for_descriptors(socket.native_handle());
     } else if (sessions_.size() >= config_.max_connections) {
       spdlog::warn("refusing connection from pid {}: {} connections is the limit "
                    "(--max-connections)", peer->pid, config_.max_connections);
@@ -203,6 +220,32 @@ void Broker::accept() {
     }
     accept();
   });
+}
+
+void Broker::refuse_for_descriptors(int connection_fd) {
+  const std::string why = "the broker at " + config_.socket_path +
+                          " is out of file descriptors (" + std::to_string(sessions_.size()) +
+                          " connections; limit " + std::to_string(descriptor_limit_) + ", " +
+                          std::to_string(kDescriptorReserve) +
+                          " kept for arrays): retry later, or raise shmarrayd's 'ulimit -n'";
+  spdlog::warn("refusing a connection: {}", why);
+  const auto frame = wire::encode_message(wire::ErrorReply{ErrorCode::kResourceExhausted, why}, 0);
+  (void)wire::send_some(connection_fd, frame, -1);
+}
+
+bool Broker::refuse_without_descriptors() {
+  // The spare descriptor makes room for one accept, so the client hears why instead of waiting
+  // in the backlog until its timeout.
+  if (!spare_fd_) return false;
+  spare_fd_.reset();
+  UniqueFd connection(
+      ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  const int accept_errno = errno;
+  if (connection) refuse_for_descriptors(connection.get());
+  connection.reset();
+  spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  // Accepting with the spare failed as well: the caller backs off instead of spinning.
+  return static_cast<bool>(connection) || (accept_errno != EMFILE && accept_errno != ENFILE);
 }
 
 void Broker::stop(std::function<void()> on_stopped) {
@@ -277,7 +320,8 @@ void Broker::on_hello(Session& s, const wire::Frame& f) {
   s.hello_done = true;
   s.protocol_version = chosen;
   s.client_name = m->client_name.substr(0, 64);
-  spdlog::debug("connection {}: hello from '{}', protocol {}", s.id(), s.client_name, chosen);
+  spdlog::debug("connection {}: hello from '{}', protocol {}", s.id(), log_text(s.client_name),
+                chosen);
   s.send(wire::encode_message(
       wire::HelloReply{chosen, static_cast<std::uint32_t>(::getpid()), "0.1.0",
                        config_.max_bytes},
@@ -289,7 +333,8 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   if (!m) return;
   const auto id = f.header.request_id;
   auto reject = [&](const Error& e) {
-    spdlog::info("create '{}' by pid {} refused: {}", m->name, s.peer().pid, e.message());
+    spdlog::info("create '{}' by pid {} refused: {}", log_text(m->name), s.peer().pid,
+                 log_text(e.message(), kMaxLoggedMessageBytes));
     s.send_error(id, e);
   };
   if (auto ok = validate_name(m->name); !ok) return reject(ok.error());

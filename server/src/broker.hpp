@@ -1,6 +1,8 @@
 #pragma once
 // The broker: accepts connections on the Unix socket, owns the registry and the segments, and
 // answers control-plane requests. One Asio io_context, one thread.
+#include <sys/resource.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -45,6 +47,11 @@ class Broker {
 
  private:
   void accept();
+  // accept() ran out of descriptors: accepts one connection with the spare descriptor, tells it
+  // why (kResourceExhausted) and closes it. False when that was impossible too (back off).
+  [[nodiscard]] bool refuse_without_descriptors();
+  // Sends a connection the kResourceExhausted "out of file descriptors" ErrorReply.
+  void refuse_for_descriptors(int connection_fd);
   void recover();
   Result<void> take_socket();
 
@@ -82,6 +89,8 @@ class Broker {
   Registry registry_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   UniqueFd lock_fd_;
+  UniqueFd spare_fd_;  // kept free for refusing connections when descriptors run out
+  rlim_t descriptor_limit_ = RLIM_INFINITY;  // RLIMIT_NOFILE at start
   std::optional<Catalogue> catalogue_;  // opened once the lock is held
   std::map<SessionId, std::shared_ptr<Session>> sessions_;
   PendingOpens pending_opens_{PendingOpens::Limits{config_.max_parked_opens,

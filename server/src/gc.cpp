@@ -1,7 +1,5 @@
 #include "gc.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -11,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "recovery.hpp"
+#include "socket_dir.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/unique_fd.hpp"
 
@@ -19,19 +18,13 @@ namespace {
 
 // The same lock the broker takes in Broker::take_socket: held, it means a broker is serving.
 Result<UniqueFd> lock_socket(const std::string& socket_path) {
-  if (auto ok = ensure_socket_directory(socket_path); !ok) return std::unexpected(ok.error());
-  const std::string lock_path = socket_path + ".lock";
-  UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd) return std::unexpected(sys_error("cannot open lock file " + lock_path, errno));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return fail(ErrorCode::kAlreadyExists,
-                  "a shmarrayd is serving " + socket_path +
-                      ": --gc only runs while no broker does (stop it first)");
-    }
-    return std::unexpected(sys_error("cannot lock " + lock_path, errno));
+  auto lock = lock_socket_directory(socket_path);
+  if (!lock && lock.error().code() == ErrorCode::kAlreadyExists) {
+    return fail(ErrorCode::kAlreadyExists,
+                "a shmarrayd is serving " + socket_path +
+                    ": --gc only runs while no broker does (stop it first)");
   }
-  return fd;
+  return lock;
 }
 
 }  // namespace

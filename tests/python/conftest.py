@@ -178,6 +178,39 @@ def client(broker):
         yield c
 
 
+class SharedBuild:
+    """What processes of another user need from the build, copied where they can reach it."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.shmarrayd = directory / "shmarrayd"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child Python of another user: imports the copied module."""
+        env = child_env()
+        env["PYTHONPATH"] = str(self.directory)
+        return env
+
+
+@pytest.fixture(scope="session")
+def shared_build():
+    """The built module and shmarrayd copied to a fresh 0755 directory, for children run as another
+    user: the build tree itself may sit under a directory they cannot traverse (a 0700 home or
+    `mktemp -d` folder). Removed at the end of the session."""
+    directory = Path(tempfile.mkdtemp(prefix="shmarray-shared-"))
+    try:
+        os.chmod(directory, 0o755)
+        for module in PYTHON_DIR.glob("shmarray*.so"):
+            shutil.copy2(module, directory / module.name)
+            os.chmod(directory / module.name, 0o755)
+        if SHMARRAYD.exists():
+            shutil.copy2(SHMARRAYD, directory / "shmarrayd")
+            os.chmod(directory / "shmarrayd", 0o755)
+        yield SharedBuild(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def run_python(code: str, *args: str, timeout: float = CHILD_TIMEOUT_S) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh /usr/bin/python3-like interpreter (the one running the tests)."""
     return subprocess.run(

@@ -11,9 +11,12 @@
 // retried once, so a create (or remove) may already have been applied: its retry then fails with
 // kAlreadyExists (kNotFound) and a message saying so. The new broker does not count this client's
 // earlier opens in open_handles.
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +41,12 @@ struct ClientOptions {
   // it was sent, or closed before any reply; see Client for what that means for create/remove.
   int reconnect_attempts = 3;
   std::chrono::milliseconds reconnect_delay{100};
+  // The client checks who runs the broker before sending anything (SO_PEERCRED): accepted are this
+  // process's own uid, root, and this uid (unset: $SHMARRAY_BROKER_UID if set), for a system
+  // broker run as a dedicated user. Any other broker may be an impostor that another user started
+  // on the socket path first: connect (and every reconnect) fails with kPermissionDenied naming
+  // both uids.
+  std::optional<uid_t> broker_uid = std::nullopt;
 };
 
 struct OpenOptions {
@@ -47,12 +56,19 @@ struct OpenOptions {
   // > 0: if the name does not exist yet, wait up to this long for someone to create it (the
   // broker wakes the request; no polling). kDeadlineExceeded when it does not appear in time.
   std::chrono::milliseconds wait{0};
+  // Set: the array must be owned by this uid (another user may have taken the name first on a
+  // shared broker). kPermissionDenied naming the real owner otherwise, nothing mapped; with
+  // `wait`, an array of another owner created meanwhile fails the open the same way at once (it
+  // does not keep waiting: the name stays taken until that array is removed).
+  std::optional<uid_t> owner = std::nullopt;
 };
 
 class Client {
  public:
   // Connects and negotiates the protocol version. kUnavailable if no broker listens there;
-  // kPermissionDenied if the socket does not admit this user (shmarrayd --socket-mode/-group).
+  // kPermissionDenied if the socket does not admit this user (shmarrayd --socket-mode/-group) or
+  // the broker runs as a uid this client does not trust (ClientOptions::broker_uid);
+  // kInvalidArgument if $SHMARRAY_BROKER_UID is not a uid.
   [[nodiscard]] static Result<Client> connect(ClientOptions options = {});
 
   Client(Client&&) noexcept;
@@ -66,7 +82,7 @@ class Client {
   // full.
   [[nodiscard]] Result<Array> create(std::string_view name, const ArraySpec& spec);
   // Maps an existing array. kNotFound if absent (see OpenOptions::wait), kPermissionDenied if the
-  // caller may not have that access.
+  // caller may not have that access or the array is not owned by OpenOptions::owner.
   [[nodiscard]] Result<Array> open(std::string_view name, Access access,
                                    const OpenOptions& options = {});
   // Removes the name at once; existing mappings stay valid until their Arrays are destroyed.

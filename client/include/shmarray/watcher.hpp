@@ -4,6 +4,8 @@
 // (Array::wait_newer_than); the CLI's `shmarray watch` combines both.
 //
 // Thread safety: one thread at a time per Watcher.
+#include <sys/types.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -24,9 +26,11 @@ struct WatchEvent {
 class Watcher {
  public:
   // Connects to the broker (ClientOptions::socket_path rule) and subscribes to `prefix` ("" for
-  // all names). Only arrays the caller may read are reported. kUnavailable without a broker.
+  // all names). Only arrays the caller may read are reported. kUnavailable without a broker;
+  // kPermissionDenied for a broker of an untrusted uid (`broker_uid` as ClientOptions::broker_uid).
   [[nodiscard]] static Result<Watcher> start(const std::string& socket_path,
-                                             const std::string& prefix);
+                                             const std::string& prefix,
+                                             std::optional<uid_t> broker_uid = std::nullopt);
 
   Watcher(Watcher&&) noexcept;
   Watcher& operator=(Watcher&&) noexcept;
