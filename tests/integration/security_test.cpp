@@ -37,8 +37,8 @@ class SecurityTest : public ::testing::Test {
     users_ = *users;
     static const bool helper_runs = run_helper_as(users_.a, {"--help"}).status.ok();
     if (!helper_runs) {
-      GTEST_SKIP() << SHMARRAY_HELPER_PATH << " cannot run as " << kUserA
-                   << ": build in a directory that other users can traverse";
+      GTEST_SKIP() << helper_for_other_users() << " cannot run as " << kUserA
+                   << " (a noexec /tmp?)";
     }
     broker_ = start_broker(broker_args());
   }

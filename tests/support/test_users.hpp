@@ -8,10 +8,12 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,9 +103,43 @@ inline std::optional<TestUsers> ensure_test_users(std::string& why) {
 }
 
 // Runs the helper as `who` (setgroups, setgid, setuid, then exec); stdout captured.
+// The helper program, copied once per test process into a fresh 0755 directory (removed at exit),
+// so that the test users can run it even when the build lives under a directory they cannot
+// traverse (a 0700 home, a `mktemp -d` checkout). The helper links the client statically.
+inline const std::string& helper_for_other_users() {
+  struct Copy {
+    std::string dir;
+    std::string path;
+    Copy() {
+      char tmpl[] = "/tmp/shmarray-helper-XXXXXX";
+      if (::mkdtemp(tmpl) == nullptr) {
+        path = SHMARRAY_HELPER_PATH;  // cannot copy: run it in place (works if traversable)
+        return;
+      }
+      dir = tmpl;
+      ::chmod(dir.c_str(), 0755);
+      path = dir + "/shmarray_test_helper";
+      std::error_code ec;
+      std::filesystem::copy_file(SHMARRAY_HELPER_PATH, path, ec);
+      if (ec) {
+        path = SHMARRAY_HELPER_PATH;
+        return;
+      }
+      ::chmod(path.c_str(), 0755);
+    }
+    ~Copy() {
+      if (dir.empty()) return;
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static const Copy copy;
+  return copy.path;
+}
+
 inline RunResult run_helper_as(const Identity& who, const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  std::vector<std::string> argv{SHMARRAY_HELPER_PATH};
+  std::vector<std::string> argv{helper_for_other_users()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
