@@ -65,6 +65,23 @@ std::optional<M> decode_or_reply(Session& s, const wire::Frame& f) {
   return std::move(*m);
 }
 
+// The catalogue takes Catalogue::kSlotBytes (1 KiB) per array, often on a small tmpfs
+// ($XDG_RUNTIME_DIR is typically 10% of RAM): say at start if --max-arrays would not fit, rather
+// than let creates fail one day for a reason nobody expects.
+void warn_if_catalogue_cannot_grow(const std::string& catalogue_path, std::uint64_t max_arrays) {
+  const std::string dir = catalogue_path.substr(0, catalogue_path.rfind('/') + 1);
+  struct statvfs st{};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0) return;
+  const std::uint64_t room = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+  const std::uint64_t need = max_arrays * Catalogue::kSlotBytes;
+  if (room < need) {
+    spdlog::warn("the catalogue {} needs {} bytes per array ({} MiB for --max-arrays {}), but its "
+                 "file system has {} MiB free: creates will fail with ResourceExhausted before "
+                 "that many arrays; lower --max-arrays or put the socket on a larger file system",
+                 catalogue_path, Catalogue::kSlotBytes, need >> 20, max_arrays, room >> 20);
+  }
+}
+
 std::string not_found(std::string_view name) {
   return "no array named '" + std::string(name) + "' ('shmarray ls' lists them)";
 }
@@ -99,6 +116,7 @@ Result<void> Broker::take_socket() {
   auto catalogue = Catalogue::open(catalogue_path_for(path));
   if (!catalogue) return std::unexpected(catalogue.error());
   catalogue_.emplace(std::move(*catalogue));
+  warn_if_catalogue_cannot_grow(catalogue_path_for(path), config_.max_arrays);
   // We hold the lock, so any socket file left there is stale (a crashed broker's).
   if (::unlink(path.c_str()) == 0) spdlog::info("replaced stale socket file {}", path);
   boost::system::error_code ec;
