@@ -538,7 +538,7 @@ def section_list_interference(sets: list[ResultSet], img: str | None) -> str:
            "`bench/bench_list_interference`: one client lists N arrays in a loop while another "
            "stats one array every millisecond; baseline = the same stats with nothing else "
            "running. *all at once* is the single reply every client got before paging (limit 0); "
-           "*paged* is `Client::list` (pages of 1000). **x idle** = p99 / baseline p99.\n"]
+           "*paged* is `Client::list` (pages of `wire::kMaxListPage`, 256). **x idle** = p99 / baseline p99.\n"]
     rows = []
     for s in sets:
         base = [r for r in s.list_interference if r["phase"].startswith("idle")]
