@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <boost/asio/post.hpp>
 
@@ -66,7 +67,14 @@ void Session::on_readable() {
        ++round) {
     auto got = wire::receive_some(socket_.native_handle(), buffer);
     if (!got) {
-      spdlog::warn("connection {} (pid {}): {}", id_, peer_.pid, got.error().message());
+      // A peer that exits with a reply still unread (e.g. the CloseReply of its last array)
+      // resets the connection: an ordinary disconnect, not worth a warning.
+      const bool reset = got.error().sys_errno() == ECONNRESET;
+      if (reset) {
+        spdlog::debug("connection {} (pid {}): {}", id_, peer_.pid, got.error().message());
+      } else {
+        spdlog::warn("connection {} (pid {}): {}", id_, peer_.pid, got.error().message());
+      }
       if (got.error().code() == ErrorCode::kProtocolError) {
         send_error(0, got.error());
         close_after_flush();
