@@ -19,6 +19,7 @@
 #include "recovery.hpp"
 #include "log_text.hpp"
 #include "socket_access.hpp"
+#include "permissions.hpp"
 #include "socket_dir.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 #include "shmarray/segment_layout.hpp"
@@ -426,23 +427,8 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   wake_pending_opens(record.info.name);
 }
 
-bool Broker::may_read(const Session& s, const ArrayInfo& info) const {
-  const auto& p = s.peer();
-  if (p.uid == 0 || p.uid == info.owner_uid) return (info.mode & 0400) != 0 || p.uid == 0;
-  if (p.gid == info.owner_gid) return (info.mode & 0040) != 0;
-  return (info.mode & 0004) != 0;
-}
-
-bool Broker::may_write(const Session& s, const ArrayInfo& info) const {
-  const auto& p = s.peer();
-  if (p.uid == 0 || p.uid == info.owner_uid) return (info.mode & 0200) != 0 || p.uid == 0;
-  if (p.gid == info.owner_gid) return (info.mode & 0020) != 0;
-  return (info.mode & 0002) != 0;
-}
-
 void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access) {
-  const bool allowed =
-      access == Access::kReadWrite ? may_write(s, record.info) : may_read(s, record.info);
+  const bool allowed = may_open(s.peer(), record.info, access);
   if (!allowed) {
     return s.send_error(request_id,
                         Error(ErrorCode::kPermissionDenied,
@@ -550,7 +536,7 @@ void Broker::on_remove(Session& s, const wire::Frame& f) {
   if (record == nullptr) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
   }
-  if (s.peer().uid != 0 && s.peer().uid != record->info.owner_uid) {
+  if (!may_administer(s.peer(), record->info)) {
     return s.send_error(f.header.request_id,
                         Error(ErrorCode::kPermissionDenied,
                               "only the owner (uid " + std::to_string(record->info.owner_uid) +
@@ -611,7 +597,7 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
   };
   if (m->limit == 0) {  // a client from before paging: everything at once, as it expects
     for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
-      if (may_read(s, record->info)) reply.arrays.push_back(describe(record));
+      if (may_read(s.peer(), record->info)) reply.arrays.push_back(describe(record));
     }
     return s.send(wire::encode_message(reply, f.header.request_id));
   }
@@ -625,7 +611,7 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
       reply.next_after = reply.arrays.back().name;
       break;
     }
-    if (may_read(s, record->info)) reply.arrays.push_back(describe(record));
+    if (may_read(s.peer(), record->info)) reply.arrays.push_back(describe(record));
   }
   if (reply.next_after.empty() && page.more) reply.next_after = page.records.back()->info.name;
   s.send(wire::encode_message(reply, f.header.request_id));
@@ -636,7 +622,7 @@ void Broker::on_stat(Session& s, const wire::Frame& f) {
   if (!m) return;
   if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
   ArrayRecord* record = registry_.find(m->name);
-  if (record == nullptr || !may_read(s, record->info)) {
+  if (record == nullptr || !may_read(s.peer(), record->info)) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
   }
   s.send(wire::encode_message(wire::StatReply{describe_live(*record)}, f.header.request_id));
@@ -650,7 +636,7 @@ void Broker::on_chmod(Session& s, const wire::Frame& f) {
   if (record == nullptr) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
   }
-  if (s.peer().uid != 0 && s.peer().uid != record->info.owner_uid) {
+  if (!may_administer(s.peer(), record->info)) {
     return s.send_error(f.header.request_id,
                         Error(ErrorCode::kPermissionDenied,
                               "only the owner or root may chmod '" + m->name + "'"));
@@ -709,7 +695,7 @@ void Broker::notify_watchers(wire::EventKind kind, const ArrayRecord& record) {
     if (record.info.name.compare(0, session->watch_prefix.size(), session->watch_prefix) != 0) {
       continue;
     }
-    if (!may_read(*session, record.info)) continue;
+    if (!may_read(session->peer(), record.info)) continue;
     session->send(wire::encode_message(
         wire::Event{kind, record.info.name, Registry::describe(record)}, 0));
   }

@@ -80,8 +80,6 @@ class Broker {
   // Before retrying a create that found /dev/shm full: truncates back every grown segment.
   void sweep_grown_segments();
   [[nodiscard]] ArrayInfo describe_live(ArrayRecord& record);
-  [[nodiscard]] bool may_read(const Session& s, const ArrayInfo& info) const;
-  [[nodiscard]] bool may_write(const Session& s, const ArrayInfo& info) const;
 
   boost::asio::io_context& io_;
   Config config_;
