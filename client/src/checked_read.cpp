@@ -46,21 +46,21 @@ int checked_copy(void* dst, const void* src, std::size_t n) noexcept {
   return 0;
 }
 
-// The seqlock words of the header page, read through the kernel. 0 or the errno.
+// The seqlock words of the header page (version, write_seq, ..., flags: the first bytes of
+// LiveFields), read through the kernel in one call. 0 or the errno.
+constexpr std::size_t kSeqlockWordsBytes = offsetof(LiveFields, flags) + sizeof(std::uint32_t);
 struct SeqlockWords {
   std::uint64_t version = 0;
   std::uint64_t write_seq = 0;
   std::uint32_t flags = 0;
 };
 int read_words(const std::byte* base, SeqlockWords& out) noexcept {
-  const std::byte* live = base + kLiveFieldsOffset;
-  if (int err = checked_copy(&out.version, live + offsetof(LiveFields, version), 8); err != 0) {
-    return err;
-  }
-  if (int err = checked_copy(&out.write_seq, live + offsetof(LiveFields, write_seq), 8); err != 0) {
-    return err;
-  }
-  return checked_copy(&out.flags, live + offsetof(LiveFields, flags), 4);
+  alignas(8) std::byte raw[kSeqlockWordsBytes];
+  if (int err = checked_copy(raw, base + kLiveFieldsOffset, sizeof raw); err != 0) return err;
+  std::memcpy(&out.version, raw + offsetof(LiveFields, version), sizeof out.version);
+  std::memcpy(&out.write_seq, raw + offsetof(LiveFields, write_seq), sizeof out.write_seq);
+  std::memcpy(&out.flags, raw + offsetof(LiveFields, flags), sizeof out.flags);
+  return 0;
 }
 
 Error pages_gone(const ArrayInfo& info, int err) {

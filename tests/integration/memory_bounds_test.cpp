@@ -35,40 +35,6 @@ constexpr bool kRssMeaningful = true;
 #endif
 constexpr long kRssSlackKib = 20 * 1024;
 
-long open_fds(pid_t pid) {
-  long n = 0;
-  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-    ::closedir(d);
-  }
-  return n;
-}
-
-// Resident memory of `pid` in KiB (VmRSS), -1 if unknown.
-long rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmRSS:") {
-      long kib = -1;
-      status >> kib;
-      return kib;
-    }
-    status.ignore(1 << 10, '\n');
-  }
-  return -1;
-}
-
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = Clock::now() + timeout;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
 
 void stop_cleanly(BrokerProcess& broker) {
   const ExitStatus status = broker.stop(SIGTERM);

@@ -120,25 +120,6 @@ Result<wire::Frame> ask_raw(const std::string& path, const std::vector<std::byte
 
 // --- the broker from outside ------------------------------------------------------------------
 
-long open_fds(pid_t pid) {
-  long n = 0;
-  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-    ::closedir(d);
-  }
-  return n;
-}
-
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = Clock::now() + timeout;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
-
 // p50 of `n` stat round trips, in microseconds.
 double stat_p50_us(Client& client, const std::string& name, int n) {
   std::vector<double> us;

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,5 +68,15 @@ struct RunResult {
 // ASAN_OPTIONS and TSAN_OPTIONS as this process has them, plus handle_segv=0, so that a
 // sanitizer build does not catch the signal and exit with its own code instead.
 [[nodiscard]] std::vector<std::string> segv_passthrough_env();
+
+// A process seen from outside, through /proc.
+// Open descriptors of `pid` (entries of /proc/PID/fd; 0 if unreadable).
+[[nodiscard]] long open_fds(pid_t pid);
+// Resident memory of `pid` in KiB (VmRSS), -1 if unknown.
+[[nodiscard]] long rss_kib(pid_t pid);
+
+// Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false).
+[[nodiscard]] bool eventually(const std::function<bool()>& condition,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace shmarray::test

@@ -178,19 +178,19 @@ void report(const std::string& message) noexcept {
 
 Result<WriteLock> WriteLock::acquire(LiveFields& live, std::chrono::nanoseconds timeout,
                                      std::shared_ptr<const void> keep_alive) {
-  const pid_t tid = detail::current_tid();
-  const auto now = std::chrono::steady_clock::now();
-  auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid),
-                               detail::deadline_after(now, timeout), &timeout);
-  if (!got) return std::unexpected(std::move(got.error()));
-  remember_held(&live);
-  return WriteLock(&live, std::move(keep_alive), tid, detail::fork_generation(), got->owner_died);
+  return lock(live, detail::deadline_after(std::chrono::steady_clock::now(), timeout), &timeout,
+              std::move(keep_alive));
 }
 
 Result<WriteLock> WriteLock::try_acquire(LiveFields& live, std::shared_ptr<const void> keep_alive) {
+  return lock(live, std::chrono::steady_clock::now(), nullptr, std::move(keep_alive));
+}
+
+Result<WriteLock> WriteLock::lock(LiveFields& live, std::chrono::steady_clock::time_point deadline,
+                                  const std::chrono::nanoseconds* timeout,
+                                  std::shared_ptr<const void> keep_alive) {
   const pid_t tid = detail::current_tid();
-  auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid),
-                               std::chrono::steady_clock::now(), nullptr);
+  auto got = lock_word_acquire(live, static_cast<std::uint32_t>(tid), deadline, timeout);
   if (!got) return std::unexpected(std::move(got.error()));
   remember_held(&live);
   return WriteLock(&live, std::move(keep_alive), tid, detail::fork_generation(), got->owner_died);

@@ -99,6 +99,11 @@ class WriteLock {
         owner_tid_(tid),
         fork_generation_(fork_generation),
         previous_owner_died_(previous_owner_died) {}
+  // acquire and try_acquire: `timeout` is null for try_acquire (its messages say so).
+  [[nodiscard]] static Result<WriteLock> lock(LiveFields& live,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              const std::chrono::nanoseconds* timeout,
+                                              std::shared_ptr<const void> keep_alive);
   // The destructor's release: from any thread of the owning process; reports failures on stderr.
   void release_on_destruction() noexcept;
   // Clears the lock word if it still names owner_tid_, and forgets everything.
