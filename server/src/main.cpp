@@ -78,6 +78,10 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
   app.add_option("--max-watchers", config.max_watchers,
                  "Watch connections (shmarray watch, Watcher) at once")
       ->capture_default_str();
+  app.add_option("--off-loop-create-bytes", config.off_loop_create_bytes,
+                 "Segments this big or bigger have their pages reserved (create) and released "
+                 "(remove) on a worker thread, so other clients are served meanwhile")
+      ->capture_default_str();
 }
 
 }  // namespace
