@@ -123,6 +123,18 @@ Result<void> Broker::take_socket() {
   if (!catalogue) return std::unexpected(catalogue.error());
   catalogue_.emplace(std::move(*catalogue));
   warn_if_catalogue_cannot_grow(catalogue_path_for(path), config_.max_arrays);
+  if (config_.listen_fd >= 0) {
+    // Socket activation (socket_activation.hpp checked it): the service manager bound the socket
+    // and keeps it after we exit, so it is neither replaced nor unlinked (socket_owned_ stays
+    // false); connections made meanwhile wait in its backlog.
+    boost::system::error_code ec;
+    acceptor_.assign(stream_protocol(), std::exchange(config_.listen_fd, -1), ec);
+    if (ec) {
+      return fail(ErrorCode::kUnavailable,
+                  "cannot serve the passed socket " + path + ": " + ec.message(), ec.value());
+    }
+    return apply_socket_access(path, *socket_gid, config_.socket_mode);
+  }
   // We hold the lock, so any socket file left there is stale (a crashed broker's).
   if (::unlink(path.c_str()) == 0) spdlog::info("replaced stale socket file {}", path);
   boost::system::error_code ec;

@@ -45,6 +45,9 @@ class Broker {
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return config_.socket_path; }
   [[nodiscard]] const std::string& segment_prefix() const noexcept { return segment_prefix_; }
+  // For the service manager's STATUS= line.
+  [[nodiscard]] std::size_t array_count() const noexcept { return registry_.size(); }
+  [[nodiscard]] std::size_t connection_count() const noexcept { return sessions_.size(); }
 
  private:
   void accept();

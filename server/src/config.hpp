@@ -34,6 +34,9 @@ struct Config {
   // 0700 directory). The group is a name or a numeric gid.
   std::int32_t socket_mode = -1;
   std::string socket_group;
+  // Socket activation: a listening socket bound to socket_path, passed by the service manager
+  // (socket_activation.hpp); the broker serves it instead of binding its own. -1: none.
+  int listen_fd = -1;
 };
 
 }  // namespace shmarray::server

@@ -1,5 +1,7 @@
 // shmarrayd: the shmarray broker. Parses options, runs the Broker on one io_context until
-// SIGINT/SIGTERM, then stops gracefully and exits 0.
+// SIGINT/SIGTERM, then stops gracefully and exits 0. Under systemd: serves a socket passed by
+// socket activation, tells the service manager READY=1 / STATUS= / STOPPING=1, and logs to the
+// journal without its own timestamps (docs/operations.md).
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -8,12 +10,16 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <cstdlib>
+#include <functional>
 #include <string_view>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "broker.hpp"
 #include "gc.hpp"
+#include "journal_log.hpp"
+#include "service_notifier.hpp"
+#include "socket_activation.hpp"
 #include "shmarray/socket_path.hpp"
 
 namespace {
@@ -27,6 +33,12 @@ std::int32_t parse_octal_mode(std::string_view text) {
     return -1;
   }
   return mode;
+}
+
+// The STATUS= line systemctl status shows.
+std::string service_status(const shmarray::server::Broker& broker) {
+  return "STATUS=serving " + std::to_string(broker.array_count()) + " arrays, " +
+         std::to_string(broker.connection_count()) + " connections on " + broker.socket_path();
 }
 
 // System mode: one broker shared by several local users (see docs/security.md).
@@ -121,13 +133,23 @@ int main(int argc, char** argv) {
                "exit (0; 3 if a broker is serving the socket). A normal start never deletes any");
   CLI11_PARSE(app, argc, argv);
   config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  const bool socket_named =
+      !config.socket_path.empty() || std::getenv("SHMARRAY_SOCKET") != nullptr;
   config.socket_path = shmarray::resolve_socket_path(config.socket_path);
 
-  auto logger = spdlog::stderr_color_mt("shmarrayd");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarrayd[%P] %l: %v");
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  shmarray::server::configure_stderr_logging(config.log_level);
   if (gc) return shmarray::server::run_gc(config);
+  auto notifier = shmarray::server::ServiceNotifier::from_environment();
+  auto activated = shmarray::server::take_activated_socket(socket_named ? config.socket_path : "");
+  if (!activated) {
+    spdlog::error("{}", activated.error().message());
+    return 1;
+  }
+  if (*activated) {  // socket activation: serve the socket the service manager passed
+    config.socket_path = (*activated)->path;
+    config.listen_fd = (*activated)->fd.release();
+    spdlog::info("serving the socket passed by the service manager: {}", config.socket_path);
+  }
   {  // Each connection holds a descriptor: let --max-connections be reached under a low soft limit.
     const rlim_t want = static_cast<rlim_t>(config.max_connections) + 64;
     rlimit lim{};
@@ -146,11 +168,35 @@ int main(int argc, char** argv) {
     spdlog::error("{}", started.error().message());
     return started.error().code() == shmarray::ErrorCode::kAlreadyExists ? 3 : 1;
   }
+  auto tell_manager = [&notifier](const std::string& state) {
+    if (auto sent = notifier.notify(state); !sent) {
+      spdlog::warn("{}", sent.error().message());
+      notifier = shmarray::server::ServiceNotifier("");  // said once; the broker serves on
+    }
+  };
+  // STATUS= follows the counts, at most every 2 s and only when they changed.
+  boost::asio::steady_timer status_timer(io);
+  std::string last_status = service_status(broker);
+  std::function<void()> refresh_status = [&] {
+    status_timer.expires_after(std::chrono::seconds(2));
+    status_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto now = service_status(broker); now != last_status) {
+        last_status = now;
+        tell_manager(now);
+      }
+      refresh_status();
+    });
+  };
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer deadline(io);
   signals.async_wait([&](boost::system::error_code ec, int signo) {
     if (ec) return;
     spdlog::info("received signal {}: stopping", signo);
+    status_timer.cancel();
+    tell_manager("STOPPING=1\nSTATUS=stopping: closing " +
+                 std::to_string(broker.connection_count()) +
+                 " connections; arrays stay in shared memory for the next start");
     broker.stop([&] {
       deadline.cancel();
       io.stop();
@@ -161,6 +207,9 @@ int main(int argc, char** argv) {
       if (!e) io.stop();
     });
   });
+  // Ready only now that SIGTERM stops it gracefully.
+  tell_manager("READY=1\n" + last_status);
+  if (notifier.enabled()) refresh_status();
   io.run();
   spdlog::info("stopped");
   return 0;
