@@ -115,6 +115,7 @@ class Client:
         *,
         mode: int = 0o600,
         ephemeral: bool = False,
+        populate: bool = False,
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def open(
         self,

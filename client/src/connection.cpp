@@ -170,7 +170,7 @@ Result<Connection::Reply> Connection::next_frame(wire::Clock::time_point deadlin
       }
       return reply;
     }
-    if (auto ready = wire::wait_readable(socket_.native_handle(), deadline); !ready) {
+    if (auto ready = wait_readable(deadline); !ready) {
       return std::unexpected(ready.error());
     }
     std::array<std::byte, 64 * 1024> buffer;
@@ -190,6 +190,18 @@ Result<Connection::Reply> Connection::next_frame(wire::Clock::time_point deadlin
                   "still running?");
     }
     reader_.append(std::span<const std::byte>(buffer.data(), got->bytes));
+  }
+}
+
+Result<void> Connection::wait_readable(wire::Clock::time_point deadline) {
+  if (!interrupt_check_) return wire::wait_readable(socket_.native_handle(), deadline);
+  for (;;) {
+    const auto slice_end = std::min(deadline, wire::Clock::now() + kInterruptSlice);
+    auto ready = wire::wait_readable(socket_.native_handle(), slice_end);
+    if (ready || ready.error().code() != ErrorCode::kDeadlineExceeded || slice_end == deadline) {
+      return ready;
+    }
+    if (auto go_on = interrupt_check_(); !go_on) return go_on;
   }
 }
 
