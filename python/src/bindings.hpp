@@ -67,4 +67,7 @@ void bind_sync(py::module_& m);
 // --- checked_read.cpp: read_checked (a copy that survives a truncated segment) ---
 void bind_checked_read(py::module_& m);
 
+// --- torch_interop.cpp: as_tensor (PyTorch tensors over shared arrays) ---
+void bind_torch_interop(py::module_& m);
+
 }  // namespace shmarray::python
