@@ -120,3 +120,19 @@ def test_doc_quickstart_producer_first_twice_in_a_row(broker, tmpdir_short):
         assert len(re.findall(r"^frame \d+: mean 0\.\d{3}$", out, re.M)) == 3, out
         finish(producer, "producer")
         assert examples.names() == []
+
+
+def test_torch_step_consumes_batches_without_a_copy(broker):
+    pytest.importorskip("torch", reason="python3-torch is not installed (apt-get install "
+                        "--no-install-recommends python3-torch, or SHMARRAY_WITH_TORCH=1 "
+                        "tools/setup.sh)")
+    for _ in range(2):  # twice in a row: its arrays are ephemeral
+        r = run_example("torch_step.py", "--socket", broker.socket, "--steps", "5",
+                        "--timeout-s", "30")
+        assert r.returncode == 0, r.stdout + r.stderr
+        steps = re.findall(r"^consumer: step on batch (\d+) .*: loss ([0-9.]+)$", r.stdout, re.M)
+        assert [int(v) for v, _ in steps] == [1, 2, 3, 4, 5], r.stdout
+        assert float(steps[-1][1]) < float(steps[0][1])  # the model learned from shared batches
+        assert "producer: 5 batches written and consumed" in r.stdout
+        with shmarray.Client(broker.socket) as c:
+            assert c.list() == []
