@@ -222,6 +222,32 @@ TEST_F(BasicTest, CreateWithPopulatePrefaultsTheCreatorsMapping) {
   ASSERT_TRUE(client.remove("pop/eager"));
 }
 
+TEST_F(BasicTest, InterruptCheckEndsAWaitingOpenAndKeepsTheConnection) {
+  int checks = 0;
+  int cancel_at = 3;
+  auto client = Client::connect({.socket_path = broker_->socket_path(),
+                                 .interrupt_check = [&]() -> Result<void> {
+                                   if (++checks == cancel_at) {
+                                     return fail(ErrorCode::kCancelled, "interrupted");
+                                   }
+                                   return {};
+                                 }});
+  ASSERT_TRUE(client);
+  // An ephemeral array dies with its connection: it shows that the connection is kept.
+  ASSERT_TRUE(client->create("kept", ArraySpec{.shape = {1}, .ephemeral = true}));
+  const auto start = std::chrono::steady_clock::now();
+  auto opened = client->open("never", Access::kReadOnly, {.wait = 60s});
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code(), ErrorCode::kCancelled);
+  EXPECT_EQ(checks, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);  // not the 60 s wait
+  cancel_at = -1;
+  auto infos = client->list();  // the same connection answers (the late reply is dropped)
+  ASSERT_TRUE(infos) << infos.error().message();
+  ASSERT_EQ(infos->size(), 1u);
+  EXPECT_EQ(infos->front().name, "kept");
+}
+
 TEST_F(BasicTest, OpenWaitsForAnArrayCreatedLater) {
   // Proof that the open is parked, not guessed with a sleep: on one connection the broker
   // answers in order, so when a list sent after the waiting open is answered first, the open was
