@@ -182,7 +182,7 @@ void Broker::recover() {
                  restored);
   }
   for (auto& found : report.arrays) {
-    if (found.info.ephemeral) {
+    if (found.fate == Fate::kEphemeral) {
       // Its creator's connection died with the previous broker: honour "ephemeral".
       spdlog::info("recovery: removing ephemeral array '{}' (its creator is gone)",
                    found.info.name);
@@ -190,7 +190,7 @@ void Broker::recover() {
       catalogue_->erase(found.info.id);
       continue;
     }
-    if (registry_.find(found.info.name) != nullptr) {
+    if (found.fate == Fate::kDuplicate) {
       spdlog::warn("recovery: two segments claim '{}'; keeping the first, leaving {} in place",
                    found.info.name, found.segment.shm_name());
       continue;
