@@ -95,6 +95,7 @@ class ArrayHandle:
 # --- control plane -----------------------------------------------------------------------------
 
 def default_socket_path() -> str: ...
+def dtype_text(dtype: Any) -> str: ...
 
 class Client:
     """One connection to the broker (shmarrayd)."""

@@ -43,4 +43,11 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
             shmarray::resolve_socket_path(socket.is_none() ? std::string() : sp::fspath(socket)));
       },
       pybind11::arg("socket") = pybind11::none());
+  m.def(
+      "dtype_text", [](const pybind11::handle& dtype) { return sp::typestr_of(dtype); },
+      pybind11::arg("dtype"),
+      R"doc(The canonical text shmarray stores for a dtype (ArrayInfo.typestr, what C++ and the CLI
+see): NumPy's typestr ('<f8', '>M8[ns]', '|S10') or, for a structured dtype, its fields with
+explicit offsets ("{'x':<f4@0,'y':<f4@4}8"). Raises InvalidArgument for what cannot be shared
+(object dtype, field titles, limits: see docs/python.md).)doc");
 }

@@ -1,0 +1,135 @@
+// Every NumPy dtype through the real broker (issue 14): hostile dtype text on the raw protocol is
+// refused with kInvalidArgument while the broker keeps serving; a structured array is viewed as a
+// C++ struct in two processes (Array::as<T>() checks size and declared fields); structured and
+// big-endian arrays survive a broker restart with their dtype intact.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../helpers/dtype_commands.hpp"
+#include "../support/raw_client.hpp"
+#include "broker_process.hpp"
+#include "shmarray/shmarray.hpp"
+
+namespace shmarray::test {
+namespace {
+
+using test_helper::kPointDType;
+using test_helper::MisdeclaredPoint;
+using test_helper::Point;
+
+class DTypeTest : public BrokerTest {};
+
+std::string fields(std::size_t n) {
+  std::string text = "{";
+  for (std::size_t i = 0; i < n; ++i) {
+    text += (i ? ",'f" : "'f") + std::to_string(i) + "':|u1@" + std::to_string(i);
+  }
+  return text + "}" + std::to_string(n);
+}
+
+std::string nested(std::size_t depth) {
+  std::string text = "|u1";
+  for (std::size_t i = 0; i < depth; ++i) text = "{'a':" + text + "@0}1";
+  return text;
+}
+
+TEST_F(DTypeTest, HostileDtypeTextOnTheRawProtocolIsInvalidArgumentAndTheBrokerKeepsServing) {
+  auto raw = RawClient::connect(broker_->socket_path());
+  ASSERT_TRUE(raw.has_value());
+  const std::vector<std::string> hostile = {
+      "{'a':<f8@0,'b':<f8@4}16",                    // overlapping fields
+      "{'a':<f8@12}16",                             // offset past the itemsize
+      fields(1000),                                 // 1,000 fields
+      nested(100),                                  // depth 100
+      "{'a':|u1(4294967295,4294967295)@0}1",        // huge sub-array shape
+      "{'a':|u1(1000000,1000000,1000000)@0}1",      // sub-array product overflowing
+      "{'a':<f8@0}18446744073709551615",            // itemsize out of range
+      "{'" + std::string(300, 'n') + "':<f8@0}8",   // overlong name
+      "O",                                          // object dtype
+      std::string("{'a':<f8@0}8\0junk", 17),        // NUL inside
+      std::string(5000, '{'),                       // long garbage
+  };
+  for (const std::string& dtype : hostile) {
+    SCOPED_TRACE(dtype.substr(0, 60));
+    auto reply = raw->call(wire::CreateRequest{"hostile", ArraySpec{.dtype = dtype, .shape = {4}}});
+    ASSERT_TRUE(reply.has_value()) << "the broker dropped the connection";
+    EXPECT_EQ(reply->code(), ErrorCode::kInvalidArgument);
+  }
+  // The same connection and a new client are both still served, and nothing was created.
+  auto ok = raw->call(wire::CreateRequest{"fine", ArraySpec{.dtype = kPointDType, .shape = {4}}});
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->code(), ErrorCode::kOk);
+  auto client = broker_->client();
+  auto listed = client.list();
+  ASSERT_TRUE(listed.has_value());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, "fine");
+  EXPECT_EQ((*listed)[0].dtype, kPointDType);
+  ASSERT_TRUE(client.remove("fine"));
+}
+
+TEST_F(DTypeTest, UserStructViewsARecordArrayInTwoProcesses) {
+  auto client = broker_->client();
+  auto arr = client.create("pts", ArraySpec{.dtype = kPointDType, .shape = {64}});
+  ASSERT_TRUE(arr) << arr.error().message();
+  auto points = arr->as<Point>();
+  ASSERT_TRUE(points) << points.error().message();
+  ASSERT_EQ(points->size(), 64u);
+  for (std::size_t k = 0; k < points->size(); ++k) {
+    const auto f = static_cast<float>(k);
+    (*points)[k] = Point{f, 2 * f, 3 * f, static_cast<std::uint16_t>(k)};
+  }
+  ASSERT_TRUE(arr->publish());
+  const RunResult r = run_helper({"check-points", broker_->socket_path(), "pts"});
+  EXPECT_TRUE(r.status.ok()) << r.status.describe() << r.out;
+
+  auto wrong = arr->as<MisdeclaredPoint>();
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(wrong.error().message().find("field 'y' is at offset 4"), std::string::npos)
+      << wrong.error().message();
+  auto number = arr->as<double>();
+  ASSERT_FALSE(number);
+  EXPECT_EQ(number.error().code(), ErrorCode::kInvalidArgument);
+  struct TooSmall {
+    float x;
+  };
+  auto small = arr->as<TooSmall>();
+  ASSERT_FALSE(small);
+  EXPECT_NE(small.error().message().find("16-byte elements"), std::string::npos);
+  ASSERT_TRUE(client.remove("pts"));
+}
+
+TEST_F(DTypeTest, StructuredAndBigEndianArraysSurviveABrokerRestart) {
+  const std::string nested_dtype = "{'rgb':|u1(3)@0,'p':{'x':>f4@0,'t':<M8[us]@4}12@4}16";
+  {
+    auto client = broker_->client();
+    for (const auto& [name, dtype] : std::vector<std::pair<std::string, std::string>>{
+             {"n", nested_dtype}, {"b", ">f8"}, {"t", "<M8[ns]"}, {"u", ">U7"}}) {
+      auto arr = client.create(name, ArraySpec{.dtype = dtype, .shape = {10}});
+      ASSERT_TRUE(arr) << dtype << ": " << arr.error().message();
+      auto bytes = arr->mutable_bytes();
+      ASSERT_TRUE(bytes);
+      for (std::size_t k = 0; k < bytes->size(); ++k) (*bytes)[k] = std::byte(k & 0xff);
+      ASSERT_TRUE(arr->publish());
+    }
+  }
+  broker_->restart();
+  auto client = broker_->client();
+  for (const auto& [name, dtype] : std::vector<std::pair<std::string, std::string>>{
+           {"n", nested_dtype}, {"b", ">f8"}, {"t", "<M8[ns]"}, {"u", ">U7"}}) {
+    auto arr = client.open(name, Access::kReadOnly);
+    ASSERT_TRUE(arr) << name << ": " << arr.error().message();
+    EXPECT_EQ(arr->info().dtype, dtype);
+    EXPECT_EQ(arr->version(), 1u);
+    const auto bytes = arr->bytes();
+    for (std::size_t k = 0; k < bytes.size(); ++k) ASSERT_EQ(bytes[k], std::byte(k & 0xff));
+    ASSERT_TRUE(client.remove(name));
+  }
+}
+
+}  // namespace
+}  // namespace shmarray::test
