@@ -100,9 +100,11 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
   const auto with_size = [](std::uint64_t bytes) {
     return std::to_string(bytes) + " (" + human_size(bytes) + ")";
   };
+  // Structured dtypes as NumPy prints them (str(dtype)); others as their typestr.
+  const auto dtype = DType::parse(info.dtype);
   const std::pair<const char*, std::string> lines[] = {
       {"name", info.name},
-      {"dtype", info.dtype},
+      {"dtype", dtype && dtype->is_structured() ? dtype->numpy_str() : info.dtype},
       {"shape", tuple_str(info.shape)},
       {"strides", tuple_str(info.strides)},
       {"order", std::string(to_string(info.order))},

@@ -1,6 +1,10 @@
 // The `shmarray` command line against a real broker: every subcommand, as a user would type it.
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <cstdint>
+#include <cstring>
+
 #include <chrono>
 
 #include "broker_process.hpp"
@@ -54,8 +58,43 @@ TEST_F(CliTest, CreateListStatDumpRemoveRoundTrip) {
   EXPECT_EQ(client.stat("demo/a").error().code(), ErrorCode::kNotFound);
 }
 
+// A record array and a timestamp array: stat prints the dtype and dump the elements as NumPy does.
+TEST_F(CliTest, StatAndDumpPrintStructuredAndDatetimeArraysAsNumpyDoes) {
+  auto created = cli({"create", "pts", "--dtype", "{'x':<f4@0,'y':<f4@4,'z':<f4@8,'i':<u2@12}16",
+                      "--shape", "2"});
+  ASSERT_TRUE(created.status.ok()) << created.status.describe() << created.out;
+  struct Point {
+    float x, y, z;
+    std::uint16_t i;
+  };
+  auto client = broker_->client();
+  auto a = client.open("pts", Access::kReadWrite);
+  ASSERT_TRUE(a);
+  auto points = a->as<Point>();
+  ASSERT_TRUE(points) << points.error().message();
+  (*points)[1] = Point{1, 2, 3, 1};
+  auto stat = cli({"stat", "pts"});
+  EXPECT_NE(stat.out.find("dtype: {'names': ['x', 'y', 'z', 'i'], 'formats': ['<f4', '<f4', "
+                          "'<f4', '<u2'], 'offsets': [0, 4, 8, 12], 'itemsize': 16}\n"),
+            std::string::npos)
+      << stat.out;
+  EXPECT_EQ(cli({"dump", "pts"}).out, "[(0., 0., 0., 0) (1., 2., 3., 1)]\n");
+
+  auto t = client.create("ticks", ArraySpec{.dtype = "<M8[ns]", .shape = {2}});
+  ASSERT_TRUE(t);
+  auto ns = t->as<std::int64_t>();
+  ASSERT_FALSE(ns) << "as<int64_t>() on datetime64 must be refused";
+  auto raw = t->mutable_bytes();
+  ASSERT_TRUE(raw);
+  const std::int64_t values[] = {1'704'164'645'000'000'000, INT64_MIN};
+  std::memcpy(raw->data(), values, sizeof values);
+  EXPECT_EQ(cli({"dump", "ticks"}).out, "['2024-01-02T03:04:05.000000000'                           'NaT']\n");
+  ASSERT_TRUE(client.remove("pts"));
+  ASSERT_TRUE(client.remove("ticks"));
+}
+
 TEST_F(CliTest, ErrorsAreClearAndUsageErrorsExitTwo) {
-  auto bad = cli({"create", "x", "--dtype", "<f16", "--shape", "3"});
+  auto bad = cli({"create", "x", "--dtype", "<f12", "--shape", "3"});
   EXPECT_EQ(bad.status.exit_code, 2);
   auto missing = cli({"stat", "nope"});
   EXPECT_EQ(missing.status.exit_code, 1);

@@ -5,10 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
 #include "../helpers/dtype_commands.hpp"
+#include "../support/legacy_header.hpp"
 #include "../support/raw_client.hpp"
 #include "broker_process.hpp"
 #include "shmarray/shmarray.hpp"
@@ -129,6 +138,55 @@ TEST_F(DTypeTest, StructuredAndBigEndianArraysSurviveABrokerRestart) {
     for (std::size_t k = 0; k < bytes.size(); ++k) ASSERT_EQ(bytes[k], std::byte(k & 0xff));
     ASSERT_TRUE(client.remove(name));
   }
+}
+
+// An array made by a layout 2 broker (header page and 1 KiB catalogue slot in the old format) is
+// adopted by this one: its catalogue is upgraded, its header rewritten, its data kept.
+TEST_F(DTypeTest, ArrayOfALayoutTwoBrokerIsAdoptedWithItsData) {
+  {
+    auto client = broker_->client();
+    auto arr = client.create("old", ArraySpec{.dtype = "<f8", .shape = {16}});
+    ASSERT_TRUE(arr);
+    auto values = arr->as<double>();
+    ASSERT_TRUE(values);
+    for (std::size_t k = 0; k < values->size(); ++k) (*values)[k] = 0.5 * static_cast<double>(k);
+    ASSERT_TRUE(arr->publish());
+  }
+  ASSERT_TRUE(broker_->stop().ok());
+  // Rewrite what the old broker would have left: its catalogue record and the header page.
+  const std::string catalogue = broker_->socket_path() + ".catalogue";
+  std::ifstream in(catalogue, std::ios::binary);
+  std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  ASSERT_GE(file.size(), sizeof(SegmentHeader));
+  SegmentHeader current;
+  std::memcpy(&current, file.data(), sizeof current);
+  auto info = decode_segment_header(current, current.segment_bytes);
+  ASSERT_TRUE(info) << info.error().message();
+  const LegacySegmentHeader old = legacy_header(*info, 2);
+  std::vector<char> legacy_file(1024, 0);
+  std::memcpy(legacy_file.data(), &old, sizeof old);
+  std::ofstream(catalogue, std::ios::binary | std::ios::trunc)
+      .write(legacy_file.data(), static_cast<std::streamsize>(legacy_file.size()));
+  const auto segments = broker_->segments();
+  ASSERT_EQ(segments.size(), 1u);
+  {
+    UniqueFd fd(::shm_open(("/" + segments[0]).c_str(), O_RDWR | O_CLOEXEC, 0));
+    ASSERT_TRUE(fd);
+    std::vector<char> page(sizeof(SegmentHeader), 0);
+    std::memcpy(page.data(), &old, sizeof old);
+    ASSERT_EQ(::pwrite(fd.get(), page.data(), page.size(), 0), static_cast<ssize_t>(page.size()));
+  }
+  broker_->restart();
+  auto client = broker_->client();
+  auto arr = client.open("old", Access::kReadOnly);
+  ASSERT_TRUE(arr) << arr.error().message();
+  EXPECT_EQ(arr->info().dtype, "<f8");
+  EXPECT_EQ(arr->version(), 1u);
+  auto values = arr->as<const double>();
+  ASSERT_TRUE(values);
+  for (std::size_t k = 0; k < values->size(); ++k) ASSERT_EQ((*values)[k], 0.5 * static_cast<double>(k));
+  ASSERT_TRUE(client.remove("old"));
 }
 
 }  // namespace
