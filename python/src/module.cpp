@@ -1,5 +1,7 @@
 // The `shmarray` Python module: NumPy arrays in shared memory, handed out by the shmarrayd broker.
 #include "bindings.hpp"
+#include "frames_py.hpp"
+#include <pybind11/eval.h>
 #include "shmarray/socket_path.hpp"
 
 #ifndef SHMARRAY_VERSION
@@ -35,6 +37,8 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
   sp::bind_client(m);
   sp::bind_sync(m);
   sp::bind_checked_read(m);
+  // Frames (create_frame, open_frame, put_frame, put, read_frame_consistent): src/frames.py.
+  pybind11::exec(kFramesPy, m.attr("__dict__"));
   // For tests and tools: the /dev/shm name prefix of the segments of the broker at `socket`.
   m.def(
       "_segment_prefix",
