@@ -10,6 +10,10 @@
 //                                        as<Point>(): point k = (k, 2k, 3k, k); publish
 //   check-points SOCK NAME               as<const Point>() reads what create-points wrote, and
 //                                        as<MisdeclaredPoint>() fails naming field 'y'
+//   create-frame SOCK NAME ROWS          Client::create_frame: t <M8[ns] (index), price <f8,
+//                                        size <i8; row k = (1.7e18 + 1000k ns, 100 + k/4, k%7+1);
+//                                        publish; print "created"
+//   frame-write SOCK NAME ROW PRICE      set price[ROW] under the lock (seqlock), publish
 // Header-only so that the helper stays one source file in tests/CMakeLists.txt.
 #include <cstddef>
 #include <cstdint>
@@ -126,18 +130,56 @@ inline int check_points(Client& client, const std::vector<std::string>& a) {
   return 0;
 }
 
+inline int create_frame(Client& client, const std::vector<std::string>& a) {
+  const std::uint64_t rows = std::stoull(a[2]);
+  auto frame = client.create_frame(
+      a[1], FrameSpec{.columns = {{"t", "<M8[ns]"}, {"price", "<f8"}, {"size", "<i8"}},
+                      .rows = rows, .index = "t"});
+  if (!frame) return dtype_fail("create_frame: " + frame.error().message());
+  auto t = frame->column<std::int64_t>("t");
+  auto price = frame->column<double>("price");
+  auto size = frame->column<std::int64_t>("size");
+  if (!t || !price || !size) return dtype_fail("column views refused");
+  for (std::uint64_t k = 0; k < rows; ++k) {
+    (*t)[k] = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(k) * 1000;
+    (*price)[k] = 100 + static_cast<double>(k) / 4;
+    (*size)[k] = static_cast<std::int64_t>(k % 7 + 1);
+  }
+  if (!frame->publish()) return dtype_fail("publish");
+  std::printf("created\n");
+  return 0;
+}
+
+inline int frame_write(Client& client, const std::vector<std::string>& a) {
+  auto frame = client.open_frame(a[1], Access::kReadWrite);
+  if (!frame) return dtype_fail("open_frame: " + frame.error().message());
+  const std::uint64_t row = std::stoull(a[2]);
+  const double value = std::stod(a[3]);
+  auto written = frame->array().write([&](std::span<std::byte>) {
+    auto price = frame->column<double>("price");
+    if (price && row < price->size()) (*price)[row] = value;
+  });
+  if (!written) return dtype_fail("write: " + written.error().message());
+  std::printf("version %llu\n", static_cast<unsigned long long>(*written));
+  return 0;
+}
+
 // -1 when `cmd` is not one of these commands.
 inline int run_dtype_command(const std::string& cmd, const std::vector<std::string>& a) {
   const bool known = (cmd == "create-bytes" && a.size() >= 5) ||
                      (cmd == "check-bytes" && a.size() >= 4) ||
                      (cmd == "create-points" && a.size() >= 3) ||
-                     (cmd == "check-points" && a.size() >= 2);
+                     (cmd == "check-points" && a.size() >= 2) ||
+                     (cmd == "create-frame" && a.size() >= 3) ||
+                     (cmd == "frame-write" && a.size() >= 4);
   if (!known) return -1;
   auto client = Client::connect({.socket_path = a[0]});
   if (!client) return dtype_fail("connect: " + client.error().message());
   if (cmd == "create-bytes") return create_bytes(*client, a);
   if (cmd == "check-bytes") return check_bytes(*client, a);
   if (cmd == "create-points") return create_points(*client, a);
+  if (cmd == "create-frame") return create_frame(*client, a);
+  if (cmd == "frame-write") return frame_write(*client, a);
   return check_points(*client, a);
 }
 

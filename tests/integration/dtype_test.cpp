@@ -140,6 +140,52 @@ TEST_F(DTypeTest, StructuredAndBigEndianArraysSurviveABrokerRestart) {
   }
 }
 
+TEST_F(DTypeTest, FrameColumnsAreTypedViewsOfOnePageAlignedSegment) {
+  auto client = broker_->client();
+  auto frame = client.create_frame(
+      "ticks", FrameSpec{.columns = {{"t", "<M8[ns]"}, {"price", "<f8"}, {"sym", "|S4"}},
+                         .rows = 1000, .index = "t"});
+  ASSERT_TRUE(frame) << frame.error().message();
+  EXPECT_EQ(frame->rows(), 1000u);
+  ASSERT_EQ(frame->columns().size(), 3u);
+  EXPECT_TRUE(frame->columns()[0].is_index);
+  for (const auto& c : frame->columns()) {
+    EXPECT_EQ((frame->array().info().data_offset + c.offset) % 4096, 0u) << c.name;
+  }
+  auto price = frame->column<double>("price");
+  ASSERT_TRUE(price);
+  EXPECT_EQ(price->size(), 1000u);
+  (*price)[999] = 2.5;
+  ASSERT_TRUE(frame->publish());
+
+  auto reader = client.open_frame("ticks", Access::kReadOnly);
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ(reader->version(), 1u);
+  auto seen = reader->column<const double>("price");
+  ASSERT_TRUE(seen);
+  EXPECT_EQ((*seen)[999], 2.5);
+  EXPECT_EQ(reader->column<double>("price").error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(reader->column<const float>("price").error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(reader->column<const double>("nope").error().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(reader->column<const std::int64_t>("t")) << "datetime64 columns view as counts";
+
+  auto plain = client.create("plain", ArraySpec{.shape = {3}});
+  ASSERT_TRUE(plain);
+  auto not_frame = client.open_frame("plain", Access::kReadOnly);
+  ASSERT_FALSE(not_frame);
+  EXPECT_EQ(not_frame.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(client.create_frame("bad", FrameSpec{.columns = {{"__x", "<f8"}}, .rows = 1})
+                .error()
+                .code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(client.create_frame("bad", FrameSpec{.columns = {{"a", "<f8"}}, .rows = 1, .index = "b"})
+                .error()
+                .code(),
+            ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(client.remove("ticks"));
+  ASSERT_TRUE(client.remove("plain"));
+}
+
 // An array made by a layout 2 broker (header page and 1 KiB catalogue slot in the old format) is
 // adopted by this one: its catalogue is upgraded, its header rewritten, its data kept.
 TEST_F(DTypeTest, ArrayOfALayoutTwoBrokerIsAdoptedWithItsData) {

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import shmarray
-from conftest import run_python
+from conftest import require_helper, run_helper, run_python
 
 ROWS = 1000
 
@@ -158,3 +158,36 @@ def test_bad_frame_specs_are_refused(client):
     with pytest.raises(shmarray.InvalidArgument, match="starting with '__'"):
         client.create_frame("f", {"__x": "f8"}, 3)
     assert client.list() == []
+
+
+def test_frame_made_in_cpp_is_a_dataframe_in_python_and_cpp_writes_are_seen_after_wait(client, broker):
+    require_helper()
+    rows = 500
+    r = run_helper("create-frame", broker.socket, "cpp/ticks", str(rows))
+    assert r.returncode == 0, r.stderr
+    df = client.open_frame("cpp/ticks")
+    k = np.arange(rows)
+    expected = pd.DataFrame(
+        {"price": 100 + k / 4, "size": (k % 7 + 1).astype("int64")},
+        index=pd.DatetimeIndex(pd.to_datetime(1_700_000_000_000_000_000 + k * 1000, unit="ns"), name="t"))
+    assert df.equals(expected)
+    assert df.index.equals(expected.index)
+    assert all(columns_share(df).values())
+    assert np.shares_memory(df.index.to_numpy(), df.attrs["shmarray"])
+    seen = shmarray.version(df)
+    r = run_helper("frame-write", broker.socket, "cpp/ticks", "7", "-1.5")
+    assert r.returncode == 0, r.stderr
+    assert shmarray.wait(df, newer_than=seen, timeout=10) == seen + 1
+    assert df["price"].iloc[7] == -1.5
+    client.remove("cpp/ticks")
+
+
+def test_frame_made_in_python_is_read_in_cpp(client, broker):
+    """The C++ Frame sees the same layout: its column views read what Python wrote."""
+    require_helper()
+    df = client.create_frame("py/ticks", {"t": "M8[ns]", "price": "f8", "size": "i8"}, 5, index="t")
+    df["price"].to_numpy()[:] = [1, 2, 3, 4, 5]
+    r = run_helper("frame-write", broker.socket, "py/ticks", "4", "9.5")
+    assert r.returncode == 0, r.stderr
+    assert list(df["price"]) == [1, 2, 3, 4, 9.5]
+    client.remove("py/ticks")
