@@ -93,6 +93,41 @@ TEST_F(CliTest, StatAndDumpPrintStructuredAndDatetimeArraysAsNumpyDoes) {
   ASSERT_TRUE(client.remove("ticks"));
 }
 
+// A frame: ls says so (with its column count and rows), stat lists its columns, dump prints its
+// first rows as a table like pandas.
+TEST_F(CliTest, LsStatAndDumpShowAFrameAsATable) {
+  auto client = broker_->client();
+  auto frame = client.create_frame(
+      "md/ticks", FrameSpec{.columns = {{"t", "<M8[ns]"}, {"price", "<f8"}, {"venue", "|S4"}},
+                            .rows = 20, .index = "t"});
+  ASSERT_TRUE(frame) << frame.error().message();
+  auto t = frame->column<std::int64_t>("t");
+  auto price = frame->column<double>("price");
+  auto venue = frame->array().mutable_bytes();
+  ASSERT_TRUE(t && price && venue);
+  for (std::size_t k = 0; k < 20; ++k) {
+    (*t)[k] = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(k) * 1'000'000'000;
+    (*price)[k] = 100 + 0.25 * static_cast<double>(k);
+    std::memcpy(venue->data() + frame->columns()[2].offset + 4 * k, k % 2 ? "ARCX" : "XNAS", 4);
+  }
+  auto ls = cli({"ls"});
+  EXPECT_NE(ls.out.find("md/ticks  frame  3 columns  (20,)"), std::string::npos) << ls.out;
+  auto stat = cli({"stat", "md/ticks"});
+  EXPECT_NE(stat.out.find("kind: frame\n"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("rows: 20\ncolumns:\n  t: datetime64[ns] (index)\n  price: float64\n"
+                          "  venue: |S4\n"),
+            std::string::npos)
+      << stat.out;
+  auto dump = cli({"dump", "md/ticks", "--head", "2"});
+  EXPECT_EQ(dump.out,
+            "                      price    venue\n"
+            "t                  \n"
+            "2023-11-14 22:13:20  100.    b'XNAS'\n"
+            "2023-11-14 22:13:21  100.25  b'ARCX'\n"
+            "[20 rows x 2 columns]\n");
+  ASSERT_TRUE(client.remove("md/ticks"));
+}
+
 TEST_F(CliTest, ErrorsAreClearAndUsageErrorsExitTwo) {
   auto bad = cli({"create", "x", "--dtype", "<f12", "--shape", "3"});
   EXPECT_EQ(bad.status.exit_code, 2);

@@ -311,9 +311,9 @@ TEST(InfoFormat, ListTableAlignsColumnsAndFallsBackToUid) {
   const std::vector<ArrayInfo> infos = {sample_info(), small};
   const auto names = [](std::uint32_t uid) { return uid == 1000 ? std::string("alice") : ""; };
   EXPECT_EQ(list_table(infos, names),
-            "NAME         DTYPE  SHAPE            SIZE  OWNER  MODE  OPEN  VERSION\n"
-            "demo/matrix  <f8    (1024, 1024)  8.0 MiB  alice  0640     2        7\n"
-            "a            <f8    (3,)             24 B  4242   0640     2        7\n");
+            "NAME         KIND   DTYPE  SHAPE            SIZE  OWNER  MODE  OPEN  VERSION\n"
+            "demo/matrix  array  <f8    (1024, 1024)  8.0 MiB  alice  0640     2        7\n"
+            "a            array  <f8    (3,)             24 B  4242   0640     2        7\n");
 }
 
 TEST(InfoFormat, StatTextHasEveryFieldOnItsOwnLine) {
@@ -329,7 +329,8 @@ TEST(InfoFormat, StatTextHasEveryFieldOnItsOwnLine) {
   EXPECT_THAT(text, HasSubstr("created_unix_ns: 1500000000123456789 (2017-07-14T02:40:00"));
   EXPECT_THAT(text, HasSubstr("ephemeral: false\n"));
   EXPECT_THAT(text, HasSubstr("damaged: no\n"));
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 18);  // one per ArrayInfo field
+  EXPECT_THAT(text, HasSubstr("kind: array\n"));
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 19);  // kind + one per ArrayInfo field
   ArrayInfo damaged = sample_info();
   damaged.damaged = "a writer truncated it";
   EXPECT_THAT(stat_text(damaged, none, none), HasSubstr("damaged: a writer truncated it\n"));
