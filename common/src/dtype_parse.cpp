@@ -218,7 +218,7 @@ class DTypeParser {
   std::optional<std::uint64_t> number() {
     std::size_t n = 0;
     while (n < rest_.size() && rest_[n] >= '0' && rest_[n] <= '9') ++n;
-    if (n == 0 || n > 10 || (n > 1 && rest_[0] == '0')) return std::nullopt;
+    if (n == 0 || n > 13 || (n > 1 && rest_[0] == '0')) return std::nullopt;
     std::uint64_t v = 0;
     for (std::size_t i = 0; i < n; ++i) v = v * 10 + static_cast<std::uint64_t>(rest_[i] - '0');
     rest_.remove_prefix(n);

@@ -38,7 +38,7 @@ inline constexpr std::size_t kMaxDTypeDepth = 8;          // structs nested in s
 inline constexpr std::size_t kMaxDTypeFields = 256;       // fields in the whole tree
 inline constexpr std::size_t kMaxFieldNameBytes = 64;
 inline constexpr std::size_t kMaxSubarrayNdim = 8;
-inline constexpr std::uint64_t kMaxItemsize = std::uint64_t{1} << 30;  // any (sub)type, bytes
+inline constexpr std::uint64_t kMaxItemsize = std::uint64_t{1} << 40;  // any (sub)type, bytes
 
 struct DTypeField;
 
