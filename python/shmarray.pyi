@@ -3,7 +3,7 @@
 import builtins
 import os
 from types import TracebackType
-from typing import Any, Iterable, Optional, SupportsIndex, Tuple, Type, Union
+from typing import Any, Iterable, Mapping, Optional, SupportsIndex, Tuple, Type, Union
 
 import numpy
 import numpy.typing
@@ -95,6 +95,7 @@ class ArrayHandle:
 # --- control plane -----------------------------------------------------------------------------
 
 def default_socket_path() -> str: ...
+def dtype_text(dtype: Any) -> str: ...
 
 class Client:
     """One connection to the broker (shmarrayd)."""
@@ -125,6 +126,21 @@ class Client:
         wait: Optional[float] = None,
         populate: bool = False,
         owner: Optional[int] = None,
+    ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
+    def create_frame(
+        self,
+        name: str,
+        columns: Mapping[str, Any],
+        rows: int,
+        *,
+        index: Optional[str] = None,
+        mode: int = 0o600,
+        ephemeral: bool = False,
+    ) -> Any: ...
+    def open_frame(self, name: str, writable: bool = False, *, wait: Optional[float] = None) -> Any: ...
+    def put_frame(self, name: str, df: Any, *, mode: int = 0o600, ephemeral: bool = False) -> Any: ...
+    def put(
+        self, name: str, array: Any, *, mode: int = 0o600, ephemeral: bool = False
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def remove(self, name: str) -> None: ...
     def chmod(self, name: str, mode: int) -> None: ...
@@ -188,3 +204,9 @@ def lock(arr: Any, timeout: Optional[float] = None, *, seqlock: bool = False) ->
 def as_tensor(arr: numpy.ndarray[Any, Any]) -> Any:
     """A torch.Tensor over the same pages (a ReadOnlyTensor for a read-only grant)."""
     ...
+
+# --- frames (pandas DataFrames over one shared segment; docs/python.md) ----------------------
+
+class FrameCopyWarning(UserWarning): ...
+
+def read_frame_consistent(df: Any, timeout: Optional[float] = 1.0) -> Tuple[Any, int]: ...

@@ -1,5 +1,8 @@
 #include "info_format.hpp"
 
+#include "frame_format.hpp"
+#include "shmarray/frame_layout.hpp"
+
 #include <array>
 #include <cstdio>
 #include <ctime>
@@ -79,6 +82,7 @@ std::string utc_time_str(std::int64_t unix_ns) {
 
 std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_name) {
   Table table({{"NAME"},
+               {"KIND"},
                {"DTYPE"},
                {"SHAPE"},
                {"SIZE", Align::kRight},
@@ -87,7 +91,15 @@ std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_
                {"OPEN", Align::kRight},
                {"VERSION", Align::kRight}});
   for (const ArrayInfo& info : infos) {
-    table.add_row({info.name, info.dtype, tuple_str(info.shape), human_size(info.nbytes),
+    const auto dtype = DType::parse(info.dtype);
+    const bool frame = dtype && is_frame(*dtype, info.shape);
+    // A frame: its column count and rows instead of its (long) dtype and 0-d shape.
+    auto layout = frame ? frame_layout_of(*dtype, info.shape) : Result<FrameLayout>();
+    const bool table_row = frame && layout.has_value();
+    table.add_row({info.name, frame ? "frame" : "array",
+                   table_row ? std::to_string(layout->columns.size()) + " columns" : info.dtype,
+                   table_row ? "(" + std::to_string(layout->rows) + ",)" : tuple_str(info.shape),
+                   human_size(info.nbytes),
                    name_or_id(user_name, info.owner_uid), mode_str(info.mode),
                    std::to_string(info.open_handles),
                    info.damaged.empty() ? std::to_string(info.version) : "DAMAGED"});
@@ -100,9 +112,11 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
   const auto with_size = [](std::uint64_t bytes) {
     return std::to_string(bytes) + " (" + human_size(bytes) + ")";
   };
+  // Structured dtypes as NumPy prints them (str(dtype)); others as their typestr.
+  const auto dtype = DType::parse(info.dtype);
   const std::pair<const char*, std::string> lines[] = {
       {"name", info.name},
-      {"dtype", info.dtype},
+      {"dtype", dtype && dtype->is_structured() ? dtype->numpy_str() : info.dtype},
       {"shape", tuple_str(info.shape)},
       {"strides", tuple_str(info.strides)},
       {"order", std::string(to_string(info.order))},
@@ -122,7 +136,15 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
       {"damaged", info.damaged.empty() ? "no" : info.damaged},
   };
   std::string out;
+  const bool frame = dtype && is_frame(*dtype, info.shape);
+  out += std::string("kind: ") + (frame ? "frame" : "array") + "\n";
   for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
+  if (frame) {
+    auto layout = frame_layout_of(*dtype, info.shape);
+    if (layout) out += "rows: " + std::to_string(layout->rows) + "\n";
+    out += "columns:\n";
+    for (const auto& line : frame_column_lines(*dtype, info.shape)) out += "  " + line + "\n";
+  }
   return out;
 }
 

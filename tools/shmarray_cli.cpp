@@ -29,6 +29,7 @@
 
 #include "cli_parse.hpp"
 #include "info_format.hpp"
+#include "frame_format.hpp"
 #include "numpy_format.hpp"
 #include "user_names.hpp"
 #include "watch_command.hpp"
@@ -223,7 +224,11 @@ int run_dump(const Args& args, bool head) {
   std::vector<std::byte> copy(info.nbytes);
   if (auto read = array->read_checked(copy); !read) return report("dump", read.error());
   const cli::ArrayView view{*dtype, info.shape, info.strides, copy};
-  const auto text = head ? cli::format_head(view, args.head) : cli::format_array(view);
+  // A frame prints as a table of its first rows (10 unless --head says).
+  const auto text = shmarray::is_frame(*dtype, info.shape)
+                        ? cli::format_frame_head(*dtype, info.shape, copy, head ? args.head : 10)
+                    : head ? cli::format_head(view, args.head)
+                           : cli::format_array(view);
   if (!text) return report("dump", text.error());
   print_line(*text);
   return 0;
@@ -266,7 +271,9 @@ void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.dump = app.add_subcommand("dump", "Print an array's values as NumPy's print() does");
   commands.dump->add_option("name", args.name, "array name")->required()->type_name("NAME");
   commands.head = commands.dump->add_option(
-      "--head", args.head, "print only the first N elements (row-major order) as a flat list");
+      "--head", args.head,
+      "print only the first N elements (row-major order) as a flat list; of a frame, its first N "
+      "rows (default 10)");
   commands.head->type_name("N");
   commands.dump
       ->add_option_function<uid_t>(

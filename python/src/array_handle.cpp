@@ -21,6 +21,11 @@ py::array make_ndarray(Array array) {
 
 py::object owner_of(py::handle obj) {
   py::object current = py::reinterpret_borrow<py::object>(obj);
+  // A frame's DataFrame (frames.py) keeps its shared array in df.attrs["shmarray"].
+  if (!py::isinstance<py::array>(current) && py::hasattr(current, "attrs")) {
+    py::object attrs = current.attr("attrs");
+    if (py::isinstance<py::dict>(attrs) && attrs.contains("shmarray")) current = attrs["shmarray"];
+  }
   // NumPy collapses chains of views to the first base that is not a view, so this loop runs once
   // or twice in practice; the bound guards against cycles in foreign objects.
   for (int depth = 0; depth < 64 && !current.is_none(); ++depth) {

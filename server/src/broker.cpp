@@ -66,7 +66,7 @@ std::optional<M> decode_or_reply(Session& s, const wire::Frame& f) {
   return std::move(*m);
 }
 
-// The catalogue takes Catalogue::kSlotBytes (1 KiB) per array, often on a small tmpfs
+// The catalogue takes Catalogue::kSlotBytes (2 KiB) per array, often on a small tmpfs
 // ($XDG_RUNTIME_DIR is typically 10% of RAM): say at start if --max-arrays would not fit, rather
 // than let creates fail one day for a reason nobody expects.
 void warn_if_catalogue_cannot_grow(const std::string& catalogue_path, std::uint64_t max_arrays) {

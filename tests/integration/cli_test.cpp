@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <climits>
+#include <cstdint>
+#include <cstring>
+
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -73,8 +77,78 @@ TEST_F(CliTest, CreateListStatDumpRemoveRoundTrip) {
   EXPECT_EQ(client.stat("demo/a").error().code(), ErrorCode::kNotFound);
 }
 
+// A record array and a timestamp array: stat prints the dtype and dump the elements as NumPy does.
+TEST_F(CliTest, StatAndDumpPrintStructuredAndDatetimeArraysAsNumpyDoes) {
+  auto created = cli({"create", "pts", "--dtype", "{'x':<f4@0,'y':<f4@4,'z':<f4@8,'i':<u2@12}16",
+                      "--shape", "2"});
+  ASSERT_TRUE(created.status.ok()) << created.status.describe() << created.out;
+  struct Point {
+    float x, y, z;
+    std::uint16_t i;
+  };
+  auto client = broker_->client();
+  auto a = client.open("pts", Access::kReadWrite);
+  ASSERT_TRUE(a);
+  auto points = a->as<Point>();
+  ASSERT_TRUE(points) << points.error().message();
+  (*points)[1] = Point{1, 2, 3, 1};
+  auto stat = cli({"stat", "pts"});
+  EXPECT_NE(stat.out.find("dtype: {'names': ['x', 'y', 'z', 'i'], 'formats': ['<f4', '<f4', "
+                          "'<f4', '<u2'], 'offsets': [0, 4, 8, 12], 'itemsize': 16}\n"),
+            std::string::npos)
+      << stat.out;
+  EXPECT_EQ(cli({"dump", "pts"}).out, "[(0., 0., 0., 0) (1., 2., 3., 1)]\n");
+
+  auto t = client.create("ticks", ArraySpec{.dtype = "<M8[ns]", .shape = {2}});
+  ASSERT_TRUE(t);
+  auto ns = t->as<std::int64_t>();
+  ASSERT_FALSE(ns) << "as<int64_t>() on datetime64 must be refused";
+  auto raw = t->mutable_bytes();
+  ASSERT_TRUE(raw);
+  const std::int64_t values[] = {1'704'164'645'000'000'000, INT64_MIN};
+  std::memcpy(raw->data(), values, sizeof values);
+  EXPECT_EQ(cli({"dump", "ticks"}).out, "['2024-01-02T03:04:05.000000000'                           'NaT']\n");
+  ASSERT_TRUE(client.remove("pts"));
+  ASSERT_TRUE(client.remove("ticks"));
+}
+
+// A frame: ls says so (with its column count and rows), stat lists its columns, dump prints its
+// first rows as a table like pandas.
+TEST_F(CliTest, LsStatAndDumpShowAFrameAsATable) {
+  auto client = broker_->client();
+  auto frame = client.create_frame(
+      "md/ticks", FrameSpec{.columns = {{"t", "<M8[ns]"}, {"price", "<f8"}, {"venue", "|S4"}},
+                            .rows = 20, .index = "t"});
+  ASSERT_TRUE(frame) << frame.error().message();
+  auto t = frame->column<std::int64_t>("t");
+  auto price = frame->column<double>("price");
+  auto venue = frame->array().mutable_bytes();
+  ASSERT_TRUE(t && price && venue);
+  for (std::size_t k = 0; k < 20; ++k) {
+    (*t)[k] = 1'700'000'000'000'000'000 + static_cast<std::int64_t>(k) * 1'000'000'000;
+    (*price)[k] = 100 + 0.25 * static_cast<double>(k);
+    std::memcpy(venue->data() + frame->columns()[2].offset + 4 * k, k % 2 ? "ARCX" : "XNAS", 4);
+  }
+  auto ls = cli({"ls"});
+  EXPECT_NE(ls.out.find("md/ticks  frame  3 columns  (20,)"), std::string::npos) << ls.out;
+  auto stat = cli({"stat", "md/ticks"});
+  EXPECT_NE(stat.out.find("kind: frame\n"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("rows: 20\ncolumns:\n  t: datetime64[ns] (index)\n  price: float64\n"
+                          "  venue: |S4\n"),
+            std::string::npos)
+      << stat.out;
+  auto dump = cli({"dump", "md/ticks", "--head", "2"});
+  EXPECT_EQ(dump.out,
+            "                      price    venue\n"
+            "t                  \n"
+            "2023-11-14 22:13:20  100.    b'XNAS'\n"
+            "2023-11-14 22:13:21  100.25  b'ARCX'\n"
+            "[20 rows x 2 columns]\n");
+  ASSERT_TRUE(client.remove("md/ticks"));
+}
+
 TEST_F(CliTest, ErrorsAreClearAndUsageErrorsExitTwo) {
-  auto bad = cli({"create", "x", "--dtype", "<f16", "--shape", "3"});
+  auto bad = cli({"create", "x", "--dtype", "<f12", "--shape", "3"});
   EXPECT_EQ(bad.status.exit_code, 2);
   auto missing = cli({"stat", "nope"});
   EXPECT_EQ(missing.status.exit_code, 1);

@@ -236,7 +236,7 @@ TEST(BrokerGc, RemovesCorruptAndStaleSegmentsOnlyWhenAskedAndNeverWhileABrokerSe
 std::set<std::string> recorded_ids(const std::string& catalogue) {
   std::set<std::string> ids;
   std::ifstream in(catalogue, std::ios::binary);
-  std::vector<char> slot(1024);  // Catalogue::kSlotBytes
+  std::vector<char> slot(2048);  // Catalogue::kSlotBytes
   while (in.read(slot.data(), static_cast<std::streamsize>(slot.size()))) {
     SegmentHeader header;
     std::memcpy(&header, slot.data(), sizeof header);

@@ -136,3 +136,23 @@ def test_torch_step_consumes_batches_without_a_copy(broker):
         assert "producer: 5 batches written and consumed" in r.stdout
         with shmarray.Client(broker.socket) as c:
             assert c.list() == []
+
+
+def test_cpp_tick_producer_and_python_analyst(broker):
+    producer_path = PRODUCER.parent / "tick_producer"
+    if not producer_path.exists():
+        pytest.skip(f"{producer_path} not built")
+    producer = subprocess.Popen([str(producer_path), "--socket", broker.socket, "--ticks", "300",
+                                 "--interval-ms", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        analyst = run_example("tick_analyst.py", "--socket", broker.socket, "--timeout-s", "30")
+        out, err = producer.communicate(timeout=60)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait(timeout=10)
+    assert producer.returncode == 0, out + err
+    assert analyst.returncode == 0, analyst.stdout + analyst.stderr
+    assert "room for 300 ticks; columns shared: True" in analyst.stdout
+    assert "analyst: 300 ticks to 2023-11-14 22:13:20.299000" in analyst.stdout

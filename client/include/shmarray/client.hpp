@@ -24,6 +24,7 @@
 
 #include "shmarray/array.hpp"
 #include "shmarray/error.hpp"
+#include "shmarray/frame.hpp"
 #include "shmarray/types.hpp"
 
 namespace shmarray {
@@ -92,6 +93,12 @@ class Client {
   // caller may not have that access or the array is not owned by OpenOptions::owner.
   [[nodiscard]] Result<Array> open(std::string_view name, Access access,
                                    const OpenOptions& options = {});
+  // A frame (shmarray/frame.hpp): create makes a zero-filled table of spec.columns x spec.rows
+  // (errors as create, plus kInvalidArgument for a bad spec); open_frame maps one (errors as
+  // open, plus kInvalidArgument if `name` is an array, not a frame).
+  [[nodiscard]] Result<Frame> create_frame(std::string_view name, const FrameSpec& spec);
+  [[nodiscard]] Result<Frame> open_frame(std::string_view name, Access access,
+                                         const OpenOptions& options = {});
   // Removes the name at once; existing mappings stay valid until their Arrays are destroyed.
   [[nodiscard]] Result<void> remove(std::string_view name);
   // Arrays whose names start with `prefix` (all when empty), sorted by name.
