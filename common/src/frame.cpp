@@ -24,7 +24,7 @@ T get_le(const std::byte* in) {
 }  // namespace
 
 bool is_known_message_type(std::uint16_t value) noexcept {
-  return (value >= 1 && value <= 15) || (value >= 17 && value <= 20) || value == 100;
+  return (value >= 1 && value <= 15) || (value >= 17 && value <= 31) || value == 100;
 }
 
 std::string_view to_string(MessageType type) noexcept {
@@ -48,6 +48,17 @@ std::string_view to_string(MessageType type) noexcept {
     case MessageType::kChmodReply: return "ChmodReply";
     case MessageType::kCloseRequest: return "CloseRequest";
     case MessageType::kCloseReply: return "CloseReply";
+    case MessageType::kCreateStreamRequest: return "CreateStreamRequest";
+    case MessageType::kStreamReply: return "StreamReply";
+    case MessageType::kOpenPublisherRequest: return "OpenPublisherRequest";
+    case MessageType::kSubscribeRequest: return "SubscribeRequest";
+    case MessageType::kSubscribeReply: return "SubscribeReply";
+    case MessageType::kStreamMembersRequest: return "StreamMembersRequest";
+    case MessageType::kStreamMembersReply: return "StreamMembersReply";
+    case MessageType::kSubscriberStateRequest: return "SubscriberStateRequest";
+    case MessageType::kSubscriberStateReply: return "SubscriberStateReply";
+    case MessageType::kDetachRequest: return "DetachRequest";
+    case MessageType::kDetachReply: return "DetachReply";
     case MessageType::kErrorReply: return "ErrorReply";
   }
   return "Unknown";

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "shmarray_generated.h"
+#include "wire_detail.hpp"
 
 namespace shmarray::wire {
 namespace {
@@ -37,6 +38,11 @@ std::vector<T> copy_scalars(const flatbuffers::Vector<T>* v) {
 
 std::string str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
 
+}  // namespace
+
+// Shared with stream_messages.cpp (wire_detail.hpp).
+namespace detail {
+
 flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
   const auto name = b.CreateString(i.name);
   const auto dtype = b.CreateString(i.dtype);
@@ -45,10 +51,13 @@ flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
   const auto id = b.CreateString(i.id);
   const auto damaged =
       i.damaged.empty() ? flatbuffers::Offset<flatbuffers::String>() : b.CreateString(i.damaged);
+  const auto stream = i.kind == ObjectKind::kStream ? put_stream_status(b, i.stream)
+                                                    : flatbuffers::Offset<fb::StreamStatus>();
   return fb::CreateArrayInfo(b, name, dtype, shape, strides, static_cast<std::uint8_t>(i.order),
                              i.itemsize, i.nbytes, i.data_offset, i.segment_bytes, id,
                              i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, i.open_handles,
-                             i.version, i.ephemeral, damaged);
+                             i.version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
+                             stream);
 }
 
 Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
@@ -73,8 +82,21 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
   i.version = f->version();
   i.ephemeral = f->ephemeral();
   i.damaged = str(f->damaged());
+  if (f->kind() > 1) return fail(ErrorCode::kProtocolError, "array info has a bad kind");
+  i.kind = static_cast<ObjectKind>(f->kind());
+  if (i.kind == ObjectKind::kStream) {
+    auto stream = get_stream_status(f->stream());
+    if (!stream) return std::unexpected(stream.error());
+    i.stream = std::move(*stream);
+  }
   return i;
 }
+
+}  // namespace detail
+namespace {
+
+using detail::get_info;
+using detail::put_info;
 
 // A verified root table. FlatBuffers reads scalars in place, so a body that does not start on an
 // 8-byte boundary (a slice of a larger buffer) is first copied to aligned storage.

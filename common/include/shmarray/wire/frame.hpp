@@ -45,6 +45,17 @@ enum class MessageType : std::uint16_t {
   kChmodReply = 18,
   kCloseRequest = 19,
   kCloseReply = 20,
+  kCreateStreamRequest = 21,
+  kStreamReply = 22,
+  kOpenPublisherRequest = 23,
+  kSubscribeRequest = 24,
+  kSubscribeReply = 25,
+  kStreamMembersRequest = 26,
+  kStreamMembersReply = 27,
+  kSubscriberStateRequest = 28,
+  kSubscriberStateReply = 29,
+  kDetachRequest = 30,
+  kDetachReply = 31,
   kErrorReply = 100,
 };
 [[nodiscard]] bool is_known_message_type(std::uint16_t value) noexcept;
