@@ -79,6 +79,7 @@ std::string utc_time_str(std::int64_t unix_ns) {
 
 std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_name) {
   Table table({{"NAME"},
+               {"KIND"},
                {"DTYPE"},
                {"SHAPE"},
                {"SIZE", Align::kRight},
@@ -87,10 +88,17 @@ std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_
                {"OPEN", Align::kRight},
                {"VERSION", Align::kRight}});
   for (const ArrayInfo& info : infos) {
-    table.add_row({info.name, info.dtype, tuple_str(info.shape), human_size(info.nbytes),
-                   name_or_id(user_name, info.owner_uid), mode_str(info.mode),
-                   std::to_string(info.open_handles),
-                   info.damaged.empty() ? std::to_string(info.version) : "DAMAGED"});
+    // A stream: its ring (slots x slot size) and its last sequence number as the version.
+    const bool stream = info.kind == ObjectKind::kStream;
+    const std::string version = stream ? std::to_string(info.stream.last_seq)
+                                       : std::to_string(info.version);
+    table.add_row({info.name, std::string(to_string(info.kind)), stream ? "-" : info.dtype,
+                   stream ? std::to_string(info.stream.slots) + " x " +
+                                human_size(info.stream.slot_bytes)
+                          : tuple_str(info.shape),
+                   human_size(info.nbytes), name_or_id(user_name, info.owner_uid),
+                   mode_str(info.mode), std::to_string(info.open_handles),
+                   info.damaged.empty() ? version : "DAMAGED"});
   }
   return table.render();
 }
@@ -123,11 +131,31 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
   };
   std::string out;
   for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
+  if (info.kind == ObjectKind::kStream) out += stream_text(info.stream);
+  return out;
+}
+
+std::string stream_text(const StreamStatus& s) {
+  std::string out = "kind: stream\n";
+  out += "slots: " + std::to_string(s.slots) + "\n";
+  out += "slot_bytes: " + std::to_string(s.slot_bytes) + " (" + human_size(s.slot_bytes) + ")\n";
+  out += "history: " + std::to_string(s.history) + "\n";
+  out += "overflow: " + std::string(to_string(s.overflow)) + "\n";
+  out += "max_subscribers: " + std::to_string(s.max_subscribers) + "\n";
+  out += "last_seq: " + std::to_string(s.last_seq) + "\n";
+  out += "publisher_pid: " + (s.publisher_pid == 0 ? std::string("none (open_publisher may take over)")
+                                                    : std::to_string(s.publisher_pid)) + "\n";
+  out += "subscribers: " + std::to_string(s.subscribers.size()) + "\n";
+  for (const auto& sub : s.subscribers) {
+    out += "  pid " + std::to_string(sub.pid) + ": position " + std::to_string(sub.position) +
+           ", held " + std::to_string(sub.held) + "/" + std::to_string(sub.max_held) +
+           ", missed " + std::to_string(sub.missed) + "\n";
+  }
   return out;
 }
 
 std::string info_json(const ArrayInfo& info) {
-  return JsonObject()
+  std::string json = JsonObject()
       .string_field("name", info.name)
       .string_field("dtype", info.dtype)
       .raw_field("shape", json_uint_array(info.shape))
@@ -147,6 +175,31 @@ std::string info_json(const ArrayInfo& info) {
       .bool_field("ephemeral", info.ephemeral)
       .raw_field("damaged", info.damaged.empty() ? "null" : json_quote(info.damaged))
       .str();
+  if (info.kind != ObjectKind::kStream) return json;  // arrays: no "kind" (as before streams)
+  std::string subs = "[";
+  for (const auto& sub : info.stream.subscribers) {
+    subs += std::string(subs.size() > 1 ? ", " : "") +
+            JsonObject()
+                .uint_field("pid", sub.pid)
+                .uint_field("position", sub.position)
+                .uint_field("held", sub.held)
+                .uint_field("max_held", sub.max_held)
+                .uint_field("missed", sub.missed)
+                .str();
+  }
+  subs += "]";
+  const std::string stream = JsonObject()
+                                 .uint_field("slots", info.stream.slots)
+                                 .uint_field("slot_bytes", info.stream.slot_bytes)
+                                 .uint_field("history", info.stream.history)
+                                 .string_field("overflow", to_string(info.stream.overflow))
+                                 .uint_field("max_subscribers", info.stream.max_subscribers)
+                                 .uint_field("last_seq", info.stream.last_seq)
+                                 .uint_field("publisher_pid", info.stream.publisher_pid)
+                                 .raw_field("subscribers", subs)
+                                 .str();
+  json.pop_back();  // the closing brace
+  return json + ", \"kind\": \"stream\", \"stream\": " + stream + "}";
 }
 
 std::string infos_json(std::span<const ArrayInfo> infos) {

@@ -311,9 +311,9 @@ TEST(InfoFormat, ListTableAlignsColumnsAndFallsBackToUid) {
   const std::vector<ArrayInfo> infos = {sample_info(), small};
   const auto names = [](std::uint32_t uid) { return uid == 1000 ? std::string("alice") : ""; };
   EXPECT_EQ(list_table(infos, names),
-            "NAME         DTYPE  SHAPE            SIZE  OWNER  MODE  OPEN  VERSION\n"
-            "demo/matrix  <f8    (1024, 1024)  8.0 MiB  alice  0640     2        7\n"
-            "a            <f8    (3,)             24 B  4242   0640     2        7\n");
+            "NAME         KIND   DTYPE  SHAPE            SIZE  OWNER  MODE  OPEN  VERSION\n"
+            "demo/matrix  array  <f8    (1024, 1024)  8.0 MiB  alice  0640     2        7\n"
+            "a            array  <f8    (3,)             24 B  4242   0640     2        7\n");
 }
 
 TEST(InfoFormat, StatTextHasEveryFieldOnItsOwnLine) {
