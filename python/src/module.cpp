@@ -33,6 +33,7 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
   sp::bind_array_info(m);
   sp::bind_array_handle(m);
   sp::bind_client(m);
+  sp::bind_streams(m);
   sp::bind_sync(m);
   sp::bind_checked_read(m);
   // For tests and tools: the /dev/shm name prefix of the segments of the broker at `socket`.
