@@ -225,6 +225,12 @@ fi
 if wants stream; then
   stage "streams: publish -> take -> read all, vs mapped array, socket copy, bare spin"
   "$B/bench_stream_latency" --socket "$SOCK" "${STREAM_ARGS[@]}" "${M[@]}" --csv "$OUT/stream.csv"
+  if [ -d "$BUILD/python" ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    stage "streams (Python): 480x640x3 uint8 frames/s vs multiprocessing.Queue and shared_memory"
+    rm -f "$OUT/python_stream.csv"
+    PYTHONPATH="$BUILD/python" /usr/bin/python3 bench/python_stream.py --socket "$SOCK" \
+      --frames "$([ "$SMOKE" = 1 ] && echo 50 || echo 2000)" "${M[@]}" --csv "$OUT/python_stream.csv"
+  fi
 fi
 if wants memory; then
   stage "memory: $MEM_BYTES, consumers $MEM_N"
