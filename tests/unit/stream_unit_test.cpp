@@ -7,7 +7,7 @@
 
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/stream/stream_layout.hpp"
-#include "shmarray/wire/stream_messages.hpp"
+#include "shmarray/wire/messages.hpp"
 
 namespace shmarray {
 namespace {

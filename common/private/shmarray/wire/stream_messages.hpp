@@ -1,7 +1,8 @@
 #pragma once
-// Messages of the stream control plane (docs/protocol.md, docs/streams.md), with one encode and
-// one verifying decode each, like wire/messages.hpp. None of them is on a stream's data path:
-// they create, attach and detach; messages flow through shared memory only.
+// Messages of the stream control plane (docs/protocol.md, docs/streams.md). Their numbers are in
+// wire/message_table.hpp, their encode/decode pairs in wire/messages.hpp (which includes this
+// file). None of them is on a stream's data path: they create, attach and detach; messages flow
+// through shared memory only.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -11,7 +12,6 @@
 #include "shmarray/stream_types.hpp"
 #include "shmarray/types.hpp"
 #include "shmarray/wire/frame.hpp"
-#include "shmarray/wire/messages.hpp"
 
 namespace shmarray::wire {
 
@@ -87,30 +87,5 @@ struct DetachReply {
 };
 
 inline constexpr std::size_t kMaxMembersPerReply = kMaxStreamSubscribers;
-
-[[nodiscard]] std::vector<std::byte> encode_body(const CreateStreamRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const StreamReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const OpenPublisherRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const SubscribeRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const SubscribeReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const StreamMembersRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const StreamMembersReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const SubscriberStateRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const SubscriberStateReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const DetachRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const DetachReply& m);
-
-template <> Result<CreateStreamRequest> decode<CreateStreamRequest>(std::span<const std::byte>);
-template <> Result<StreamReply> decode<StreamReply>(std::span<const std::byte>);
-template <> Result<OpenPublisherRequest> decode<OpenPublisherRequest>(std::span<const std::byte>);
-template <> Result<SubscribeRequest> decode<SubscribeRequest>(std::span<const std::byte>);
-template <> Result<SubscribeReply> decode<SubscribeReply>(std::span<const std::byte>);
-template <> Result<StreamMembersRequest> decode<StreamMembersRequest>(std::span<const std::byte>);
-template <> Result<StreamMembersReply> decode<StreamMembersReply>(std::span<const std::byte>);
-template <>
-Result<SubscriberStateRequest> decode<SubscriberStateRequest>(std::span<const std::byte>);
-template <> Result<SubscriberStateReply> decode<SubscriberStateReply>(std::span<const std::byte>);
-template <> Result<DetachRequest> decode<DetachRequest>(std::span<const std::byte>);
-template <> Result<DetachReply> decode<DetachReply>(std::span<const std::byte>);
 
 }  // namespace shmarray::wire
