@@ -53,6 +53,7 @@ std::byte* private_buffer(std::uint64_t bytes) {
   std::optional<shmarray::Client> client;
   std::byte* buffer = nullptr;
   std::optional<shmarray::Array> kept;
+  std::optional<shmarray::Subscriber> subscriber;
   const auto connect = [&]() -> shmarray::Client& {
     if (!client) client = must(shmarray::Client::connect({.socket_path = socket}), "consumer");
     return *client;
@@ -98,7 +99,17 @@ std::byte* private_buffer(std::uint64_t bytes) {
       }
       case Command::kUnmap:
         kept.reset();
+        subscriber.reset();
         break;
+      case Command::kSubscribe:
+        subscriber = must(connect().subscribe(c.name, {.max_held = 1}), "consumer subscribe");
+        break;
+      case Command::kTake: {  // a stream: take, use in place, release (after the clock)
+        auto sample = must(subscriber->take(std::chrono::seconds(30)), "consumer take");
+        r.value = consume(sample.bytes().data(), c.bytes, c.use);
+        r.t_end_ns = now_ns();
+        break;
+      }
       default:
         die("consumer: unknown command");
     }
@@ -175,6 +186,35 @@ class Producer {
     return static_cast<double>(r.t_end_ns - t0) / 1e3;
   }
 
+  void stream_setup(std::uint64_t bytes) {
+    Command c{.op = Command::kSubscribe, .bytes = bytes};
+    stream_name_ = "bench/handoff/" + std::to_string(::getpid()) + "/stream";
+    std::snprintf(c.name, sizeof c.name, "%s", stream_name_.c_str());
+    publisher_.emplace(must(client_.create_stream(stream_name_, {.slots = 4, .slot_bytes = bytes}),
+                            "create_stream"));
+    ask(c);
+  }
+
+  double stream_round(std::uint64_t bytes, Use use, std::uint64_t marker) {
+    const std::uint64_t shape[] = {bytes / 8};
+    auto loan = must(publisher_->loan("<u8", shape, std::chrono::seconds(30)), "loan");
+    fill(loan.bytes(), marker);  // the producer writes the message in the slot
+    send_pod(ch_.cmd.w, Command{.op = Command::kTake, .use = use, .bytes = bytes,
+                                .marker = marker});
+    settle(bytes);
+    const std::int64_t t0 = now_ns();
+    must(publisher_->publish(std::move(loan)), "publish");
+    const Report r = recv_pod<Report>(ch_.report.r);
+    check_value("shmarray stream", r, bytes, marker, use);
+    return static_cast<double>(r.t_end_ns - t0) / 1e3;
+  }
+
+  void stream_teardown() {
+    ask(Command{.op = Command::kUnmap});
+    publisher_.reset();
+    must(client_.remove(stream_name_), "remove");
+  }
+
   void mapped_teardown() {
     ask(Command{.op = Command::kUnmap});
     mapped_.reset();
@@ -191,6 +231,8 @@ class Producer {
   std::byte* src_ = nullptr;
   std::optional<shmarray::Array> mapped_;
   std::string mapped_name_;
+  std::optional<shmarray::Publisher> publisher_;
+  std::string stream_name_;
 };
 
 }  // namespace
@@ -252,6 +294,10 @@ int main(int argc, char** argv) {
        .setup = [&](auto b) { p.mapped_setup(b); },
        .teardown = [&](auto) { p.mapped_teardown(); },
        .round = [&](auto b, auto u, auto m) { return p.mapped_round(b, u, m); }},
+      {.name = "shmarray stream (loan -> publish -> take)",
+       .setup = [&](auto b) { p.stream_setup(b); },
+       .teardown = [&](auto) { p.stream_teardown(); },
+       .round = [&](auto b, auto u, auto m) { return p.stream_round(b, u, m); }},
   };
   std::vector<Method> chosen;
   for (const auto& m : methods) {

@@ -31,7 +31,8 @@ struct Command {
     kMapKeep,      // open `name` and keep it mapped (setup, not timed)
     kWaitMapped,   // wait for a publish newer than `version` on the kept array, then use it
     kUnmap,        // drop the kept array (teardown)
-    kTake,         // iceoryx: wait for a sample, use it, release it
+    kTake,         // iceoryx / a stream: wait for a sample, use it, release it
+    kSubscribe,    // a stream: subscribe to `name` (setup, not timed)
   };
   Op op = kStop;
   Use use = Use::kReadAll;

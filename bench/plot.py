@@ -28,6 +28,7 @@ PY_METHODS = {
     "pickle": "Python: pickle through a multiprocessing Pipe",
 }
 ICEORYX = "iceoryx 2.0 loan -> publish -> take"
+STREAM = "shmarray stream (loan -> publish -> take)"
 SIZE_NAMES = {4096: "4 KiB", 65536: "64 KiB", 1 << 20: "1 MiB", 64 << 20: "64 MiB", 1 << 30: "1 GiB"}
 
 
@@ -52,6 +53,8 @@ class ResultSet:
         self.memory = read_csv(directory / "memory.csv")
         self.write_lock = read_csv(directory / "write_lock.csv")
         self.list_interference = read_csv(directory / "list_interference.csv")
+        self.stream = read_csv(directory / "stream.csv")
+        self.python_stream = read_csv(directory / "python_stream.csv")
         status = directory / "iceoryx_status.txt"
         self.iceoryx_status = status.read_text().strip() if status.exists() else "not run"
         self.handoff = self._handoff()
@@ -149,7 +152,7 @@ def section_machines(sets: list[ResultSet]) -> str:
 def handoff_methods(sets: list[ResultSet], use: str) -> list[str]:
     order = [BASELINE, "pipe copy", "shmarray new array (open + fresh mapping)",
              "shmarray new array, open with populate", "shmarray mapped array (publish -> wait)",
-             ICEORYX, *PY_METHODS.values()]
+             STREAM, ICEORYX, *PY_METHODS.values()]
     present = {k[2] for s in sets for k in s.handoff if k[1] == use}
     return [m for m in order if m in present] + sorted(present - set(order))
 
@@ -164,7 +167,7 @@ def peers_of(method: str) -> list[str]:
     with iceoryx, whose chunk pools are mapped once as well."""
     if method.startswith("Python"):
         return [m for m in PY_METHODS.values() if not is_ours(m)]
-    if "mapped" in method:
+    if "mapped" in method or method == STREAM:
         return [BASELINE, "pipe copy", ICEORYX]
     return [BASELINE, "pipe copy"]
 
@@ -581,6 +584,63 @@ def section_write_lock(sets: list[ResultSet], img: str | None) -> str:
     return "\n".join(out)
 
 
+def section_streams(sets: list[ResultSet], img: str | None) -> str:
+    if not any(s.stream or s.python_stream for s in sets):
+        return ""
+    out = ["## 6. Streams\n",
+           "`bench/bench_stream_latency` (docs/streams.md): a publisher hands a message to 1 or 4 "
+           "subscriber processes, each takes it and reads every byte; the clock runs from the "
+           "hand-over to the last subscriber's end timestamp. Same run, methods one after another "
+           "per size: *stream* (loan filled before the clock, publish -> take -> read -> release), "
+           "*mapped array* (publish -> wait_newer_than), *socket copy* (write -> read into a "
+           "private buffer), *bare spin* (the bytes in shared memory and a counter the subscribers "
+           "spin on: the floor). *hot*: the next message follows the acknowledgement at once "
+           "(subscribers still polling); *cold*: 1 ms apart (a stream subscriber spins 50 us, then "
+           "sleeps on a futex; the bare spin never sleeps). **x spin** = p50 / bare spin p50 with "
+           "as many subscribers. *faults* = minor page faults per message (getrusage) on the "
+           "publisher / the slowest subscriber over the timed rounds. The comparison with iceoryx "
+           "uses the handoff driver of section 1 (row *shmarray stream*, same run as the iceoryx "
+           "row).\n"]
+    for s in sets:
+        if not s.stream:
+            continue
+        rows = []
+        for r in s.stream:
+            spin = [x for x in s.stream if x["method"] == "bare spin" and x["mode"] == r["mode"]
+                    and x["bytes"] == r["bytes"] and x["subscribers"] == r["subscribers"]]
+            ratio = float(r["p50_us"]) / float(spin[0]["p50_us"]) if spin else None
+            rows.append([r["mode"], size_name(int(r["bytes"])), r["method"], r["subscribers"],
+                         fmt_us(float(r["p50_us"])), fmt_us(float(r["p99_us"])),
+                         f"{float(r['msgs_per_s']):,.0f}",
+                         f"{float(r['pub_minflt_per_msg']):.3f} / {float(r['sub_minflt_per_msg']):.3f}",
+                         fmt_ratio(ratio)])
+        out.append(f"### {s.label}\n")
+        out.append(table(["mode", "size", "method", "subscribers", "p50", "p99", "msgs/s",
+                          "faults pub / sub", "x spin"], rows))
+        losses = []
+        for size in sorted({k[0] for k in s.handoff if k[2] == STREAM}):
+            mine, ice = s.median((size, "read_all", STREAM)), s.median((size, "read_all", ICEORYX))
+            if mine and ice:
+                verdict = "loses to" if mine > ice * LOSS_MARGIN else "matches or beats"
+                losses.append(f"{size_name(size)}: stream {fmt_us(mine)} vs iceoryx {fmt_us(ice)} "
+                              f"({mine / ice:.2f}x), {verdict} iceoryx")
+        if losses:
+            out.append("\nAgainst iceoryx (section 1 driver, read all, medians, same run): " +
+                       "; ".join(losses) + ".\n")
+    for s in sets:
+        if not s.python_stream:
+            continue
+        rows = [[r["method"], f"{float(r['frames_per_s']):,.1f}", f"{float(r['mib_per_s']):,.1f}",
+                 r["frames"]] for r in s.python_stream]
+        out.append(f"\n### Python, 480x640x3 uint8 frames ({s.label})\n")
+        out.append("`bench/python_stream.py`: one process sends frames (the stream copies each into "
+                   "its loaned slot, the Queue pickles it, the hand-built ring copies it into a "
+                   "slot of a `multiprocessing.shared_memory` block guarded by two semaphores); "
+                   "the other reads every byte of every frame.\n")
+        out.append(table(["method", "frames/s", "MiB/s", "frames"], rows))
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path, help="result directories (bench/run.sh --out)")
@@ -612,6 +672,7 @@ def main() -> int:
         section_write_lock(sets, img),
         section_memory(sets, img),
         section_scale(sets, img),
+        section_streams(sets, img),
     ]
     args.out_md.parent.mkdir(parents=True, exist_ok=True)
     args.out_md.write_text("\n".join(p for p in parts if p))

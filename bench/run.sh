@@ -6,7 +6,7 @@
 # --machine    label for every table (default: "<cores>-core <arch>, <memory>")
 # --out DIR    where the CSVs go (default: docs/bench-results/<label as a file name>); docs/benchmarks.md
 #              then shows every result set under docs/bench-results/ (and DIR) side by side
-# --only LIST  comma-separated subset of: probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx
+# --only LIST  comma-separated subset of: probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx,stream
 # Installs what it needs (python3-matplotlib, iceoryx, libiceoryx-posh-dev) unless --smoke or
 # --no-install. Never fails on a number: only on a benchmark that cannot run.
 set -euo pipefail
@@ -15,7 +15,7 @@ REPO=$PWD
 SMOKE=0
 BUILD=build
 OUT=""
-ONLY="probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx"  # = ALL_STAGES below
+ONLY="probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx,stream"  # = ALL_STAGES below
 INSTALL=1
 CORES=$(nproc)
 MACHINE="$CORES-core $(uname -m), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -55,7 +55,7 @@ if [ "$SMOKE" = 0 ] && [ "$INSTALL" = 1 ]; then
         "${missing[@]}" >/dev/null; } || echo "warning: could not install ${missing[*]}; going on without"
   fi
 fi
-BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_write_lock bench_list_interference bench_handoff bench_memory bench_probe)
+BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_write_lock bench_list_interference bench_handoff bench_memory bench_probe bench_stream_latency)
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   tools/setup.sh "$BUILD"
 elif [ "$SMOKE" = 0 ]; then
@@ -66,7 +66,7 @@ elif [ "$SMOKE" = 0 ]; then
   grep -q 'bench_iceoryx_handoff' "$BUILD/build.ninja" 2>/dev/null && extra+=(bench_iceoryx_handoff bench_iceoryx_wakeup)
   cmake --build "$BUILD" --target "${BENCH_TARGETS[@]}" "${extra[@]}"
 else
-  for t in bench/bench_control_plane bench/bench_handoff bench/bench_memory bench/bench_probe bench/bench_write_lock bench/bench_list_interference; do
+  for t in bench/bench_control_plane bench/bench_handoff bench/bench_memory bench/bench_probe bench/bench_write_lock bench/bench_list_interference bench/bench_stream_latency; do
     [ -x "$BUILD/$t" ] || { cmake --build "$BUILD" --target "${BENCH_TARGETS[@]}"; break; }
   done
 fi
@@ -137,7 +137,7 @@ echo "machine: $MACHINE"
 echo "  cpu: $CPU; $CORES cores; memory $MEM; kernel $(uname -r); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
 echo "  load average at start: $LOAD0"
 awk -v c="$CORES" '{ if ($1 > c) print "  warning: load average " $1 " > " c " cores: numbers will be noisy" }' /proc/loadavg
-ALL_STAGES="probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx"
+ALL_STAGES="probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx,stream"
 if [ "$ONLY" != "$ALL_STAGES" ] && [ -f "$OUT/meta.csv" ]; then
   # A partial rerun: the set keeps its machine facts; the rerun is noted beside them.
   META=$TMP/meta.csv  # this run's own facts go to a scratch file
@@ -179,14 +179,14 @@ COUNTS=1; c=1; while ((c * 2 <= 4 * CORES)); do c=$((c * 2)); COUNTS+=",$c"; don
 if [ "$SMOKE" = 1 ]; then
   PROBE_MIB=8; CP_N=40; COUNTS=1,2; REG=1,10,100; PROBES=10; SIZES_SCALE=4KiB,1MiB; REPS=2
   LIST_ARGS=(--arrays 1500 --probes 50); WAKE_N=200; LOCK_ARGS=(--n 20000 --contended 2000 --rounds 200 --deaths 1); HO_SIZES=4KiB,64KiB; HO_ARGS=(--repeat 2); MEM_BYTES=16MiB; MEM_N=1,2
-  ICE_SIZES=4KiB,64KiB
+  ICE_SIZES=4KiB,64KiB; STREAM_ARGS=(--sizes 64,4KiB --rounds 50 --rounds-large 2)
 else
   PROBE_MIB=64; CP_N=2000; REG=1,10,100,1000,10000,100000; PROBES=200
   SIZES_SCALE=4KiB,1MiB,64MiB,1GiB; REPS=5; WAKE_N=20000
   LIST_ARGS=(--arrays 100000 --probes 2000)
   LOCK_ARGS=(--n 1000000 --contended 200000 --rounds 20000 --deaths 9); HO_SIZES=4KiB,1MiB,64MiB,1GiB
   HO_ARGS=(--repeat 20 --repeat-large 9 --repeat-huge 5); MEM_BYTES=1GiB; MEM_N=1,2,4
-  ICE_SIZES=$HO_SIZES
+  ICE_SIZES=$HO_SIZES; STREAM_ARGS=(--sizes 64,4KiB,1MiB,64MiB --rounds 2000 --rounds-large 20)
 fi
 B=$BUILD/bench
 M=(--machine "$MACHINE")
@@ -221,6 +221,16 @@ fi
 if wants handoff; then
   stage "handoff (C++): sizes $HO_SIZES"
   "$B/bench_handoff" --socket "$SOCK" --sizes "$HO_SIZES" "${HO_ARGS[@]}" "${M[@]}" --csv "$OUT/handoff.csv"
+fi
+if wants stream; then
+  stage "streams: publish -> take -> read all, vs mapped array, socket copy, bare spin"
+  "$B/bench_stream_latency" --socket "$SOCK" "${STREAM_ARGS[@]}" "${M[@]}" --csv "$OUT/stream.csv"
+  if [ -d "$BUILD/python" ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    stage "streams (Python): 480x640x3 uint8 frames/s vs multiprocessing.Queue and shared_memory"
+    rm -f "$OUT/python_stream.csv"
+    PYTHONPATH="$BUILD/python" /usr/bin/python3 bench/python_stream.py --socket "$SOCK" \
+      --frames "$([ "$SMOKE" = 1 ] && echo 50 || echo 2000)" "${M[@]}" --csv "$OUT/python_stream.csv"
+  fi
 fi
 if wants memory; then
   stage "memory: $MEM_BYTES, consumers $MEM_N"

@@ -3,7 +3,7 @@
 import builtins
 import os
 from types import TracebackType
-from typing import Any, Iterable, Mapping, Optional, SupportsIndex, Tuple, Type, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, SupportsIndex, Tuple, Type, Union
 
 import numpy
 import numpy.typing
@@ -77,6 +77,10 @@ class ArrayInfo:
     def ephemeral(self) -> bool: ...
     @property
     def damaged(self) -> Optional[str]: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def stream(self) -> Optional[Dict[str, Any]]: ...
 
 class ArrayHandle:
     """Owner of one mapping: the ``base`` of every ndarray returned by create/open."""
@@ -146,6 +150,27 @@ class Client:
     def chmod(self, name: str, mode: int) -> None: ...
     def list(self, prefix: str = "") -> builtins.list[ArrayInfo]: ...
     def stat(self, name: str) -> ArrayInfo: ...
+    def create_stream(
+        self,
+        name: str,
+        *,
+        slots: int = 8,
+        slot_bytes: int,
+        overflow: str = "block",
+        history: int = 0,
+        max_subscribers: int = 16,
+        mode: int = 0o600,
+        ephemeral: bool = False,
+    ) -> Publisher: ...
+    def open_publisher(self, name: str) -> Publisher: ...
+    def subscribe(
+        self,
+        name: str,
+        *,
+        wait: Optional[float] = None,
+        from_history: bool = False,
+        max_held: int = 2,
+    ) -> Subscriber: ...
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
@@ -210,3 +235,61 @@ def as_tensor(arr: numpy.ndarray[Any, Any]) -> Any:
 class FrameCopyWarning(UserWarning): ...
 
 def read_frame_consistent(df: Any, timeout: Optional[float] = 1.0) -> Tuple[Any, int]: ...
+
+# --- streams (docs/streams.md) ------------------------------------------------------------------
+
+class LoanHandle:
+    """Owner of an open loan: the base of the ndarray Publisher.loan yields."""
+    @property
+    def open(self) -> bool: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
+class LoanContext:
+    """`with pub.loan(shape, dtype) as frame:` publishes on a clean exit, abandons on error."""
+    def __enter__(self) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    @property
+    def seq(self) -> Optional[int]: ...
+
+class SampleHandle:
+    """Owner of a taken message: the base of the ndarray Subscriber.take returns."""
+    @property
+    def seq(self) -> int: ...
+    @property
+    def published_ns(self) -> int: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
+class Publisher:
+    """The one writer of a stream."""
+    def loan(
+        self,
+        shape: _Shape,
+        dtype: numpy.typing.DTypeLike = "float64",
+        *,
+        timeout: Optional[float] = None,
+        order: str = "C",
+    ) -> LoanContext: ...
+    def send(self, array: Any, *, timeout: Optional[float] = None) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+    @property
+    def info(self) -> ArrayInfo: ...
+
+class Subscriber:
+    """A reader of a stream."""
+    def take(self, timeout: Optional[float] = None) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
+    def __iter__(self) -> "Subscriber": ...
+    def __next__(self) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
+    @property
+    def missed(self) -> int: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def held(self) -> int: ...
+    @property
+    def info(self) -> ArrayInfo: ...

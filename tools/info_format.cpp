@@ -92,17 +92,27 @@ std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_
                {"VERSION", Align::kRight}});
   for (const ArrayInfo& info : infos) {
     const auto dtype = DType::parse(info.dtype);
-    const bool frame = dtype && is_frame(*dtype, info.shape);
+    // A stream: its ring (slots x slot size) and its last sequence number as the version.
+    const bool stream = info.kind == ObjectKind::kStream;
     // A frame: its column count and rows instead of its (long) dtype and 0-d shape.
+    const bool frame = !stream && dtype && is_frame(*dtype, info.shape);
     auto layout = frame ? frame_layout_of(*dtype, info.shape) : Result<FrameLayout>();
     const bool table_row = frame && layout.has_value();
-    table.add_row({info.name, frame ? "frame" : "array",
-                   table_row ? std::to_string(layout->columns.size()) + " columns" : info.dtype,
-                   table_row ? "(" + std::to_string(layout->rows) + ",)" : tuple_str(info.shape),
-                   human_size(info.nbytes),
-                   name_or_id(user_name, info.owner_uid), mode_str(info.mode),
-                   std::to_string(info.open_handles),
-                   info.damaged.empty() ? std::to_string(info.version) : "DAMAGED"});
+    const std::string version = stream ? std::to_string(info.stream.last_seq)
+                                       : std::to_string(info.version);
+    std::string dtype_column = info.dtype;
+    std::string shape_column = tuple_str(info.shape);
+    if (stream) {
+      dtype_column = "-";
+      shape_column = std::to_string(info.stream.slots) + " x " + human_size(info.stream.slot_bytes);
+    } else if (table_row) {
+      dtype_column = std::to_string(layout->columns.size()) + " columns";
+      shape_column = "(" + std::to_string(layout->rows) + ",)";
+    }
+    table.add_row({info.name, stream ? "stream" : frame ? "frame" : "array", dtype_column,
+                   shape_column, human_size(info.nbytes), name_or_id(user_name, info.owner_uid),
+                   mode_str(info.mode), std::to_string(info.open_handles),
+                   info.damaged.empty() ? version : "DAMAGED"});
   }
   return table.render();
 }
@@ -136,9 +146,11 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
       {"damaged", info.damaged.empty() ? "no" : info.damaged},
   };
   std::string out;
-  const bool frame = dtype && is_frame(*dtype, info.shape);
-  out += std::string("kind: ") + (frame ? "frame" : "array") + "\n";
+  const bool stream = info.kind == ObjectKind::kStream;
+  const bool frame = !stream && dtype && is_frame(*dtype, info.shape);
+  out += std::string("kind: ") + (stream ? "stream" : frame ? "frame" : "array") + "\n";
   for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
+  if (stream) out += stream_text(info.stream);
   if (frame) {
     auto layout = frame_layout_of(*dtype, info.shape);
     if (layout) out += "rows: " + std::to_string(layout->rows) + "\n";
@@ -148,8 +160,27 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
   return out;
 }
 
+std::string stream_text(const StreamStatus& s) {
+  std::string out;
+  out += "slots: " + std::to_string(s.slots) + "\n";
+  out += "slot_bytes: " + std::to_string(s.slot_bytes) + " (" + human_size(s.slot_bytes) + ")\n";
+  out += "history: " + std::to_string(s.history) + "\n";
+  out += "overflow: " + std::string(to_string(s.overflow)) + "\n";
+  out += "max_subscribers: " + std::to_string(s.max_subscribers) + "\n";
+  out += "last_seq: " + std::to_string(s.last_seq) + "\n";
+  out += "publisher_pid: " + (s.publisher_pid == 0 ? std::string("none (open_publisher may take over)")
+                                                    : std::to_string(s.publisher_pid)) + "\n";
+  out += "subscribers: " + std::to_string(s.subscribers.size()) + "\n";
+  for (const auto& sub : s.subscribers) {
+    out += "  pid " + std::to_string(sub.pid) + ": position " + std::to_string(sub.position) +
+           ", held " + std::to_string(sub.held) + "/" + std::to_string(sub.max_held) +
+           ", missed " + std::to_string(sub.missed) + "\n";
+  }
+  return out;
+}
+
 std::string info_json(const ArrayInfo& info) {
-  return JsonObject()
+  std::string json = JsonObject()
       .string_field("name", info.name)
       .string_field("dtype", info.dtype)
       .raw_field("shape", json_uint_array(info.shape))
@@ -169,6 +200,31 @@ std::string info_json(const ArrayInfo& info) {
       .bool_field("ephemeral", info.ephemeral)
       .raw_field("damaged", info.damaged.empty() ? "null" : json_quote(info.damaged))
       .str();
+  if (info.kind != ObjectKind::kStream) return json;  // arrays: no "kind" (as before streams)
+  std::string subs = "[";
+  for (const auto& sub : info.stream.subscribers) {
+    subs += std::string(subs.size() > 1 ? ", " : "") +
+            JsonObject()
+                .uint_field("pid", sub.pid)
+                .uint_field("position", sub.position)
+                .uint_field("held", sub.held)
+                .uint_field("max_held", sub.max_held)
+                .uint_field("missed", sub.missed)
+                .str();
+  }
+  subs += "]";
+  const std::string stream = JsonObject()
+                                 .uint_field("slots", info.stream.slots)
+                                 .uint_field("slot_bytes", info.stream.slot_bytes)
+                                 .uint_field("history", info.stream.history)
+                                 .string_field("overflow", to_string(info.stream.overflow))
+                                 .uint_field("max_subscribers", info.stream.max_subscribers)
+                                 .uint_field("last_seq", info.stream.last_seq)
+                                 .uint_field("publisher_pid", info.stream.publisher_pid)
+                                 .raw_field("subscribers", subs)
+                                 .str();
+  json.pop_back();  // the closing brace
+  return json + ", \"kind\": \"stream\", \"stream\": " + stream + "}";
 }
 
 std::string infos_json(std::span<const ArrayInfo> infos) {

@@ -35,6 +35,9 @@ using NameLookup = std::function<std::string(std::uint32_t)>;
 // Every ArrayInfo field as one JSON object (keys named as the fields; order as "C"/"F"; mode as
 // the string of four octal digits the text shows, e.g. "0600").
 [[nodiscard]] std::string info_json(const ArrayInfo& info);
+// The stream part of `stat` (kind, ring, last sequence number, publisher, one line per
+// subscriber: pid, position, held/max_held, missed).
+[[nodiscard]] std::string stream_text(const StreamStatus& stream);
 // A JSON array of info_json objects, one per line: "[\n  {...},\n  {...}\n]" ("[]" when empty).
 [[nodiscard]] std::string infos_json(std::span<const ArrayInfo> infos);
 

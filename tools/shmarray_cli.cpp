@@ -257,7 +257,8 @@ struct Commands {
 };
 
 void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
-  commands.ls = app.add_subcommand("ls", "List arrays (all, or those whose names start with PREFIX)");
+  commands.ls = app.add_subcommand(
+      "ls", "List arrays and streams (all, or those whose names start with PREFIX)");
   commands.ls->add_option("prefix", args.prefix, "name prefix")->type_name("PREFIX");
   auto* json = commands.ls->add_flag("--json", args.json,
                                      "print a JSON array of objects, one per array");
@@ -283,7 +284,8 @@ void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
 
   commands.watch = app.add_subcommand(
       "watch", "Stream created/removed events under PREFIX; if PREFIX names an array, also its "
-               "version changes with a rate (until Ctrl-C)");
+               "version changes with a rate, if it names a stream, its message rate (until "
+               "Ctrl-C)");
   commands.watch->add_option("prefix", args.prefix, "name prefix or array name")
       ->type_name("PREFIX");
   commands.watch->add_option("--seconds", args.seconds, "stop after this long (0: until Ctrl-C)")

@@ -48,6 +48,45 @@ struct VersionTracker {
   }
 };
 
+// A stream: its last sequence number, from the broker once a second (a subscription would join
+// the stream and, under kBlock, hold its publisher back).
+struct StreamTracker {
+  Client client;
+  std::string name;
+  std::uint64_t last_seq;
+  Clock::time_point last_report = Clock::now();
+
+  void tick() {
+    const auto now = Clock::now();
+    if (now - last_report < std::chrono::seconds(1)) return;
+    const auto info = client.stat(name);
+    if (!info || info->kind != ObjectKind::kStream) return;
+    const std::uint64_t seq = info->stream.last_seq;
+    const double secs = std::chrono::duration<double>(now - last_report).count();
+    std::printf("%s stream '%s' seq %llu (+%llu, %.1f msg/s, %zu subscribers)\n",
+                now_text().c_str(), name.c_str(), static_cast<unsigned long long>(seq),
+                static_cast<unsigned long long>(seq - last_seq),
+                static_cast<double>(seq - last_seq) / secs, info->stream.subscribers.size());
+    std::fflush(stdout);
+    last_seq = seq;
+    last_report = now;
+  }
+};
+
+std::optional<StreamTracker> track_if_stream(const std::string& socket, const std::string& name,
+                                             std::optional<uid_t> broker_uid) {
+  if (name.empty()) return std::nullopt;
+  auto client = Client::connect(
+      {.socket_path = socket, .client_name = "shmarray-watch", .broker_uid = broker_uid});
+  if (!client) return std::nullopt;
+  const auto info = client->stat(name);
+  if (!info || info->kind != ObjectKind::kStream) return std::nullopt;
+  std::printf("%s watching stream '%s' at seq %llu\n", now_text().c_str(), name.c_str(),
+              static_cast<unsigned long long>(info->stream.last_seq));
+  std::fflush(stdout);
+  return StreamTracker{std::move(*client), name, info->stream.last_seq};
+}
+
 std::optional<VersionTracker> track_if_array(const std::string& socket, const std::string& name,
                                              std::optional<uid_t> broker_uid) {
   if (name.empty()) return std::nullopt;
@@ -88,6 +127,7 @@ int run_watch(const std::string& socket, const std::string& prefix, double secon
               prefix.empty() ? "all arrays" : ("'" + prefix + "'").c_str(), socket.c_str());
   std::fflush(stdout);
   auto tracker = track_if_array(socket, prefix, broker_uid);
+  auto stream_tracker = tracker ? std::nullopt : track_if_stream(socket, prefix, broker_uid);
   const auto until = seconds > 0 ? Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                       std::chrono::duration<double>(seconds))
                                  : Clock::time_point::max();
@@ -101,9 +141,11 @@ int run_watch(const std::string& socket, const std::string& prefix, double secon
       print_event(**event);
       if ((*event)->name == prefix && (*event)->kind == WatchEvent::Kind::kCreated) {
         tracker = track_if_array(socket, prefix, broker_uid);
+        if (!tracker) stream_tracker = track_if_stream(socket, prefix, broker_uid);
       }
     }
     if (tracker) tracker->tick();
+    if (stream_tracker) stream_tracker->tick();
   }
   return 0;
 }

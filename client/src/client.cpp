@@ -5,8 +5,10 @@
 #include <optional>
 #include <thread>
 
+#include "broker_channel.hpp"
 #include "connection.hpp"
 #include "mapped_segment.hpp"
+#include "stream_core.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/wire/messages.hpp"
 
@@ -155,6 +157,30 @@ class Client::Impl {
     return e;
   }
 
+  // The connection as Publishers and Subscribers use it; keeps this Impl alive.
+  static std::shared_ptr<detail::BrokerChannel> channel(std::shared_ptr<Impl> self) {
+    struct Channel final : detail::BrokerChannel {
+      std::shared_ptr<Impl> impl;
+      explicit Channel(std::shared_ptr<Impl> i) : impl(std::move(i)) {}
+      Result<detail::Connection::Reply> call(wire::MessageType type,
+                                             std::span<const std::byte> body,
+                                             std::chrono::milliseconds extra) override {
+        std::lock_guard lock(impl->mutex);
+        impl->send_closes();
+        auto raw = impl->exchange(type, body, extra);
+        if (!raw) return std::unexpected(raw.error());
+        return std::move(raw->reply);
+      }
+      void post(wire::MessageType type, std::span<const std::byte> body) override {
+        std::lock_guard lock(impl->mutex);
+        if (impl->connection) impl->connection->post(type, body);
+      }
+      std::uint32_t broker_pid() const override { return impl->broker_pid; }
+      const std::string& socket_path() const override { return impl->socket_path; }
+    };
+    return std::make_shared<Channel>(std::move(self));
+  }
+
   // Maps the descriptor of a create/open reply (or reuses this process's mapping of it).
   Result<Array> make_array(ArrayInfo info, Access access, UniqueFd fd, bool populate) {
     auto segment = detail::find_mapping(info.id, access);
@@ -263,6 +289,24 @@ Result<void> Client::chmod(std::string_view name, std::uint32_t mode) {
   auto reply = impl_->request<wire::ChmodReply>(wire::ChmodRequest{std::string(name), mode});
   if (!reply) return std::unexpected(reply.error());
   return {};
+}
+
+Result<Publisher> Client::create_stream(std::string_view name, const StreamSpec& spec) {
+  auto core = detail::create_stream(Impl::channel(impl_), name, spec);
+  if (!core) return std::unexpected(core.error());
+  return Publisher(std::move(*core));
+}
+
+Result<Publisher> Client::open_publisher(std::string_view name) {
+  auto core = detail::open_publisher(Impl::channel(impl_), name);
+  if (!core) return std::unexpected(core.error());
+  return Publisher(std::move(*core));
+}
+
+Result<Subscriber> Client::subscribe(std::string_view name, const SubscribeOptions& options) {
+  auto core = detail::subscribe(Impl::channel(impl_), name, options);
+  if (!core) return std::unexpected(core.error());
+  return Subscriber(std::move(*core));
 }
 
 const std::string& Client::socket_path() const noexcept { return impl_->socket_path; }

@@ -38,6 +38,43 @@ std::vector<T> copy_scalars(const flatbuffers::Vector<T>* v) {
 
 std::string str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
 
+flatbuffers::Offset<fb::StreamStatus> put_stream_status(Builder& b, const StreamStatus& s) {
+  std::vector<flatbuffers::Offset<fb::SubscriberStatus>> subs;
+  subs.reserve(s.subscribers.size());
+  for (const auto& sub : s.subscribers) {
+    subs.push_back(fb::CreateSubscriberStatus(b, sub.pid, sub.position, sub.held, sub.missed,
+                                              sub.max_held));
+  }
+  const auto list = b.CreateVector(subs);
+  return fb::CreateStreamStatus(b, s.slots, s.slot_bytes, s.history, s.max_subscribers,
+                                static_cast<std::uint8_t>(s.overflow), s.last_seq,
+                                s.publisher_pid, list);
+}
+
+Result<StreamStatus> get_stream_status(const fb::StreamStatus* f) {
+  if (f == nullptr) return fail(ErrorCode::kProtocolError, "stream info lacks its status");
+  if (f->overflow() > 1) return fail(ErrorCode::kProtocolError, "stream info has a bad overflow");
+  StreamStatus s;
+  s.slots = f->slots();
+  s.slot_bytes = f->slot_bytes();
+  s.history = f->history();
+  s.max_subscribers = f->max_subscribers();
+  s.overflow = static_cast<Overflow>(f->overflow());
+  s.last_seq = f->last_seq();
+  s.publisher_pid = f->publisher_pid();
+  if (const auto* subs = f->subscribers()) {
+    if (subs->size() > kMaxStreamSubscribers) {
+      return fail(ErrorCode::kProtocolError, "stream info lists too many subscribers");
+    }
+    for (const auto* sub : *subs) {
+      if (sub == nullptr) return fail(ErrorCode::kProtocolError, "null subscriber entry");
+      s.subscribers.push_back(
+          {sub->pid(), sub->position(), sub->held(), sub->missed(), sub->max_held()});
+    }
+  }
+  return s;
+}
+
 flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
   const auto name = b.CreateString(i.name);
   const auto dtype = b.CreateString(i.dtype);
@@ -46,10 +83,13 @@ flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
   const auto id = b.CreateString(i.id);
   const auto damaged =
       i.damaged.empty() ? flatbuffers::Offset<flatbuffers::String>() : b.CreateString(i.damaged);
+  const auto stream = i.kind == ObjectKind::kStream ? put_stream_status(b, i.stream)
+                                                    : flatbuffers::Offset<fb::StreamStatus>();
   return fb::CreateArrayInfo(b, name, dtype, shape, strides, static_cast<std::uint8_t>(i.order),
                              i.itemsize, i.nbytes, i.data_offset, i.segment_bytes, id,
                              i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, i.open_handles,
-                             i.version, i.ephemeral, damaged);
+                             i.version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
+                             stream);
 }
 
 Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
@@ -74,6 +114,13 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
   i.version = f->version();
   i.ephemeral = f->ephemeral();
   i.damaged = str(f->damaged());
+  if (f->kind() > 1) return fail(ErrorCode::kProtocolError, "array info has a bad kind");
+  i.kind = static_cast<ObjectKind>(f->kind());
+  if (i.kind == ObjectKind::kStream) {
+    auto stream = get_stream_status(f->stream());
+    if (!stream) return std::unexpected(stream.error());
+    i.stream = std::move(*stream);
+  }
   return i;
 }
 
@@ -272,6 +319,109 @@ Result<ErrorReply> from_table(const fb::ErrorReply& f) {
   const std::uint16_t code = f.code();
   return ErrorReply{is_valid_error_code(code) ? static_cast<ErrorCode>(code) : ErrorCode::kInternal,
                     str(f.message())};
+}
+
+// Streams (wire/stream_messages.hpp).
+flatbuffers::Offset<fb::CreateStreamRequest> to_table(Builder& b, const CreateStreamRequest& m) {
+  const auto name = b.CreateString(m.name);
+  return fb::CreateCreateStreamRequest(b, name, m.spec.slots, m.spec.slot_bytes, m.spec.history,
+                                       m.spec.max_subscribers,
+                                       static_cast<std::uint8_t>(m.spec.overflow), m.spec.mode,
+                                       m.spec.ephemeral);
+}
+Result<CreateStreamRequest> from_table(const fb::CreateStreamRequest& f) {
+  if (f.overflow() > 1) return fail(ErrorCode::kProtocolError, "bad overflow value");
+  CreateStreamRequest m;
+  m.name = str(f.name());
+  m.spec.slots = f.slots();
+  m.spec.slot_bytes = f.slot_bytes();
+  m.spec.history = f.history();
+  m.spec.max_subscribers = f.max_subscribers();
+  m.spec.overflow = static_cast<Overflow>(f.overflow());
+  m.spec.mode = f.mode();
+  m.spec.ephemeral = f.ephemeral();
+  return m;
+}
+
+flatbuffers::Offset<fb::StreamReply> to_table(Builder& b, const StreamReply& m) {
+  return fb::CreateStreamReply(b, put_info(b, m.info));
+}
+Result<StreamReply> from_table(const fb::StreamReply& f) {
+  auto info = get_info(f.info());
+  if (!info) return std::unexpected(info.error());
+  return StreamReply{std::move(*info)};
+}
+
+flatbuffers::Offset<fb::OpenPublisherRequest> to_table(Builder& b, const OpenPublisherRequest& m) {
+  return fb::CreateOpenPublisherRequest(b, b.CreateString(m.name));
+}
+Result<OpenPublisherRequest> from_table(const fb::OpenPublisherRequest& f) {
+  return OpenPublisherRequest{str(f.name())};
+}
+
+flatbuffers::Offset<fb::SubscribeRequest> to_table(Builder& b, const SubscribeRequest& m) {
+  const auto name = b.CreateString(m.name);
+  return fb::CreateSubscribeRequest(b, name, m.from_history, m.max_held);
+}
+Result<SubscribeRequest> from_table(const fb::SubscribeRequest& f) {
+  return SubscribeRequest{str(f.name()), f.from_history(), f.max_held()};
+}
+
+flatbuffers::Offset<fb::SubscribeReply> to_table(Builder& b, const SubscribeReply& m) {
+  const auto info = put_info(b, m.info);
+  return fb::CreateSubscribeReply(b, info, m.index, m.generation, m.start_seq);
+}
+Result<SubscribeReply> from_table(const fb::SubscribeReply& f) {
+  auto info = get_info(f.info());
+  if (!info) return std::unexpected(info.error());
+  return SubscribeReply{std::move(*info), f.index(), f.generation(), f.start_seq()};
+}
+
+flatbuffers::Offset<fb::StreamMembersRequest> to_table(Builder& b, const StreamMembersRequest& m) {
+  return fb::CreateStreamMembersRequest(b, b.CreateString(m.id));
+}
+Result<StreamMembersRequest> from_table(const fb::StreamMembersRequest& f) {
+  return StreamMembersRequest{str(f.id())};
+}
+
+flatbuffers::Offset<fb::StreamMembersReply> to_table(Builder& b, const StreamMembersReply& m) {
+  std::vector<flatbuffers::Offset<fb::StreamMember>> list;
+  list.reserve(m.members.size());
+  for (const auto& x : m.members) {
+    list.push_back(fb::CreateStreamMember(b, x.index, x.generation, x.pid, x.max_held));
+  }
+  const auto members = b.CreateVector(list);
+  return fb::CreateStreamMembersReply(b, members);
+}
+Result<StreamMembersReply> from_table(const fb::StreamMembersReply& f) {
+  StreamMembersReply m;
+  if (const auto* list = f.members()) {
+    if (list->size() > kMaxMembersPerReply) {
+      return fail(ErrorCode::kProtocolError, "StreamMembersReply lists too many members");
+    }
+    for (const auto* x : *list) {
+      if (x == nullptr) return fail(ErrorCode::kProtocolError, "null stream member");
+      m.members.push_back({x->index(), x->generation(), x->pid(), x->max_held()});
+    }
+  }
+  return m;
+}
+
+flatbuffers::Offset<fb::SubscriberStateRequest> to_table(Builder& b,
+                                                         const SubscriberStateRequest& m) {
+  const auto id = b.CreateString(m.id);
+  return fb::CreateSubscriberStateRequest(b, id, m.index, m.generation);
+}
+Result<SubscriberStateRequest> from_table(const fb::SubscriberStateRequest& f) {
+  return SubscriberStateRequest{str(f.id()), f.index(), f.generation()};
+}
+
+flatbuffers::Offset<fb::DetachRequest> to_table(Builder& b, const DetachRequest& m) {
+  const auto id = b.CreateString(m.id);
+  return fb::CreateDetachRequest(b, id, m.index, m.generation);
+}
+Result<DetachRequest> from_table(const fb::DetachRequest& f) {
+  return DetachRequest{str(f.id()), f.index(), f.generation()};
 }
 
 // Replies that carry nothing (RemoveReply, ChmodReply, CloseReply, WatchReply).

@@ -1,5 +1,6 @@
 #include "shmarray/segment_layout.hpp"
 
+#include "shmarray/stream/stream_layout.hpp"
 #include "shmarray/sync/live_fields.hpp"
 
 #include <sys/random.h>
@@ -95,6 +96,14 @@ Result<SegmentHeader> encode_segment_header(const ArrayInfo& info) {
   }
   h.name_length = static_cast<std::uint32_t>(info.name.size());
   std::memcpy(h.name, info.name.data(), info.name.size());
+  if (info.kind == ObjectKind::kStream) {
+    if (info.shape.size() != 1) return fail(ErrorCode::kInternal, "stream info is not 1-d bytes");
+    h.kind = kSegmentKindStream;
+    const std::uint64_t params[kStreamParams] = {
+        info.stream.slots, info.stream.slot_bytes, info.stream.history,
+        info.stream.max_subscribers, static_cast<std::uint64_t>(info.stream.overflow)};
+    for (std::size_t i = 0; i < kStreamParams; ++i) h.shape[kStreamParamsAt + i] = params[i];
+  }
   h.checksum = segment_header_checksum(h);
   return h;
 }
@@ -158,6 +167,25 @@ Result<ArrayInfo> decode_any(const H& h, std::uint64_t checksum, std::uint64_t a
   info.mode = h.mode;
   info.created_unix_ns = h.created_unix_ns;
   info.ephemeral = h.ephemeral != 0;
+  if (h.kind > kSegmentKindStream) return corrupt("unknown kind " + std::to_string(h.kind));
+  if (h.kind == kSegmentKindStream) {
+    const std::uint64_t* p = h.shape + kStreamParamsAt;
+    if (h.ndim != 1 || info.dtype != "|u1" || p[0] > kMaxStreamSlots || p[2] > UINT32_MAX ||
+        p[3] > kMaxStreamSubscribers || p[4] > 1) {
+      return corrupt("stream parameters out of range");
+    }
+    StreamSpec spec;
+    spec.slots = static_cast<std::uint32_t>(p[0]);
+    spec.slot_bytes = p[1];
+    spec.history = static_cast<std::uint32_t>(p[2]);
+    spec.max_subscribers = static_cast<std::uint32_t>(p[3]);
+    spec.overflow = static_cast<Overflow>(p[4]);
+    auto geometry = stream::stream_geometry(spec);
+    if (!geometry || geometry->segment_bytes != h.segment_bytes) {
+      return corrupt("stream parameters disagree with the segment size");
+    }
+    stream::describe_stream_segment(info, *geometry);
+  }
   return info;
 }
 

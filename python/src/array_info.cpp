@@ -71,6 +71,37 @@ Metadata of one array, as the broker reported it (Client.list/stat) or as mapped
           [](const I& i) { return i.damaged.empty() ? py::none() : py::cast(i.damaged); },
           "None while intact; otherwise why opens fail with DataLoss (a writer truncated the "
           "segment) and the remedy.")
+      .def_property_readonly(
+          "kind", [](const I& i) { return std::string(to_string(i.kind)); },
+          "'array' or 'stream' (docs/streams.md).")
+      .def_property_readonly(
+          "stream",
+          [](const I& i) -> py::object {
+            if (i.kind != ObjectKind::kStream) return py::none();
+            py::list subs;
+            for (const auto& s : i.stream.subscribers) {
+              py::dict d;
+              d["pid"] = s.pid;
+              d["position"] = s.position;
+              d["held"] = s.held;
+              d["max_held"] = s.max_held;
+              d["missed"] = s.missed;
+              subs.append(d);
+            }
+            py::dict out;
+            out["slots"] = i.stream.slots;
+            out["slot_bytes"] = i.stream.slot_bytes;
+            out["history"] = i.stream.history;
+            out["overflow"] = std::string(to_string(i.stream.overflow));
+            out["max_subscribers"] = i.stream.max_subscribers;
+            out["last_seq"] = i.stream.last_seq;
+            out["publisher_pid"] = i.stream.publisher_pid;
+            out["subscribers"] = subs;
+            return out;
+          },
+          "For a stream: dict of slots, slot_bytes, history, overflow, max_subscribers, last_seq, "
+          "publisher_pid (0: none) and subscribers (pid, position, held, max_held, missed); "
+          "None for an array.")
       .def("__repr__", &repr);
 }
 

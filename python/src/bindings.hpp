@@ -8,12 +8,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <string>
 #include <vector>
 
 #include "shmarray/array.hpp"
+#include "shmarray/client.hpp"
 #include "shmarray/error.hpp"
 #include "shmarray/types.hpp"
 
@@ -60,6 +62,11 @@ void bind_array_handle(py::module_& m);
 
 // --- py_client.cpp ---
 void bind_client(py::module_& m);
+// The C++ Client behind a shmarray.Client (FailedPrecondition if it is closed).
+[[nodiscard]] std::shared_ptr<Client> client_of(py::handle py_client);
+
+// --- stream.cpp: Client.create_stream/open_publisher/subscribe, Publisher, Subscriber ---
+void bind_streams(py::module_& m);
 
 // --- sync.cpp: publish / wait / lock / version on an ndarray ---
 void bind_sync(py::module_& m);

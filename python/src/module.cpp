@@ -35,6 +35,7 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
   sp::bind_array_info(m);
   sp::bind_array_handle(m);
   sp::bind_client(m);
+  sp::bind_streams(m);
   sp::bind_sync(m);
   sp::bind_checked_read(m);
   sp::bind_torch_interop(m);

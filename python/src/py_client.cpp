@@ -97,6 +97,15 @@ class PyClient {
     return call([&](Client& c) { return c.stat(name); });
   }
 
+  // The C++ client, for the stream bindings (stream.cpp). FailedPrecondition when closed.
+  std::shared_ptr<Client> shared_client() const {
+    if (!client_) {
+      raise_error(Error(ErrorCode::kFailedPrecondition,
+                        "this shmarray.Client (" + socket_path_ + ") is closed: create a new one"));
+    }
+    return client_;
+  }
+
   void close() { client_.reset(); }
   [[nodiscard]] bool closed() const noexcept { return client_ == nullptr; }
   [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
@@ -111,6 +120,10 @@ class PyClient {
 };
 
 }  // namespace
+
+std::shared_ptr<Client> client_of(py::handle py_client) {
+  return py_client.cast<const PyClient&>().shared_client();
+}
 
 void bind_client(py::module_& m) {
   m.def("default_socket_path", &default_socket_path, R"doc(

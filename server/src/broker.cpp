@@ -331,6 +331,12 @@ void Broker::handle(Session& s, wire::Frame frame) {
     case MessageType::kChmodRequest: return on_chmod(s, frame);
     case MessageType::kWatchRequest: return on_watch(s, frame);
     case MessageType::kCloseRequest: return on_close(s, frame);
+    case MessageType::kCreateStreamRequest: return on_create_stream(s, frame);
+    case MessageType::kOpenPublisherRequest: return on_open_publisher(s, frame);
+    case MessageType::kSubscribeRequest: return on_subscribe(s, frame);
+    case MessageType::kStreamMembersRequest: return on_stream_members(s, frame);
+    case MessageType::kSubscriberStateRequest: return on_subscriber_state(s, frame);
+    case MessageType::kDetachRequest: return on_detach(s, frame);
     default:
       s.send_error(frame.header.request_id,
                    Error(ErrorCode::kProtocolError,
@@ -484,6 +490,11 @@ void Broker::finish_create(Session& s, std::uint64_t id, ArrayInfo info, Result<
 }
 
 void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access) {
+  if (record.info.kind == ObjectKind::kStream) {
+    return s.send_error(request_id, Error(ErrorCode::kFailedPrecondition,
+                                          "'" + record.info.name + "' is a stream, not an array: "
+                                          "subscribe to it ('Client::subscribe')"));
+  }
   const bool allowed = may_open(s.peer(), record.info, access);
   if (!allowed) {
     return s.send_error(request_id,
@@ -589,6 +600,7 @@ void Broker::remove_array(const std::string& name, std::string_view why) {
     page_worker_->release(std::move(*last_reference));
   }
   catalogue_->erase(record->info.id);
+  streams_.erase(record->info.id);
   spdlog::info("remove '{}' ({})", name, why);
   notify_watchers(wire::EventKind::kRemoved, *record);
 }
@@ -647,6 +659,7 @@ ArrayInfo Broker::describe_live(ArrayRecord& record) {
     const bool intact = check_segment(record, fd->get()).has_value();
     ArrayInfo info = Registry::describe(record);
     if (intact) info.version = record.segment.read_version(fd->get());
+    if (intact && info.kind == ObjectKind::kStream) describe_stream(record, info);
     return info;
   }
   return Registry::describe(record);
@@ -803,6 +816,7 @@ void Broker::on_session_closed(Session& session) {
 #endif
     });
   }
+  release_stream_session(session);
   for (const auto& name : registry_.release_session(session.id(), session.opened)) {
     remove_array(name, "ephemeral, its creator disconnected");
   }

@@ -18,6 +18,7 @@
 #include "registry.hpp"
 #include "page_worker.hpp"
 #include "session.hpp"
+#include "stream_table.hpp"
 #include "shmarray/unique_fd.hpp"
 #include "shmarray/wire/frame.hpp"
 #include "shmarray/wire/messages.hpp"
@@ -74,6 +75,27 @@ class Broker {
   void on_watch(Session& s, const wire::Frame& f);
   void on_close(Session& s, const wire::Frame& f);
 
+  // Streams (stream_handlers.cpp, docs/streams.md).
+  void on_create_stream(Session& s, const wire::Frame& f);
+  void on_open_publisher(Session& s, const wire::Frame& f);
+  void on_subscribe(Session& s, const wire::Frame& f);
+  void on_stream_members(Session& s, const wire::Frame& f);
+  void on_subscriber_state(Session& s, const wire::Frame& f);
+  void on_detach(Session& s, const wire::Frame& f);
+  // The stream's live record; made on first use (after a restart: from its control block).
+  StreamRuntime& stream_runtime(ArrayRecord& record);
+  // Whether `s` is the stream's publisher; a publisher adopted after a restart becomes the
+  // connection of the same pid.
+  [[nodiscard]] bool is_publisher(const Session& s, StreamRuntime& runtime);
+  // pwrite of one 32-bit word of the stream's control block, on a size-checked descriptor.
+  void write_stream_word(ArrayRecord& record, std::size_t offset, std::uint32_t value);
+  // A subscriber joined or left: bump the membership generation the publisher watches.
+  void bump_members(ArrayRecord& record, StreamRuntime& runtime);
+  // The connection is gone: it no longer publishes or subscribes anywhere.
+  void release_stream_session(const Session& s);
+  // Live stream fields (last seq, publisher, subscribers) of `info`.
+  void describe_stream(ArrayRecord& record, ArrayInfo& info);
+
   // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor.
   void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access);
   void wake_pending_opens(const std::string& name);
@@ -94,6 +116,7 @@ class Broker {
   Config config_;
   std::string segment_prefix_;
   Registry registry_;
+  StreamTable streams_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   UniqueFd lock_fd_;
   UniqueFd spare_fd_;  // kept free for refusing connections when descriptors run out

@@ -25,6 +25,7 @@
 #include "shmarray/array.hpp"
 #include "shmarray/error.hpp"
 #include "shmarray/frame.hpp"
+#include "shmarray/stream.hpp"
 #include "shmarray/types.hpp"
 
 namespace shmarray {
@@ -109,6 +110,20 @@ class Client {
   // mode. Applies to later opens; descriptors and mappings already granted are not revoked.
   [[nodiscard]] Result<void> chmod(std::string_view name, std::uint32_t mode);
 
+  // Streams (stream.hpp, docs/streams.md).
+  // Creates a stream and becomes its publisher. kAlreadyExists if the name is taken,
+  // kInvalidArgument for a bad name or spec, kResourceExhausted when a limit or /dev/shm is full.
+  [[nodiscard]] Result<Publisher> create_stream(std::string_view name, const StreamSpec& spec);
+  // Becomes the publisher of a stream whose publisher is gone (needs write permission); the
+  // sequence continues after the last published message. kFailedPrecondition while its publisher
+  // lives, kNotFound, kPermissionDenied.
+  [[nodiscard]] Result<Publisher> open_publisher(std::string_view name);
+  // Joins a stream (needs read permission). kNotFound (see SubscribeOptions::wait),
+  // kPermissionDenied, kResourceExhausted when the stream has max_subscribers subscribers or its
+  // ring cannot serve max_held more held samples.
+  [[nodiscard]] Result<Subscriber> subscribe(std::string_view name,
+                                             const SubscribeOptions& options = {});
+
   // The socket this client is connected to.
   [[nodiscard]] const std::string& socket_path() const noexcept;
   // Protocol version agreed with the broker, and the broker's process id (of the current
@@ -119,7 +134,7 @@ class Client {
  private:
   class Impl;
   explicit Client(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared with the Publishers it made (stream membership)
 };
 
 }  // namespace shmarray

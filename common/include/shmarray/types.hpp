@@ -10,6 +10,7 @@
 
 #include "shmarray/dtype.hpp"
 #include "shmarray/error.hpp"
+#include "shmarray/stream_types.hpp"
 
 namespace shmarray {
 
@@ -54,6 +55,10 @@ struct ArrayInfo {
   // Empty while the array is intact. Otherwise why the broker refuses to open it (a writer
   // truncated its segment: its data is gone) and the remedy; opens fail with kDataLoss.
   std::string damaged;
+  // A stream (docs/streams.md) is listed beside arrays: kind kStream, its parameters and live
+  // state in `stream`; dtype "|u1" and shape (bytes of the ring) describe its segment.
+  ObjectKind kind = ObjectKind::kArray;
+  StreamStatus stream;
 };
 
 // Checks a name: 1-255 bytes of [A-Za-z0-9._:/-], not starting with '/', no '.' or '..' component,

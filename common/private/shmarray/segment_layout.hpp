@@ -33,6 +33,13 @@ inline constexpr std::uint32_t kLayoutVersion = 3;
 inline constexpr std::uint32_t kOldestAdoptableLayoutVersion = 1;
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'A', 'R', 'R', 'A', 'Y'};
 
+inline constexpr std::uint32_t kSegmentKindArray = 0;
+inline constexpr std::uint32_t kSegmentKindStream = 1;
+// Stream parameters in SegmentHeader::shape: slots, slot_bytes, history, max_subscribers,
+// overflow.
+inline constexpr std::size_t kStreamParamsAt = 1;
+inline constexpr std::size_t kStreamParams = 5;
+
 // Bits of LiveFields::flags.
 // A writer died holding the lock, or abandoned a write without publishing: the data may be torn.
 inline constexpr std::uint32_t kFlagPossiblyTorn = 1u << 0;
@@ -78,7 +85,11 @@ struct SegmentHeader {
   std::int64_t strides[kMaxNdim];
   std::uint32_t name_length;
   char name[kMaxNameLength + 1];
-  std::uint32_t reserved1;  // zero; makes the padding before checksum explicit
+  // kSegmentKindArray (0, also in headers written before streams existed) or kSegmentKindStream.
+  // A stream's header describes its segment's bytes after the header page as a 1-d "|u1" array
+  // (so every check of sizes holds for it too) and keeps its parameters in the unused shape
+  // slots: shape[kStreamParamsAt + i] for the i-th of kStreamParams.
+  std::uint32_t kind;
   std::uint64_t checksum;  // FNV-1a 64 of bytes [0, offsetof(checksum))
 };
 
@@ -112,7 +123,7 @@ static_assert(offsetof(SegmentHeader, dtype) == offsetof(LegacySegmentHeader, dt
 
 static_assert(std::is_standard_layout_v<SegmentHeader>);
 static_assert(offsetof(SegmentHeader, checksum) ==
-                  offsetof(SegmentHeader, reserved1) + sizeof(std::uint32_t) &&
+                  offsetof(SegmentHeader, kind) + sizeof(std::uint32_t) &&
               sizeof(SegmentHeader) == offsetof(SegmentHeader, checksum) + sizeof(std::uint64_t),
               "no implicit padding: the header is compared and checksummed byte for byte");
 static_assert(std::is_standard_layout_v<LiveFields>);

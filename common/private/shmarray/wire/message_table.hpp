@@ -30,4 +30,15 @@
   X(ChmodReply, 18)               \
   X(CloseRequest, 19)             \
   X(CloseReply, 20)               \
+  X(CreateStreamRequest, 21)      \
+  X(StreamReply, 22)              \
+  X(OpenPublisherRequest, 23)     \
+  X(SubscribeRequest, 24)         \
+  X(SubscribeReply, 25)           \
+  X(StreamMembersRequest, 26)     \
+  X(StreamMembersReply, 27)       \
+  X(SubscriberStateRequest, 28)   \
+  X(SubscriberStateReply, 29)     \
+  X(DetachRequest, 30)            \
+  X(DetachReply, 31)              \
   X(ErrorReply, 100)

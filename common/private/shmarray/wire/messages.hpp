@@ -11,6 +11,7 @@
 #include "shmarray/error.hpp"
 #include "shmarray/types.hpp"
 #include "shmarray/wire/frame.hpp"
+#include "shmarray/wire/stream_messages.hpp"
 
 namespace shmarray::wire {
 

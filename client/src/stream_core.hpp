@@ -1,0 +1,148 @@
+#pragma once
+// The data plane of streams (docs/streams.md for the protocol and its memory-ordering contract):
+// PublisherCore owns the read-write mapping of a stream and read-only mappings of its
+// subscribers' state pages; SubscriberCore owns a read-only mapping of the stream and the
+// read-write mapping of its own state page. Loans and Samples hold shared_ptrs to them.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "broker_channel.hpp"
+#include "shmarray/error.hpp"
+#include "shmarray/mapping.hpp"
+#include "shmarray/stream.hpp"
+#include "shmarray/stream/stream_layout.hpp"
+#include "shmarray/wire/stream_messages.hpp"
+
+namespace shmarray::detail {
+
+// The views into a mapped stream segment (computed from the geometry, never from its contents).
+struct StreamView {
+  stream::StreamGeometry geometry;
+  stream::StreamControl* control = nullptr;
+  stream::TableEntry* table = nullptr;
+  stream::SlotDescriptor* descriptors = nullptr;
+  std::byte* slots = nullptr;
+
+  [[nodiscard]] std::uint32_t slot_count() const noexcept { return geometry.spec.slots; }
+  [[nodiscard]] std::byte* slot(std::uint64_t i) const noexcept {
+    return slots + i * geometry.slot_stride;
+  }
+};
+
+// Maps `fd` (checked with fstat against the geometry of `info`) and points a StreamView into it.
+[[nodiscard]] Result<StreamView> map_stream(int fd, const ArrayInfo& info, bool writable,
+                                            Mapping& mapping);
+// Maps a subscriber's state page (checked: size and seals against resizing).
+[[nodiscard]] Result<Mapping> map_state(int fd, bool writable);
+
+// Shape, dtype and order of a message -> its MessageInfo; kInvalidArgument when it does not fit
+// `slot_bytes`.
+[[nodiscard]] Result<MessageInfo> message_layout(std::string_view dtype,
+                                                 std::span<const std::uint64_t> shape,
+                                                 Order order, std::uint64_t slot_bytes,
+                                                 std::string_view stream_name);
+
+class PublisherCore : public std::enable_shared_from_this<PublisherCore> {
+ public:
+  [[nodiscard]] static Result<std::shared_ptr<PublisherCore>> attach(
+      std::shared_ptr<BrokerChannel> channel, ArrayInfo info, UniqueFd fd);
+  ~PublisherCore();
+  PublisherCore(const PublisherCore&) = delete;
+  PublisherCore& operator=(const PublisherCore&) = delete;
+
+  [[nodiscard]] Result<Loan> loan(std::string_view dtype, std::span<const std::uint64_t> shape,
+                                  std::chrono::nanoseconds timeout, Order order);
+  [[nodiscard]] Result<std::uint64_t> publish(Loan& loan);
+  void abandon(Loan& loan) noexcept;
+  [[nodiscard]] std::uint64_t last_seq() const noexcept;
+  [[nodiscard]] const ArrayInfo& info() const noexcept { return info_; }
+
+ private:
+  struct Member {
+    wire::StreamMember id;
+    Mapping mapping;
+    const stream::SubscriberState* state = nullptr;
+    std::uint32_t broker_pid = 0;  // the broker that listed it
+    UniqueFd pidfd;                // its process (readable once it has exited)
+    [[nodiscard]] bool alive() const noexcept;
+  };
+  PublisherCore() = default;
+  // Asks the broker for the member list when StreamControl::members moved (one load otherwise).
+  void refresh_members();
+  // Drops members whose process has exited (their connection may have closed unseen: a broker
+  // restart in between).
+  void drop_dead_members();
+  // kBlock: the member that keeps slot `slot` (holding message `old`) from reuse, or nullptr.
+  [[nodiscard]] const Member* blocker(std::uint64_t slot, std::uint64_t old) const;
+  [[nodiscard]] Result<void> wait_for_room(std::uint64_t slot, std::uint64_t old,
+                                           std::chrono::steady_clock::time_point deadline);
+  // kDropOldest: a slot nobody holds and outside the history, invalidated for writing.
+  [[nodiscard]] Result<std::uint64_t> pick_slot();
+  [[nodiscard]] bool held_by_anyone(std::uint64_t slot) const;
+
+  std::shared_ptr<BrokerChannel> channel_;
+  ArrayInfo info_;
+  Mapping mapping_;
+  StreamView view_;
+  std::uint64_t next_seq_ = 1;
+  bool loan_open_ = false;
+  std::vector<std::uint64_t> slot_seq_;  // kDropOldest: the message each slot holds (0: none)
+  std::uint64_t next_victim_ = 0;        // kDropOldest: where the search for a slot starts
+  std::vector<Member> members_;
+  std::uint32_t members_seen_ = 0;
+  bool members_known_ = false;
+  std::chrono::steady_clock::time_point retry_members_at_{};
+};
+
+class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
+ public:
+  [[nodiscard]] static Result<std::shared_ptr<SubscriberCore>> attach(
+      std::shared_ptr<BrokerChannel> channel, wire::SubscribeReply reply, UniqueFd stream_fd,
+      const SubscribeOptions& options);
+  ~SubscriberCore();
+  SubscriberCore(const SubscriberCore&) = delete;
+  SubscriberCore& operator=(const SubscriberCore&) = delete;
+
+  [[nodiscard]] Result<Sample> take(std::chrono::nanoseconds timeout);
+  void release(std::uint32_t held_index) noexcept;
+  [[nodiscard]] std::uint64_t missed() const noexcept { return missed_; }
+  [[nodiscard]] std::uint64_t position() const noexcept { return cursor_; }
+  [[nodiscard]] std::uint32_t held() const noexcept;
+  [[nodiscard]] const ArrayInfo& info() const noexcept { return info_; }
+
+ private:
+  SubscriberCore() = default;
+  [[nodiscard]] stream::SubscriberState& state() const noexcept {
+    return *reinterpret_cast<stream::SubscriberState*>(state_mapping_.data());
+  }
+  // Waits until head >= seq; false at the deadline.
+  [[nodiscard]] bool wait_for(std::uint64_t seq, std::chrono::steady_clock::time_point deadline);
+  void skip(std::uint64_t count) noexcept;  // counts `count` messages as missed, moves past them
+  void advance() noexcept;                  // past the message at cursor_ (taken or skipped)
+  void wake_publisher() const noexcept;
+
+  std::shared_ptr<BrokerChannel> channel_;  // keeps the connection (and the subscription) open
+  ArrayInfo info_;
+  Mapping stream_mapping_;
+  Mapping state_mapping_;
+  StreamView view_;
+  std::uint64_t cursor_ = 1;  // private copy: never read back from shared memory
+  std::uint64_t missed_ = 0;
+  std::uint32_t max_held_ = 0;
+  std::uint32_t index_ = 0;
+  std::uint32_t generation_ = 0;
+  std::chrono::nanoseconds spin_{};
+};
+
+[[nodiscard]] Result<std::shared_ptr<PublisherCore>> create_stream(
+    std::shared_ptr<BrokerChannel> channel, std::string_view name, const StreamSpec& spec);
+[[nodiscard]] Result<std::shared_ptr<PublisherCore>> open_publisher(
+    std::shared_ptr<BrokerChannel> channel, std::string_view name);
+[[nodiscard]] Result<std::shared_ptr<SubscriberCore>> subscribe(
+    std::shared_ptr<BrokerChannel> channel, std::string_view name,
+    const SubscribeOptions& options);
+
+}  // namespace shmarray::detail

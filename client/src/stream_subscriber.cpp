@@ -1,0 +1,216 @@
+// The subscriber's half of the stream protocol (docs/streams.md, "Memory ordering"). It reads the
+// stream through a read-only mapping and writes only its own state page. Everything read from the
+// stream (head, table entries, descriptors) is validated before use: a broken or hostile publisher
+// can make a take fail with kDataLoss or count messages as missed, never make it read outside the
+// ring or wait past its timeout.
+#include <algorithm>
+#include <cstring>
+
+#include "shmarray/sync/futex.hpp"
+#include "stream_core.hpp"
+
+namespace shmarray::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kSleepSlice = std::chrono::milliseconds(50);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+Result<std::shared_ptr<SubscriberCore>> SubscriberCore::attach(
+    std::shared_ptr<BrokerChannel> channel, wire::SubscribeReply reply, UniqueFd stream_fd,
+    const SubscribeOptions& options) {
+  if (!stream_fd) return fail(ErrorCode::kProtocolError, "subscribe reply carried no descriptor");
+  std::shared_ptr<SubscriberCore> core(new SubscriberCore());
+  core->channel_ = channel;
+  core->index_ = reply.index;
+  core->generation_ = reply.generation;
+  auto view = map_stream(stream_fd.get(), reply.info, false, core->stream_mapping_);
+  if (!view) return std::unexpected(view.error());
+  core->view_ = *view;
+  auto page = request<wire::SubscriberStateReply>(
+      *channel, wire::SubscriberStateRequest{reply.info.id, reply.index, reply.generation});
+  if (!page) return std::unexpected(page.error());
+  auto state = map_state(page->second.get(), true);
+  if (!state) return std::unexpected(state.error());
+  core->state_mapping_ = std::move(*state);
+  core->info_ = std::move(reply.info);
+  core->cursor_ = std::max<std::uint64_t>(reply.start_seq, 1);
+  core->max_held_ = std::clamp<std::uint32_t>(options.max_held, 1, kMaxHeldPerSubscriber);
+  core->spin_ = options.spin;
+  return core;
+}
+
+SubscriberCore::~SubscriberCore() {
+  if (channel_ && !info_.id.empty()) {
+    channel_->post(wire::DetachRequest::kType,
+                   wire::encode_body(wire::DetachRequest{info_.id, index_, generation_}));
+  }
+}
+
+std::uint32_t SubscriberCore::held() const noexcept {
+  std::uint32_t n = 0;
+  for (std::uint32_t i = 0; i < max_held_; ++i) {
+    if (state().held[i].seq.load(std::memory_order_relaxed) != 0) ++n;
+  }
+  return n;
+}
+
+void SubscriberCore::wake_publisher() const noexcept {
+  // After our store (cursor or a released hold, seq_cst): the publisher sets room_waiting and
+  // then looks again, so one of us sees the other.
+  if (view_.control->room_waiting.load(std::memory_order_seq_cst) != 0) {
+    (void)futex_wake(view_.control->room_word);
+  }
+}
+
+void SubscriberCore::advance() noexcept {
+  ++cursor_;
+  state().cursor.store(cursor_, std::memory_order_seq_cst);
+  wake_publisher();
+}
+
+void SubscriberCore::skip(std::uint64_t count) noexcept {
+  missed_ += count;
+  state().missed.store(missed_, std::memory_order_relaxed);
+  cursor_ += count - 1;
+  advance();
+}
+
+void SubscriberCore::release(std::uint32_t held_index) noexcept {
+  if (held_index >= max_held_) return;
+  state().held[held_index].seq.store(0, std::memory_order_seq_cst);
+  wake_publisher();
+}
+
+bool SubscriberCore::wait_for(std::uint64_t seq, Clock::time_point deadline) {
+  auto& control = *view_.control;
+  if (control.head.load(std::memory_order_acquire) >= seq) return true;
+  const auto spin_until = std::min(deadline, Clock::now() + spin_);
+  while (Clock::now() < spin_until) {
+    for (int i = 0; i < 64; ++i) {
+      if (control.head.load(std::memory_order_acquire) >= seq) return true;
+      cpu_relax();
+    }
+  }
+  auto& sleeping = state().sleeping;
+  for (;;) {
+    // Say we sleep, then read the futex word, then head (seq_cst): the publisher stores head,
+    // then head_word, then reads `sleeping`. Either we see the new head, or the word changed
+    // under us (the futex returns at once), or the publisher sees `sleeping` and wakes us.
+    sleeping.store(1, std::memory_order_seq_cst);
+    const std::uint32_t word = control.head_word.load(std::memory_order_seq_cst);
+    if (control.head.load(std::memory_order_seq_cst) >= seq) {
+      sleeping.store(0, std::memory_order_relaxed);
+      return true;
+    }
+    if (Clock::now() >= deadline) {
+      sleeping.store(0, std::memory_order_relaxed);
+      return false;
+    }
+    // In slices: a publisher that does not know of us yet (it learns of new subscribers at its
+    // next loan; after a broker restart, maybe never) would not wake us.
+    (void)futex_wait(control.head_word, word, std::min(deadline, Clock::now() + kSleepSlice));
+    sleeping.store(0, std::memory_order_relaxed);
+    if (control.head.load(std::memory_order_acquire) >= seq) return true;
+  }
+}
+
+Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
+  auto& st = state();
+  std::uint32_t free_index = max_held_;
+  std::string held_seqs;
+  for (std::uint32_t i = 0; i < max_held_; ++i) {
+    const std::uint64_t seq = st.held[i].seq.load(std::memory_order_relaxed);
+    if (seq == 0) {
+      if (free_index == max_held_) free_index = i;
+    } else {
+      held_seqs += (held_seqs.empty() ? "" : ", ") + std::to_string(seq);
+    }
+  }
+  if (free_index == max_held_) {
+    return fail(ErrorCode::kResourceExhausted,
+                "subscriber of stream '" + info_.name + "' already holds max_held = " +
+                    std::to_string(max_held_) + " samples (seq " + held_seqs +
+                    "): destroy one of them before taking another, or subscribe with a larger "
+                    "max_held");
+  }
+  const auto deadline = timeout >= std::chrono::hours(24 * 365)
+                            ? Clock::time_point::max()
+                            : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+  const std::uint32_t n = view_.slot_count();
+  auto& control = *view_.control;
+  for (;;) {
+    if (!wait_for(cursor_, deadline)) {
+      return fail(ErrorCode::kDeadlineExceeded,
+                  "stream '" + info_.name + "': no message " + std::to_string(cursor_) +
+                      " within the timeout");
+    }
+    const std::uint64_t head = control.head.load(std::memory_order_acquire);
+    if (head >= cursor_ + n) {  // lapped: everything older than the ring is gone
+      skip(head - n + 1 - cursor_);
+      continue;
+    }
+    const std::uint64_t c = cursor_;
+    auto& entry = view_.table[c % n];
+    const std::uint64_t s1 = entry.seq.load(std::memory_order_acquire);
+    const std::uint64_t slot = entry.slot.load(std::memory_order_acquire);
+    const std::uint64_t s2 = entry.seq.load(std::memory_order_acquire);
+    if (s1 != c || s2 != c || slot >= n) {  // reused (kDropOldest) or garbage
+      skip(1);
+      continue;
+    }
+    auto& hold = st.held[free_index];
+    hold.slot.store(slot, std::memory_order_relaxed);
+    hold.seq.store(c, std::memory_order_seq_cst);  // hazard first ...
+    auto& d = view_.descriptors[slot];
+    if (d.seq.load(std::memory_order_seq_cst) != c) {  // ... then check it is still ours
+      hold.seq.store(0, std::memory_order_release);
+      skip(1);
+      continue;
+    }
+    // A private copy of the descriptor, validated: the slot stays ours while the hazard is set,
+    // but the publisher's words are not trusted.
+    MessageInfo info;
+    char dtype[stream::kMaxDtypeBytes];
+    std::memcpy(dtype, d.dtype, sizeof dtype);
+    dtype[sizeof dtype - 1] = '\0';
+    const std::uint32_t ndim = d.ndim;
+    const std::uint32_t order = d.order;
+    const std::int64_t published = d.published_unix_ns;
+    std::vector<std::uint64_t> shape;
+    if (ndim <= kMaxNdim) shape.assign(d.shape, d.shape + ndim);
+    const std::uint64_t nbytes = d.nbytes;
+    Result<MessageInfo> layout =
+        ndim > kMaxNdim || order > 1
+            ? fail(ErrorCode::kDataLoss, "bad ndim or order")
+            : message_layout(dtype, shape, static_cast<Order>(order),
+                             view_.geometry.spec.slot_bytes, info_.name);
+    if (!layout || layout->nbytes != nbytes || d.seq.load(std::memory_order_acquire) != c) {
+      hold.seq.store(0, std::memory_order_release);
+      advance();
+      return fail(ErrorCode::kDataLoss,
+                  "stream '" + info_.name + "': message " + std::to_string(c) +
+                      " has an invalid descriptor (" +
+                      (layout ? "size disagrees with its shape" : layout.error().message()) +
+                      "); it was skipped");
+    }
+    advance();
+    Sample sample;
+    sample.core_ = shared_from_this();
+    sample.held_index_ = free_index;
+    sample.seq_ = c;
+    sample.published_unix_ns_ = published;
+    sample.bytes_ = {view_.slot(slot), nbytes};
+    sample.info_ = std::move(*layout);
+    return sample;
+  }
+}
+
+}  // namespace shmarray::detail

@@ -1,0 +1,119 @@
+#pragma once
+// The shared-memory layout of a stream (docs/streams.md). Plain data: fixed-width words, no
+// pointers; every offset is computed from the stream's parameters as the broker reported them
+// (StreamGeometry), never read from shared memory.
+//
+// Stream segment (named POSIX shm under the broker's prefix, like an array's):
+//   [0, 4096)                 header page: SegmentHeader (kind stream) at 0, StreamControl at 2048
+//   [4096, descriptors)       message table: slots x TableEntry, indexed by seq % slots
+//   [descriptors, slots)      slots x SlotDescriptor (512 bytes each)
+//   [slots_offset, end)       slots x slot_stride payload bytes, page-aligned
+// The publisher maps it read-write, subscribers read-only (the kernel enforces it).
+//
+// Subscriber state (one 4096-byte sealed memfd per subscriber, SubscriberState): the broker
+// creates it and writes its first words with pwrite; the subscriber maps it read-write; the
+// publisher maps it read-only. F_SEAL_GROW|F_SEAL_SHRINK: nobody can resize it, so the publisher's
+// mapping can never fault; every value in it is clamped before use.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "shmarray/error.hpp"
+#include "shmarray/stream_types.hpp"
+#include "shmarray/types.hpp"
+
+namespace shmarray::stream {
+
+inline constexpr std::size_t kPage = 4096;
+inline constexpr std::size_t kControlOffset = 2048;
+inline constexpr std::size_t kDescriptorBytes = 512;
+inline constexpr std::size_t kMaxDtypeBytes = 64;
+inline constexpr std::size_t kStateBytes = 4096;
+inline constexpr char kStateMagic[8] = {'S', 'H', 'M', 'S', 'U', 'B', '0', '1'};
+
+// Live words of the stream, at kControlOffset of the header page (zero in a new stream).
+struct StreamControl {
+  // Sequence number of the last published message (0: none yet). Written only by the publisher
+  // (seq_cst store, after the message's descriptor and table entry).
+  std::atomic<std::uint64_t> head;
+  // Low 32 bits of head, stored right after it: subscribers FUTEX_WAIT on this word.
+  std::atomic<std::uint32_t> head_word;
+  // Written by the broker (pwrite) when a publisher attaches or leaves; informational.
+  std::atomic<std::uint32_t> publisher_pid;
+  // Membership generation: the broker adds 1 (pwrite) whenever a subscriber joins or leaves.
+  // The publisher loads it once per loan and asks the broker for the member list when it moved.
+  alignas(64) std::atomic<std::uint32_t> members;
+  std::uint32_t reserved0;
+  // 1 while the publisher waits for room (kBlock); a subscriber that moves on checks it and wakes
+  // room_word. room_word never changes: the publisher sleeps on it in slices.
+  alignas(64) std::atomic<std::uint32_t> room_waiting;
+  std::atomic<std::uint32_t> room_word;
+};
+
+struct TableEntry {
+  std::atomic<std::uint64_t> seq;   // the message this entry indexes (table[seq % slots])
+  std::atomic<std::uint64_t> slot;  // where its payload lives
+};
+
+struct SlotDescriptor {
+  std::atomic<std::uint64_t> seq;  // the message in this slot; 0 while (re)written
+  std::uint64_t nbytes;
+  std::int64_t published_unix_ns;
+  std::uint32_t ndim;
+  std::uint32_t order;
+  char dtype[kMaxDtypeBytes];  // NUL-terminated typestr
+  std::uint64_t shape[kMaxNdim];
+  std::byte reserved[kDescriptorBytes - 96 - kMaxNdim * 8];
+};
+
+struct HeldEntry {
+  std::atomic<std::uint64_t> seq;   // 0: free; else the message held (hazard pointer)
+  std::atomic<std::uint64_t> slot;
+};
+
+struct SubscriberState {
+  // Written once by the broker at subscribe.
+  char magic[8];
+  std::uint32_t index;
+  std::uint32_t generation;
+  std::uint32_t pid;
+  std::uint32_t max_held;
+  // Written by the subscriber.
+  alignas(64) std::atomic<std::uint64_t> cursor;  // next sequence number it will take
+  std::atomic<std::uint64_t> missed;
+  std::atomic<std::uint32_t> sleeping;            // 1 while it sleeps on head_word
+  std::uint32_t reserved0;
+  alignas(64) HeldEntry held[kMaxHeldPerSubscriber];
+};
+
+static_assert(std::is_standard_layout_v<StreamControl>);
+static_assert(std::is_standard_layout_v<SlotDescriptor>);
+static_assert(std::is_standard_layout_v<SubscriberState>);
+static_assert(sizeof(SlotDescriptor) == kDescriptorBytes);
+static_assert(offsetof(SlotDescriptor, shape) == 96);
+static_assert(sizeof(SubscriberState) <= kStateBytes);
+static_assert(kControlOffset + sizeof(StreamControl) <= kPage);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);
+
+// Where everything is, computed from the parameters alone.
+struct StreamGeometry {
+  StreamSpec spec;
+  std::uint64_t table_offset = 0;
+  std::uint64_t descriptors_offset = 0;
+  std::uint64_t slots_offset = 0;
+  std::uint64_t slot_stride = 0;
+  std::uint64_t segment_bytes = 0;
+};
+
+// The geometry of a stream with these parameters (validate_stream_spec first). kResourceExhausted
+// if it would exceed `max_bytes` or overflow.
+[[nodiscard]] Result<StreamGeometry> stream_geometry(const StreamSpec& spec,
+                                                     std::uint64_t max_bytes = UINT64_MAX);
+// The spec recorded in a stream's ArrayInfo (mode and ephemeral included).
+[[nodiscard]] StreamSpec spec_of(const ArrayInfo& info);
+// Fills the stream fields of `info` (kind, dtype "|u1", shape, strides, sizes) for `geometry`.
+void describe_stream_segment(ArrayInfo& info, const StreamGeometry& geometry);
+
+}  // namespace shmarray::stream

@@ -1,0 +1,438 @@
+// Streams across real processes (docs/streams.md): every message to every subscriber in kBlock,
+// drops counted in kDropOldest, crashes of subscribers, publishers and the broker, history, and
+// subscribers that write where they may not or scribble where they may.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <unistd.h>
+
+#include <csignal>
+#include <sstream>
+#include <thread>
+
+#include "broker_process.hpp"
+
+namespace shmarray::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class StreamTest : public BrokerTest {
+ protected:
+  ChildProcess helper(std::vector<std::string> args) {
+    args.insert(args.begin(), SHMARRAY_STREAM_HELPER_PATH);
+    return ChildProcess::spawn(args);
+  }
+  std::vector<std::string> args(std::string cmd, std::string name,
+                                std::vector<std::string> rest = {}) {
+    std::vector<std::string> out{std::move(cmd), broker_->socket_path(), std::move(name)};
+    out.insert(out.end(), rest.begin(), rest.end());
+    return out;
+  }
+};
+
+// "key value key value ..." -> value of `key`.
+std::uint64_t field(const std::string& line, const std::string& key) {
+  std::istringstream in(line);
+  std::string k, v;
+  while (in >> k >> v) {
+    if (k == key) return std::stoull(v);
+  }
+  ADD_FAILURE() << "no '" << key << "' in: " << line;
+  return 0;
+}
+
+std::vector<std::uint64_t> shape_of(std::uint64_t seq) { return {1 + seq % 13, 1 + seq % 7}; }
+
+std::uint64_t publish(Publisher& pub, std::chrono::nanoseconds timeout = 10s) {
+  const auto shape = shape_of(pub.last_seq() + 1);
+  auto loan = pub.loan("<u4", shape, timeout);
+  EXPECT_TRUE(loan) << loan.error().to_string();
+  if (!loan) return 0;
+  auto data = loan->as<std::uint32_t>();
+  for (std::size_t i = 0; i < data->size(); ++i) {
+    (*data)[i] = static_cast<std::uint32_t>(loan->seq() * 2654435761ull + i);
+  }
+  auto seq = pub.publish(std::move(*loan));
+  EXPECT_TRUE(seq);
+  return seq.value_or(0);
+}
+
+bool contents_ok(const Sample& s) {
+  auto data = s.as<std::uint32_t>();
+  if (!data || s.info().shape != shape_of(s.seq())) return false;
+  for (std::size_t i = 0; i < data->size(); ++i) {
+    if ((*data)[i] != static_cast<std::uint32_t>(s.seq() * 2654435761ull + i)) return false;
+  }
+  return true;
+}
+
+StreamSpec small_spec(Overflow overflow = Overflow::kBlock, std::uint32_t slots = 8) {
+  StreamSpec spec;
+  spec.slots = slots;
+  spec.slot_bytes = 13 * 7 * 4;
+  spec.overflow = overflow;
+  return spec;
+}
+
+TEST_F(StreamTest, BlockDeliversEveryMessageInOrderToThreeSubscribers) {
+  auto pub = helper(args("pub", "frames", {"100000", "block", "16", "0", "0"}));
+  ASSERT_EQ(pub.read_line(10s), std::optional<std::string>("created"));
+  std::vector<ChildProcess> subs;
+  for (int i = 0; i < 3; ++i) {
+    subs.push_back(helper(args("sub", "frames", {"2", "0", "1"})));
+    ASSERT_EQ(subs.back().read_line(10s), std::optional<std::string>("subscribed"));
+  }
+  {
+    auto client = broker_->client();
+    auto info = client.stat("frames");
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->kind, ObjectKind::kStream);
+    EXPECT_EQ(info->stream.subscribers.size(), 3u);
+    EXPECT_EQ(info->stream.publisher_pid, static_cast<std::uint32_t>(pub.pid()));
+  }
+  pub.close_stdin();
+  const auto published = pub.read_line(120s);
+  ASSERT_TRUE(published);
+  EXPECT_EQ(field(*published, "published"), 100000u);
+  for (auto& sub : subs) {
+    const auto line = sub.read_line(120s);
+    ASSERT_TRUE(line);
+    EXPECT_EQ(field(*line, "taken"), 100000u);
+    EXPECT_EQ(field(*line, "missed"), 0u);
+    EXPECT_EQ(field(*line, "first"), 1u);
+    EXPECT_EQ(field(*line, "last"), 100000u);
+    EXPECT_EQ(field(*line, "checksum"), field(*published, "checksum"));
+    EXPECT_TRUE(sub.wait(10s).ok());
+  }
+  EXPECT_TRUE(pub.wait(10s).ok());
+  auto client = broker_->client();
+  EXPECT_EQ(client.stat("frames")->stream.last_seq, 100001u);  // + the end marker
+  ASSERT_TRUE(client.remove("frames"));
+}
+
+TEST_F(StreamTest, DropOldestSlowSubscriberSeesIncreasingSeqsAndCountsWhatItMissed) {
+  auto pub = helper(args("pub", "fast", {"20000", "drop_oldest", "8", "0", "0"}));
+  ASSERT_EQ(pub.read_line(10s), std::optional<std::string>("created"));
+  auto slow = helper(args("sub", "fast", {"2", "200", "0"}));
+  ASSERT_EQ(slow.read_line(10s), std::optional<std::string>("subscribed"));
+  pub.close_stdin();
+  const auto published = pub.read_line(60s);
+  ASSERT_TRUE(published);
+  const auto line = slow.read_line(120s);
+  ASSERT_TRUE(line);
+  EXPECT_TRUE(slow.wait(10s).ok());
+  EXPECT_TRUE(pub.wait(10s).ok());
+  // Every message up to the last is either taken or counted missed, once.
+  EXPECT_EQ(field(*line, "taken") + field(*line, "missed"), field(*published, "published"));
+  EXPECT_GT(field(*line, "missed"), 0u) << "the slow subscriber was not slow enough to drop";
+  EXPECT_EQ(field(*line, "last"), 20000u);
+  ASSERT_TRUE(broker_->client().remove("fast"));
+}
+
+TEST_F(StreamTest, SubscriberKilledHoldingSamplesNoLongerHoldsBackThePublisher) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("held", small_spec(Overflow::kBlock, 4));
+  ASSERT_TRUE(pub) << pub.error().to_string();
+  auto holder = helper(args("hold", "held", {"2"}));
+  ASSERT_EQ(holder.read_line(10s), std::optional<std::string>("subscribed"));
+  ASSERT_EQ(publish(*pub), 1u);
+  ASSERT_EQ(publish(*pub), 2u);
+  ASSERT_EQ(holder.read_line(10s), std::optional<std::string>("held"));
+  ASSERT_EQ(publish(*pub), 3u);
+  ASSERT_EQ(publish(*pub), 4u);
+  // Message 5 needs the slot of message 1, which the holder holds.
+  const std::uint64_t five = 5;
+  auto blocked = pub->loan("<u4", {&five, 1}, 200ms);
+  ASSERT_FALSE(blocked);
+  EXPECT_EQ(blocked.error().code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_NE(blocked.error().message().find(std::to_string(holder.pid())), std::string::npos)
+      << blocked.error().message();
+  holder.kill(SIGKILL);
+  holder.wait(5s);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(publish(*pub, 10s), 5u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // spec: within 1 s; margin for TSan
+  auto info = client.stat("held");
+  ASSERT_TRUE(info);
+  EXPECT_TRUE(info->stream.subscribers.empty());
+  ASSERT_TRUE(client.remove("held"));
+}
+
+TEST_F(StreamTest, PublisherKilledMidLoanIsInvisibleAndOpenPublisherContinuesTheSequence) {
+  auto hanger = helper(args("loan-hang", "cam", {"10"}));
+  ASSERT_EQ(hanger.read_line(10s), std::optional<std::string>("created"));
+  auto client = broker_->client();
+  auto sub = client.subscribe("cam");
+  ASSERT_TRUE(sub) << sub.error().to_string();
+  hanger.close_stdin();
+  ASSERT_EQ(hanger.read_line(10s), std::optional<std::string>("loaned"));
+  hanger.kill(SIGKILL);
+  hanger.wait(5s);
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    auto s = sub->take(5s);
+    ASSERT_TRUE(s) << s.error().to_string();
+    EXPECT_EQ(s->seq(), seq);
+    EXPECT_TRUE(contents_ok(*s));
+  }
+  for (std::uint64_t seq = 4; seq <= 10; ++seq) ASSERT_EQ(sub->take(5s)->seq(), seq);
+  auto none = sub->take(200ms);  // the loan of message 11 was never published
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code(), ErrorCode::kDeadlineExceeded);
+
+  auto other = broker_->client();
+  std::optional<Publisher> next;
+  ASSERT_TRUE(eventually([&] {  // the broker hears of the death when the connection closes
+    auto p = other.open_publisher("cam");
+    if (p) next.emplace(std::move(*p));
+    return next.has_value();
+  }));
+  EXPECT_EQ(next->last_seq(), 10u);
+  EXPECT_EQ(publish(*next), 11u);
+  auto s = sub->take(5s);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->seq(), 11u);
+  EXPECT_TRUE(contents_ok(*s));  // not the dead loan's 0xee bytes
+  // One publisher at a time.
+  auto third = client.open_publisher("cam");
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().code(), ErrorCode::kFailedPrecondition);
+  ASSERT_TRUE(client.remove("cam"));
+}
+
+TEST_F(StreamTest, DataPlaneKeepsFlowingWhileTheBrokerIsKilledAndRestarted) {
+  auto pub = helper(args("pub", "live", {"0", "block", "8", "0", "100"}));
+  ASSERT_EQ(pub.read_line(10s), std::optional<std::string>("created"));
+  auto sub = helper(args("sub", "live", {"2", "0", "1"}));
+  ASSERT_EQ(sub.read_line(10s), std::optional<std::string>("subscribed"));
+  {
+    // Flowing before the kill: the subscriber has moved on (and the publisher, whose every loan
+    // checks membership, has long attached to it).
+    auto client = broker_->client();
+    ASSERT_TRUE(eventually([&] {
+      auto info = client.stat("live");
+      return info && info->stream.subscribers.size() == 1 &&
+             info->stream.subscribers[0].position > 100;
+    }));
+  }
+  broker_->stop(SIGKILL);
+  // Messages keep moving with no broker at all.
+  std::this_thread::sleep_for(200ms);
+  broker_->restart();
+  auto client = broker_->client();
+  auto listed = client.list();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, "live");
+  EXPECT_EQ((*listed)[0].kind, ObjectKind::kStream);
+  const std::uint64_t before = (*listed)[0].stream.last_seq;
+  ASSERT_TRUE(eventually([&] { return client.stat("live")->stream.last_seq > before + 100; }));
+  pub.close_stdin();
+  const auto published = pub.read_line(30s);
+  ASSERT_TRUE(published);
+  const auto line = sub.read_line(30s);
+  ASSERT_TRUE(line);
+  EXPECT_EQ(field(*line, "last"), field(*published, "published"));
+  EXPECT_EQ(field(*line, "taken"), field(*line, "last") - field(*line, "first") + 1);
+  EXPECT_EQ(field(*line, "missed"), 0u);
+  EXPECT_TRUE(pub.wait(10s).ok());
+  EXPECT_TRUE(sub.wait(10s).ok());
+  ASSERT_TRUE(client.remove("live"));
+}
+
+TEST_F(StreamTest, LateSubscriberReplaysHistory) {
+  auto client = broker_->client();
+  auto spec = small_spec(Overflow::kBlock, 8);
+  spec.history = 4;
+  auto pub = client.create_stream("hist", spec);
+  ASSERT_TRUE(pub);
+  for (int i = 0; i < 10; ++i) publish(*pub);
+  auto late = client.subscribe("hist", {.from_history = true});
+  ASSERT_TRUE(late) << late.error().to_string();
+  auto now = client.subscribe("hist");
+  ASSERT_TRUE(now);
+  for (std::uint64_t seq = 7; seq <= 10; ++seq) {
+    auto s = late->take(1s);
+    ASSERT_TRUE(s) << s.error().to_string();
+    EXPECT_EQ(s->seq(), seq);
+    EXPECT_TRUE(contents_ok(*s));
+  }
+  EXPECT_EQ(now->take(0s).error().code(), ErrorCode::kDeadlineExceeded);
+  publish(*pub);
+  EXPECT_EQ(late->take(1s)->seq(), 11u);
+  EXPECT_EQ(now->take(1s)->seq(), 11u);
+  ASSERT_TRUE(client.remove("hist"));
+}
+
+TEST_F(StreamTest, TakeBeyondMaxHeldIsRefusedNamingTheHeldSamples) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("mh", small_spec());
+  ASSERT_TRUE(pub);
+  auto sub = client.subscribe("mh", {.max_held = 1});
+  ASSERT_TRUE(sub);
+  publish(*pub);
+  publish(*pub);
+  auto first = sub->take(1s);
+  ASSERT_TRUE(first);
+  auto second = sub->take(1s);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(second.error().message().find("seq 1"), std::string::npos);
+  first->release();
+  EXPECT_EQ(sub->take(1s)->seq(), 2u);
+  ASSERT_TRUE(client.remove("mh"));
+}
+
+TEST_F(StreamTest, ReadOnlySubscriberDiesWritingASample) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("ro", small_spec());
+  ASSERT_TRUE(pub);
+  auto writer = ChildProcess::spawn({SHMARRAY_STREAM_HELPER_PATH, "write-ro",
+                                     broker_->socket_path(), "ro"},
+                                    segv_passthrough_env());
+  ASSERT_EQ(writer.read_line(10s), std::optional<std::string>("subscribed"));
+  publish(*pub);
+  const ExitStatus status = writer.wait(10s);
+  EXPECT_EQ(status.signal, SIGSEGV) << status.describe();
+  auto sub = client.subscribe("ro", {.from_history = false});
+  ASSERT_TRUE(sub);
+  ASSERT_TRUE(client.remove("ro"));
+}
+
+TEST_F(StreamTest, HostileSubscriberScribblingItsStateCannotHurtOthers) {
+  auto pub = helper(args("pub", "hostile", {"20000", "drop_oldest", "8", "0", "20"}));
+  ASSERT_EQ(pub.read_line(10s), std::optional<std::string>("created"));
+  auto scribbler = helper(args("scribble", "hostile", {"3000", "42"}));
+  ASSERT_EQ(scribbler.read_line(10s), std::optional<std::string>("subscribed"));
+  auto good = helper(args("sub", "hostile", {"2", "0", "0"}));
+  ASSERT_EQ(good.read_line(10s), std::optional<std::string>("subscribed"));
+  pub.close_stdin();
+  const auto published = pub.read_line(120s);
+  ASSERT_TRUE(published) << "the publisher did not finish";
+  const auto line = good.read_line(60s);
+  ASSERT_TRUE(line) << "the good subscriber did not finish";
+  EXPECT_EQ(field(*line, "last"), 20000u);
+  EXPECT_EQ(field(*line, "taken") + field(*line, "missed"), 20000u);
+  EXPECT_TRUE(pub.wait(10s).ok());
+  EXPECT_TRUE(good.wait(10s).ok());
+  EXPECT_TRUE(scribbler.wait(10s).ok());
+
+  // kBlock: a scribbled cursor can make the publisher wait (and time out naming it), never fail
+  // otherwise or crash.
+  auto client = broker_->client();
+  auto block = client.create_stream("hostile-block", small_spec(Overflow::kBlock, 4));
+  ASSERT_TRUE(block);
+  auto scribbler2 = helper(args("scribble", "hostile-block", {"1500", "7"}));
+  ASSERT_EQ(scribbler2.read_line(10s), std::optional<std::string>("subscribed"));
+  int ok = 0, timed_out = 0;
+  for (int i = 0; i < 100; ++i) {
+    const std::uint64_t n = 4;
+    auto loan = block->loan("<u4", {&n, 1}, 10ms);
+    if (loan) {
+      ++ok;
+      ASSERT_TRUE(block->publish(std::move(*loan)));
+    } else {
+      ASSERT_EQ(loan.error().code(), ErrorCode::kDeadlineExceeded) << loan.error().to_string();
+      ++timed_out;
+    }
+  }
+  EXPECT_EQ(ok + timed_out, 100);
+  EXPECT_TRUE(scribbler2.wait(10s).ok());
+  ASSERT_TRUE(client.remove("hostile"));
+  ASSERT_TRUE(client.remove("hostile-block"));
+}
+
+TEST_F(StreamTest, StreamsShareTheArrayNamespaceAndRules) {
+  auto client = broker_->client();
+  ASSERT_TRUE(client.create("taken", ArraySpec{.shape = {1}}));
+  EXPECT_EQ(client.create_stream("taken", small_spec()).error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(client.subscribe("taken").error().code(), ErrorCode::kFailedPrecondition);
+  auto pub = client.create_stream("s", small_spec());
+  ASSERT_TRUE(pub);
+  EXPECT_EQ(client.open("s", Access::kReadOnly).error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(client.create("s", ArraySpec{.shape = {1}}).error().code(),
+            ErrorCode::kAlreadyExists);
+  auto bad = small_spec();
+  bad.history = bad.slots;
+  EXPECT_EQ(client.create_stream("bad", bad).error().code(), ErrorCode::kInvalidArgument);
+  const std::uint64_t too_big = 1000;
+  EXPECT_EQ(pub->loan("<u4", {&too_big, 1}, 1s).error().code(), ErrorCode::kInvalidArgument);
+  auto listed = client.list();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].kind, ObjectKind::kStream);
+  EXPECT_EQ((*listed)[1].kind, ObjectKind::kArray);
+  ASSERT_TRUE(client.remove("s"));
+  EXPECT_EQ(client.subscribe("s").error().code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(client.remove("taken"));
+}
+
+TEST_F(StreamTest, SubscribeWaitsForTheStreamToBeCreated) {
+  auto waiter = helper(args("sub", "later", {"2", "0", "1"}));
+  auto client = broker_->client();
+  // Either order is fine: the subscribe parks at the broker, or finds the stream already there.
+  auto pub = client.create_stream("later", small_spec());
+  ASSERT_TRUE(pub);
+  ASSERT_EQ(waiter.read_line(10s), std::optional<std::string>("subscribed"));
+  publish(*pub);
+  const std::uint64_t one = 1;
+  auto end = pub->loan("|u1", {&one, 1}, 5s);
+  ASSERT_TRUE(end);
+  ASSERT_TRUE(pub->publish(std::move(*end)));
+  const auto line = waiter.read_line(10s);
+  ASSERT_TRUE(line);
+  EXPECT_EQ(field(*line, "taken"), 1u);
+  EXPECT_TRUE(waiter.wait(10s).ok());
+  ASSERT_TRUE(client.remove("later"));
+}
+
+TEST_F(StreamTest, CliListsStatsWatchesAndRemovesStreams) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("cli/s", small_spec(Overflow::kDropOldest, 8));
+  ASSERT_TRUE(pub);
+  auto sub = client.subscribe("cli/s", {.max_held = 3});
+  ASSERT_TRUE(sub);
+  for (int i = 0; i < 5; ++i) publish(*pub);
+  auto held = sub->take(1s);
+  ASSERT_TRUE(held);
+  const auto cli = [&](std::vector<std::string> more) {
+    std::vector<std::string> argv{SHMARRAY_CLI_PATH, "--socket", broker_->socket_path()};
+    argv.insert(argv.end(), more.begin(), more.end());
+    return run(argv, 20s);
+  };
+  const auto ls = cli({"ls"});
+  ASSERT_TRUE(ls.status.ok()) << ls.out;
+  EXPECT_NE(ls.out.find("KIND"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("cli/s  stream"), std::string::npos) << ls.out;
+  const auto stat = cli({"stat", "cli/s"});
+  ASSERT_TRUE(stat.status.ok()) << stat.out;
+  EXPECT_NE(stat.out.find("slots: 8\n"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("overflow: drop_oldest\n"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("last_seq: 5\n"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("publisher_pid: " + std::to_string(::getpid())), std::string::npos);
+  EXPECT_NE(stat.out.find("pid " + std::to_string(::getpid()) +
+                          ": position 2, held 1/3, missed 0"),
+            std::string::npos)
+      << stat.out;
+  const auto json = cli({"stat", "cli/s", "--json"});
+  EXPECT_NE(json.out.find("\"kind\": \"stream\""), std::string::npos) << json.out;
+  // watch: the message rate while messages flow.
+  auto watch = ChildProcess::spawn(
+      {SHMARRAY_CLI_PATH, "--socket", broker_->socket_path(), "watch", "cli/s", "--seconds", "2.5"});
+  ASSERT_TRUE(watch.read_line(10s));  // "watching ... on ..."
+  const auto first = watch.read_line(10s);
+  ASSERT_TRUE(first);
+  EXPECT_NE(first->find("watching stream 'cli/s' at seq 5"), std::string::npos) << *first;
+  for (int i = 0; i < 50; ++i) publish(*pub);
+  const auto rate = watch.read_line(10s);
+  ASSERT_TRUE(rate);
+  EXPECT_NE(rate->find("msg/s"), std::string::npos) << *rate;
+  EXPECT_TRUE(watch.wait(10s).ok());
+  held->release();
+  const auto rm = cli({"rm", "cli/s"});
+  EXPECT_TRUE(rm.status.ok()) << rm.out;
+  EXPECT_EQ(client.subscribe("cli/s").error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace shmarray::test
