@@ -115,6 +115,7 @@ class Client:
         *,
         mode: int = 0o600,
         ephemeral: bool = False,
+        populate: bool = False,
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def open(
         self,
@@ -148,7 +149,8 @@ class Client:
 
 # --- data plane: synchronisation -------------------------------------------------------------
 
-# `arr` below: an ndarray returned by Client.create/open, or any view of one.
+# `arr` below: an ndarray returned by Client.create/open, or any view of one (or a torch.Tensor
+# over one: torch.from_numpy, as_tensor).
 
 def version(arr: Any) -> int: ...
 def publish(arr: Any) -> int: ...
@@ -180,3 +182,9 @@ class Lock:
     ) -> bool: ...
 
 def lock(arr: Any, timeout: Optional[float] = None, *, seqlock: bool = False) -> Lock: ...
+
+# --- PyTorch -------------------------------------------------------------------------------
+
+def as_tensor(arr: numpy.ndarray[Any, Any]) -> Any:
+    """A torch.Tensor over the same pages (a ReadOnlyTensor for a read-only grant)."""
+    ...

@@ -35,6 +35,7 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
   sp::bind_client(m);
   sp::bind_sync(m);
   sp::bind_checked_read(m);
+  sp::bind_torch_interop(m);
   // For tests and tools: the /dev/shm name prefix of the segments of the broker at `socket`.
   m.def(
       "_segment_prefix",

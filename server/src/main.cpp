@@ -18,11 +18,37 @@
 #include "broker.hpp"
 #include "gc.hpp"
 #include "journal_log.hpp"
+#include "shmarray/byte_size.hpp"
 #include "service_notifier.hpp"
 #include "socket_activation.hpp"
 #include "shmarray/socket_path.hpp"
 
+#ifndef SHMARRAY_VERSION
+#define SHMARRAY_VERSION "0.0.0"
+#endif
+
 namespace {
+
+// A byte-count option that takes units (64K, 512M, 1G: shmarray/byte_size.hpp).
+template <class Bytes>
+CLI::Option* add_size_option(CLI::App& app, const std::string& name, Bytes& bytes,
+                             const std::string& description) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [&bytes](const std::string& text) {
+            bytes = static_cast<Bytes>(shmarray::parse_byte_size(text).value());
+          },
+          description + " (bytes, or with a unit: 64K, 512M, 1G)")
+      ->default_str(std::to_string(bytes))
+      ->type_name("SIZE")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            const auto parsed = shmarray::parse_byte_size(text);
+            return parsed ? std::string() : parsed.error().message();
+          },
+          "", "SIZE"));
+}
 
 // "0660" -> 0660; -1 when the text is not octal permission bits (0 to 0777).
 std::int32_t parse_octal_mode(std::string_view text) {
@@ -65,14 +91,12 @@ void add_socket_access_options(CLI::App& app, shmarray::server::Config& config) 
 
 // Memory bounds: what one client, and all of them together, may make the broker hold.
 void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
-  app.add_option("--max-pending-reply-bytes", config.max_pending_reply_bytes,
-                 "Replies queued for one connection that does not read them; past this it is "
-                 "closed")
-      ->capture_default_str();
-  app.add_option("--max-pending-reply-bytes-total", config.max_pending_reply_bytes_total,
-                 "Replies queued for all connections together; the connection whose reply "
-                 "passes it is closed")
-      ->capture_default_str();
+  add_size_option(app, "--max-pending-reply-bytes", config.max_pending_reply_bytes,
+                  "Replies queued for one connection that does not read them; past this it is "
+                  "closed");
+  add_size_option(app, "--max-pending-reply-bytes-total", config.max_pending_reply_bytes_total,
+                  "Replies queued for all connections together; the connection whose reply "
+                  "passes it is closed");
   app.add_option_function<std::int64_t>(
          "--write-timeout-ms",
          [&config](std::int64_t ms) { config.write_timeout = std::chrono::milliseconds(ms); },
@@ -90,6 +114,9 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
   app.add_option("--max-watchers", config.max_watchers,
                  "Watch connections (shmarray watch, Watcher) at once")
       ->capture_default_str();
+  add_size_option(app, "--off-loop-create-bytes", config.off_loop_create_bytes,
+                  "Segments this big or bigger have their pages reserved (create) and released "
+                  "(remove) on a worker thread, so other clients are served meanwhile");
 }
 
 }  // namespace
@@ -100,19 +127,18 @@ int main(int argc, char** argv) {
   CLI::App app{
       "shmarrayd: the shmarray broker. Places each named array in a shared-memory segment and "
       "hands clients its descriptor over a Unix socket; array bytes never cross the socket."};
+  app.set_version_flag("--version", "shmarrayd " SHMARRAY_VERSION);
   app.add_option("--socket", config.socket_path,
                  "Unix socket to listen on (default: $SHMARRAY_SOCKET, else "
                  "$XDG_RUNTIME_DIR/shmarray.sock, else /tmp/shmarray-$UID/shmarray.sock)");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-  app.add_option("--max-bytes", config.max_bytes,
-                 "Most bytes all arrays together (and any one array) may use; 0 = the size of "
-                 "/dev/shm")
-      ->capture_default_str();
-  app.add_option("--max-bytes-per-user", config.max_bytes_per_user,
-                 "Most bytes one user's arrays may use; 0 = same as --max-bytes")
-      ->capture_default_str();
+  add_size_option(app, "--max-bytes", config.max_bytes,
+                  "Most bytes all arrays together (and any one array) may use; 0 = the size of "
+                  "/dev/shm");
+  add_size_option(app, "--max-bytes-per-user", config.max_bytes_per_user,
+                  "Most bytes one user's arrays may use; 0 = same as --max-bytes");
   app.add_option("--max-arrays", config.max_arrays, "Most arrays at once")->capture_default_str();
   app.add_option("--max-connections", config.max_connections, "Most client connections at once")
       ->capture_default_str();
