@@ -93,6 +93,24 @@ if command -v systemd-analyze >/dev/null; then
     [ -z "$said" ] || fail "systemd-analyze verify ($kind units) says: $said"
   done
 fi
+# The user and socket directory the postinst makes, made in a scratch root: a system user (so
+# logind's RemoveIPC= spares its segments, docs/operations.md) owning /run/shmarray, 0755.
+if command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
+  SYSROOT=$WORK/sysroot
+  mkdir -p "$SYSROOT/etc"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$SYSROOT/etc/passwd"
+  echo 'root:x:0:' >"$SYSROOT/etc/group"
+  systemd-sysusers --root="$SYSROOT" "$ROOT/usr/lib/sysusers.d/shmarray.conf" >/dev/null 2>&1 ||
+    fail "systemd-sysusers rejects shmarray.conf"
+  uid=$(awk -F: '$1 == "shmarray" {print $3}' "$SYSROOT/etc/passwd")
+  gid=$(awk -F: '$1 == "shmarray" {print $3}' "$SYSROOT/etc/group")
+  [ -n "$uid" ] && [ "$uid" -lt 1000 ] || fail "sysusers made no system user shmarray (uid '$uid')"
+  [ -n "$gid" ] || fail "sysusers made no group shmarray"
+  systemd-tmpfiles --root="$SYSROOT" --create "$ROOT/usr/lib/tmpfiles.d/shmarray.conf" >/dev/null 2>&1 ||
+    fail "systemd-tmpfiles rejects shmarray.conf"
+  [ "$(stat -c '%u:%g %a' "$SYSROOT/run/shmarray")" = "$uid:$gid 755" ] ||
+    fail "/run/shmarray is $(stat -c '%u:%g %a' "$SYSROOT/run/shmarray"), not $uid:$gid 755"
+fi
 zcat "$ROOT/usr/share/man/man8/shmarrayd.8.gz" | grep -qF 'socket\-mode' || fail "shmarrayd.8 lacks the options"
 zcat "$ROOT/usr/share/man/man1/shmarray.1.gz" | grep -q '^\.TH SHMARRAY "1"' || fail "shmarray.1 header"
 grep -q '^prefix=/usr$' "$ROOT/usr/lib/pkgconfig/shmarray.pc" || fail "shmarray.pc prefix"
