@@ -30,18 +30,11 @@ void decode_and_round_trip(std::span<const std::byte> body) {
   check(wire::decode<M>(again).has_value());
 }
 
-template <class... M>
-void decode_as_each(std::span<const std::byte> body) {
-  (decode_and_round_trip<M>(body), ...);
-}
-
-// Every decoder, whatever the frame's type says: a peer chooses both.
+// Every decoder of the message table, whatever the frame's type says: a peer chooses both.
 void decode_every_message(std::span<const std::byte> body) {
-  decode_as_each<wire::HelloRequest, wire::HelloReply, wire::CreateRequest, wire::CreateReply,
-                 wire::OpenRequest, wire::OpenReply, wire::RemoveRequest, wire::RemoveReply,
-                 wire::ListRequest, wire::ListReply, wire::StatRequest, wire::StatReply,
-                 wire::ChmodRequest, wire::ChmodReply, wire::CloseRequest, wire::CloseReply,
-                 wire::WatchRequest, wire::WatchReply, wire::Event, wire::ErrorReply>(body);
+#define SHMARRAY_FUZZ_DECODE(name, number) decode_and_round_trip<wire::name>(body);
+  SHMARRAY_WIRE_MESSAGES(SHMARRAY_FUZZ_DECODE)
+#undef SHMARRAY_FUZZ_DECODE
 }
 
 // Frames from `data` fed in pieces of `piece` bytes (0: all at once), until the stream ends or

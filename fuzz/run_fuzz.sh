@@ -45,7 +45,7 @@ HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse
   server/src/catalogue.cpp server/src/segment_check.cpp)
 # libstdc++ 12 hides std::expected unless __cpp_concepts says C++20 concepts are complete; clang
 # 16 implements what <expected> needs but still reports the older value.
-FLAGS=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Icommon/include -Icommon/src/sync
+FLAGS=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Icommon/include -Icommon/private -Icommon/src/sync
   -Iserver/src -I"$WORK/generated" -Wno-builtin-macro-redefined -U__cpp_concepts
   -D__cpp_concepts=202002L)
 SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
@@ -57,7 +57,8 @@ build() {
   local bin="$WORK/$target"
   local newest_source
   newest_source=$(ls -t "fuzz/$target.cpp" "$@" common/include/shmarray/*.hpp \
-    common/include/shmarray/wire/*.hpp common/include/shmarray/sync/*.hpp server/src/*.hpp \
+    common/private/shmarray/*.hpp common/private/shmarray/wire/*.hpp \
+    common/private/shmarray/sync/*.hpp server/src/*.hpp \
     "$WORK/generated/shmarray_generated.h" | head -1)
   if [ ! -x "$bin" ] || [ "$newest_source" -nt "$bin" ]; then
     echo "==> building $bin with $CXX"

@@ -116,6 +116,7 @@ class Client:
         *,
         mode: int = 0o600,
         ephemeral: bool = False,
+        populate: bool = False,
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def open(
         self,
@@ -164,7 +165,8 @@ class Client:
 
 # --- data plane: synchronisation -------------------------------------------------------------
 
-# `arr` below: an ndarray returned by Client.create/open, or any view of one.
+# `arr` below: an ndarray returned by Client.create/open, or any view of one (or a torch.Tensor
+# over one: torch.from_numpy, as_tensor).
 
 def version(arr: Any) -> int: ...
 def publish(arr: Any) -> int: ...
@@ -202,3 +204,9 @@ def lock(arr: Any, timeout: Optional[float] = None, *, seqlock: bool = False) ->
 class FrameCopyWarning(UserWarning): ...
 
 def read_frame_consistent(df: Any, timeout: Optional[float] = 1.0) -> Tuple[Any, int]: ...
+
+# --- PyTorch -------------------------------------------------------------------------------
+
+def as_tensor(arr: numpy.ndarray[Any, Any]) -> Any:
+    """A torch.Tensor over the same pages (a ReadOnlyTensor for a read-only grant)."""
+    ...

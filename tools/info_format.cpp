@@ -162,7 +162,7 @@ std::string info_json(const ArrayInfo& info) {
       .string_field("id", info.id)
       .uint_field("owner_uid", info.owner_uid)
       .uint_field("owner_gid", info.owner_gid)
-      .uint_field("mode", info.mode)
+      .string_field("mode", mode_str(info.mode))
       .int_field("created_unix_ns", info.created_unix_ns)
       .uint_field("open_handles", info.open_handles)
       .uint_field("version", info.version)

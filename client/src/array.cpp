@@ -2,6 +2,9 @@
 
 #include "mapped_segment.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "shmarray/sync/seqlock.hpp"
+#include "shmarray/sync/version.hpp"
+#include "shmarray/sync/write_lock.hpp"
 
 namespace shmarray {
 
@@ -83,5 +86,14 @@ Result<WriteLock> Array::try_lock() const {
 }
 
 bool Array::possibly_torn() const noexcept { return shmarray::possibly_torn(live()); }
+
+Result<std::uint64_t> Array::read_consistent_impl(detail::CallbackRef copy,
+                                                  std::chrono::nanoseconds timeout) const {
+  return shmarray::read_consistent(live(), copy, timeout);
+}
+
+void Array::begin_write_window() const noexcept { begin_write(live()); }
+void Array::abandon_write_window() const noexcept { abandon_write(live()); }
+std::uint64_t Array::end_write_window_and_publish() const { return end_write_and_publish(live()); }
 
 }  // namespace shmarray

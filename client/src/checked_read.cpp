@@ -22,6 +22,7 @@
 #include "mapped_segment.hpp"
 #include "shmarray/array.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "shmarray/sync/seqlock.hpp"
 
 namespace shmarray {
 namespace {

@@ -24,31 +24,21 @@ T get_le(const std::byte* in) {
 }  // namespace
 
 bool is_known_message_type(std::uint16_t value) noexcept {
-  return (value >= 1 && value <= 15) || (value >= 17 && value <= 20) || value == 100;
+  switch (value) {
+#define SHMARRAY_KNOWN_CASE(name, number) case number:
+    SHMARRAY_WIRE_MESSAGES(SHMARRAY_KNOWN_CASE)
+#undef SHMARRAY_KNOWN_CASE
+    return true;
+    default: return false;
+  }
 }
 
 std::string_view to_string(MessageType type) noexcept {
   switch (type) {
-    case MessageType::kHelloRequest: return "HelloRequest";
-    case MessageType::kHelloReply: return "HelloReply";
-    case MessageType::kCreateRequest: return "CreateRequest";
-    case MessageType::kCreateReply: return "CreateReply";
-    case MessageType::kOpenRequest: return "OpenRequest";
-    case MessageType::kOpenReply: return "OpenReply";
-    case MessageType::kRemoveRequest: return "RemoveRequest";
-    case MessageType::kRemoveReply: return "RemoveReply";
-    case MessageType::kListRequest: return "ListRequest";
-    case MessageType::kListReply: return "ListReply";
-    case MessageType::kStatRequest: return "StatRequest";
-    case MessageType::kStatReply: return "StatReply";
-    case MessageType::kWatchRequest: return "WatchRequest";
-    case MessageType::kWatchReply: return "WatchReply";
-    case MessageType::kEvent: return "Event";
-    case MessageType::kChmodRequest: return "ChmodRequest";
-    case MessageType::kChmodReply: return "ChmodReply";
-    case MessageType::kCloseRequest: return "CloseRequest";
-    case MessageType::kCloseReply: return "CloseReply";
-    case MessageType::kErrorReply: return "ErrorReply";
+#define SHMARRAY_NAME_CASE(name, number) \
+  case MessageType::k##name: return #name;
+    SHMARRAY_WIRE_MESSAGES(SHMARRAY_NAME_CASE)
+#undef SHMARRAY_NAME_CASE
   }
   return "Unknown";
 }

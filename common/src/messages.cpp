@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "shmarray_generated.h"
 
@@ -114,268 +115,214 @@ Result<Access> get_access(std::uint8_t value) {
   return static_cast<Access>(value);
 }
 
-}  // namespace
 
-// --- encoders ---------------------------------------------------------------------------------
+// --- field conversions: one to_table and one from_table per message ----------------------------
+// Each sees only its own fields; verification, framing and the list of messages are shared.
 
-std::vector<std::byte> encode_body(const HelloRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateHelloRequest(b, m.min_version, m.max_version,
-                                                  b.CreateString(m.client_name))));
+flatbuffers::Offset<fb::HelloRequest> to_table(Builder& b, const HelloRequest& m) {
+  return fb::CreateHelloRequest(b, m.min_version, m.max_version, b.CreateString(m.client_name));
 }
-std::vector<std::byte> encode_body(const HelloReply& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateHelloReply(b, m.version, m.broker_pid,
-                                                b.CreateString(m.broker_version),
-                                                m.max_array_bytes)));
+Result<HelloRequest> from_table(const fb::HelloRequest& f) {
+  return HelloRequest{f.min_version(), f.max_version(), str(f.client_name())};
 }
-std::vector<std::byte> encode_body(const CreateRequest& m) {
-  Builder b;
+
+flatbuffers::Offset<fb::HelloReply> to_table(Builder& b, const HelloReply& m) {
+  return fb::CreateHelloReply(b, m.version, m.broker_pid, b.CreateString(m.broker_version),
+                              m.max_array_bytes);
+}
+Result<HelloReply> from_table(const fb::HelloReply& f) {
+  return HelloReply{f.version(), f.broker_pid(), str(f.broker_version()), f.max_array_bytes()};
+}
+
+flatbuffers::Offset<fb::CreateRequest> to_table(Builder& b, const CreateRequest& m) {
   const auto name = b.CreateString(m.name);
   const auto dtype = b.CreateString(m.spec.dtype);
   const auto shape = b.CreateVector(m.spec.shape);
-  return finish(b, as_void(fb::CreateCreateRequest(b, name, dtype, shape,
-                                                   static_cast<std::uint8_t>(m.spec.order),
-                                                   m.spec.mode, m.spec.ephemeral)));
+  return fb::CreateCreateRequest(b, name, dtype, shape, static_cast<std::uint8_t>(m.spec.order),
+                                 m.spec.mode, m.spec.ephemeral);
 }
-std::vector<std::byte> encode_body(const CreateReply& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateCreateReply(b, put_info(b, m.info))));
+Result<CreateRequest> from_table(const fb::CreateRequest& f) {
+  if (f.order() > 1) return fail(ErrorCode::kProtocolError, "CreateRequest has a bad order");
+  CreateRequest m;
+  m.name = str(f.name());
+  m.spec.dtype = str(f.dtype());
+  m.spec.shape = copy_scalars(f.shape());
+  m.spec.order = static_cast<Order>(f.order());
+  m.spec.mode = f.mode();
+  m.spec.ephemeral = f.ephemeral();
+  return m;
 }
-std::vector<std::byte> encode_body(const OpenRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateOpenRequest(b, b.CreateString(m.name),
-                                                 static_cast<std::uint8_t>(m.access),
-                                                 m.wait_ms)));
+
+flatbuffers::Offset<fb::CreateReply> to_table(Builder& b, const CreateReply& m) {
+  return fb::CreateCreateReply(b, put_info(b, m.info));
 }
-std::vector<std::byte> encode_body(const OpenReply& m) {
-  Builder b;
+Result<CreateReply> from_table(const fb::CreateReply& f) {
+  auto info = get_info(f.info());
+  if (!info) return std::unexpected(info.error());
+  return CreateReply{std::move(*info)};
+}
+
+flatbuffers::Offset<fb::OpenRequest> to_table(Builder& b, const OpenRequest& m) {
+  return fb::CreateOpenRequest(b, b.CreateString(m.name), static_cast<std::uint8_t>(m.access),
+                               m.wait_ms);
+}
+Result<OpenRequest> from_table(const fb::OpenRequest& f) {
+  auto access = get_access(f.access());
+  if (!access) return std::unexpected(access.error());
+  return OpenRequest{str(f.name()), *access, f.wait_ms()};
+}
+
+flatbuffers::Offset<fb::OpenReply> to_table(Builder& b, const OpenReply& m) {
   const auto info = put_info(b, m.info);
-  return finish(b, as_void(fb::CreateOpenReply(b, info, static_cast<std::uint8_t>(m.access))));
+  return fb::CreateOpenReply(b, info, static_cast<std::uint8_t>(m.access));
 }
-std::vector<std::byte> encode_body(const RemoveRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateRemoveRequest(b, b.CreateString(m.name))));
+Result<OpenReply> from_table(const fb::OpenReply& f) {
+  auto info = get_info(f.info());
+  if (!info) return std::unexpected(info.error());
+  auto access = get_access(f.access());
+  if (!access) return std::unexpected(access.error());
+  return OpenReply{std::move(*info), *access};
 }
-std::vector<std::byte> encode_body(const RemoveReply&) {
-  Builder b;
-  return finish(b, as_void(fb::CreateRemoveReply(b)));
+
+flatbuffers::Offset<fb::RemoveRequest> to_table(Builder& b, const RemoveRequest& m) {
+  return fb::CreateRemoveRequest(b, b.CreateString(m.name));
 }
-std::vector<std::byte> encode_body(const ListRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateListRequest(b, b.CreateString(m.prefix),
-                                                  b.CreateString(m.after), m.limit)));
+Result<RemoveRequest> from_table(const fb::RemoveRequest& f) {
+  return RemoveRequest{str(f.name())};
 }
-std::vector<std::byte> encode_body(const ListReply& m) {
-  Builder b;
+
+flatbuffers::Offset<fb::ListRequest> to_table(Builder& b, const ListRequest& m) {
+  return fb::CreateListRequest(b, b.CreateString(m.prefix), b.CreateString(m.after), m.limit);
+}
+Result<ListRequest> from_table(const fb::ListRequest& f) {
+  return ListRequest{str(f.prefix()), str(f.after()), f.limit()};
+}
+
+flatbuffers::Offset<fb::ListReply> to_table(Builder& b, const ListReply& m) {
   std::vector<flatbuffers::Offset<fb::ArrayInfo>> infos;
   infos.reserve(m.arrays.size());
   for (const auto& info : m.arrays) infos.push_back(put_info(b, info));
   const auto vector = b.CreateVector(infos);
-  return finish(b, as_void(fb::CreateListReply(b, vector, b.CreateString(m.next_after))));
+  return fb::CreateListReply(b, vector, b.CreateString(m.next_after));
 }
-std::vector<std::byte> encode_body(const StatRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateStatRequest(b, b.CreateString(m.name))));
-}
-std::vector<std::byte> encode_body(const StatReply& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateStatReply(b, put_info(b, m.info))));
-}
-std::vector<std::byte> encode_body(const ChmodRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateChmodRequest(b, b.CreateString(m.name), m.mode)));
-}
-std::vector<std::byte> encode_body(const ChmodReply&) {
-  Builder b;
-  return finish(b, as_void(fb::CreateChmodReply(b)));
-}
-std::vector<std::byte> encode_body(const CloseRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateCloseRequest(b, b.CreateString(m.id))));
-}
-std::vector<std::byte> encode_body(const CloseReply&) {
-  Builder b;
-  return finish(b, as_void(fb::CreateCloseReply(b)));
-}
-std::vector<std::byte> encode_body(const WatchRequest& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateWatchRequest(b, b.CreateString(m.prefix))));
-}
-std::vector<std::byte> encode_body(const WatchReply&) {
-  Builder b;
-  return finish(b, as_void(fb::CreateWatchReply(b)));
-}
-std::vector<std::byte> encode_body(const Event& m) {
-  Builder b;
-  const auto name = b.CreateString(m.name);
-  const auto info = put_info(b, m.info);
-  return finish(b, as_void(fb::CreateEvent(b, static_cast<std::uint8_t>(m.kind), name, info)));
-}
-std::vector<std::byte> encode_body(const ErrorReply& m) {
-  Builder b;
-  return finish(b, as_void(fb::CreateErrorReply(b, static_cast<std::uint16_t>(m.code),
-                                                b.CreateString(m.message))));
-}
-
-// --- decoders ---------------------------------------------------------------------------------
-
-template <>
-Result<HelloRequest> decode<HelloRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::HelloRequest>(body, "HelloRequest");
-  if (!r) return std::unexpected(r.error());
-  return HelloRequest{(*r)->min_version(), (*r)->max_version(), str((*r)->client_name())};
-}
-template <>
-Result<HelloReply> decode<HelloReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::HelloReply>(body, "HelloReply");
-  if (!r) return std::unexpected(r.error());
-  return HelloReply{(*r)->version(), (*r)->broker_pid(), str((*r)->broker_version()),
-                    (*r)->max_array_bytes()};
-}
-template <>
-Result<CreateRequest> decode<CreateRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::CreateRequest>(body, "CreateRequest");
-  if (!r) return std::unexpected(r.error());
-  const fb::CreateRequest* f = *r;
-  if (f->order() > 1) return fail(ErrorCode::kProtocolError, "CreateRequest has a bad order");
-  CreateRequest m;
-  m.name = str(f->name());
-  m.spec.dtype = str(f->dtype());
-  m.spec.shape = copy_scalars(f->shape());
-  m.spec.order = static_cast<Order>(f->order());
-  m.spec.mode = f->mode();
-  m.spec.ephemeral = f->ephemeral();
-  return m;
-}
-template <>
-Result<CreateReply> decode<CreateReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::CreateReply>(body, "CreateReply");
-  if (!r) return std::unexpected(r.error());
-  auto info = get_info((*r)->info());
-  if (!info) return std::unexpected(info.error());
-  return CreateReply{std::move(*info)};
-}
-template <>
-Result<OpenRequest> decode<OpenRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::OpenRequest>(body, "OpenRequest");
-  if (!r) return std::unexpected(r.error());
-  auto access = get_access((*r)->access());
-  if (!access) return std::unexpected(access.error());
-  return OpenRequest{str((*r)->name()), *access, (*r)->wait_ms()};
-}
-template <>
-Result<OpenReply> decode<OpenReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::OpenReply>(body, "OpenReply");
-  if (!r) return std::unexpected(r.error());
-  auto info = get_info((*r)->info());
-  if (!info) return std::unexpected(info.error());
-  auto access = get_access((*r)->access());
-  if (!access) return std::unexpected(access.error());
-  return OpenReply{std::move(*info), *access};
-}
-template <>
-Result<RemoveRequest> decode<RemoveRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::RemoveRequest>(body, "RemoveRequest");
-  if (!r) return std::unexpected(r.error());
-  return RemoveRequest{str((*r)->name())};
-}
-template <>
-Result<RemoveReply> decode<RemoveReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::RemoveReply>(body, "RemoveReply");
-  if (!r) return std::unexpected(r.error());
-  return RemoveReply{};
-}
-template <>
-Result<ListRequest> decode<ListRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::ListRequest>(body, "ListRequest");
-  if (!r) return std::unexpected(r.error());
-  return ListRequest{str((*r)->prefix()), str((*r)->after()), (*r)->limit()};
-}
-template <>
-Result<ListReply> decode<ListReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::ListReply>(body, "ListReply");
-  if (!r) return std::unexpected(r.error());
+Result<ListReply> from_table(const fb::ListReply& f) {
   ListReply m;
-  if ((*r)->arrays() != nullptr) {
-    m.arrays.reserve((*r)->arrays()->size());
-    for (const fb::ArrayInfo* f : *(*r)->arrays()) {
-      auto info = get_info(f);
+  if (f.arrays() != nullptr) {
+    m.arrays.reserve(f.arrays()->size());
+    for (const fb::ArrayInfo* element : *f.arrays()) {
+      auto info = get_info(element);
       if (!info) return std::unexpected(info.error());
       m.arrays.push_back(std::move(*info));
     }
   }
-  m.next_after = str((*r)->next_after());
+  m.next_after = str(f.next_after());
   return m;
 }
-template <>
-Result<StatRequest> decode<StatRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::StatRequest>(body, "StatRequest");
-  if (!r) return std::unexpected(r.error());
-  return StatRequest{str((*r)->name())};
+
+flatbuffers::Offset<fb::StatRequest> to_table(Builder& b, const StatRequest& m) {
+  return fb::CreateStatRequest(b, b.CreateString(m.name));
 }
-template <>
-Result<StatReply> decode<StatReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::StatReply>(body, "StatReply");
-  if (!r) return std::unexpected(r.error());
-  auto info = get_info((*r)->info());
+Result<StatRequest> from_table(const fb::StatRequest& f) { return StatRequest{str(f.name())}; }
+
+flatbuffers::Offset<fb::StatReply> to_table(Builder& b, const StatReply& m) {
+  return fb::CreateStatReply(b, put_info(b, m.info));
+}
+Result<StatReply> from_table(const fb::StatReply& f) {
+  auto info = get_info(f.info());
   if (!info) return std::unexpected(info.error());
   return StatReply{std::move(*info)};
 }
-template <>
-Result<ChmodRequest> decode<ChmodRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::ChmodRequest>(body, "ChmodRequest");
-  if (!r) return std::unexpected(r.error());
-  return ChmodRequest{str((*r)->name()), (*r)->mode()};
+
+flatbuffers::Offset<fb::ChmodRequest> to_table(Builder& b, const ChmodRequest& m) {
+  return fb::CreateChmodRequest(b, b.CreateString(m.name), m.mode);
 }
-template <>
-Result<ChmodReply> decode<ChmodReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::ChmodReply>(body, "ChmodReply");
-  if (!r) return std::unexpected(r.error());
-  return ChmodReply{};
+Result<ChmodRequest> from_table(const fb::ChmodRequest& f) {
+  return ChmodRequest{str(f.name()), f.mode()};
 }
-template <>
-Result<CloseRequest> decode<CloseRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::CloseRequest>(body, "CloseRequest");
-  if (!r) return std::unexpected(r.error());
-  return CloseRequest{str((*r)->id())};
+
+flatbuffers::Offset<fb::CloseRequest> to_table(Builder& b, const CloseRequest& m) {
+  return fb::CreateCloseRequest(b, b.CreateString(m.id));
 }
-template <>
-Result<CloseReply> decode<CloseReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::CloseReply>(body, "CloseReply");
-  if (!r) return std::unexpected(r.error());
-  return CloseReply{};
+Result<CloseRequest> from_table(const fb::CloseRequest& f) { return CloseRequest{str(f.id())}; }
+
+flatbuffers::Offset<fb::WatchRequest> to_table(Builder& b, const WatchRequest& m) {
+  return fb::CreateWatchRequest(b, b.CreateString(m.prefix));
 }
-template <>
-Result<WatchRequest> decode<WatchRequest>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::WatchRequest>(body, "WatchRequest");
-  if (!r) return std::unexpected(r.error());
-  return WatchRequest{str((*r)->prefix())};
+Result<WatchRequest> from_table(const fb::WatchRequest& f) {
+  return WatchRequest{str(f.prefix())};
 }
-template <>
-Result<WatchReply> decode<WatchReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::WatchReply>(body, "WatchReply");
-  if (!r) return std::unexpected(r.error());
-  return WatchReply{};
+
+flatbuffers::Offset<fb::Event> to_table(Builder& b, const Event& m) {
+  const auto name = b.CreateString(m.name);
+  const auto info = put_info(b, m.info);
+  return fb::CreateEvent(b, static_cast<std::uint8_t>(m.kind), name, info);
 }
-template <>
-Result<Event> decode<Event>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::Event>(body, "Event");
-  if (!r) return std::unexpected(r.error());
-  const std::uint8_t kind = (*r)->kind();
+Result<Event> from_table(const fb::Event& f) {
+  const std::uint8_t kind = f.kind();
   if (kind != 1 && kind != 2) return fail(ErrorCode::kProtocolError, "Event has a bad kind");
-  auto info = get_info((*r)->info());
+  auto info = get_info(f.info());
   if (!info) return std::unexpected(info.error());
-  return Event{static_cast<EventKind>(kind), str((*r)->name()), std::move(*info)};
+  return Event{static_cast<EventKind>(kind), str(f.name()), std::move(*info)};
 }
-template <>
-Result<ErrorReply> decode<ErrorReply>(std::span<const std::byte> body) {
-  auto r = verified_root<fb::ErrorReply>(body, "ErrorReply");
-  if (!r) return std::unexpected(r.error());
-  const std::uint16_t code = (*r)->code();
-  return ErrorReply{is_valid_error_code(code) ? static_cast<ErrorCode>(code)
-                                              : ErrorCode::kInternal,
-                    str((*r)->message())};
+
+flatbuffers::Offset<fb::ErrorReply> to_table(Builder& b, const ErrorReply& m) {
+  return fb::CreateErrorReply(b, static_cast<std::uint16_t>(m.code), b.CreateString(m.message));
 }
+Result<ErrorReply> from_table(const fb::ErrorReply& f) {
+  const std::uint16_t code = f.code();
+  return ErrorReply{is_valid_error_code(code) ? static_cast<ErrorCode>(code) : ErrorCode::kInternal,
+                    str(f.message())};
+}
+
+// Replies that carry nothing (RemoveReply, ChmodReply, CloseReply, WatchReply).
+template <class M>
+  requires std::is_empty_v<M>
+flatbuffers::Offset<void> empty_table(Builder& b) {
+  flatbuffers::uoffset_t start = b.StartTable();
+  return flatbuffers::Offset<void>(b.EndTable(start));
+}
+
+// The FlatBuffers table of each message: same name in namespace fb (wire/message_table.hpp).
+template <class M>
+struct TableOf;
+#define SHMARRAY_TABLE_OF(name, number) \
+  template <>                           \
+  struct TableOf<name> {                \
+    using type = fb::name;              \
+  };
+SHMARRAY_WIRE_MESSAGES(SHMARRAY_TABLE_OF)
+#undef SHMARRAY_TABLE_OF
+
+}  // namespace
+
+// --- the generic pair, instantiated once per message of the table --------------------------------
+
+template <class M>
+std::vector<std::byte> encode_body(const M& m) {
+  Builder b;
+  if constexpr (std::is_empty_v<M>) {
+    return finish(b, empty_table<M>(b));
+  } else {
+    return finish(b, as_void(to_table(b, m)));
+  }
+}
+
+template <class M>
+Result<M> decode(std::span<const std::byte> body) {
+  const std::string_view name = to_string(M::kType);
+  auto root = verified_root<typename TableOf<M>::type>(body, name);
+  if (!root) return std::unexpected(root.error());
+  if constexpr (std::is_empty_v<M>) {
+    return M{};
+  } else {
+    return from_table(*root->root);
+  }
+}
+
+#define SHMARRAY_INSTANTIATE_CODEC(name, number)                  \
+  template std::vector<std::byte> encode_body<name>(const name&); \
+  template Result<name> decode<name>(std::span<const std::byte>);
+SHMARRAY_WIRE_MESSAGES(SHMARRAY_INSTANTIATE_CODEC)
+#undef SHMARRAY_INSTANTIATE_CODEC
 
 }  // namespace shmarray::wire

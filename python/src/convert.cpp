@@ -131,10 +131,17 @@ Order order_of(const std::string& order) {
   throw py::value_error("order must be 'C' or 'F', got '" + order + "'");
 }
 
-std::optional<std::chrono::nanoseconds> timeout_of(std::optional<double> seconds) {
+std::optional<std::chrono::nanoseconds> timeout_of(std::optional<double> seconds,
+                                                   const char* what) {
   if (!seconds) return std::nullopt;
-  if (std::isnan(*seconds)) throw py::value_error("timeout must be a number of seconds, not NaN");
-  if (*seconds <= 0) return std::chrono::nanoseconds(0);
+  if (std::isnan(*seconds)) {
+    throw py::value_error(std::string(what) + " must be a number of seconds, not NaN");
+  }
+  if (*seconds < 0) {
+    throw py::value_error(std::string(what) + " must be >= 0 seconds (0: do not wait; None: " +
+                          "no limit), got " + py::repr(py::float_(*seconds)).cast<std::string>());
+  }
+  if (*seconds == 0) return std::chrono::nanoseconds(0);
   // Anything beyond ~292 years is "forever" as far as a nanosecond clock is concerned.
   if (*seconds >= 9.0e9) return std::nullopt;
   return std::chrono::nanoseconds(static_cast<std::int64_t>(*seconds * 1e9));

@@ -37,6 +37,7 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
   sp::bind_client(m);
   sp::bind_sync(m);
   sp::bind_checked_read(m);
+  sp::bind_torch_interop(m);
   // Frames (create_frame, open_frame, put_frame, put, read_frame_consistent): src/frames.py.
   pybind11::exec(kFramesPy, m.attr("__dict__"));
   // For tests and tools: the /dev/shm name prefix of the segments of the broker at `socket`.

@@ -22,6 +22,7 @@
 
 #include "../support/raw_client.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "shmarray/sync/seqlock.hpp"
 #include "shmarray/shmarray.hpp"
 
 namespace shmarray::test_helper {

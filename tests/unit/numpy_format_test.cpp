@@ -361,7 +361,7 @@ TEST(Json, InfoJsonHasEveryFieldWithJsonTypes) {
             "\"strides\": [8192, 8], \"order\": \"F\", \"itemsize\": 8, \"nbytes\": 8388608, "
             "\"data_offset\": 4096, \"segment_bytes\": 8392704, "
             "\"id\": \"0123456789abcdef0123456789abcdef\", \"owner_uid\": 1000, "
-            "\"owner_gid\": 100, \"mode\": 416, \"created_unix_ns\": 1500000000123456789, "
+            "\"owner_gid\": 100, \"mode\": \"0640\", \"created_unix_ns\": 1500000000123456789, "
             "\"open_handles\": 2, \"version\": 7, \"ephemeral\": true, \"damaged\": null}");
   info.damaged = "a writer truncated it";
   EXPECT_TRUE(info_json(info).ends_with("\"damaged\": \"a writer truncated it\"}"));

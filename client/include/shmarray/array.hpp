@@ -22,15 +22,27 @@
 
 #include "shmarray/dtype.hpp"
 #include "shmarray/error.hpp"
-#include "shmarray/sync/seqlock.hpp"
-#include "shmarray/sync/version.hpp"
-#include "shmarray/sync/write_lock.hpp"
 #include "shmarray/types.hpp"
+#include "shmarray/write_lock.hpp"
 
 namespace shmarray {
 
 namespace detail {
 struct MappedSegment;
+
+// A non-owning reference to a callable taking no argument: lets the templates below hand the
+// caller's function to the library without exposing the synchronisation internals.
+class CallbackRef {
+ public:
+  template <class F>
+  explicit CallbackRef(F& f) noexcept
+      : object_(static_cast<void*>(&f)), call_([](void* o) { (*static_cast<F*>(o))(); }) {}
+  void operator()() const { call_(object_); }
+
+ private:
+  void* object_;
+  void (*call_)(void*);
+};
 }  // namespace detail
 
 class Array {
@@ -99,7 +111,7 @@ class Array {
   template <class CopyFn>
   [[nodiscard]] Result<std::uint64_t> read_consistent(
       CopyFn&& copy, std::chrono::nanoseconds timeout = std::chrono::seconds(1)) const {
-    return shmarray::read_consistent(live(), std::forward<CopyFn>(copy), timeout);
+    return read_consistent_impl(detail::CallbackRef(copy), timeout);
   }
   // Guarded write: takes the lock (up to `timeout`), runs fn(std::span<std::byte> data) inside
   // the seqlock write window, publishes, unlocks. Returns the new version. If fn throws, the
@@ -112,25 +124,31 @@ class Array {
     if (!guard) return std::unexpected(guard.error());
     auto data = mutable_bytes();
     if (!data) return std::unexpected(data.error());
-    begin_write(live());
+    begin_write_window();
     // Close the write window even if fn throws, so readers are not left retrying, and say that
     // the bytes may now be half-written.
     struct CloseOnThrow {
-      LiveFields& live;
+      const Array& array;
       bool published = false;
       ~CloseOnThrow() {
-        if (!published) abandon_write(live);
+        if (!published) array.abandon_write_window();
       }
-    } window{live()};
+    } window{*this};
     fn(*data);
     window.published = true;
-    return end_write_and_publish(live());
+    return end_write_window_and_publish();
   }
 
  private:
   friend class Client;
   Array(std::shared_ptr<const detail::MappedSegment> segment, ArrayInfo info, Access access);
   [[nodiscard]] LiveFields& live() const noexcept;
+  [[nodiscard]] Result<std::uint64_t> read_consistent_impl(detail::CallbackRef copy,
+                                                           std::chrono::nanoseconds timeout) const;
+  // The seqlock write window of write(): open, abandon (possibly torn), close and publish.
+  void begin_write_window() const noexcept;
+  void abandon_write_window() const noexcept;
+  [[nodiscard]] std::uint64_t end_write_window_and_publish() const;
   [[nodiscard]] Result<void> check_writable(std::string_view what) const;
   [[nodiscard]] Result<void> check_element_type(std::string_view typestr, bool wants_write) const;
   [[nodiscard]] Result<void> check_struct_type(std::size_t size, std::span<const FieldDecl> fields,

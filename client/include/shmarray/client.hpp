@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,12 @@ struct ClientOptions {
   // on the socket path first: connect (and every reconnect) fails with kPermissionDenied naming
   // both uids.
   std::optional<uid_t> broker_uid = std::nullopt;
+  // Runs on the calling thread about every 50 ms while a call waits for the broker (its reply,
+  // an open's OpenOptions::wait). An error it returns (use kCancelled) ends that call at once
+  // with this error; the connection stays usable (a late reply is dropped, as after a timeout),
+  // and a create or remove already sent may still be applied. Unset: calls wait for their reply
+  // or their timeout. For bindings: the Python module checks for Ctrl-C here.
+  std::function<Result<void>()> interrupt_check = nullptr;
 };
 
 struct OpenOptions {

@@ -1,6 +1,7 @@
 #pragma once
 // Plain value types of the public API: what an array is (ArraySpec), what the broker reports about
 // it (ArrayInfo), and the access a client asks for.
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@ struct ArraySpec {
   Order order = Order::kC;
   std::uint32_t mode = 0600;  // permission bits for owner/group/others (read 4, write 2)
   bool ephemeral = false;     // removed when the creating connection closes
+  bool populate = false;      // pre-fault the creator's mapping (as OpenOptions::populate)
 };
 
 // What the broker knows about an array.
@@ -68,5 +70,13 @@ struct ArrayLayout {
   std::uint64_t nbytes;
 };
 [[nodiscard]] Result<ArrayLayout> compute_layout(const ArraySpec& spec, std::uint64_t max_bytes);
+
+// How wait_newer_than waits before sleeping in the kernel.
+struct WaitPolicy {
+  // Busy-poll the version for this long before the futex sleep. Spinning sees a publish from
+  // another core in well under a microsecond; waking from a futex sleep costs ~10-70 us. Zero
+  // gives the pure futex path (no spinning at all).
+  std::chrono::nanoseconds spin = std::chrono::microseconds(20);
+};
 
 }  // namespace shmarray

@@ -21,16 +21,9 @@
 
 #include "shmarray/error.hpp"
 #include "shmarray/segment_layout.hpp"
+#include "shmarray/types.hpp"  // WaitPolicy
 
 namespace shmarray {
-
-// How wait_newer_than waits before sleeping in the kernel.
-struct WaitPolicy {
-  // Busy-poll the version for this long before the futex sleep. Spinning sees a publish from
-  // another core in well under a microsecond; waking from a futex sleep costs ~10-70 us. Zero
-  // gives the pure futex path (no spinning at all).
-  std::chrono::nanoseconds spin = std::chrono::microseconds(20);
-};
 
 // The version last published (0 for a new array). Acquire load: data written before that publish
 // is visible to the caller afterwards. Never fails, never blocks.

@@ -40,9 +40,10 @@
 #include <utility>
 
 #include "shmarray/error.hpp"
-#include "shmarray/segment_layout.hpp"
 
 namespace shmarray {
+
+struct LiveFields;  // the segment's synchronisation words (internal)
 
 class WriteLock {
  public:
@@ -115,9 +116,5 @@ class WriteLock {
   unsigned fork_generation_ = 0;  // detail::fork_generation() at acquisition: differs in a child
   bool previous_owner_died_ = false;
 };
-
-// True from the moment a write was abandoned (a WriteLock acquisition found the previous owner
-// dead, or abandon_write) until the next publish(). Acquire load; read-only mappings may call it.
-[[nodiscard]] bool possibly_torn(const LiveFields& live) noexcept;
 
 }  // namespace shmarray

@@ -1,7 +1,8 @@
 #pragma once
-// Every message of the broker protocol as a plain C++ struct, with one encode and one decode per
-// message. Decoders take untrusted bytes: they run the FlatBuffers verifier first and return
-// kProtocolError for anything malformed; semantic checks (valid names, sizes) are the handler's.
+// Every message of the broker protocol (wire/message_table.hpp) as a plain C++ struct, with one
+// encode and one decode per message. Decoders take untrusted bytes: they run the FlatBuffers
+// verifier first and return kProtocolError for anything malformed; semantic checks (valid names,
+// sizes) are the handler's.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -117,51 +118,21 @@ struct ErrorReply {
   std::string message;
 };
 
-// Body encoders (the frame header is added by encode_frame / encode_message).
-[[nodiscard]] std::vector<std::byte> encode_body(const HelloRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const HelloReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const CreateRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const CreateReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const OpenRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const OpenReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const RemoveRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const RemoveReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const ListRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const ListReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const StatRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const StatReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const ChmodRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const ChmodReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const CloseRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const CloseReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const WatchRequest& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const WatchReply& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const Event& m);
-[[nodiscard]] std::vector<std::byte> encode_body(const ErrorReply& m);
-
-// Verifying decoders: decode<M>(body) for each message struct M above.
+// Body encoder and verifying decoder of every message M above, one pair each, instantiated for
+// exactly the messages of wire/message_table.hpp (the frame header is added by encode_frame /
+// encode_message). decode<M> runs the FlatBuffers verifier first and returns kProtocolError for
+// anything malformed.
+template <class M>
+[[nodiscard]] std::vector<std::byte> encode_body(const M& m);
 template <class M>
 [[nodiscard]] Result<M> decode(std::span<const std::byte> body);
-template <> Result<HelloRequest> decode<HelloRequest>(std::span<const std::byte> body);
-template <> Result<HelloReply> decode<HelloReply>(std::span<const std::byte> body);
-template <> Result<CreateRequest> decode<CreateRequest>(std::span<const std::byte> body);
-template <> Result<CreateReply> decode<CreateReply>(std::span<const std::byte> body);
-template <> Result<OpenRequest> decode<OpenRequest>(std::span<const std::byte> body);
-template <> Result<OpenReply> decode<OpenReply>(std::span<const std::byte> body);
-template <> Result<RemoveRequest> decode<RemoveRequest>(std::span<const std::byte> body);
-template <> Result<RemoveReply> decode<RemoveReply>(std::span<const std::byte> body);
-template <> Result<ListRequest> decode<ListRequest>(std::span<const std::byte> body);
-template <> Result<ListReply> decode<ListReply>(std::span<const std::byte> body);
-template <> Result<StatRequest> decode<StatRequest>(std::span<const std::byte> body);
-template <> Result<StatReply> decode<StatReply>(std::span<const std::byte> body);
-template <> Result<ChmodRequest> decode<ChmodRequest>(std::span<const std::byte> body);
-template <> Result<ChmodReply> decode<ChmodReply>(std::span<const std::byte> body);
-template <> Result<CloseRequest> decode<CloseRequest>(std::span<const std::byte> body);
-template <> Result<CloseReply> decode<CloseReply>(std::span<const std::byte> body);
-template <> Result<WatchRequest> decode<WatchRequest>(std::span<const std::byte> body);
-template <> Result<WatchReply> decode<WatchReply>(std::span<const std::byte> body);
-template <> Result<Event> decode<Event>(std::span<const std::byte> body);
-template <> Result<ErrorReply> decode<ErrorReply>(std::span<const std::byte> body);
+
+#define SHMARRAY_DECLARE_CODEC(name, number)                                         \
+  static_assert(name::kType == MessageType::k##name, #name " has the wrong kType"); \
+  extern template std::vector<std::byte> encode_body<name>(const name&);          \
+  extern template Result<name> decode<name>(std::span<const std::byte>);
+SHMARRAY_WIRE_MESSAGES(SHMARRAY_DECLARE_CODEC)
+#undef SHMARRAY_DECLARE_CODEC
 
 // A whole frame for `m`.
 template <class M>

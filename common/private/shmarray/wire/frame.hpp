@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "shmarray/error.hpp"
+#include "shmarray/wire/message_table.hpp"
 
 namespace shmarray::wire {
 
@@ -24,28 +25,11 @@ inline constexpr std::uint32_t kKnownFlags = kFlagHasFd;
 inline constexpr std::uint32_t kMaxRequestBody = 64 * 1024;
 inline constexpr std::uint32_t kMaxReplyBody = 256u * 1024 * 1024;
 
-// Wire-stable values: never renumber.
+// Wire-stable values (wire/message_table.hpp): never renumber.
 enum class MessageType : std::uint16_t {
-  kHelloRequest = 1,
-  kHelloReply = 2,
-  kCreateRequest = 3,
-  kCreateReply = 4,
-  kOpenRequest = 5,
-  kOpenReply = 6,
-  kRemoveRequest = 7,
-  kRemoveReply = 8,
-  kListRequest = 9,
-  kListReply = 10,
-  kStatRequest = 11,
-  kStatReply = 12,
-  kWatchRequest = 13,
-  kWatchReply = 14,
-  kEvent = 15,
-  kChmodRequest = 17,
-  kChmodReply = 18,
-  kCloseRequest = 19,
-  kCloseReply = 20,
-  kErrorReply = 100,
+#define SHMARRAY_MESSAGE_ENUMERATOR(name, number) k##name = number,
+  SHMARRAY_WIRE_MESSAGES(SHMARRAY_MESSAGE_ENUMERATOR)
+#undef SHMARRAY_MESSAGE_ENUMERATOR
 };
 [[nodiscard]] bool is_known_message_type(std::uint16_t value) noexcept;
 [[nodiscard]] std::string_view to_string(MessageType type) noexcept;
