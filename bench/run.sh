@@ -6,7 +6,7 @@
 # --machine    label for every table (default: "<cores>-core <arch>, <memory>")
 # --out DIR    where the CSVs go (default: docs/bench-results/<label as a file name>); docs/benchmarks.md
 #              then shows every result set under docs/bench-results/ (and DIR) side by side
-# --only LIST  comma-separated subset of: probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx,stream
+# --only LIST  comma-separated subset of: probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream
 # Installs what it needs (python3-matplotlib, iceoryx, libiceoryx-posh-dev) unless --smoke or
 # --no-install. Never fails on a number: only on a benchmark that cannot run.
 set -euo pipefail
@@ -15,7 +15,7 @@ REPO=$PWD
 SMOKE=0
 BUILD=build
 OUT=""
-ONLY="probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx,stream"  # = ALL_STAGES below
+ONLY="probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream"  # = ALL_STAGES below
 INSTALL=1
 CORES=$(nproc)
 MACHINE="$CORES-core $(uname -m), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -137,7 +137,7 @@ echo "machine: $MACHINE"
 echo "  cpu: $CPU; $CORES cores; memory $MEM; kernel $(uname -r); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
 echo "  load average at start: $LOAD0"
 awk -v c="$CORES" '{ if ($1 > c) print "  warning: load average " $1 " > " c " cores: numbers will be noisy" }' /proc/loadavg
-ALL_STAGES="probe,control,scale,list,wakeup,lock,handoff,memory,python,iceoryx,stream"
+ALL_STAGES="probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream"
 if [ "$ONLY" != "$ALL_STAGES" ] && [ -f "$OUT/meta.csv" ]; then
   # A partial rerun: the set keeps its machine facts; the rerun is noted beside them.
   META=$TMP/meta.csv  # this run's own facts go to a scratch file
@@ -254,6 +254,19 @@ if wants python; then
     fi
   else
     echo "skipping the Python handoff: no Python module in $BUILD/python (or no NumPy)"
+  fi
+fi
+if wants frames; then
+  if [ -d "$BUILD/python" ] && /usr/bin/python3 -c 'import pandas' 2>/dev/null; then
+    stage "frames: put_frame + open_frame vs pickle (pandas DataFrame handoff)"
+    fr=(/usr/bin/python3 bench/frame_share.py --socket "$SOCK" --build "$BUILD" --machine "$MACHINE")
+    if [ "$SMOKE" = 1 ]; then
+      "${fr[@]}" --smoke --csv "$OUT/frame_share.csv"
+    else
+      "${fr[@]}" --rows 10000000 --repeat 3 --consumers 4 --csv "$OUT/frame_share.csv"
+    fi
+  else
+    echo "skipping frames: no Python module in $BUILD/python (or no pandas)"
   fi
 fi
 stop_broker
