@@ -73,12 +73,16 @@ int main(int argc, char** argv) {
   int probes = 2000;
   std::string csv;
   std::string machine = "this machine";
+  std::uint64_t big_bytes = 4ull << 30;
   CLI::App app{"stat latency while another client lists many arrays (head-of-line blocking)"};
   app.add_option("--socket", socket, "broker socket")->required();
   app.add_option("--arrays", arrays, "arrays to create and list")->capture_default_str();
   app.add_option("--probes", probes, "stat requests per phase")->capture_default_str();
   app.add_option("--csv", csv, "append results to this CSV file");
   app.add_option("--machine", machine, "label for the table")->capture_default_str();
+  app.add_option("--big-bytes", big_bytes,
+                 "size of the array another client creates and removes in a loop (0: skip)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
@@ -101,16 +105,29 @@ int main(int argc, char** argv) {
   const Probe paged = measure(socket, "li-probe", probes, [&] {
     bench::must(lister.list("li/"), "list");
   });
+  // Head-of-line blocking by page reservation: another client creates and removes a big array
+  // in a loop (list_s is then the mean create+remove time).
+  Probe big{};
+  if (big_bytes > 0) {
+    big = measure(socket, "li-probe", probes, [&] {
+      bench::must(lister.create("li-big", {.dtype = "|u1", .shape = {big_bytes}}), "big create");
+      bench::must(lister.remove("li-big"), "remove");
+    });
+  }
 
   std::printf("\nstat while another client lists %d arrays, %s (created in %.1f s)\n", arrays,
               machine.c_str(), create_s);
   std::printf("%-34s %10s %10s %10s %12s\n", "phase", "p50 (us)", "p99 (us)", "max (us)",
               "list (s)");
   bench::Csv out(csv, "machine,arrays,phase,p50_us,p99_us,max_us,list_s");
-  for (const auto& [phase, p] : {std::pair{"idle (baseline)", idle},
-                                 std::pair{"list all at once (before paging)", at_once},
-                                 std::pair{"list paged", paged}}) {
-    std::printf("%-34s %10.1f %10.1f %10.1f %12.3f\n", phase, p.stat_us.p50, p.stat_us.p99,
+  const std::string big_phase =
+      "create+remove " + std::to_string(big_bytes >> 20) + " MiB in a loop";
+  std::vector<std::pair<std::string, Probe>> phases{{"idle (baseline)", idle},
+                                                    {"list all at once (before paging)", at_once},
+                                                    {"list paged", paged}};
+  if (big_bytes > 0) phases.emplace_back(big_phase, big);
+  for (const auto& [phase, p] : phases) {
+    std::printf("%-34s %10.1f %10.1f %10.1f %12.3f\n", phase.c_str(), p.stat_us.p50, p.stat_us.p99,
                 p.max_us, p.list_s);
     out.row(machine, arrays, phase, p.stat_us.p50, p.stat_us.p99, p.max_us, p.list_s);
   }

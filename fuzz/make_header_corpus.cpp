@@ -60,9 +60,9 @@ int main(int argc, char** argv) {
   reinterpret_cast<shmarray::SegmentHeader*>(scribbled)->mode = 0666;
   ok = ok && write_seed(dir + "/scribbled_mode.bin", size, scribbled, sizeof scribbled);
   // Catalogue-like: the same record in slots 0 and 1 (a duplicate id), the rest free.
-  static std::byte slots[2048];
+  static std::byte slots[4096];
   std::memcpy(slots, page, sizeof(shmarray::SegmentHeader));
-  std::memcpy(slots + 1024, page, sizeof(shmarray::SegmentHeader));
+  std::memcpy(slots + 2048, page, sizeof(shmarray::SegmentHeader));  // Catalogue::kSlotBytes
   ok = ok && write_seed(dir + "/catalogue_duplicate.bin", size, slots, sizeof slots);
   return ok ? 0 : 1;
 }

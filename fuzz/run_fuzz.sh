@@ -3,6 +3,7 @@
 #   fuzz_decoders  frame + message decoders, seeds fuzz/corpus/
 #   fuzz_header    segment header page + size decoders, client and broker side, and the broker's
 #                  catalogue slot decoder, seeds fuzz/corpus_header/
+#   fuzz_dtype     dtype text decoder (structured layouts, limits), seeds fuzz/corpus_dtype/
 # Exits non-zero on any crash, sanitizer report, leak or timeout (libFuzzer then leaves
 # crash-*/leak-*/timeout-* in WORK_DIR/<target>).
 #   fuzz/run_fuzz.sh [SECONDS] [WORK_DIR]        (default WORK_DIR: build/fuzz)
@@ -34,11 +35,12 @@ if [ ! -f "$WORK/generated/shmarray_generated.h" ] ||
   flatc --cpp -o "$WORK/generated" common/schema/shmarray.fbs
 fi
 
-SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/types.cpp common/src/frame.cpp
-  common/src/messages.cpp)
+SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
+  common/src/frame.cpp common/src/messages.cpp)
+DTYPE_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp)
 # The header target needs the segment layout (and the live fields it initialises) and the
 # broker's catalogue and recovery decision.
-HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/types.cpp
+HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
   common/src/segment_layout.cpp common/src/unique_fd.cpp common/src/sync/*.cpp
   server/src/catalogue.cpp server/src/segment_check.cpp)
 # libstdc++ 12 hides std::expected unless __cpp_concepts says C++20 concepts are complete; clang
@@ -78,5 +80,7 @@ fuzz() {
 
 build fuzz_decoders "${SOURCES[@]}"
 build fuzz_header "${HEADER_SOURCES[@]}"
+build fuzz_dtype "${DTYPE_SOURCES[@]}"
 fuzz fuzz_decoders fuzz/corpus
 fuzz fuzz_header fuzz/corpus_header
+fuzz fuzz_dtype fuzz/corpus_dtype

@@ -3,7 +3,7 @@
 import builtins
 import os
 from types import TracebackType
-from typing import Any, Dict, Iterable, Optional, SupportsIndex, Tuple, Type, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, SupportsIndex, Tuple, Type, Union
 
 import numpy
 import numpy.typing
@@ -99,6 +99,7 @@ class ArrayHandle:
 # --- control plane -----------------------------------------------------------------------------
 
 def default_socket_path() -> str: ...
+def dtype_text(dtype: Any) -> str: ...
 
 class Client:
     """One connection to the broker (shmarrayd)."""
@@ -119,6 +120,7 @@ class Client:
         *,
         mode: int = 0o600,
         ephemeral: bool = False,
+        populate: bool = False,
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def open(
         self,
@@ -128,6 +130,21 @@ class Client:
         wait: Optional[float] = None,
         populate: bool = False,
         owner: Optional[int] = None,
+    ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
+    def create_frame(
+        self,
+        name: str,
+        columns: Mapping[str, Any],
+        rows: int,
+        *,
+        index: Optional[str] = None,
+        mode: int = 0o600,
+        ephemeral: bool = False,
+    ) -> Any: ...
+    def open_frame(self, name: str, writable: bool = False, *, wait: Optional[float] = None) -> Any: ...
+    def put_frame(self, name: str, df: Any, *, mode: int = 0o600, ephemeral: bool = False) -> Any: ...
+    def put(
+        self, name: str, array: Any, *, mode: int = 0o600, ephemeral: bool = False
     ) -> numpy.ndarray[Any, numpy.dtype[Any]]: ...
     def remove(self, name: str) -> None: ...
     def chmod(self, name: str, mode: int) -> None: ...
@@ -173,7 +190,8 @@ class Client:
 
 # --- data plane: synchronisation -------------------------------------------------------------
 
-# `arr` below: an ndarray returned by Client.create/open, or any view of one.
+# `arr` below: an ndarray returned by Client.create/open, or any view of one (or a torch.Tensor
+# over one: torch.from_numpy, as_tensor).
 
 def version(arr: Any) -> int: ...
 def publish(arr: Any) -> int: ...
@@ -205,6 +223,18 @@ class Lock:
     ) -> bool: ...
 
 def lock(arr: Any, timeout: Optional[float] = None, *, seqlock: bool = False) -> Lock: ...
+
+# --- PyTorch -------------------------------------------------------------------------------
+
+def as_tensor(arr: numpy.ndarray[Any, Any]) -> Any:
+    """A torch.Tensor over the same pages (a ReadOnlyTensor for a read-only grant)."""
+    ...
+
+# --- frames (pandas DataFrames over one shared segment; docs/python.md) ----------------------
+
+class FrameCopyWarning(UserWarning): ...
+
+def read_frame_consistent(df: Any, timeout: Optional[float] = 1.0) -> Tuple[Any, int]: ...
 
 # --- streams (docs/streams.md) ------------------------------------------------------------------
 

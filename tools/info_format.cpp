@@ -1,5 +1,8 @@
 #include "info_format.hpp"
 
+#include "frame_format.hpp"
+#include "shmarray/frame_layout.hpp"
+
 #include <array>
 #include <cstdio>
 #include <ctime>
@@ -88,15 +91,26 @@ std::string list_table(std::span<const ArrayInfo> infos, const NameLookup& user_
                {"OPEN", Align::kRight},
                {"VERSION", Align::kRight}});
   for (const ArrayInfo& info : infos) {
+    const auto dtype = DType::parse(info.dtype);
     // A stream: its ring (slots x slot size) and its last sequence number as the version.
     const bool stream = info.kind == ObjectKind::kStream;
+    // A frame: its column count and rows instead of its (long) dtype and 0-d shape.
+    const bool frame = !stream && dtype && is_frame(*dtype, info.shape);
+    auto layout = frame ? frame_layout_of(*dtype, info.shape) : Result<FrameLayout>();
+    const bool table_row = frame && layout.has_value();
     const std::string version = stream ? std::to_string(info.stream.last_seq)
                                        : std::to_string(info.version);
-    table.add_row({info.name, std::string(to_string(info.kind)), stream ? "-" : info.dtype,
-                   stream ? std::to_string(info.stream.slots) + " x " +
-                                human_size(info.stream.slot_bytes)
-                          : tuple_str(info.shape),
-                   human_size(info.nbytes), name_or_id(user_name, info.owner_uid),
+    std::string dtype_column = info.dtype;
+    std::string shape_column = tuple_str(info.shape);
+    if (stream) {
+      dtype_column = "-";
+      shape_column = std::to_string(info.stream.slots) + " x " + human_size(info.stream.slot_bytes);
+    } else if (table_row) {
+      dtype_column = std::to_string(layout->columns.size()) + " columns";
+      shape_column = "(" + std::to_string(layout->rows) + ",)";
+    }
+    table.add_row({info.name, stream ? "stream" : frame ? "frame" : "array", dtype_column,
+                   shape_column, human_size(info.nbytes), name_or_id(user_name, info.owner_uid),
                    mode_str(info.mode), std::to_string(info.open_handles),
                    info.damaged.empty() ? version : "DAMAGED"});
   }
@@ -108,9 +122,11 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
   const auto with_size = [](std::uint64_t bytes) {
     return std::to_string(bytes) + " (" + human_size(bytes) + ")";
   };
+  // Structured dtypes as NumPy prints them (str(dtype)); others as their typestr.
+  const auto dtype = DType::parse(info.dtype);
   const std::pair<const char*, std::string> lines[] = {
       {"name", info.name},
-      {"dtype", info.dtype},
+      {"dtype", dtype && dtype->is_structured() ? dtype->numpy_str() : info.dtype},
       {"shape", tuple_str(info.shape)},
       {"strides", tuple_str(info.strides)},
       {"order", std::string(to_string(info.order))},
@@ -130,13 +146,22 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
       {"damaged", info.damaged.empty() ? "no" : info.damaged},
   };
   std::string out;
+  const bool stream = info.kind == ObjectKind::kStream;
+  const bool frame = !stream && dtype && is_frame(*dtype, info.shape);
+  out += std::string("kind: ") + (stream ? "stream" : frame ? "frame" : "array") + "\n";
   for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
-  if (info.kind == ObjectKind::kStream) out += stream_text(info.stream);
+  if (stream) out += stream_text(info.stream);
+  if (frame) {
+    auto layout = frame_layout_of(*dtype, info.shape);
+    if (layout) out += "rows: " + std::to_string(layout->rows) + "\n";
+    out += "columns:\n";
+    for (const auto& line : frame_column_lines(*dtype, info.shape)) out += "  " + line + "\n";
+  }
   return out;
 }
 
 std::string stream_text(const StreamStatus& s) {
-  std::string out = "kind: stream\n";
+  std::string out;
   out += "slots: " + std::to_string(s.slots) + "\n";
   out += "slot_bytes: " + std::to_string(s.slot_bytes) + " (" + human_size(s.slot_bytes) + ")\n";
   out += "history: " + std::to_string(s.history) + "\n";
@@ -168,7 +193,7 @@ std::string info_json(const ArrayInfo& info) {
       .string_field("id", info.id)
       .uint_field("owner_uid", info.owner_uid)
       .uint_field("owner_gid", info.owner_gid)
-      .uint_field("mode", info.mode)
+      .string_field("mode", mode_str(info.mode))
       .int_field("created_unix_ns", info.created_unix_ns)
       .uint_field("open_handles", info.open_handles)
       .uint_field("version", info.version)

@@ -33,7 +33,7 @@ using NameLookup = std::function<std::string(std::uint32_t)>;
                                     const NameLookup& group_name);
 
 // Every ArrayInfo field as one JSON object (keys named as the fields; order as "C"/"F"; mode as
-// the plain integer, e.g. 384 for 0600).
+// the string of four octal digits the text shows, e.g. "0600").
 [[nodiscard]] std::string info_json(const ArrayInfo& info);
 // The stream part of `stat` (kind, ring, last sequence number, publisher, one line per
 // subscriber: pid, position, held/max_held, missed).

@@ -2,19 +2,25 @@
 // makes one or two Client calls and formats the answer; the formatting lives in the
 // shmarray_cli_format library (numpy_format, info_format, ...), the client in shmarray::client.
 //
-//   shmarray [--socket PATH] ls [PREFIX] [--json]
+//   shmarray [--socket PATH] ls [PREFIX] [--json | -1]
 //   shmarray [--socket PATH] stat NAME [--json]
 //   shmarray [--socket PATH] create NAME --dtype D --shape A,B [--order C|F] [--mode 0640]
 //                                        [--ephemeral]
 //   shmarray [--socket PATH] rm NAME [NAME...]
+//   shmarray [--socket PATH] rm --prefix PREFIX [--yes]
 //   shmarray [--socket PATH] chmod MODE NAME
 //   shmarray [--socket PATH] dump NAME [--head N] [--owner UID]
 //   shmarray [--socket PATH] watch [PREFIX] [--seconds N]
 //
-// Every command also takes --broker-uid UID (trust a broker running as that uid).
+// Every command also takes the global options (--socket, --broker-uid UID to trust a broker
+// running as that uid, --timeout SECONDS), before or after its name; its --help shows them.
 // Exit status: 0 on success, 1 when an operation fails, 2 for a usage error.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <optional>
 #include <shmarray/client.hpp>
 #include <shmarray/socket_path.hpp>
@@ -23,9 +29,14 @@
 
 #include "cli_parse.hpp"
 #include "info_format.hpp"
+#include "frame_format.hpp"
 #include "numpy_format.hpp"
 #include "user_names.hpp"
 #include "watch_command.hpp"
+
+#ifndef SHMARRAY_VERSION
+#define SHMARRAY_VERSION "0.0.0"
+#endif
 
 namespace {
 
@@ -43,6 +54,10 @@ struct Args {
   std::string prefix;
   std::vector<std::string> names;
   bool json = false;
+  bool names_only = false;                 // ls -1
+  std::optional<std::string> rm_prefix;    // rm --prefix
+  bool yes = false;                        // rm --prefix without the question
+  double timeout = 10;                     // seconds for any one broker reply
   std::string dtype;
   std::string shape;
   std::string order = "C";
@@ -66,8 +81,11 @@ void print_line(const std::string& text) {
 }
 
 Result<Client> connect(const Args& args) {
-  return Client::connect(
-      {.socket_path = args.socket, .client_name = "shmarray-cli", .broker_uid = args.broker_uid});
+  return Client::connect({.socket_path = args.socket,
+                          .request_timeout = std::chrono::milliseconds(
+                              static_cast<std::int64_t>(std::ceil(args.timeout * 1000))),
+                          .client_name = "shmarray-cli",
+                          .broker_uid = args.broker_uid});
 }
 
 int run_ls(const Args& args) {
@@ -77,6 +95,8 @@ int run_ls(const Args& args) {
   if (!infos) return report("ls", infos.error());
   if (args.json) {
     print_line(cli::infos_json(*infos));
+  } else if (args.names_only) {
+    for (const shmarray::ArrayInfo& info : *infos) print_line(info.name);
   } else {
     std::fputs(cli::list_table(*infos, cli::user_name).c_str(), stdout);
   }
@@ -122,11 +142,53 @@ int run_create(const Args& args) {
   return 0;
 }
 
+// rm --prefix: asks "remove N arrays ...? [y/N]" on stderr and reads the answer from stdin,
+// unless --yes. Returns true to go ahead.
+bool confirmed(const Args& args, const std::vector<shmarray::ArrayInfo>& infos) {
+  if (args.yes) return true;
+  std::string examples;
+  for (std::size_t i = 0; i < infos.size() && i < 3; ++i) {
+    examples += (i ? ", '" : "'") + infos[i].name + "'";
+  }
+  if (infos.size() > 3) examples += ", ...";
+  std::fprintf(stderr, "shmarray rm: remove %zu array%s whose names start with '%s' (%s)? [y/N] ",
+               infos.size(), infos.size() == 1 ? "" : "s", args.rm_prefix->c_str(),
+               examples.c_str());
+  std::fflush(stderr);
+  std::string answer;
+  const bool got = static_cast<bool>(std::getline(std::cin, answer));
+  if (::isatty(STDIN_FILENO) == 0) std::fputc('\n', stderr);  // the answer was not echoed
+  if (!got) {
+    std::fprintf(stderr, "shmarray rm: no answer (end of input): nothing removed; pass --yes "
+                         "to remove without asking\n");
+    return false;
+  }
+  if (answer == "y" || answer == "Y" || answer == "yes" || answer == "YES") return true;
+  std::fprintf(stderr, "shmarray rm: nothing removed\n");
+  return false;
+}
+
 int run_rm(const Args& args) {
+  if (args.names.empty() && !args.rm_prefix) {
+    std::fputs("shmarray rm: give the names of the arrays to remove, or --prefix PREFIX (see "
+               "shmarray rm --help)\n", stderr);
+    return kUsageError;
+  }
   auto client = connect(args);
   if (!client) return report("rm", client.error());
+  std::vector<std::string> names = args.names;
+  if (args.rm_prefix) {
+    const auto infos = client->list(*args.rm_prefix);
+    if (!infos) return report("rm", infos.error());
+    if (infos->empty()) {
+      print_line("no arrays whose names start with '" + *args.rm_prefix + "': nothing removed");
+      return 0;
+    }
+    if (!confirmed(args, *infos)) return kFailure;
+    for (const shmarray::ArrayInfo& info : *infos) names.push_back(info.name);
+  }
   int status = 0;
-  for (const std::string& name : args.names) {
+  for (const std::string& name : names) {
     if (auto removed = client->remove(name); !removed) {
       status = report("rm", removed.error());
     } else {
@@ -162,7 +224,11 @@ int run_dump(const Args& args, bool head) {
   std::vector<std::byte> copy(info.nbytes);
   if (auto read = array->read_checked(copy); !read) return report("dump", read.error());
   const cli::ArrayView view{*dtype, info.shape, info.strides, copy};
-  const auto text = head ? cli::format_head(view, args.head) : cli::format_array(view);
+  // A frame prints as a table of its first rows (10 unless --head says).
+  const auto text = shmarray::is_frame(*dtype, info.shape)
+                        ? cli::format_frame_head(*dtype, info.shape, copy, head ? args.head : 10)
+                    : head ? cli::format_head(view, args.head)
+                           : cli::format_array(view);
   if (!text) return report("dump", text.error());
   print_line(*text);
   return 0;
@@ -194,7 +260,10 @@ void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.ls = app.add_subcommand(
       "ls", "List arrays and streams (all, or those whose names start with PREFIX)");
   commands.ls->add_option("prefix", args.prefix, "name prefix")->type_name("PREFIX");
-  commands.ls->add_flag("--json", args.json, "print a JSON array of objects, one per array");
+  auto* json = commands.ls->add_flag("--json", args.json,
+                                     "print a JSON array of objects, one per array");
+  commands.ls->add_flag("-1", args.names_only, "print only the names, one per line")
+      ->excludes(json);
 
   commands.stat = app.add_subcommand("stat", "Show everything the broker knows about one array");
   commands.stat->add_option("name", args.name, "array name")->required()->type_name("NAME");
@@ -203,7 +272,9 @@ void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
   commands.dump = app.add_subcommand("dump", "Print an array's values as NumPy's print() does");
   commands.dump->add_option("name", args.name, "array name")->required()->type_name("NAME");
   commands.head = commands.dump->add_option(
-      "--head", args.head, "print only the first N elements (row-major order) as a flat list");
+      "--head", args.head,
+      "print only the first N elements (row-major order) as a flat list; of a frame, its first N "
+      "rows (default 10)");
   commands.head->type_name("N");
   commands.dump
       ->add_option_function<uid_t>(
@@ -247,7 +318,14 @@ void add_change_commands(CLI::App& app, Args& args, Commands& commands) {
                   "when the command exits)");
 
   commands.rm = app.add_subcommand("rm", "Remove arrays (mappings that exist stay valid)");
-  commands.rm->add_option("names", args.names, "array names")->required()->type_name("NAME");
+  auto* names = commands.rm->add_option("names", args.names, "array names")->type_name("NAME");
+  auto* prefix = commands.rm->add_option(
+      "--prefix", args.rm_prefix,
+      "remove every array whose name starts with PREFIX, after saying how many and asking "
+      "(y/N on stdin)");
+  prefix->type_name("PREFIX")->excludes(names);
+  commands.rm->add_flag("--yes,-y", args.yes, "with --prefix: remove without asking (scripts)")
+      ->needs(prefix);
 
   commands.chmod = app.add_subcommand(
       "chmod", "Change an array's permission bits (owner or root only); applies to later opens");
@@ -270,12 +348,9 @@ int dispatch(const Commands& commands, const Args& args) {
   return run_dump(args, commands.head->count() > 0);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Args args;
-  CLI::App app{"shmarray: inspect and manage NumPy-style arrays held by the shmarrayd broker",
-               "shmarray"};
+// The options every command takes, before or after its name; added to the main app and to
+// each subcommand so that every --help shows them.
+void add_global_options(CLI::App& app, Args& args) {
   app.add_option("--socket", args.socket,
                  "broker socket (default: $SHMARRAY_SOCKET, else $XDG_RUNTIME_DIR/shmarray.sock, "
                  "else /tmp/shmarray-$UID/shmarray.sock)")
@@ -287,11 +362,26 @@ int main(int argc, char** argv) {
          "trust a broker running as this uid (a system broker's user) besides your own uid and "
          "root (default: $SHMARRAY_BROKER_UID)")
       ->type_name("UID");
+  app.add_option("--timeout", args.timeout,
+                 "seconds to wait for any one reply from the broker before giving up")
+      ->capture_default_str()
+      ->type_name("SECONDS")
+      ->check(CLI::PositiveNumber);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  CLI::App app{"shmarray: inspect and manage NumPy-style arrays held by the shmarrayd broker",
+               "shmarray"};
+  app.set_version_flag("--version", "shmarray " SHMARRAY_VERSION);
   app.require_subcommand(1);
-  app.fallthrough();  // --socket may also follow the subcommand
   Commands commands{};
   add_inspect_commands(app, args, commands);
   add_change_commands(app, args, commands);
+  add_global_options(app, args);
+  for (CLI::App* command : app.get_subcommands({})) add_global_options(*command, args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

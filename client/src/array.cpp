@@ -40,6 +40,14 @@ Result<void> Array::check_element_type(std::string_view typestr, bool wants_writ
   return {};
 }
 
+Result<void> Array::check_struct_type(std::size_t size, std::span<const FieldDecl> fields,
+                                      bool wants_write) const {
+  auto dtype = DType::parse(info_.dtype);
+  if (!dtype) return std::unexpected(dtype.error());
+  if (auto ok = check_struct_view(*dtype, size, fields, info_.name); !ok) return ok;
+  return check_element_type(info_.dtype, wants_write);
+}
+
 LiveFields& Array::live() const noexcept {
   // The header page is part of every mapping; LiveFields are plain atomics, which read-only users
   // only read (waiting never writes to the segment).

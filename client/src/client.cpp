@@ -52,6 +52,7 @@ class Client::Impl {
   Result<void> handshake() {
     auto c = detail::Connection::open(socket_path, options.broker_uid);
     if (!c) return std::unexpected(c.error());
+    (*c)->set_interrupt_check(options.interrupt_check);
     wire::HelloRequest hello;
     hello.client_name = options.client_name;
     auto raw = (*c)->call(hello.kType, wire::encode_body(hello), deadline());
@@ -112,9 +113,12 @@ class Client::Impl {
       auto raw = connection->call(type, body, deadline(extra));
       if (raw) return Exchange{std::move(*raw), reply_lost};
       const auto failure = connection->last_failure();
-      // A timed-out connection stays usable (a late reply is dropped by request id); after any
-      // other failure it is not.
-      if (raw.error().code() != ErrorCode::kDeadlineExceeded) connection.reset();
+      // A timed-out (or interrupted) connection stays usable (a late reply is dropped by request
+      // id); after any other failure it is not.
+      if (raw.error().code() != ErrorCode::kDeadlineExceeded &&
+          raw.error().code() != ErrorCode::kCancelled) {
+        connection.reset();
+      }
       const bool retry = attempt == 0 && options.reconnect_attempts > 0 &&
                          (failure == detail::Connection::Failure::kNotSent ||
                           failure == detail::Connection::Failure::kNoReply);
@@ -213,7 +217,7 @@ Result<Array> Client::create(std::string_view name, const ArraySpec& spec) {
   auto reply = impl_->request<wire::CreateReply>(wire::CreateRequest{std::string(name), spec});
   if (!reply) return std::unexpected(reply.error());
   return impl_->make_array(std::move(reply->first.info), Access::kReadWrite,
-                           std::move(reply->second), false);
+                           std::move(reply->second), spec.populate);
 }
 
 Result<Array> Client::open(std::string_view name, Access access, const OpenOptions& options) {

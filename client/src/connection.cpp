@@ -1,12 +1,43 @@
 #include "connection.hpp"
 
+#include <sys/stat.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 
 #include "broker_trust.hpp"
 
 namespace shmarray::detail {
+
+namespace {
+
+// Why nothing listens at `socket_path` when the path exists but is no socket: "" otherwise.
+std::string not_a_socket(const std::string& socket_path) {
+  struct stat st {};
+  if (::stat(socket_path.c_str(), &st) != 0 || S_ISSOCK(st.st_mode)) return {};
+  if (S_ISDIR(st.st_mode)) {
+    return "socket path " + socket_path + " is a directory, not a socket: give the socket "
+           "itself, e.g. --socket " + socket_path + "/shmarray.sock (see shmarrayd --socket)";
+  }
+  return "socket path " + socket_path + " is " +
+         (S_ISREG(st.st_mode) ? "a regular file" : "not a socket") +
+         ", not the broker's socket: check the path (shmarrayd --socket, $SHMARRAY_SOCKET)";
+}
+
+// A call sent at `started` got no reply by `deadline`: names the socket and the wait.
+Error no_answer(const std::string& socket_path, wire::Clock::duration waited) {
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.3g", std::chrono::duration<double>(waited).count());
+  return Error(ErrorCode::kDeadlineExceeded,
+               "the broker at " + socket_path + " did not answer within " + seconds +
+                   " s: is shmarrayd stopped (kill -STOP, a debugger) or overloaded? Check it, "
+                   "or allow longer (ClientOptions::request_timeout, shmarray --timeout, "
+                   "shmarray.Client(timeout=))");
+}
+
+}  // namespace
 
 Connection::Connection(std::string socket_path)
     : socket_(io_), socket_path_(std::move(socket_path)) {}
@@ -33,6 +64,9 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_p
                 ec.value());
   }
   if (ec) {
+    if (const std::string why = not_a_socket(socket_path); !why.empty()) {
+      return fail(ErrorCode::kUnavailable, why, ec.value());
+    }
     return fail(ErrorCode::kUnavailable,
                 "no broker at " + socket_path + " (" + ec.message() +
                     "): start it with 'shmarrayd --socket " + socket_path + "'",
@@ -49,6 +83,7 @@ Result<Connection::Reply> Connection::call(wire::MessageType type,
                                            std::span<const std::byte> body,
                                            wire::Clock::time_point deadline) {
   const std::uint64_t id = next_request_id_++;
+  const auto started = wire::Clock::now();
   auto frame = wire::encode_frame(type, id, body);
   if (!unsent_.empty()) {
     frame.insert(frame.begin(), unsent_.begin(), unsent_.end());
@@ -56,7 +91,9 @@ Result<Connection::Reply> Connection::call(wire::MessageType type,
   }
   last_failure_ = Failure::kOther;
   if (auto sent = wire::send_all(socket_.native_handle(), frame, -1, deadline); !sent) {
-    if (sent.error().code() == ErrorCode::kDeadlineExceeded) return std::unexpected(sent.error());
+    if (sent.error().code() == ErrorCode::kDeadlineExceeded) {
+      return std::unexpected(no_answer(socket_path_, deadline - started));
+    }
     if (auto parting = parting_error()) return std::unexpected(std::move(*parting));
     last_failure_ = Failure::kNotSent;
     return fail(ErrorCode::kUnavailable,
@@ -65,6 +102,9 @@ Result<Connection::Reply> Connection::call(wire::MessageType type,
   }
   for (;;) {
     auto reply = next_frame(deadline);
+    if (!reply && reply.error().code() == ErrorCode::kDeadlineExceeded) {
+      return std::unexpected(no_answer(socket_path_, deadline - started));
+    }
     if (!reply) {
       // Nothing of a reply had arrived when the connection closed (a reset counts: the broker
       // died with our request unread).
@@ -130,7 +170,7 @@ Result<Connection::Reply> Connection::next_frame(wire::Clock::time_point deadlin
       }
       return reply;
     }
-    if (auto ready = wire::wait_readable(socket_.native_handle(), deadline); !ready) {
+    if (auto ready = wait_readable(deadline); !ready) {
       return std::unexpected(ready.error());
     }
     std::array<std::byte, 64 * 1024> buffer;
@@ -150,6 +190,18 @@ Result<Connection::Reply> Connection::next_frame(wire::Clock::time_point deadlin
                   "still running?");
     }
     reader_.append(std::span<const std::byte>(buffer.data(), got->bytes));
+  }
+}
+
+Result<void> Connection::wait_readable(wire::Clock::time_point deadline) {
+  if (!interrupt_check_) return wire::wait_readable(socket_.native_handle(), deadline);
+  for (;;) {
+    const auto slice_end = std::min(deadline, wire::Clock::now() + kInterruptSlice);
+    auto ready = wire::wait_readable(socket_.native_handle(), slice_end);
+    if (ready || ready.error().code() != ErrorCode::kDeadlineExceeded || slice_end == deadline) {
+      return ready;
+    }
+    if (auto go_on = interrupt_check_(); !go_on) return go_on;
   }
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,13 @@ class Connection {
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
 
+  // While call() and next_frame() wait for the broker, `check` runs about every
+  // kInterruptSlice; an error from it ends the wait with that error (ClientOptions).
+  void set_interrupt_check(std::function<Result<void>()> check) {
+    interrupt_check_ = std::move(check);
+  }
+  static constexpr std::chrono::milliseconds kInterruptSlice{50};
+
  private:
   Connection(std::string socket_path);
   boost::asio::io_context io_;
@@ -64,6 +72,10 @@ class Connection {
   std::vector<std::byte> unsent_;  // the rest of post()ed frames
   std::uint64_t next_request_id_ = 1;
   Failure last_failure_ = Failure::kNone;
+  std::function<Result<void>()> interrupt_check_;
+
+  // wire::wait_readable in slices of kInterruptSlice, running interrupt_check_ between them.
+  [[nodiscard]] Result<void> wait_readable(wire::Clock::time_point deadline);
 
   // After a failed send: the error the broker left before it closed (an ErrorReply with request
   // id 0, e.g. its connection limit), if one is waiting to be read.

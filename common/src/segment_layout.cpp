@@ -58,10 +58,11 @@ std::uint64_t segment_header_checksum(const SegmentHeader& header) noexcept {
   return fnv1a({reinterpret_cast<const std::byte*>(&header), offsetof(SegmentHeader, checksum)});
 }
 
+
 Result<SegmentHeader> encode_segment_header(const ArrayInfo& info) {
   if (info.id.size() != 32 || info.name.size() > kMaxNameLength ||
       info.shape.size() > kMaxNdim || info.strides.size() != info.shape.size() ||
-      info.dtype.size() >= 8) {
+      info.dtype.size() > kMaxDTypeTextBytes) {
     return fail(ErrorCode::kInternal, "array info does not fit the segment header");
   }
   // The id is stored as 16 bytes: only lowercase hex reads back as it was written.
@@ -117,18 +118,24 @@ Result<void> init_segment_header(std::span<std::byte> segment, const ArrayInfo& 
   return {};
 }
 
-Result<ArrayInfo> decode_segment_header(const SegmentHeader& h, std::uint64_t available_bytes) {
+namespace {
+
+std::uint64_t legacy_checksum(const LegacySegmentHeader& header) noexcept {
+  return fnv1a(
+      {reinterpret_cast<const std::byte*>(&header), offsetof(LegacySegmentHeader, checksum)});
+}
+
+// The checks and decoding shared by every layout (H: SegmentHeader or LegacySegmentHeader, whose
+// fields have the same names; only the dtype field's size differs).
+template <class H>
+Result<ArrayInfo> decode_any(const H& h, std::uint64_t checksum, std::uint64_t available_bytes) {
   if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) return corrupt("bad magic");
-  if (h.layout_version < kOldestAdoptableLayoutVersion || h.layout_version > kLayoutVersion) {
-    return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
-                   std::to_string(kLayoutVersion));
-  }
-  if (h.checksum != segment_header_checksum(h)) return corrupt("checksum mismatch");
+  if (h.checksum != checksum) return corrupt("checksum mismatch");
   if (h.header_bytes != kHeaderBytes || h.data_offset != kHeaderBytes) {
     return corrupt("unexpected header size or data offset");
   }
   if (h.ndim > kMaxNdim || h.name_length == 0 || h.name_length > kMaxNameLength ||
-      h.order > 1 || h.dtype[7] != '\0') {
+      h.order > 1 || h.dtype[sizeof h.dtype - 1] != '\0') {
     return corrupt("field out of range");
   }
   ArrayInfo info;
@@ -180,6 +187,39 @@ Result<ArrayInfo> decode_segment_header(const SegmentHeader& h, std::uint64_t av
     stream::describe_stream_segment(info, *geometry);
   }
   return info;
+}
+
+}  // namespace
+
+Result<ArrayInfo> decode_segment_header(const SegmentHeader& h, std::uint64_t available_bytes) {
+  if (h.layout_version != kLayoutVersion) {
+    return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
+                   std::to_string(kLayoutVersion));
+  }
+  return decode_any(h, segment_header_checksum(h), available_bytes);
+}
+
+std::uint32_t layout_version_of(std::span<const std::byte> bytes) noexcept {
+  std::uint32_t v = 0;
+  if (bytes.size() >= offsetof(SegmentHeader, layout_version) + sizeof v) {
+    std::memcpy(&v, bytes.data() + offsetof(SegmentHeader, layout_version), sizeof v);
+  }
+  return v;
+}
+
+Result<ArrayInfo> decode_segment_header_bytes(std::span<const std::byte> bytes,
+                                              std::uint64_t available_bytes) {
+  const std::uint32_t version = layout_version_of(bytes);
+  if (version >= kOldestAdoptableLayoutVersion && version < kLayoutVersion) {
+    LegacySegmentHeader h;
+    if (bytes.size() < sizeof h) return corrupt("shorter than a layout " + std::to_string(version) + " header");
+    std::memcpy(&h, bytes.data(), sizeof h);
+    return decode_any(h, legacy_checksum(h), available_bytes);
+  }
+  SegmentHeader h;
+  if (bytes.size() < sizeof h) return corrupt("shorter than a header");
+  std::memcpy(&h, bytes.data(), sizeof h);
+  return decode_segment_header(h, available_bytes);
 }
 
 Result<ArrayInfo> read_segment_header(std::span<const std::byte> segment) {

@@ -10,6 +10,7 @@ py::array make_ndarray(Array array) {
   py::object dtype = numpy_dtype(info.dtype);
   py::object handle = py::cast(ArrayHandle(std::move(array)), py::return_value_policy::move);
   const ArrayHandle& owner = handle.cast<const ArrayHandle&>();
+  register_handle(handle);  // so that publish(tensor) finds it (torch_interop.cpp)
   // With a base object, pybind11 does not copy: the ndarray points into the mapping and holds a
   // reference to `handle` (NumPy's base), which owns the mapping.
   py::array result(py::reinterpret_borrow<py::dtype>(dtype), std::move(shape), std::move(strides),
@@ -20,6 +21,11 @@ py::array make_ndarray(Array array) {
 
 py::object owner_of(py::handle obj) {
   py::object current = py::reinterpret_borrow<py::object>(obj);
+  // A frame's DataFrame (frames.py) keeps its shared array in df.attrs["shmarray"].
+  if (!py::isinstance<py::array>(current) && py::hasattr(current, "attrs")) {
+    py::object attrs = current.attr("attrs");
+    if (py::isinstance<py::dict>(attrs) && attrs.contains("shmarray")) current = attrs["shmarray"];
+  }
   // NumPy collapses chains of views to the first base that is not a view, so this loop runs once
   // or twice in practice; the bound guards against cycles in foreign objects.
   for (int depth = 0; depth < 64 && !current.is_none(); ++depth) {
@@ -33,6 +39,17 @@ py::object owner_of(py::handle obj) {
     } else {
       break;
     }
+  }
+  // A torch.Tensor keeps its ndarray alive but does not expose it: find the mapping instead
+  // (a read-only handle for as_tensor's ReadOnlyTensor, so that it cannot publish or lock).
+  py::object torch = py::module_::import("sys").attr("modules").attr("get")("torch");
+  if (!torch.is_none() && py::isinstance(obj, torch.attr("Tensor"))) {
+    const auto address = obj.attr("data_ptr")().cast<std::uintptr_t>();
+    const auto size = obj.attr("numel")().cast<std::size_t>() *
+                      obj.attr("element_size")().cast<std::size_t>();
+    const bool read_only = py::hasattr(obj, "_shmarray_read_only");
+    py::object handle = handle_holding(address, size, /*writable_first=*/!read_only);
+    if (!handle.is_none()) return handle;
   }
   throw py::type_error(
       "expected a numpy.ndarray returned by shmarray.Client.create/open (or a view of one); "

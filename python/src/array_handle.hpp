@@ -32,8 +32,18 @@ class ArrayHandle {
 };
 
 // The ArrayHandle behind `obj`: `obj` itself, or the first one found by following .base
-// (ndarray) and .obj (memoryview). The returned object keeps the handle alive; hold it while
-// the GIL is released. TypeError when `obj` is not (a view of) an array made by this module.
+// (ndarray) and .obj (memoryview); for a torch.Tensor, a live handle whose mapping holds the
+// tensor's bytes (a writable one first). The returned object keeps the handle alive; hold it
+// while the GIL is released. TypeError when `obj` is not (a view of) an array made by this module.
 [[nodiscard]] py::object owner_of(py::handle obj);
+
+// --- torch_interop.cpp ---
+// A live ArrayHandle whose mapping holds [address, address + size), a writable one first (or a
+// read-only one first); None when no handle does. Every handle make_ndarray creates is
+// registered (weakly) for this.
+[[nodiscard]] py::object handle_holding(std::uintptr_t address, std::size_t size,
+                                        bool writable_first);
+// Registers `handle` (an ArrayHandle object) for handle_holding until it is destroyed.
+void register_handle(const py::object& handle);
 
 }  // namespace shmarray::python

@@ -44,8 +44,10 @@ T unwrap(Result<T>&& result) {
 [[nodiscard]] std::vector<std::uint64_t> shape_of(py::handle shape);
 // "C" or "F" (either case). ValueError otherwise.
 [[nodiscard]] Order order_of(const std::string& order);
-// A timeout in seconds: None means "no limit" (nullopt); negative counts as 0.
-[[nodiscard]] std::optional<std::chrono::nanoseconds> timeout_of(std::optional<double> seconds);
+// A timeout in seconds: None means "no limit" (nullopt), 0 "do not wait". ValueError naming
+// the argument (`what`) for a negative or NaN value.
+[[nodiscard]] std::optional<std::chrono::nanoseconds> timeout_of(std::optional<double> seconds,
+                                                                 const char* what = "timeout");
 // str or os.PathLike -> str.
 [[nodiscard]] std::string fspath(py::handle path);
 
@@ -71,5 +73,8 @@ void bind_sync(py::module_& m);
 
 // --- checked_read.cpp: read_checked (a copy that survives a truncated segment) ---
 void bind_checked_read(py::module_& m);
+
+// --- torch_interop.cpp: as_tensor (PyTorch tensors over shared arrays) ---
+void bind_torch_interop(py::module_& m);
 
 }  // namespace shmarray::python

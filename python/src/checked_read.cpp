@@ -3,6 +3,7 @@
 
 #include "array_handle.hpp"
 #include "bindings.hpp"
+#include "interruptible.hpp"
 
 namespace shmarray::python {
 namespace {
@@ -20,11 +21,15 @@ py::tuple py_read_checked(const py::object& arr, std::optional<double> timeout_s
       PyByteArray_FromStringAndSize(nullptr, static_cast<py::ssize_t>(nbytes)));
   if (!copy) throw py::error_already_set();
   auto* dst = reinterpret_cast<std::byte*>(PyByteArray_AsString(copy.ptr()));
-  const auto timeout = timeout_of(timeout_s).value_or(std::chrono::hours(24 * 365));
-  Result<std::uint64_t> version = [&] {
-    py::gil_scoped_release nogil;
-    return h.array().read_checked({dst, nbytes}, timeout);
-  }();
+  const auto timeout = timeout_of(timeout_s);
+  auto version = in_slices<std::uint64_t>(timeout, [&](std::chrono::nanoseconds slice) {
+    return h.array().read_checked({dst, nbytes}, slice);
+  });
+  if (!version && version.error().code() == ErrorCode::kDeadlineExceeded) {
+    raise_error(Error(ErrorCode::kDeadlineExceeded, "read_checked of '" + h.name() +
+                                                        "' gave up after " + seconds_text(timeout) +
+                                                        ": " + version.error().message()));
+  }
   const std::uint64_t v = unwrap(std::move(version));
   // The view's offset is arithmetic on addresses only: the mapping itself is never touched.
   const auto offset = static_cast<const std::byte*>(view.data()) - h.data();

@@ -1,5 +1,7 @@
 // The `shmarray` Python module: NumPy arrays in shared memory, handed out by the shmarrayd broker.
 #include "bindings.hpp"
+#include "frames_py.hpp"
+#include <pybind11/eval.h>
 #include "shmarray/socket_path.hpp"
 
 #ifndef SHMARRAY_VERSION
@@ -36,6 +38,9 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
   sp::bind_streams(m);
   sp::bind_sync(m);
   sp::bind_checked_read(m);
+  sp::bind_torch_interop(m);
+  // Frames (create_frame, open_frame, put_frame, put, read_frame_consistent): src/frames.py.
+  pybind11::exec(kFramesPy, m.attr("__dict__"));
   // For tests and tools: the /dev/shm name prefix of the segments of the broker at `socket`.
   m.def(
       "_segment_prefix",
@@ -44,4 +49,11 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
             shmarray::resolve_socket_path(socket.is_none() ? std::string() : sp::fspath(socket)));
       },
       pybind11::arg("socket") = pybind11::none());
+  m.def(
+      "dtype_text", [](const pybind11::handle& dtype) { return sp::typestr_of(dtype); },
+      pybind11::arg("dtype"),
+      R"doc(The canonical text shmarray stores for a dtype (ArrayInfo.typestr, what C++ and the CLI
+see): NumPy's typestr ('<f8', '>M8[ns]', '|S10') or, for a structured dtype, its fields with
+explicit offsets ("{'x':<f4@0,'y':<f4@4}8"). Raises InvalidArgument for what cannot be shared
+(object dtype, field titles, limits: see docs/python.md).)doc");
 }

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "bindings.hpp"
+#include "interruptible.hpp"
 #include "shmarray/client.hpp"
 #include "shmarray/socket_path.hpp"
 
@@ -33,6 +34,7 @@ class PyClient {
       py::gil_scoped_release nogil;
       return fn(*client);
     }();
+    if (!result && result.error().code() == ErrorCode::kCancelled) raise_pending();  // Ctrl-C
     return unwrap(std::move(result));
   }
 
@@ -44,10 +46,12 @@ class PyClient {
     if (!socket.is_none()) options.socket_path = fspath(socket);
     options.request_timeout = to_ms(timeout_of(timeout), std::chrono::hours(24 * 365));
     options.client_name = std::move(client_name);
+    options.interrupt_check = interrupt_check;  // Ctrl-C ends any wait for the broker
     Result<Client> connected = [&] {
       py::gil_scoped_release nogil;
       return Client::connect(std::move(options));
     }();
+    if (!connected && connected.error().code() == ErrorCode::kCancelled) raise_pending();
     Client client = unwrap(std::move(connected));
     socket_path_ = client.socket_path();
     broker_pid_ = client.broker_pid();
@@ -56,13 +60,15 @@ class PyClient {
   }
 
   py::array create(const std::string& name, py::handle shape, py::handle dtype,
-                   const std::string& order, std::uint32_t mode, bool ephemeral) {
+                   const std::string& order, std::uint32_t mode, bool ephemeral,
+                   bool populate) {
     ArraySpec spec;
     spec.dtype = typestr_of(dtype);
     spec.shape = shape_of(shape);
     spec.order = order_of(order);
     spec.mode = mode;
     spec.ephemeral = ephemeral;
+    spec.populate = populate;
     return make_ndarray(call([&](Client& c) { return c.create(name, spec); }));
   }
 
@@ -70,7 +76,8 @@ class PyClient {
                  bool populate, std::optional<uid_t> owner) {
     OpenOptions options;
     options.owner = owner;
-    options.wait = to_ms(timeout_of(wait.value_or(0.0)), std::chrono::milliseconds(UINT32_MAX));
+    options.wait =
+        to_ms(timeout_of(wait.value_or(0.0), "wait"), std::chrono::milliseconds(UINT32_MAX));
     options.populate = populate;
     const Access access = writable ? Access::kReadWrite : Access::kReadOnly;
     return make_ndarray(call([&](Client& c) { return c.open(name, access, options); }));
@@ -151,7 +158,8 @@ broker_uid: besides your own uid and root, the uid a trusted broker may run as (
 )doc")
       .def("create", &PyClient::create, py::arg("name"), py::arg("shape"),
            py::arg("dtype") = "float64", py::arg("order") = "C", py::kw_only(),
-           py::arg("mode") = 0600, py::arg("ephemeral") = false, R"doc(
+           py::arg("mode") = 0600, py::arg("ephemeral") = false, py::arg("populate") = false,
+           R"doc(
 Creates a new zero-filled shared array and returns a writable numpy.ndarray over its pages.
 
 name: 1-255 characters of [A-Za-z0-9._:/-], e.g. 'demo/matrix'.
@@ -161,6 +169,8 @@ dtype: anything numpy.dtype() accepts that shmarray supports: float16/32/64, int
 order: 'C' (row-major) or 'F' (column-major).
 mode: permission bits for other users (read 4, write 2), e.g. 0o640.
 ephemeral: remove the name when this Client's connection closes.
+populate: pre-fault this process's mapping (page tables and the zero-filled pages) in one call,
+  instead of one page fault per page on first write; worth it for a large array written soon.
 
 Raises AlreadyExists (FileExistsError), InvalidArgument (ValueError) for a bad name, dtype or
 shape, ResourceExhausted when a limit or /dev/shm is full.
@@ -174,7 +184,9 @@ writable: False gives a read-only grant: the ndarray is not writeable (arr[0] = 
   ValueError) and, in a process that holds no writable mapping of it, the mapping itself is
   read-only (the kernel kills a write through a raw pointer with SIGSEGV).
 wait: seconds to wait for the name to be created if it does not exist yet (None or 0: do not
-  wait). DeadlineExceeded (TimeoutError) if it does not appear in time.
+  wait; negative: ValueError). DeadlineExceeded (TimeoutError) if it does not appear in time.
+  Ctrl-C interrupts the wait (KeyboardInterrupt), as it does every call that waits for the
+  broker.
 populate: pre-fault the whole array's page tables in one call; worth it when all of it will be
   read soon.
 owner: require the array to be owned by this uid (another user may have taken the name first):

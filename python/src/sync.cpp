@@ -1,8 +1,9 @@
 // Data-plane synchronisation on an ndarray from this module (or any view of it): version,
 // publish, wait, lock, read_consistent. None of these talk to the broker.
 //
-// Blocking calls release the GIL and block in slices of kSlice, checking for signals between
-// slices, so Ctrl-C interrupts a long wait or lock (KeyboardInterrupt) within ~100 ms.
+// Blocking calls release the GIL and block in slices (interruptible.hpp), checking for signals
+// between slices, so Ctrl-C interrupts a long wait, lock or read_consistent (KeyboardInterrupt)
+// within ~50 ms.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "array_handle.hpp"
+#include "interruptible.hpp"
 #include "shmarray/sync/seqlock.hpp"
 #include "shmarray/sync/version.hpp"
 #include "shmarray/sync/write_lock.hpp"
@@ -18,41 +20,7 @@
 namespace shmarray::python {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr std::chrono::nanoseconds kSlice = std::chrono::milliseconds(100);
-
 const ArrayHandle& handle_of(const py::object& owner) { return owner.cast<const ArrayHandle&>(); }
-
-std::string seconds_text(std::optional<std::chrono::nanoseconds> timeout) {
-  if (!timeout) return "without limit";
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f s", std::chrono::duration<double>(*timeout).count());
-  return text;
-}
-
-void check_signals() {
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-}
-
-// Runs attempt(slice) without the GIL until it returns something other than kDeadlineExceeded
-// or `timeout` has elapsed (then returns the last kDeadlineExceeded). timeout 0: one attempt.
-template <class T, class Attempt>
-Result<T> in_slices(std::optional<std::chrono::nanoseconds> timeout, Attempt&& attempt) {
-  const Clock::time_point deadline =
-      timeout ? Clock::now() + *timeout : Clock::time_point::max();
-  for (;;) {
-    const auto left = timeout ? deadline - Clock::now() : kSlice;
-    const auto slice = std::clamp<std::chrono::nanoseconds>(left, std::chrono::nanoseconds(0),
-                                                            kSlice);
-    Result<T> result = [&] {
-      py::gil_scoped_release nogil;
-      return attempt(slice);
-    }();
-    if (result || result.error().code() != ErrorCode::kDeadlineExceeded) return result;
-    if (timeout && Clock::now() >= deadline) return result;
-    check_signals();
-  }
-}
 
 void require_writable(const ArrayHandle& h, const char* what) {
   if (!h.writable()) {
@@ -173,11 +141,15 @@ py::tuple py_read_consistent(const py::object& arr, std::optional<double> timeou
   if (!copy) throw py::error_already_set();
   auto* dst = reinterpret_cast<std::byte*>(PyByteArray_AsString(copy.ptr()));
   const std::byte* src = h.data();
-  const auto timeout = timeout_of(timeout_s).value_or(std::chrono::hours(24 * 365));
-  Result<std::uint64_t> version = [&] {
-    py::gil_scoped_release nogil;
-    return h.array().read_consistent([&] { std::memcpy(dst, src, nbytes); }, timeout);
-  }();
+  const auto timeout = timeout_of(timeout_s);
+  auto version = in_slices<std::uint64_t>(timeout, [&](std::chrono::nanoseconds slice) {
+    return h.array().read_consistent([&] { std::memcpy(dst, src, nbytes); }, slice);
+  });
+  if (!version && version.error().code() == ErrorCode::kDeadlineExceeded) {
+    raise_error(Error(ErrorCode::kDeadlineExceeded, "read_consistent of '" + h.name() +
+                                                        "' gave up after " + seconds_text(timeout) +
+                                                        ": " + version.error().message()));
+  }
   const std::uint64_t v = unwrap(std::move(version));
   const auto offset = static_cast<const std::byte*>(view.data()) - src;
   py::object result = py::module_::import("numpy").attr("ndarray")(

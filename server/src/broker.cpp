@@ -4,7 +4,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -66,7 +66,7 @@ std::optional<M> decode_or_reply(Session& s, const wire::Frame& f) {
   return std::move(*m);
 }
 
-// The catalogue takes Catalogue::kSlotBytes (1 KiB) per array, often on a small tmpfs
+// The catalogue takes Catalogue::kSlotBytes (2 KiB) per array, often on a small tmpfs
 // ($XDG_RUNTIME_DIR is typically 10% of RAM): say at start if --max-arrays would not fit, rather
 // than let creates fail one day for a reason nobody expects.
 void warn_if_catalogue_cannot_grow(const std::string& catalogue_path, std::uint64_t max_arrays) {
@@ -96,7 +96,12 @@ Broker::Broker(asio::io_context& io, Config config)
       registry_(limits_of(config_)),
       acceptor_(io) {}
 
-Broker::~Broker() = default;
+Broker::~Broker() {
+  // Finish the page reservation under way; creates whose completion never ran on the loop (it
+  // stopped first) were neither recorded nor answered: their segments go.
+  page_worker_.reset();
+  for (const auto& [name, in_flight] : creating_) ::shm_unlink(in_flight.shm_name.c_str());
+}
 
 Result<void> Broker::take_socket() {
   const std::string& path = config_.socket_path;
@@ -118,6 +123,18 @@ Result<void> Broker::take_socket() {
   if (!catalogue) return std::unexpected(catalogue.error());
   catalogue_.emplace(std::move(*catalogue));
   warn_if_catalogue_cannot_grow(catalogue_path_for(path), config_.max_arrays);
+  if (config_.listen_fd >= 0) {
+    // Socket activation (socket_activation.hpp checked it): the service manager bound the socket
+    // and keeps it after we exit, so it is neither replaced nor unlinked (socket_owned_ stays
+    // false); connections made meanwhile wait in its backlog.
+    boost::system::error_code ec;
+    acceptor_.assign(stream_protocol(), std::exchange(config_.listen_fd, -1), ec);
+    if (ec) {
+      return fail(ErrorCode::kUnavailable,
+                  "cannot serve the passed socket " + path + ": " + ec.message(), ec.value());
+    }
+    return apply_socket_access(path, *socket_gid, config_.socket_mode);
+  }
   // We hold the lock, so any socket file left there is stale (a crashed broker's).
   if (::unlink(path.c_str()) == 0) spdlog::info("replaced stale socket file {}", path);
   boost::system::error_code ec;
@@ -165,7 +182,7 @@ void Broker::recover() {
                  restored);
   }
   for (auto& found : report.arrays) {
-    if (found.info.ephemeral) {
+    if (found.fate == Fate::kEphemeral) {
       // Its creator's connection died with the previous broker: honour "ephemeral".
       spdlog::info("recovery: removing ephemeral array '{}' (its creator is gone)",
                    found.info.name);
@@ -173,7 +190,7 @@ void Broker::recover() {
       catalogue_->erase(found.info.id);
       continue;
     }
-    if (registry_.find(found.info.name) != nullptr) {
+    if (found.fate == Fate::kDuplicate) {
       spdlog::warn("recovery: two segments claim '{}'; keeping the first, leaving {} in place",
                    found.info.name, found.segment.shm_name());
       continue;
@@ -368,14 +385,15 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   }
   auto layout = compute_layout(m->spec, config_.max_bytes);
   if (!layout) return reject(layout.error());
-  if (registry_.find(m->name) != nullptr) {
+  if (registry_.find(m->name) != nullptr || creating_.contains(m->name)) {
     return reject(Error(ErrorCode::kAlreadyExists,
                         "array '" + m->name + "' already exists: open it, or remove it first "
                         "('shmarray rm " + m->name + "')"));
   }
   auto segment_bytes = segment_size_for(layout->nbytes);
   if (!segment_bytes) return reject(segment_bytes.error());
-  if (auto ok = registry_.check_capacity(s.peer().uid, *segment_bytes); !ok) {
+  // Creates still reserving their pages count against the limits as if they were done.
+  if (auto ok = registry_.check_capacity(s.peer().uid, *segment_bytes + creating_bytes_); !ok) {
     return reject(ok.error());
   }
   auto array_id = random_array_id();
@@ -398,12 +416,50 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   info.created_unix_ns = now_unix_ns();
   info.ephemeral = m->spec.ephemeral;
 
+  if (info.segment_bytes >= config_.off_loop_create_bytes) return create_off_loop(s, id, std::move(info));
   auto segment = Segment::create(segment_prefix_ + info.id, info);
   if (!segment && segment.error().sys_errno() == ENOSPC) {
     // A writer may have grown some array past its record to fill /dev/shm: cut them back, retry.
     sweep_grown_segments();
     segment = Segment::create(segment_prefix_ + info.id, info);
   }
+  finish_create(s, id, std::move(info), std::move(segment));
+}
+
+void Broker::create_off_loop(Session& s, std::uint64_t request_id, ArrayInfo info, bool retried) {
+  if (!page_worker_) page_worker_.emplace(io_);
+  const std::string name = info.name;
+  creating_.emplace(name, CreateInFlight{segment_prefix_ + info.id, info.segment_bytes});
+  creating_bytes_ += info.segment_bytes;
+  spdlog::debug("create '{}': reserving {} bytes off the event loop", log_text(name),
+                info.segment_bytes);
+  page_worker_->create(
+      segment_prefix_ + info.id, info,
+      [this, session = s.id(), request_id, info, retried](Result<Segment> segment) mutable {
+        const auto in_flight = creating_.find(info.name);
+        if (in_flight != creating_.end()) {
+          creating_bytes_ -= in_flight->second.bytes;
+          creating_.erase(in_flight);
+        }
+        const auto it = sessions_.find(session);
+        Session* s = it == sessions_.end() || it->second->closed() ? nullptr : it->second.get();
+        if (!segment && segment.error().sys_errno() == ENOSPC && !retried && s != nullptr) {
+          sweep_grown_segments();
+          return create_off_loop(*s, request_id, std::move(info), true);
+        }
+        if (s == nullptr || stopping_) {
+          // Nobody to answer: the client hung up (or the broker is stopping) while the pages were
+          // reserved. Nothing was recorded or announced yet, so the segment simply goes.
+          if (segment) segment->unlink();
+          spdlog::info("create '{}' dropped: its client left while its pages were reserved",
+                       log_text(info.name));
+          return;
+        }
+        finish_create(*s, request_id, std::move(info), std::move(segment));
+      });
+}
+
+void Broker::finish_create(Session& s, std::uint64_t id, ArrayInfo info, Result<Segment> segment) {
   if (!segment) {
     spdlog::error("create '{}' failed: {}", info.name, segment.error().message());
     return s.send_error(id, segment.error());
@@ -533,7 +589,16 @@ void Broker::wake_pending_opens(const std::string& name) {
 void Broker::remove_array(const std::string& name, std::string_view why) {
   auto record = registry_.erase(name);
   if (!record) return;
+  // The name goes now; freeing a big segment's pages (when its last reference goes) is the page
+  // worker's time: it closes the descriptor held across the unlink.
+  auto last_reference = record->info.segment_bytes >= config_.off_loop_create_bytes
+                            ? record->segment.open_fd(Access::kReadOnly)
+                            : Result<UniqueFd>(UniqueFd());
   record->segment.unlink();
+  if (last_reference && *last_reference) {
+    if (!page_worker_) page_worker_.emplace(io_);
+    page_worker_->release(std::move(*last_reference));
+  }
   catalogue_->erase(record->info.id);
   streams_.erase(record->info.id);
   spdlog::info("remove '{}' ({})", name, why);

@@ -16,6 +16,7 @@
 #include "config.hpp"
 #include "pending_opens.hpp"
 #include "registry.hpp"
+#include "page_worker.hpp"
 #include "session.hpp"
 #include "stream_table.hpp"
 #include "shmarray/unique_fd.hpp"
@@ -45,6 +46,9 @@ class Broker {
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return config_.socket_path; }
   [[nodiscard]] const std::string& segment_prefix() const noexcept { return segment_prefix_; }
+  // For the service manager's STATUS= line.
+  [[nodiscard]] std::size_t array_count() const noexcept { return registry_.size(); }
+  [[nodiscard]] std::size_t connection_count() const noexcept { return sessions_.size(); }
 
  private:
   void accept();
@@ -58,6 +62,11 @@ class Broker {
 
   void on_hello(Session& s, const wire::Frame& f);
   void on_create(Session& s, const wire::Frame& f);
+  // Hands a checked create to the page worker; finishes it on the loop (retrying once after a sweep
+  // if /dev/shm was full), or drops the segment if the client left meanwhile.
+  void create_off_loop(Session& s, std::uint64_t request_id, ArrayInfo info, bool retried = false);
+  // Records, answers and announces a created segment (or reports why it could not be created).
+  void finish_create(Session& s, std::uint64_t request_id, ArrayInfo info, Result<Segment> segment);
   void on_open(Session& s, const wire::Frame& f);
   void on_remove(Session& s, const wire::Frame& f);
   void on_list(Session& s, const wire::Frame& f);
@@ -119,6 +128,15 @@ class Broker {
   std::optional<boost::asio::steady_timer> parked_timer_;  // created on first use
   std::optional<PendingOpens::Clock::time_point> parked_timer_at_;  // set while it is armed
   std::size_t queued_reply_bytes_ = 0;
+  // Creates whose pages are being reserved off the loop, by array name: the name is taken and
+  // their bytes count against the limits until they finish.
+  struct CreateInFlight {
+    std::string shm_name;
+    std::uint64_t bytes = 0;
+  };
+  std::map<std::string, CreateInFlight> creating_;
+  std::uint64_t creating_bytes_ = 0;
+  std::optional<PageWorker> page_worker_;  // started by the first big create or remove
   std::size_t watchers_ = 0;
   bool trim_posted_ = false;
   std::size_t freed_since_trim_ = 0;  // estimated bytes connections let go of

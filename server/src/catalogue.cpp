@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <span>
 
 #include "shmarray/segment_layout.hpp"
 
@@ -62,7 +64,9 @@ Result<Catalogue> Catalogue::open(std::string path) {
                     ". Remove it (arrays are then not recovered) or fix its owner and mode");
   }
   Catalogue catalogue(std::move(path), std::move(fd));
-  if (auto ok = catalogue.load(static_cast<std::uint64_t>(st.st_size)); !ok) {
+  auto file_bytes = catalogue.upgrade_legacy(static_cast<std::uint64_t>(st.st_size));
+  if (!file_bytes) return std::unexpected(file_bytes.error());
+  if (auto ok = catalogue.load(*file_bytes); !ok) {
     return std::unexpected(ok.error());
   }
   return catalogue;
@@ -118,6 +122,65 @@ Result<void> Catalogue::load(std::uint64_t file_bytes) {
   }
   free_.assign(free_slots.rbegin(), free_slots.rend());  // lowest last: taken first
   return {};
+}
+
+Result<std::uint64_t> Catalogue::upgrade_legacy(std::uint64_t file_bytes) {
+  // Legacy iff the first record (in 1 KiB steps) is a layout 1/2 header: new records start every
+  // 2 KiB and the second KiB of one lies inside its NUL-padded dtype text, never a header start.
+  std::vector<std::byte> old(file_bytes - file_bytes % kLegacySlotBytes);
+  std::size_t got = 0;
+  while (got < old.size()) {
+    const ssize_t r = ::pread(fd_.get(), old.data() + got, old.size() - got, static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return std::unexpected(sys_error("cannot read " + path_, errno));
+    if (r == 0) return fail(ErrorCode::kInternal, path_ + " shrank while being read");
+    got += static_cast<std::size_t>(r);
+  }
+  std::uint32_t first_version = 0;
+  for (std::size_t at = 0; at < old.size() && first_version == 0; at += kLegacySlotBytes) {
+    if (!all_zero(old.data() + at, kLegacySlotBytes)) {
+      first_version = layout_version_of({old.data() + at, kLegacySlotBytes});
+    }
+  }
+  if (first_version == 0 || first_version >= kLayoutVersion) return file_bytes;
+
+  const std::string tmp = path_ + ".upgrading";
+  (void)::unlink(tmp.c_str());  // left by a broker killed while upgrading
+  UniqueFd out(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out) return std::unexpected(sys_error("cannot create " + tmp, errno));
+  std::uint64_t written = 0;
+  for (std::size_t at = 0; at < old.size(); at += kLegacySlotBytes) {
+    const std::span<const std::byte> slot(old.data() + at, kLegacySlotBytes);
+    if (all_zero(slot.data(), slot.size())) continue;
+    auto info = decode_segment_header_bytes(slot, ~std::uint64_t{0});
+    std::optional<SegmentHeader> header;
+    if (info) {
+      auto encoded = encode_segment_header(*info);
+      if (encoded) header = *encoded;
+    }
+    if (!header) {
+      damaged_.push_back({at / kLegacySlotBytes,
+                          (info ? std::string("cannot re-encode") : info.error().message()) +
+                              " (dropped while upgrading a layout " +
+                              std::to_string(first_version) + " catalogue)"});
+      continue;
+    }
+    std::array<std::byte, kSlotBytes> record{};
+    std::memcpy(record.data(), &*header, sizeof *header);
+    if (::pwrite(out.get(), record.data(), record.size(),
+                 static_cast<off_t>(written * kSlotBytes)) != static_cast<ssize_t>(record.size())) {
+      (void)::unlink(tmp.c_str());
+      return std::unexpected(sys_error("cannot write " + tmp, errno));
+    }
+    ++written;
+  }
+  if (::fsync(out.get()) != 0 || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    (void)::unlink(tmp.c_str());
+    return std::unexpected(sys_error("cannot replace " + path_ + " with its upgrade", err));
+  }
+  fd_ = std::move(out);
+  return written * kSlotBytes;
 }
 
 Result<void> Catalogue::write_slot(std::uint64_t slot, const void* bytes, std::size_t n,

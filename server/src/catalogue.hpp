@@ -5,8 +5,10 @@
 // checksum). This file, `<socket>.catalogue`, is mode 0600 and owned by the broker's user, so no
 // client can touch it.
 //
-// The file is an array of 1 KiB slots, one per array, each holding the array's SegmentHeader bytes
-// (the layout the header page uses, checksummed) or zeros when free. Every change is one pwrite of
+// The file is an array of 2 KiB slots, one per array, each holding the array's SegmentHeader bytes
+// (the layout the header page uses, checksummed) or zeros when free. A file of 1 KiB slots holding
+// layout 1/2 headers (brokers before layout 3) is upgraded when opened: rewritten beside the old
+// one and renamed over it, so a crash meanwhile leaves one or the other whole. Every change is one pwrite of
 // one slot into a file that already has room: no file is created, renamed or unlinked per array,
 // which costs ~0.4 ms on a journaling file system (ext4 on the dev VM) against ~3 us for the
 // pwrite. A slot never spans two pages and a single write() of it is not torn by the broker being
@@ -28,7 +30,8 @@ namespace shmarray::server {
 
 class Catalogue {
  public:
-  static constexpr std::size_t kSlotBytes = 1024;
+  static constexpr std::size_t kSlotBytes = 2048;
+  static constexpr std::size_t kLegacySlotBytes = 1024;  // layouts 1 and 2
 
   // What open() found in the file.
   struct Damage {
@@ -62,6 +65,8 @@ class Catalogue {
  private:
   Catalogue(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
   [[nodiscard]] Result<void> load(std::uint64_t file_bytes);
+  // Rewrites a file of legacy slots in this layout (see above); returns the new file's size.
+  [[nodiscard]] Result<std::uint64_t> upgrade_legacy(std::uint64_t file_bytes);
   [[nodiscard]] Result<std::uint64_t> take_free_slot();
   [[nodiscard]] Result<void> write_slot(std::uint64_t slot, const void* bytes, std::size_t n,
                                         const std::string& what);

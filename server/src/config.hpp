@@ -24,12 +24,19 @@ struct Config {
   std::size_t max_parked_opens = 100'000;
   std::size_t max_parked_opens_per_connection = 1'000;
   std::size_t max_watchers = 1'024;
+  // Segments at least this big have their pages reserved (create) and released (remove) on a
+  // worker thread instead of the event loop (page_worker.hpp), so other clients are not kept
+  // waiting (~0.2 ms per MiB).
+  std::uint64_t off_loop_create_bytes = 8u << 20;
   std::string shm_dir = "/dev/shm";                   // where POSIX shm segments appear
   // System mode (one broker shared by several users): permission bits and group applied to the
   // socket file right after bind. -1 / empty: leave it as bind made it (per-user socket in a
   // 0700 directory). The group is a name or a numeric gid.
   std::int32_t socket_mode = -1;
   std::string socket_group;
+  // Socket activation: a listening socket bound to socket_path, passed by the service manager
+  // (socket_activation.hpp); the broker serves it instead of binding its own. -1: none.
+  int listen_fd = -1;
 };
 
 }  // namespace shmarray::server

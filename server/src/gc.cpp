@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <set>
 #include <spdlog/spdlog.h>
 
 #include "recovery.hpp"
@@ -63,16 +62,15 @@ Result<GcReport> collect_garbage(const Config& config) {
     catalogue->erase(id);
     report.forgotten.push_back(catalogue->path() + ": array id " + id + ": its segment is gone");
   }
-  std::set<std::string> names;
-  for (const auto& found : scan.arrays) {  // oldest first, as a start adopts them
-    if (!found.info.damaged.empty()) {
-      remove(found.segment.shm_name(), found.info.damaged);
-    } else if (found.info.ephemeral) {
+  for (const auto& found : scan.arrays) {  // fates decided by recover_segments, as at a start
+    if (found.fate == Fate::kEphemeral) {
       remove(found.segment.shm_name(),
              "ephemeral array '" + found.info.name + "' whose creator is gone");
-    } else if (!names.insert(found.info.name).second) {
+    } else if (found.fate == Fate::kDuplicate) {
       remove(found.segment.shm_name(),
              "a newer duplicate of array '" + found.info.name + "' (the oldest is kept)");
+    } else if (!found.info.damaged.empty()) {
+      remove(found.segment.shm_name(), found.info.damaged);
     } else {
       ++report.kept;
     }

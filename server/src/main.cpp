@@ -1,5 +1,7 @@
 // shmarrayd: the shmarray broker. Parses options, runs the Broker on one io_context until
-// SIGINT/SIGTERM, then stops gracefully and exits 0.
+// SIGINT/SIGTERM, then stops gracefully and exits 0. Under systemd: serves a socket passed by
+// socket activation, tells the service manager READY=1 / STATUS= / STOPPING=1, and logs to the
+// journal without its own timestamps (docs/operations.md).
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -8,15 +10,45 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <cstdlib>
+#include <functional>
 #include <string_view>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "broker.hpp"
 #include "gc.hpp"
+#include "journal_log.hpp"
+#include "shmarray/byte_size.hpp"
+#include "service_notifier.hpp"
+#include "socket_activation.hpp"
 #include "shmarray/socket_path.hpp"
 
+#ifndef SHMARRAY_VERSION
+#define SHMARRAY_VERSION "0.0.0"
+#endif
+
 namespace {
+
+// A byte-count option that takes units (64K, 512M, 1G: shmarray/byte_size.hpp).
+template <class Bytes>
+CLI::Option* add_size_option(CLI::App& app, const std::string& name, Bytes& bytes,
+                             const std::string& description) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [&bytes](const std::string& text) {
+            bytes = static_cast<Bytes>(shmarray::parse_byte_size(text).value());
+          },
+          description + " (bytes, or with a unit: 64K, 512M, 1G)")
+      ->default_str(std::to_string(bytes))
+      ->type_name("SIZE")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            const auto parsed = shmarray::parse_byte_size(text);
+            return parsed ? std::string() : parsed.error().message();
+          },
+          "", "SIZE"));
+}
 
 // "0660" -> 0660; -1 when the text is not octal permission bits (0 to 0777).
 std::int32_t parse_octal_mode(std::string_view text) {
@@ -27,6 +59,12 @@ std::int32_t parse_octal_mode(std::string_view text) {
     return -1;
   }
   return mode;
+}
+
+// The STATUS= line systemctl status shows.
+std::string service_status(const shmarray::server::Broker& broker) {
+  return "STATUS=serving " + std::to_string(broker.array_count()) + " arrays, " +
+         std::to_string(broker.connection_count()) + " connections on " + broker.socket_path();
 }
 
 // System mode: one broker shared by several local users (see docs/security.md).
@@ -53,14 +91,12 @@ void add_socket_access_options(CLI::App& app, shmarray::server::Config& config) 
 
 // Memory bounds: what one client, and all of them together, may make the broker hold.
 void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
-  app.add_option("--max-pending-reply-bytes", config.max_pending_reply_bytes,
-                 "Replies queued for one connection that does not read them; past this it is "
-                 "closed")
-      ->capture_default_str();
-  app.add_option("--max-pending-reply-bytes-total", config.max_pending_reply_bytes_total,
-                 "Replies queued for all connections together; the connection whose reply "
-                 "passes it is closed")
-      ->capture_default_str();
+  add_size_option(app, "--max-pending-reply-bytes", config.max_pending_reply_bytes,
+                  "Replies queued for one connection that does not read them; past this it is "
+                  "closed");
+  add_size_option(app, "--max-pending-reply-bytes-total", config.max_pending_reply_bytes_total,
+                  "Replies queued for all connections together; the connection whose reply "
+                  "passes it is closed");
   app.add_option_function<std::int64_t>(
          "--write-timeout-ms",
          [&config](std::int64_t ms) { config.write_timeout = std::chrono::milliseconds(ms); },
@@ -78,6 +114,9 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
   app.add_option("--max-watchers", config.max_watchers,
                  "Watch connections (shmarray watch, Watcher) at once")
       ->capture_default_str();
+  add_size_option(app, "--off-loop-create-bytes", config.off_loop_create_bytes,
+                  "Segments this big or bigger have their pages reserved (create) and released "
+                  "(remove) on a worker thread, so other clients are served meanwhile");
 }
 
 }  // namespace
@@ -88,19 +127,18 @@ int main(int argc, char** argv) {
   CLI::App app{
       "shmarrayd: the shmarray broker. Places each named array in a shared-memory segment and "
       "hands clients its descriptor over a Unix socket; array bytes never cross the socket."};
+  app.set_version_flag("--version", "shmarrayd " SHMARRAY_VERSION);
   app.add_option("--socket", config.socket_path,
                  "Unix socket to listen on (default: $SHMARRAY_SOCKET, else "
                  "$XDG_RUNTIME_DIR/shmarray.sock, else /tmp/shmarray-$UID/shmarray.sock)");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-  app.add_option("--max-bytes", config.max_bytes,
-                 "Most bytes all arrays together (and any one array) may use; 0 = the size of "
-                 "/dev/shm")
-      ->capture_default_str();
-  app.add_option("--max-bytes-per-user", config.max_bytes_per_user,
-                 "Most bytes one user's arrays may use; 0 = same as --max-bytes")
-      ->capture_default_str();
+  add_size_option(app, "--max-bytes", config.max_bytes,
+                  "Most bytes all arrays together (and any one array) may use; 0 = the size of "
+                  "/dev/shm");
+  add_size_option(app, "--max-bytes-per-user", config.max_bytes_per_user,
+                  "Most bytes one user's arrays may use; 0 = same as --max-bytes");
   app.add_option("--max-arrays", config.max_arrays, "Most arrays at once")->capture_default_str();
   app.add_option("--max-connections", config.max_connections, "Most client connections at once")
       ->capture_default_str();
@@ -117,13 +155,23 @@ int main(int argc, char** argv) {
                "exit (0; 3 if a broker is serving the socket). A normal start never deletes any");
   CLI11_PARSE(app, argc, argv);
   config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  const bool socket_named =
+      !config.socket_path.empty() || std::getenv("SHMARRAY_SOCKET") != nullptr;
   config.socket_path = shmarray::resolve_socket_path(config.socket_path);
 
-  auto logger = spdlog::stderr_color_mt("shmarrayd");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarrayd[%P] %l: %v");
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  shmarray::server::configure_stderr_logging(config.log_level);
   if (gc) return shmarray::server::run_gc(config);
+  auto notifier = shmarray::server::ServiceNotifier::from_environment();
+  auto activated = shmarray::server::take_activated_socket(socket_named ? config.socket_path : "");
+  if (!activated) {
+    spdlog::error("{}", activated.error().message());
+    return 1;
+  }
+  if (*activated) {  // socket activation: serve the socket the service manager passed
+    config.socket_path = (*activated)->path;
+    config.listen_fd = (*activated)->fd.release();
+    spdlog::info("serving the socket passed by the service manager: {}", config.socket_path);
+  }
   {  // Each connection holds a descriptor: let --max-connections be reached under a low soft limit.
     const rlim_t want = static_cast<rlim_t>(config.max_connections) + 64;
     rlimit lim{};
@@ -142,11 +190,35 @@ int main(int argc, char** argv) {
     spdlog::error("{}", started.error().message());
     return started.error().code() == shmarray::ErrorCode::kAlreadyExists ? 3 : 1;
   }
+  auto tell_manager = [&notifier](const std::string& state) {
+    if (auto sent = notifier.notify(state); !sent) {
+      spdlog::warn("{}", sent.error().message());
+      notifier = shmarray::server::ServiceNotifier("");  // said once; the broker serves on
+    }
+  };
+  // STATUS= follows the counts, at most every 2 s and only when they changed.
+  boost::asio::steady_timer status_timer(io);
+  std::string last_status = service_status(broker);
+  std::function<void()> refresh_status = [&] {
+    status_timer.expires_after(std::chrono::seconds(2));
+    status_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto now = service_status(broker); now != last_status) {
+        last_status = now;
+        tell_manager(now);
+      }
+      refresh_status();
+    });
+  };
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer deadline(io);
   signals.async_wait([&](boost::system::error_code ec, int signo) {
     if (ec) return;
     spdlog::info("received signal {}: stopping", signo);
+    status_timer.cancel();
+    tell_manager("STOPPING=1\nSTATUS=stopping: closing " +
+                 std::to_string(broker.connection_count()) +
+                 " connections; arrays stay in shared memory for the next start");
     broker.stop([&] {
       deadline.cancel();
       io.stop();
@@ -157,6 +229,9 @@ int main(int argc, char** argv) {
       if (!e) io.stop();
     });
   });
+  // Ready only now that SIGTERM stops it gracefully.
+  tell_manager("READY=1\n" + last_status);
+  if (notifier.enabled()) refresh_status();
   io.run();
   spdlog::info("stopped");
   return 0;

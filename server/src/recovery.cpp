@@ -125,6 +125,14 @@ RecoveryReport recover_segments(const std::string& shm_dir, const std::string& p
   std::sort(report.arrays.begin(), report.arrays.end(), [](const auto& a, const auto& b) {
     return a.info.created_unix_ns < b.info.created_unix_ns;
   });
+  std::set<std::string> names;  // oldest first: the oldest segment of a name keeps it
+  for (auto& found : report.arrays) {
+    if (found.info.ephemeral) {
+      found.fate = Fate::kEphemeral;
+    } else if (!names.insert(found.info.name).second) {
+      found.fate = Fate::kDuplicate;
+    }
+  }
   return report;
 }
 

@@ -15,9 +15,18 @@
 
 namespace shmarray::server {
 
+// What becomes of a recovered array: decided once here, acted on by a starting broker
+// (Broker::recover) and by `shmarrayd --gc` alike.
+enum class Fate {
+  kAdopt,      // served again (damaged ones too: opens say kDataLoss; --gc removes them)
+  kEphemeral,  // its creator died with the previous broker: removed by both
+  kDuplicate,  // a newer segment claiming a name an older one holds: start leaves it, --gc removes
+};
+
 struct RecoveredArray {
   ArrayInfo info;  // from the catalogue; version from the segment; damaged if a writer shrank it
   Segment segment;
+  Fate fate = Fate::kAdopt;
 };
 
 // A segment under the prefix that is not adopted, and why.

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "dtype_commands.hpp"
 #include "hostile_commands.hpp"
 #include "security_commands.hpp"
 #include "shmarray/shmarray.hpp"
@@ -40,6 +41,7 @@ constexpr const char* kUsage = R"(usage: shmarray_test_helper COMMAND SOCKET NAM
   seq-reader SOCK NAME MS            consistent reads for MS ms; fails on a torn read
   create-iota SOCK NAME DTYPE ORDER SHAPE   create; element k in memory order = k (cast)
   check-iota SOCK NAME               open read-only; check element k in memory order == k
+  create-bytes, check-bytes, create-points, check-points: see dtype_commands.hpp
   try SOCK NAME OP [ARG...]          security tests: print "ok" or "error <Code>" (see
                                      security_commands.hpp), also list SOCK PREFIX, ro-grant SOCK NAME,
                                      forge-header SOCK NAME, resize SOCK NAME BYTES
@@ -154,6 +156,7 @@ int run(const std::string& cmd, const std::vector<std::string>& a) {
   need(2);
   if (const int rc = shmarray::test_helper::run_security_command(cmd, a); rc >= 0) return rc;
   if (const int rc = shmarray::test_helper::run_hostile_command(cmd, a); rc >= 0) return rc;
+  if (const int rc = shmarray::test_helper::run_dtype_command(cmd, a); rc >= 0) return rc;
   auto client = connect(a[0]);
   const std::string& name = a[1];
   if (cmd == "write") {

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
+#include <sstream>
 
 #include "broker_process.hpp"
 #include "raw_client.hpp"
@@ -20,6 +22,25 @@ int count_open_fds() {
     ::closedir(d);
   }
   return n;
+}
+
+// Resident KiB of this process's mapping that contains `address` (Rss in /proc/self/smaps).
+long mapping_rss_kib(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t start = 0;
+    std::uintptr_t end = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> start >> dash >> end && dash == '-') {
+      inside = start <= at && at < end;
+    } else if (inside && line.starts_with("Rss:")) {
+      return std::stol(line.substr(4));
+    }
+  }
+  return -1;
 }
 
 class BasicTest : public BrokerTest {};
@@ -127,9 +148,9 @@ TEST_F(BasicTest, BadRequestsGetClearErrorsAndTheBrokerKeepsServing) {
   auto client = broker_->client();
   auto bad_name = client.create("../etc/passwd", ArraySpec{.shape = {1}});
   EXPECT_EQ(bad_name.error().code(), ErrorCode::kInvalidArgument);
-  auto bad_dtype = client.create("x", ArraySpec{.dtype = "<f16", .shape = {1}});
+  auto bad_dtype = client.create("x", ArraySpec{.dtype = "<f12", .shape = {1}});
   EXPECT_EQ(bad_dtype.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(bad_dtype.error().message().find("<f16"), std::string::npos);
+  EXPECT_NE(bad_dtype.error().message().find("<f12"), std::string::npos);
   auto huge = client.create("x", ArraySpec{.dtype = "<f8", .shape = {1ull << 40, 1ull << 40}});
   EXPECT_EQ(huge.error().code(), ErrorCode::kInvalidArgument);
   auto too_big = client.create("x", ArraySpec{.dtype = "<f8", .shape = {1ull << 50}});
@@ -179,6 +200,52 @@ TEST_F(BasicTest, PopulateOptionMapsTheSameData) {
   EXPECT_TRUE(child.status.ok()) << child.status.describe();
   EXPECT_NE(child.out.find("held"), std::string::npos);
   ASSERT_TRUE(client.remove("pop"));
+}
+
+TEST_F(BasicTest, CreateWithPopulatePrefaultsTheCreatorsMapping) {
+  auto client = broker_->client();
+  constexpr std::uint64_t kBytes = 16 << 20;
+  auto lazy = client.create("pop/lazy", ArraySpec{.dtype = "|u1", .shape = {kBytes}});
+  auto eager =
+      client.create("pop/eager", ArraySpec{.dtype = "|u1", .shape = {kBytes}, .populate = true});
+  ASSERT_TRUE(lazy && eager);
+  EXPECT_GE(mapping_rss_kib(eager->bytes().data()), static_cast<long>(kBytes / 1024));
+  const long lazy_kib = mapping_rss_kib(lazy->bytes().data());
+  EXPECT_GE(lazy_kib, 0);
+  EXPECT_LT(lazy_kib, 1024);  // nothing touched: at most the header page
+  // The pre-faulted pages are the shared ones.
+  (*eager->as<std::uint8_t>())[kBytes - 1] = 7;
+  auto reader = client.open("pop/eager", Access::kReadOnly);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(std::to_integer<int>(reader->bytes()[kBytes - 1]), 7);
+  ASSERT_TRUE(client.remove("pop/lazy"));
+  ASSERT_TRUE(client.remove("pop/eager"));
+}
+
+TEST_F(BasicTest, InterruptCheckEndsAWaitingOpenAndKeepsTheConnection) {
+  int checks = 0;
+  int cancel_at = 3;
+  auto client = Client::connect({.socket_path = broker_->socket_path(),
+                                 .interrupt_check = [&]() -> Result<void> {
+                                   if (++checks == cancel_at) {
+                                     return fail(ErrorCode::kCancelled, "interrupted");
+                                   }
+                                   return {};
+                                 }});
+  ASSERT_TRUE(client);
+  // An ephemeral array dies with its connection: it shows that the connection is kept.
+  ASSERT_TRUE(client->create("kept", ArraySpec{.shape = {1}, .ephemeral = true}));
+  const auto start = std::chrono::steady_clock::now();
+  auto opened = client->open("never", Access::kReadOnly, {.wait = 60s});
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code(), ErrorCode::kCancelled);
+  EXPECT_EQ(checks, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);  // not the 60 s wait
+  cancel_at = -1;
+  auto infos = client->list();  // the same connection answers (the late reply is dropped)
+  ASSERT_TRUE(infos) << infos.error().message();
+  ASSERT_EQ(infos->size(), 1u);
+  EXPECT_EQ(infos->front().name, "kept");
 }
 
 TEST_F(BasicTest, OpenWaitsForAnArrayCreatedLater) {

@@ -236,7 +236,7 @@ TEST(BrokerGc, RemovesCorruptAndStaleSegmentsOnlyWhenAskedAndNeverWhileABrokerSe
 std::set<std::string> recorded_ids(const std::string& catalogue) {
   std::set<std::string> ids;
   std::ifstream in(catalogue, std::ios::binary);
-  std::vector<char> slot(1024);  // Catalogue::kSlotBytes
+  std::vector<char> slot(2048);  // Catalogue::kSlotBytes
   while (in.read(slot.data(), static_cast<std::streamsize>(slot.size()))) {
     SegmentHeader header;
     std::memcpy(&header, slot.data(), sizeof header);
@@ -829,6 +829,40 @@ TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
     }
     EXPECT_TRUE(dropped) << "still connected after sending " << sent << " bytes of requests";
     EXPECT_TRUE(good.stat("arr0"));
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(good.remove("arr" + std::to_string(i)));
+  }
+  stop_cleanly(broker);
+}
+
+// The broker-wide cap: the per-connection limit stays at its default (64 MiB, never reached
+// here), so a greedy connection can only be dropped because all replies together passed
+// --max-pending-reply-bytes-total.
+TEST(HostilePeers, RepliesPiledUpPastTheBrokerWideCapDropTheConnectionThatPassedIt) {
+  BrokerProcess broker({"--max-pending-reply-bytes-total", "256K"});
+  {
+    auto good = broker.client();
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(good.create("arr" + std::to_string(i), ArraySpec{.shape = {4}}));
+    }
+    UniqueFd greedy = hello_connection(broker.socket_path());
+    ASSERT_TRUE(greedy);
+    const auto list = wire::encode_message(wire::ListRequest{}, 2);
+    bool dropped = false;
+    std::size_t sent = 0;
+    const auto deadline = Clock::now() + 30s;
+    while (!dropped && Clock::now() < deadline) {
+      auto n = wire::send_some(greedy.get(), list, -1);
+      if (!n) {
+        dropped = true;  // EPIPE / ECONNRESET: the broker closed it
+      } else if (*n == 0) {
+        (void)wire::wait_writable(greedy.get(), wire::Clock::now() + 100ms);
+      } else {
+        sent += *n;
+      }
+    }
+    EXPECT_TRUE(dropped) << "still connected after sending " << sent
+                         << " bytes of requests whose replies it never read";
+    EXPECT_TRUE(good.stat("arr0")) << "the well-behaved client is still served";
     for (int i = 0; i < 20; ++i) ASSERT_TRUE(good.remove("arr" + std::to_string(i)));
   }
   stop_cleanly(broker);

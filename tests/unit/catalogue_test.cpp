@@ -233,5 +233,57 @@ TEST_F(CatalogueTest, EncodedHeaderIsDeterministicAndMatchesTheSegmentHeader) {
   EXPECT_EQ(std::memcmp(segment.data(), &*a, sizeof *a), 0);
 }
 
+// A catalogue written by a broker before layout 3 (1 KiB slots of layout 2 headers, one free
+// slot between two records) is upgraded on open: every record readable, the file rewritten in
+// 2 KiB slots (no upgrade file left behind), and a reopen reads the same.
+TEST_F(CatalogueTest, LegacyCatalogueOfOneKibSlotsIsUpgradedOnOpen) {
+  {
+    std::vector<char> file(3 * Catalogue::kLegacySlotBytes, 0);
+    const auto a = test::legacy_header(sample(kId1, "old/a"), 2);
+    const auto b = test::legacy_header(sample(kId2, "old/b"), 1);
+    std::memcpy(file.data(), &a, sizeof a);
+    std::memcpy(file.data() + 2 * Catalogue::kLegacySlotBytes, &b, sizeof b);
+    std::ofstream(path_, std::ios::binary).write(file.data(), static_cast<std::streamsize>(file.size()));
+    ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "upgrading open" : "reopen");
+    auto catalogue = Catalogue::open(path_);
+    ASSERT_TRUE(catalogue) << catalogue.error().message();
+    EXPECT_THAT(catalogue->damaged(), IsEmpty());
+    EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1, kId2));
+    auto a = catalogue->get(kId1);
+    ASSERT_TRUE(a) << a.error().message();
+    EXPECT_EQ(a->name, "old/a");
+    EXPECT_EQ(a->dtype, "<f8");
+    EXPECT_EQ(catalogue->get(kId2)->name, "old/b");
+    EXPECT_EQ(fs::file_size(path_) % Catalogue::kSlotBytes, 0u);
+    EXPECT_FALSE(fs::exists(path_ + ".upgrading"));
+  }
+  struct stat st{};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// A record of a structured dtype (longer than a layout 2 header could hold) round-trips.
+TEST_F(CatalogueTest, StructuredDtypeRecordRoundTrips) {
+  ArrayInfo info = sample(kId1, "pts");
+  info.dtype = "{'x':<f4@0,'y':<f4@4,'z':<f4@8,'i':<u2@12}16";
+  info.itemsize = 16;
+  info.shape = {3};
+  info.strides = {16};
+  info.nbytes = 48;
+  {
+    auto catalogue = Catalogue::open(path_);
+    ASSERT_TRUE(catalogue);
+    ASSERT_TRUE(catalogue->put(info));
+  }
+  auto catalogue = Catalogue::open(path_);
+  ASSERT_TRUE(catalogue);
+  auto back = catalogue->get(kId1);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->dtype, info.dtype);
+}
+
 }  // namespace
 }  // namespace shmarray::server

@@ -136,7 +136,7 @@ TEST(ComputeLayout, NbytesEqualToMaxBytesIsAccepted) {
 }
 
 TEST(ComputeLayout, BadDtypeFailsWithInvalidArgument) {
-  auto layout = compute_layout(spec_of(">f8", {2}), kNoLimit);
+  auto layout = compute_layout(spec_of("O", {2}), kNoLimit);
   ASSERT_FALSE(layout.has_value());
   EXPECT_EQ(layout.error().code(), ErrorCode::kInvalidArgument);
 }

@@ -7,6 +7,8 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <algorithm>
+#include <string>
 #include <limits>
 #include <memory>
 #include <set>
@@ -138,21 +140,48 @@ TEST_F(SegmentHeaderTest, ChecksumFieldItselfCorruptIsRejected) {
 TEST_F(SegmentHeaderTest, OtherLayoutVersionIsRejectedNamingIt) {
   header()->layout_version = kLayoutVersion + 1;
   reseal(header());
-  expect_corrupt("layout version 3");
+  expect_corrupt("layout version 4");
 }
 
-// Version 1 segments (glibc robust mutex in the live fields) are adoptable by a broker, which
-// rewrites their header, but a client must not use the new lock on a segment whose other users
-// may still run the old protocol.
-TEST_F(SegmentHeaderTest, LayoutVersionOneDecodesForTheBrokerButNotForAClient) {
-  header()->layout_version = 1;
-  reseal(header());
-  SegmentHeader copy;
-  std::memcpy(&copy, header(), sizeof copy);
-  auto adopted = decode_segment_header(copy, kSegmentBytes);
-  ASSERT_TRUE(adopted.has_value()) << adopted.error().to_string();
-  EXPECT_EQ(adopted->name, sample_info().name);
-  expect_corrupt("layout version 1, expected 2");
+// Version 1 and 2 segments (8-byte dtype; version 1 also a glibc robust mutex in the live fields)
+// are adoptable by a broker, which rewrites their header, but a client must not use a segment
+// whose header its code does not write.
+TEST_F(SegmentHeaderTest, LayoutVersionsOneAndTwoDecodeForTheBrokerButNotForAClient) {
+  for (std::uint32_t version : {1u, 2u}) {
+    SCOPED_TRACE(version);
+    const LegacySegmentHeader old = test::legacy_header(sample_info(), version);
+    std::memcpy(buffer_->bytes.data(), &old, sizeof old);
+    auto adopted = decode_segment_header_bytes(buffer_->bytes, kSegmentBytes);
+    ASSERT_TRUE(adopted.has_value()) << adopted.error().to_string();
+    EXPECT_EQ(adopted->name, sample_info().name);
+    EXPECT_EQ(adopted->dtype, sample_info().dtype);
+    EXPECT_EQ(adopted->shape, sample_info().shape);
+    expect_corrupt("layout version " + std::to_string(version) + ", expected 3");
+  }
+}
+
+TEST(SegmentHeader, StructuredDtypeOfTheLongestTextRoundTrips) {
+  auto buffer = std::make_unique<SegmentBuffer>();
+  ArrayInfo info = sample_info();
+  std::string text = "{";
+  for (int i = 0; text.size() < kMaxDTypeTextBytes - 40; ++i) {
+    text += (i ? ",'f" : "'f") + std::to_string(i) + "':>f8@" + std::to_string(8 * i);
+  }
+  const std::size_t fields = static_cast<std::size_t>(std::count(text.begin(), text.end(), '@'));
+  text += "}" + std::to_string(8 * fields);
+  auto dtype = DType::parse(text);
+  ASSERT_TRUE(dtype.has_value()) << dtype.error().to_string();
+  info.dtype = dtype->str();
+  info.itemsize = dtype->itemsize();
+  info.shape = {2};
+  info.strides = {static_cast<std::int64_t>(info.itemsize)};
+  info.nbytes = 2 * info.itemsize;
+  info.segment_bytes = 8192;
+  ASSERT_TRUE(init_segment_header(buffer->bytes, info).has_value());
+  auto back = read_segment_header(buffer->bytes);
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(back->dtype, info.dtype);
+  EXPECT_EQ(back->itemsize, info.itemsize);
 }
 
 TEST_F(SegmentHeaderTest, ZeroNameLengthIsRejected) {
@@ -186,7 +215,7 @@ TEST_F(SegmentHeaderTest, UnterminatedDtypeIsRejected) {
 }
 
 TEST_F(SegmentHeaderTest, UnsupportedOrNonCanonicalDtypeIsRejected) {
-  for (const char* dtype : {">f8", "f8", "float64", "<f16"}) {
+  for (const char* dtype : {"f8", "float64", "<f12", "{'a':<f8@4}8", "{'a':<f8@0}8 "}) {
     SetUp();
     std::memset(header()->dtype, 0, sizeof header()->dtype);
     std::memcpy(header()->dtype, dtype, std::strlen(dtype));
@@ -281,7 +310,7 @@ TEST(SegmentHeader, InitRejectsInfoThatDoesNotFit) {
   many_dims.shape.assign(kMaxNdim + 1, 1);
   many_dims.strides.assign(kMaxNdim + 1, 8);
   ArrayInfo long_dtype = sample_info();
-  long_dtype.dtype = "complex128";
+  long_dtype.dtype = std::string(kMaxDTypeTextBytes + 1, 'x');
   for (const ArrayInfo& bad : {short_id, long_name, many_dims, long_dtype}) {
     auto ok = init_segment_header(buffer->bytes, bad);
     ASSERT_FALSE(ok.has_value());

@@ -9,12 +9,14 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "shmarray/error.hpp"
+#include "../support/legacy_header.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/types.hpp"
 #include "shmarray/unique_fd.hpp"

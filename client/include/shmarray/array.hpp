@@ -18,6 +18,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "shmarray/dtype.hpp"
 #include "shmarray/error.hpp"
@@ -74,6 +75,10 @@ class Array {
 
   // Typed view of all elements (in memory order). kInvalidArgument if T does not match the dtype
   // (e.g. as<float>() on "<f8"); kPermissionDenied for a non-const T on a read-only grant.
+  // T may be a number (dtype_of<T>: the typestr must be equal, byte order included) or a
+  // trivially copyable user struct viewing a structured (or void) dtype: sizeof(T) must equal
+  // the itemsize and, if struct_fields<T> declares fields (dtype.hpp), each must exist in the
+  // dtype at the same offset and size; the error names the first field that differs.
   template <class T>
   [[nodiscard]] Result<std::span<T>> as() const;
 
@@ -146,6 +151,8 @@ class Array {
   [[nodiscard]] std::uint64_t end_write_window_and_publish() const;
   [[nodiscard]] Result<void> check_writable(std::string_view what) const;
   [[nodiscard]] Result<void> check_element_type(std::string_view typestr, bool wants_write) const;
+  [[nodiscard]] Result<void> check_struct_type(std::size_t size, std::span<const FieldDecl> fields,
+                                               bool wants_write) const;
 
   std::shared_ptr<const detail::MappedSegment> segment_;
   ArrayInfo info_;
@@ -154,8 +161,19 @@ class Array {
 
 template <class T>
 Result<std::span<T>> Array::as() const {
-  if (auto ok = check_element_type(dtype_of<T>::value, !std::is_const_v<T>); !ok) {
-    return std::unexpected(ok.error());
+  using Element = std::remove_const_t<T>;
+  if constexpr (HasTypestr<Element>) {
+    if (auto ok = check_element_type(dtype_of<Element>::value, !std::is_const_v<T>); !ok) {
+      return std::unexpected(ok.error());
+    }
+  } else {
+    static_assert(std::is_trivially_copyable_v<Element>,
+                  "as<T>() views shared bytes: T must be trivially copyable");
+    std::span<const FieldDecl> fields;
+    if constexpr (HasStructFields<Element>) fields = struct_fields<Element>::value;
+    if (auto ok = check_struct_type(sizeof(Element), fields, !std::is_const_v<T>); !ok) {
+      return std::unexpected(ok.error());
+    }
   }
   const auto raw = bytes();
   // const_cast: writability was checked above; the mapping itself is PROT_WRITE in that case.

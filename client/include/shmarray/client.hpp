@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "shmarray/array.hpp"
 #include "shmarray/error.hpp"
+#include "shmarray/frame.hpp"
 #include "shmarray/stream.hpp"
 #include "shmarray/types.hpp"
 
@@ -48,6 +50,12 @@ struct ClientOptions {
   // on the socket path first: connect (and every reconnect) fails with kPermissionDenied naming
   // both uids.
   std::optional<uid_t> broker_uid = std::nullopt;
+  // Runs on the calling thread about every 50 ms while a call waits for the broker (its reply,
+  // an open's OpenOptions::wait). An error it returns (use kCancelled) ends that call at once
+  // with this error; the connection stays usable (a late reply is dropped, as after a timeout),
+  // and a create or remove already sent may still be applied. Unset: calls wait for their reply
+  // or their timeout. For bindings: the Python module checks for Ctrl-C here.
+  std::function<Result<void>()> interrupt_check = nullptr;
 };
 
 struct OpenOptions {
@@ -86,6 +94,12 @@ class Client {
   // caller may not have that access or the array is not owned by OpenOptions::owner.
   [[nodiscard]] Result<Array> open(std::string_view name, Access access,
                                    const OpenOptions& options = {});
+  // A frame (shmarray/frame.hpp): create makes a zero-filled table of spec.columns x spec.rows
+  // (errors as create, plus kInvalidArgument for a bad spec); open_frame maps one (errors as
+  // open, plus kInvalidArgument if `name` is an array, not a frame).
+  [[nodiscard]] Result<Frame> create_frame(std::string_view name, const FrameSpec& spec);
+  [[nodiscard]] Result<Frame> open_frame(std::string_view name, Access access,
+                                         const OpenOptions& options = {});
   // Removes the name at once; existing mappings stay valid until their Arrays are destroyed.
   [[nodiscard]] Result<void> remove(std::string_view name);
   // Arrays whose names start with `prefix` (all when empty), sorted by name.

@@ -4,6 +4,8 @@
 #include "shmarray/client.hpp"
 #include "shmarray/dtype.hpp"
 #include "shmarray/error.hpp"
+#include "shmarray/frame.hpp"
+#include "shmarray/frame_layout.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/types.hpp"
 #include "shmarray/watcher.hpp"

@@ -30,6 +30,7 @@ struct ArraySpec {
   Order order = Order::kC;
   std::uint32_t mode = 0600;  // permission bits for owner/group/others (read 4, write 2)
   bool ephemeral = false;     // removed when the creating connection closes
+  bool populate = false;      // pre-fault the creator's mapping (as OpenOptions::populate)
 };
 
 // What the broker knows about an array.

@@ -24,9 +24,12 @@ namespace shmarray {
 inline constexpr std::size_t kHeaderBytes = 4096;
 inline constexpr std::size_t kLiveFieldsOffset = 2048;
 // 2: the write lock is a plain owner word (sync/write_lock.hpp) instead of a glibc robust mutex.
-// Version 1 headers (same SegmentHeader) are still decoded by decode_segment_header, so a broker
-// can adopt arrays made before the change; clients map only kLayoutVersion segments.
-inline constexpr std::uint32_t kLayoutVersion = 2;
+// 3: the dtype field holds up to kMaxDTypeTextBytes of canonical dtype text (every NumPy dtype,
+//    structured ones included) instead of 8 bytes.
+// Version 1 and 2 headers (LegacySegmentHeader) are still decoded by decode_segment_header_bytes,
+// so a broker can adopt arrays made before the change (it rewrites their header page and record);
+// clients map only kLayoutVersion segments.
+inline constexpr std::uint32_t kLayoutVersion = 3;
 inline constexpr std::uint32_t kOldestAdoptableLayoutVersion = 1;
 inline constexpr char kSegmentMagic[8] = {'S', 'H', 'M', 'A', 'R', 'R', 'A', 'Y'};
 
@@ -77,7 +80,7 @@ struct SegmentHeader {
   std::uint32_t ephemeral;
   std::uint32_t ndim;
   std::uint32_t order;
-  char dtype[8];  // canonical typestr, NUL-padded
+  char dtype[kMaxDTypeTextBytes + 1];  // canonical dtype text (DType::str()), NUL-padded
   std::uint64_t shape[kMaxNdim];
   std::int64_t strides[kMaxNdim];
   std::uint32_t name_length;
@@ -89,6 +92,34 @@ struct SegmentHeader {
   std::uint32_t kind;
   std::uint64_t checksum;  // FNV-1a 64 of bytes [0, offsetof(checksum))
 };
+
+// Layout versions 1 and 2: as SegmentHeader with an 8-byte dtype (a typestr). Read, never written.
+struct LegacySegmentHeader {
+  char magic[8];
+  std::uint32_t layout_version;
+  std::uint32_t header_bytes;
+  std::uint8_t id[16];
+  std::uint64_t data_offset;
+  std::uint64_t nbytes;
+  std::uint64_t segment_bytes;
+  std::uint64_t itemsize;
+  std::int64_t created_unix_ns;
+  std::uint32_t owner_uid;
+  std::uint32_t owner_gid;
+  std::uint32_t mode;
+  std::uint32_t ephemeral;
+  std::uint32_t ndim;
+  std::uint32_t order;
+  char dtype[8];
+  std::uint64_t shape[kMaxNdim];
+  std::int64_t strides[kMaxNdim];
+  std::uint32_t name_length;
+  char name[kMaxNameLength + 1];
+  std::uint32_t reserved1;
+  std::uint64_t checksum;
+};
+static_assert(sizeof(LegacySegmentHeader) == 888);
+static_assert(offsetof(SegmentHeader, dtype) == offsetof(LegacySegmentHeader, dtype));
 
 static_assert(std::is_standard_layout_v<SegmentHeader>);
 static_assert(offsetof(SegmentHeader, checksum) ==
@@ -126,11 +157,19 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex words are 32-bit")
 // set by a field zero. kInternal if `info` does not fit the header.
 [[nodiscard]] Result<SegmentHeader> encode_segment_header(const ArrayInfo& info);
 
-// Validates and decodes a header copy (magic, layout version kOldestAdoptableLayoutVersion to
-// kLayoutVersion, checksum, dtype, name, shape and sizes consistent, segment_bytes <=
-// available_bytes). kProtocolError describing the first problem. version and open_handles are 0.
+// Validates and decodes a header copy (magic, layout version kLayoutVersion, checksum, dtype,
+// name, shape and sizes consistent, segment_bytes <= available_bytes). kProtocolError describing
+// the first problem. version and open_handles are 0.
 [[nodiscard]] Result<ArrayInfo> decode_segment_header(const SegmentHeader& header,
                                                       std::uint64_t available_bytes);
+
+// As decode_segment_header for the header at the start of `bytes` in any layout from
+// kOldestAdoptableLayoutVersion to kLayoutVersion (how the broker reads what it may adopt).
+// kProtocolError if `bytes` is shorter than that layout's header.
+[[nodiscard]] Result<ArrayInfo> decode_segment_header_bytes(std::span<const std::byte> bytes,
+                                                            std::uint64_t available_bytes);
+// The layout version field of the header at the start of `bytes` (0 if too short to hold one).
+[[nodiscard]] std::uint32_t layout_version_of(std::span<const std::byte> bytes) noexcept;
 
 // Writes a complete header for `info` (id as 32 hex digits) into `segment`, which must be at least
 // kHeaderBytes long and zero-filled, and initialises the live fields (all zero: version 0, lock
