@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 #include <limits>
 
 namespace shmarray {
@@ -167,24 +168,27 @@ Result<ArrayInfo> decode_any(const H& h, std::uint64_t checksum, std::uint64_t a
   info.mode = h.mode;
   info.created_unix_ns = h.created_unix_ns;
   info.ephemeral = h.ephemeral != 0;
-  if (h.kind > kSegmentKindStream) return corrupt("unknown kind " + std::to_string(h.kind));
-  if (h.kind == kSegmentKindStream) {
-    const std::uint64_t* p = h.shape + kStreamParamsAt;
-    if (h.ndim != 1 || info.dtype != "|u1" || p[0] > kMaxStreamSlots || p[2] > UINT32_MAX ||
-        p[3] > kMaxStreamSubscribers || p[4] > 1) {
-      return corrupt("stream parameters out of range");
+  // Streams came with layout 3: older headers (LegacySegmentHeader) describe arrays only.
+  if constexpr (std::is_same_v<H, SegmentHeader>) {
+    if (h.kind > kSegmentKindStream) return corrupt("unknown kind " + std::to_string(h.kind));
+    if (h.kind == kSegmentKindStream) {
+      const std::uint64_t* p = h.shape + kStreamParamsAt;
+      if (h.ndim != 1 || info.dtype != "|u1" || p[0] > kMaxStreamSlots || p[2] > UINT32_MAX ||
+          p[3] > kMaxStreamSubscribers || p[4] > 1) {
+        return corrupt("stream parameters out of range");
+      }
+      StreamSpec spec;
+      spec.slots = static_cast<std::uint32_t>(p[0]);
+      spec.slot_bytes = p[1];
+      spec.history = static_cast<std::uint32_t>(p[2]);
+      spec.max_subscribers = static_cast<std::uint32_t>(p[3]);
+      spec.overflow = static_cast<Overflow>(p[4]);
+      auto geometry = stream::stream_geometry(spec);
+      if (!geometry || geometry->segment_bytes != h.segment_bytes) {
+        return corrupt("stream parameters disagree with the segment size");
+      }
+      stream::describe_stream_segment(info, *geometry);
     }
-    StreamSpec spec;
-    spec.slots = static_cast<std::uint32_t>(p[0]);
-    spec.slot_bytes = p[1];
-    spec.history = static_cast<std::uint32_t>(p[2]);
-    spec.max_subscribers = static_cast<std::uint32_t>(p[3]);
-    spec.overflow = static_cast<Overflow>(p[4]);
-    auto geometry = stream::stream_geometry(spec);
-    if (!geometry || geometry->segment_bytes != h.segment_bytes) {
-      return corrupt("stream parameters disagree with the segment size");
-    }
-    stream::describe_stream_segment(info, *geometry);
   }
   return info;
 }
