@@ -159,6 +159,11 @@ Result<std::shared_ptr<SubscriberCore>> subscribe(std::shared_ptr<BrokerChannel>
                                 std::move(reply->second), options);
 }
 
+const MessageInfo& empty_message_info() noexcept {
+  static const MessageInfo empty;
+  return empty;
+}
+
 // --- the public classes' thin methods ---------------------------------------------------------
 
 }  // namespace shmarray::detail
@@ -213,9 +218,9 @@ Loan::~Loan() {
   if (auto core = std::move(core_)) core->abandon(*this);
 }
 Result<void> Loan::check_type(std::string_view typestr) const {
-  if (typestr != info_.dtype) {
+  if (typestr != info().dtype) {
     return fail(ErrorCode::kInvalidArgument,
-                "the loan holds " + info_.dtype + " elements, not " + std::string(typestr));
+                "the loan holds " + info().dtype + " elements, not " + std::string(typestr));
   }
   return {};
 }
@@ -242,9 +247,9 @@ void Sample::release() noexcept {
   bytes_ = {};
 }
 Result<void> Sample::check_type(std::string_view typestr) const {
-  if (typestr != info_.dtype) {
+  if (typestr != info().dtype) {
     return fail(ErrorCode::kInvalidArgument,
-                "the sample holds " + info_.dtype + " elements, not " + std::string(typestr));
+                "the sample holds " + info().dtype + " elements, not " + std::string(typestr));
   }
   return {};
 }

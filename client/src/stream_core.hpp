@@ -3,6 +3,7 @@
 // PublisherCore owns the read-write mapping of a stream and read-only mappings of its
 // subscribers' state pages; SubscriberCore owns a read-only mapping of the stream and the
 // read-write mapping of its own state page. Loans and Samples hold shared_ptrs to them.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -91,6 +92,8 @@ class PublisherCore : public std::enable_shared_from_this<PublisherCore> {
   bool loan_open_ = false;
   std::vector<std::uint64_t> slot_seq_;  // kDropOldest: the message each slot holds (0: none)
   std::uint64_t next_victim_ = 0;        // kDropOldest: where the search for a slot starts
+  std::shared_ptr<const MessageInfo> last_layout_;  // of the last loan (see loan())
+  std::string last_dtype_;                           // as the caller spelled it
   std::vector<Member> members_;
   std::uint32_t members_seen_ = 0;
   bool members_known_ = false;
@@ -132,6 +135,13 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::uint64_t cursor_ = 1;  // private copy: never read back from shared memory
   std::uint64_t missed_ = 0;
   std::uint32_t max_held_ = 0;
+  // The last message's validated layout and the descriptor words it came from: a message with
+  // the same words reuses it (no parsing, no allocation per take).
+  std::shared_ptr<const MessageInfo> last_layout_;
+  std::array<char, stream::kMaxDtypeBytes> last_dtype_{};
+  std::uint32_t last_ndim_ = 0;
+  std::uint32_t last_order_ = 0;
+  std::array<std::uint64_t, kMaxNdim> last_shape_{};
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
   std::chrono::nanoseconds spin_{};

@@ -238,8 +238,15 @@ Result<Loan> PublisherCore::loan(std::string_view dtype, std::span<const std::ui
     return fail(ErrorCode::kFailedPrecondition,
                 "stream '" + info_.name + "': a loan is already open; publish or destroy it first");
   }
-  auto layout = message_layout(dtype, shape, order, view_.geometry.spec.slot_bytes, info_.name);
-  if (!layout) return std::unexpected(layout.error());
+  // Most streams carry one shape: the layout of the last loan is reused when it matches.
+  if (!last_layout_ || last_layout_->order != order || last_dtype_ != dtype ||
+      !std::equal(shape.begin(), shape.end(), last_layout_->shape.begin(),
+                  last_layout_->shape.end())) {
+    auto layout = message_layout(dtype, shape, order, view_.geometry.spec.slot_bytes, info_.name);
+    if (!layout) return std::unexpected(layout.error());
+    last_layout_ = std::make_shared<const MessageInfo>(std::move(*layout));
+    last_dtype_ = std::string(dtype);
+  }
   const auto deadline = timeout >= std::chrono::hours(24 * 365)
                             ? Clock::time_point::max()
                             : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
@@ -263,8 +270,8 @@ Result<Loan> PublisherCore::loan(std::string_view dtype, std::span<const std::ui
   loan.core_ = shared_from_this();
   loan.slot_ = slot;
   loan.seq_ = seq;
-  loan.bytes_ = {view_.slot(slot), layout->nbytes};
-  loan.info_ = std::move(*layout);
+  loan.bytes_ = {view_.slot(slot), last_layout_->nbytes};
+  loan.info_ = last_layout_;
   return loan;
 }
 
@@ -275,13 +282,14 @@ Result<std::uint64_t> PublisherCore::publish(Loan& loan) {
   const std::uint64_t seq = loan.seq_;
   const std::uint64_t slot = loan.slot_;
   auto& d = view_.descriptors[slot];
-  d.nbytes = loan.info_.nbytes;
+  const MessageInfo& info = *loan.info_;
+  d.nbytes = info.nbytes;
   d.published_unix_ns = unix_ns();
-  d.ndim = static_cast<std::uint32_t>(loan.info_.shape.size());
-  d.order = static_cast<std::uint32_t>(loan.info_.order);
+  d.ndim = static_cast<std::uint32_t>(info.shape.size());
+  d.order = static_cast<std::uint32_t>(info.order);
   std::memset(d.dtype, 0, sizeof d.dtype);
-  std::memcpy(d.dtype, loan.info_.dtype.data(), loan.info_.dtype.size());
-  std::copy(loan.info_.shape.begin(), loan.info_.shape.end(), d.shape);
+  std::memcpy(d.dtype, info.dtype.data(), info.dtype.size());
+  std::copy(info.shape.begin(), info.shape.end(), d.shape);
   // Payload and descriptor, then the descriptor's seq, the table entry, and head last: a
   // subscriber that sees head >= seq (acquire) sees everything written before it.
   d.seq.store(seq, std::memory_order_release);

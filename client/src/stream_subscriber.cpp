@@ -177,29 +177,44 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
     }
     // A private copy of the descriptor, validated: the slot stays ours while the hazard is set,
     // but the publisher's words are not trusted.
-    MessageInfo info;
-    char dtype[stream::kMaxDtypeBytes];
-    std::memcpy(dtype, d.dtype, sizeof dtype);
-    dtype[sizeof dtype - 1] = '\0';
+    std::array<char, stream::kMaxDtypeBytes> dtype;
+    std::memcpy(dtype.data(), d.dtype, dtype.size());
+    dtype.back() = '\0';
     const std::uint32_t ndim = d.ndim;
     const std::uint32_t order = d.order;
     const std::int64_t published = d.published_unix_ns;
-    std::vector<std::uint64_t> shape;
-    if (ndim <= kMaxNdim) shape.assign(d.shape, d.shape + ndim);
     const std::uint64_t nbytes = d.nbytes;
-    Result<MessageInfo> layout =
-        ndim > kMaxNdim || order > 1
-            ? fail(ErrorCode::kDataLoss, "bad ndim or order")
-            : message_layout(dtype, shape, static_cast<Order>(order),
-                             view_.geometry.spec.slot_bytes, info_.name);
-    if (!layout || layout->nbytes != nbytes || d.seq.load(std::memory_order_acquire) != c) {
+    std::array<std::uint64_t, kMaxNdim> shape{};
+    if (ndim <= kMaxNdim) std::memcpy(shape.data(), d.shape, ndim * sizeof(std::uint64_t));
+    const bool same = last_layout_ && ndim == last_ndim_ && order == last_order_ &&
+                      dtype == last_dtype_ && shape == last_shape_;
+    if (!same) {
+      Result<MessageInfo> layout =
+          ndim > kMaxNdim || order > 1
+              ? fail(ErrorCode::kDataLoss, "bad ndim or order")
+              : message_layout(dtype.data(), {shape.data(), ndim}, static_cast<Order>(order),
+                               view_.geometry.spec.slot_bytes, info_.name);
+      if (!layout) {
+        hold.seq.store(0, std::memory_order_release);
+        advance();
+        return fail(ErrorCode::kDataLoss, "stream '" + info_.name + "': message " +
+                                              std::to_string(c) + " has an invalid descriptor (" +
+                                              layout.error().message() + "); it was skipped");
+      }
+      last_layout_ = std::make_shared<const MessageInfo>(std::move(*layout));
+      last_dtype_ = dtype;
+      last_ndim_ = ndim;
+      last_order_ = order;
+      last_shape_ = shape;
+    }
+    if (last_layout_->nbytes != nbytes || d.seq.load(std::memory_order_acquire) != c) {
       hold.seq.store(0, std::memory_order_release);
       advance();
-      return fail(ErrorCode::kDataLoss,
-                  "stream '" + info_.name + "': message " + std::to_string(c) +
-                      " has an invalid descriptor (" +
-                      (layout ? "size disagrees with its shape" : layout.error().message()) +
-                      "); it was skipped");
+      return fail(ErrorCode::kDataLoss, "stream '" + info_.name + "': message " +
+                                            std::to_string(c) +
+                                            " has an invalid descriptor (size disagrees with its "
+                                            "shape, or it was rewritten while held); it was "
+                                            "skipped");
     }
     advance();
     Sample sample;
@@ -208,7 +223,7 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
     sample.seq_ = c;
     sample.published_unix_ns_ = published;
     sample.bytes_ = {view_.slot(slot), nbytes};
-    sample.info_ = std::move(*layout);
+    sample.info_ = last_layout_;
     return sample;
   }
 }

@@ -34,6 +34,12 @@ class PublisherCore;
 class SubscriberCore;
 }  // namespace detail
 
+struct MessageInfo;
+namespace detail {
+// What info() of a moved-from Loan or Sample returns.
+[[nodiscard]] const MessageInfo& empty_message_info() noexcept;
+}  // namespace detail
+
 struct SubscribeOptions {
   // > 0: if the stream does not exist yet, wait up to this long for it to be created (as
   // OpenOptions::wait). kDeadlineExceeded when it does not appear in time.
@@ -67,7 +73,9 @@ class Loan {
   Loan& operator=(const Loan&) = delete;
   ~Loan();
 
-  [[nodiscard]] const MessageInfo& info() const noexcept { return info_; }
+  [[nodiscard]] const MessageInfo& info() const noexcept {
+    return info_ ? *info_ : detail::empty_message_info();
+  }
   [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_; }
   // Typed view; kInvalidArgument if T does not match the dtype.
   template <class T>
@@ -85,7 +93,8 @@ class Loan {
   std::shared_ptr<detail::PublisherCore> core_;
   std::uint64_t slot_ = 0;
   std::uint64_t seq_ = 0;
-  MessageInfo info_;
+  // Shared with the publisher's cache: messages of one shape allocate nothing per loan.
+  std::shared_ptr<const MessageInfo> info_;
   std::span<std::byte> bytes_;
 };
 
@@ -99,7 +108,9 @@ class Sample {
   Sample& operator=(const Sample&) = delete;
   ~Sample();
 
-  [[nodiscard]] const MessageInfo& info() const noexcept { return info_; }
+  [[nodiscard]] const MessageInfo& info() const noexcept {
+    return info_ ? *info_ : detail::empty_message_info();
+  }
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
   template <class T>
   [[nodiscard]] Result<std::span<const T>> as() const;
@@ -116,7 +127,8 @@ class Sample {
   std::uint32_t held_index_ = 0;
   std::uint64_t seq_ = 0;
   std::int64_t published_unix_ns_ = 0;
-  MessageInfo info_;
+  // Shared with the subscriber's cache: messages of one shape allocate nothing per take.
+  std::shared_ptr<const MessageInfo> info_;
   std::span<const std::byte> bytes_;
 };
 
