@@ -221,8 +221,12 @@ Result<std::uint64_t> PublisherCore::pick_slot() {
     // hazard and then re-reads the descriptor (both seq_cst): either it sees the invalidation
     // (and counts the message missed) or we see its hazard here (and leave the slot alone).
     view_.descriptors[slot].seq.store(0, std::memory_order_seq_cst);
+    if (held_by_anyone(slot)) {
+      // A subscriber took it between our two looks: the message stays, takeable by the others.
+      view_.descriptors[slot].seq.store(seq, std::memory_order_seq_cst);
+      continue;
+    }
     slot_seq_[slot] = 0;
-    if (held_by_anyone(slot)) continue;
     next_victim_ = (slot + 1) % n;
     return slot;
   }

@@ -207,7 +207,11 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
       last_order_ = order;
       last_shape_ = shape;
     }
-    if (last_layout_->nbytes != nbytes || d.seq.load(std::memory_order_acquire) != c) {
+    // The descriptor's seq may read 0 here: a publisher looking for a slot to reuse invalidates
+    // it, then sees our hazard and backs off (it never rewrites a slot held since before its
+    // invalidation), so only another non-zero seq means the slot was rewritten under us.
+    const std::uint64_t seq_now = d.seq.load(std::memory_order_acquire);
+    if (last_layout_->nbytes != nbytes || (seq_now != c && seq_now != 0)) {
       hold.seq.store(0, std::memory_order_release);
       advance();
       return fail(ErrorCode::kDataLoss, "stream '" + info_.name + "': message " +
