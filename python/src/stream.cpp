@@ -18,6 +18,28 @@ namespace {
 
 std::chrono::nanoseconds forever() { return std::chrono::hours(24 * 365 * 100); }
 
+// Runs attempt(slice) without the GIL in slices of at most 100 ms until it gives something other
+// than kDeadlineExceeded or `wait` has passed, running the signal handlers between slices: so
+// other threads run and Ctrl-C raises promptly while a take or a loan waits. GIL held on entry.
+template <class T, class Attempt>
+Result<T> in_slices(std::chrono::nanoseconds wait, Attempt&& attempt) {
+  const auto deadline = std::chrono::steady_clock::now() + std::min(wait, forever());
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        deadline - std::chrono::steady_clock::now());
+    const auto slice = std::clamp(left, std::chrono::nanoseconds(0),
+                                  std::chrono::nanoseconds(std::chrono::milliseconds(100)));
+    Result<T> result = [&] {
+      py::gil_scoped_release nogil;
+      return attempt(slice);
+    }();
+    if (result || result.error().code() != ErrorCode::kDeadlineExceeded || left <= slice) {
+      return result;
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
 Overflow overflow_of(const std::string& text) {
   if (text == "block") return Overflow::kBlock;
   if (text == "drop_oldest") return Overflow::kDropOldest;
@@ -62,10 +84,9 @@ class LoanContext {
 
   py::array enter() {
     if (handle_) throw py::value_error("this loan context was already entered");
-    Result<Loan> loan = [&] {
-      py::gil_scoped_release nogil;
-      return publisher_->loan(dtype_, shape_, timeout_, order_);
-    }();
+    Result<Loan> loan = in_slices<Loan>(timeout_, [&](std::chrono::nanoseconds slice) {
+      return publisher_->loan(dtype_, shape_, slice, order_);
+    });
     Loan taken = unwrap(std::move(loan));
     const MessageInfo info = taken.info();
     handle_ = py::cast(LoanHandle(publisher_, std::move(taken)), py::return_value_policy::move);
@@ -121,10 +142,12 @@ class PyPublisher {
     const std::string typestr = typestr_of(c.dtype());
     std::vector<std::uint64_t> shape(c.shape(), c.shape() + c.ndim());
     const auto wait = timeout_of(timeout).value_or(forever());
+    Result<Loan> loan = in_slices<Loan>(wait, [&](std::chrono::nanoseconds slice) {
+      return publisher_->loan(typestr, shape, slice);
+    });
     Result<std::uint64_t> seq = [&]() -> Result<std::uint64_t> {
-      py::gil_scoped_release nogil;
-      auto loan = publisher_->loan(typestr, shape, wait);
       if (!loan) return std::unexpected(loan.error());
+      py::gil_scoped_release nogil;
       std::memcpy(loan->bytes().data(), c.data(), loan->bytes().size());
       return publisher_->publish(std::move(*loan));
     }();
@@ -154,21 +177,8 @@ class PySubscriber {
   py::array take(std::optional<double> timeout) {
     const auto wait = timeout_of(timeout).value_or(forever());
     std::shared_ptr<Subscriber> sub = subscriber_;
-    // In 100 ms slices without the GIL, so other threads run and Ctrl-C raises promptly.
-    const auto deadline = std::chrono::steady_clock::now() + std::min(wait, forever());
-    Result<Sample> taken = fail(ErrorCode::kDeadlineExceeded, "");
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          deadline - std::chrono::steady_clock::now());
-      const auto slice = std::clamp(left, std::chrono::nanoseconds(0),
-                                    std::chrono::nanoseconds(std::chrono::milliseconds(100)));
-      taken = [&] {
-        py::gil_scoped_release nogil;
-        return sub->take(slice);
-      }();
-      if (taken || taken.error().code() != ErrorCode::kDeadlineExceeded || left <= slice) break;
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
+    Result<Sample> taken =
+        in_slices<Sample>(wait, [&](std::chrono::nanoseconds slice) { return sub->take(slice); });
     Sample sample = unwrap(std::move(taken));
     const MessageInfo info = sample.info();
     py::object handle = py::cast(SampleHandle(std::move(sample)), py::return_value_policy::move);

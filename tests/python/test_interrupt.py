@@ -185,3 +185,41 @@ def test_create_populate_prefaults_the_creators_mapping(client):
     del lazy, eager
     client.remove("pop/lazy")
     client.remove("pop/eager")
+
+
+STREAM_BLOCKER = r"""
+import sys, time
+import numpy as np
+import shmarray
+socket, name, call = sys.argv[1:4]
+c = shmarray.Client(socket, timeout=60)
+pub = c.create_stream(name, slots=4, slot_bytes=64, overflow="block", ephemeral=True)
+sub = c.subscribe(name, max_held=1)  # takes nothing: under "block" the ring fills up
+for _ in range(10):
+    try:
+        pub.send(np.zeros(4), timeout=0)
+    except shmarray.DeadlineExceeded:
+        break
+else:
+    sys.exit("the ring never filled")
+print("blocking", flush=True)
+t0 = time.monotonic()
+try:
+    if call == "loan":
+        with pub.loan((4,), "float64", timeout=60):
+            pass
+    elif call == "send":
+        pub.send(np.zeros(4), timeout=60)
+    elif call == "take":
+        other = c.subscribe(name, max_held=1)  # at the head: nothing new arrives
+        other.take(timeout=60)
+    print("returned", round(time.monotonic() - t0, 3), flush=True)
+except KeyboardInterrupt:
+    print("interrupted", round(time.monotonic() - t0, 3), flush=True)
+"""
+
+
+@pytest.mark.parametrize("call", ["loan", "send", "take"])
+def test_ctrl_c_interrupts_a_waiting_stream_call(broker, children, call):
+    child = children(STREAM_BLOCKER, broker.socket, "int/stream-" + call, call)
+    assert interrupt(child) < INTERRUPT_BOUND_S
