@@ -41,7 +41,9 @@ DTYPE_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.
 # The header target needs the segment layout (and the live fields it initialises) and the
 # broker's catalogue and recovery decision.
 HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
-  common/src/segment_layout.cpp common/src/unique_fd.cpp common/src/sync/*.cpp
+  common/src/segment_layout.cpp common/src/stream/stream_layout.cpp common/src/stream_types.cpp
+  common/src/unique_fd.cpp
+  common/src/sync/*.cpp
   server/src/catalogue.cpp server/src/segment_check.cpp)
 # libstdc++ 12 hides std::expected unless __cpp_concepts says C++20 concepts are complete; clang
 # 16 implements what <expected> needs but still reports the older value.

@@ -15,11 +15,12 @@ echo "==> configuring and building build-asan (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMARRAY_ASAN=ON \
   -DSHMARRAY_BUILD_PYTHON=OFF -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
 cmake --build build-asan -j"$(nproc)" --target shmarray_unit_tests shmarray_integration_tests \
-  shmarray_zero_copy_test shmarrayd shmarray_test_helper shmarray
+  shmarray_zero_copy_test shmarray_stream_tests shmarrayd shmarray_test_helper \
+  shmarray_stream_helper shmarray
 (cd build-asan && ctest --output-on-failure --timeout 300 -j2 -L 'unit|integration' \
   -E '^(install_and_find_package|debian_packages)$')
-# The frame/message decoders and the segment header decoders under libFuzzer + ASan/UBSan, 30 s
-# each; fails on any crash.
+# The frame/message decoders, the segment header decoders and the dtype decoder under libFuzzer +
+# ASan/UBSan, 30 s each; fails on any crash.
 fuzz/run_fuzz.sh 30 build/fuzz
 after=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 if [ "$after" -gt "$before" ]; then
