@@ -12,7 +12,8 @@ PACKAGES=(build-essential cmake ninja-build pkg-config libboost1.81-dev libspdlo
   clang-16 libclang-rt-16-dev  # fuzz/run_fuzz.sh: clang 14's libFuzzer cannot build std::expected
   systemd  # systemd-socket-activate and systemd-analyze, for the socket activation and unit tests
   help2man dpkg-dev file  # man pages from --help; cpack -G DEB (dpkg-shlibdeps, file)
-  python3-venv python3-pip python3-setuptools python3-wheel)  # pip install . (docs/python.md)
+  python3-venv python3-pip python3-setuptools python3-wheel  # pip install . (docs/python.md)
+  libucx-dev ucx-utils libsodium-dev iproute2)  # mirrors across hosts (docs/across-hosts.md)
 # PyTorch (tests/python/test_torch.py, examples/python/torch_step.py) is opt-in: 163 more
 # packages, about 2 minutes (1:48 measured on the 2-vCPU dev VM, download included); its tests
 # skip with the reason when it is missing.
