@@ -10,6 +10,8 @@
 #  - a user outside group shmarray is refused with a clear message;
 #  - arrays survive `systemctl restart` and a stop + socket-activated start; journald has the
 #    broker's lines;
+#  - a lingering user's own broker (`systemctl --user`, the user units) comes first for her, and
+#    her arrays outlive the session that made them;
 #  - `apt-get remove shmarrayd` stops the socket.
 # The machine is a systemd-nspawn container (systemd-container) booted from a debootstrap minbase
 # bookworm root (+ systemd, dbus, libpam-systemd). The root is made once and cached in
@@ -22,8 +24,8 @@
 # The container shares the host's network (apt) and kernel; it gets its own /dev/shm.
 #   systemd_install_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
-SRC=$1
-BUILD=$2
+SRC=$(realpath "$1")
+BUILD=$(realpath "$2")
 if [ "${SHMARRAY_SYSTEMD_INSTALL_TEST:-}" != 1 ]; then
   echo "skipped: set SHMARRAY_SYSTEMD_INSTALL_TEST=1 to install the packages into a Debian 12" \
     "container booted with systemd (root, systemd-nspawn, debootstrap and the Debian mirror)"
@@ -205,6 +207,27 @@ step "journalctl -u shmarrayd.service"
 ct journalctl -u shmarrayd.service --no-pager -o cat | sed 's/^/  /' | tail -n 12
 ct journalctl -u shmarrayd.service --no-pager -o cat | grep -q "create 'demo/frame'" ||
   fail "the journal lacks the create line"
+
+step "alice's own broker (systemctl --user, lingering): her socket comes first"
+ct loginctl enable-linger alice  # her user manager runs, and logind's RemoveIPC= spares her arrays
+alice_uid=$(ct id -u alice)
+for _ in $(seq 300); do  # 30 s for her user manager to listen
+  ct test -S "/run/user/$alice_uid/systemd/private" 2>/dev/null && break
+  sleep 0.1
+done
+as_user alice 'systemctl --user enable --now shmarrayd.socket' 2>&1 | sed 's/^/  /' ||
+  fail "systemctl --user enable --now shmarrayd.socket"
+as_user alice 'shmarray create mine/x --dtype "<f4" --shape 2' >/dev/null || fail "create in her broker"
+# a new session: the array outlived the one that made it (linger: no RemoveIPC at logout)
+out=$(as_user alice 'shmarray ls -1; echo "--"; shmarray --socket /run/shmarray/shmarray.sock ls -1') ||
+  fail "ls: $out"
+echo "$out" | sed 's/^/  /'
+[ "$out" = "$(printf 'mine/x\n--\ndemo/frame')" ] ||
+  fail "her own broker should serve mine/x and the system broker demo/frame"
+[ "$(as_user alice 'systemctl --user is-active shmarrayd.service')" = active ] ||
+  fail "her shmarrayd.service did not start on the first connection"
+as_user alice 'shmarray rm mine/x && systemctl --user disable --now shmarrayd.socket shmarrayd.service' \
+  >/dev/null 2>&1 || fail "rm mine/x, systemctl --user disable"
 
 step "apt-get remove shmarrayd"
 as_user alice 'shmarray rm demo/frame' >/dev/null || fail "rm demo/frame"
