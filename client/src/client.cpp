@@ -206,7 +206,7 @@ Client::~Client() = default;
 
 Result<Client> Client::connect(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
-  impl->socket_path = resolve_socket_path(options.socket_path);
+  impl->socket_path = resolve_client_socket_path(options.socket_path);
   impl->options = std::move(options);
   if (auto ok = impl->handshake(); !ok) return std::unexpected(ok.error());
   return Client(std::move(impl));
