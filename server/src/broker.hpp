@@ -112,7 +112,9 @@ class Broker {
   [[nodiscard]] Result<void> check_segment(ArrayRecord& record, int fd = -1);
   // Before retrying a create that found /dev/shm full: truncates back every grown segment.
   void sweep_grown_segments();
-  [[nodiscard]] ArrayInfo describe_live(ArrayRecord& record);
+  // The record's info with the live version (and stream fields) read from the segment, after
+  // checking its size; `checked_fd`: a descriptor of it whose size check_segment just passed.
+  [[nodiscard]] ArrayInfo describe_live(ArrayRecord& record, int checked_fd = -1);
 
   boost::asio::io_context& io_;
   Config config_;

@@ -111,6 +111,10 @@ void Session::on_readable() {
       if (closing_ || closed_) return;
     }
     if (was_idle && reader_.buffered() > 0) arm_read_deadline();
+    // A short read took all there was: no second recvmsg just to hear EAGAIN (one system call per
+    // request saved). Safe with edge-triggered epoll because Asio's async_wait re-arms the
+    // descriptor with EPOLL_CTL_MOD, which reports data already queued at once.
+    if (got->bytes < buffer.size()) break;
   }
   if (closed_ || !reading_) return;
   // Backpressure: a client that does not read its replies stops being read until they drain.
