@@ -12,6 +12,7 @@
 #include "log_text.hpp"
 #include "permissions.hpp"
 #include "segment_check.hpp"
+#include "shmarray/owner_mismatch.hpp"
 #include "shmarray/segment_layout.hpp"
 
 namespace shmarray::server {
@@ -148,11 +149,18 @@ void Broker::finish_create(Session& s, std::uint64_t id, ArrayInfo info, Result<
   wake_pending_opens(record.info.name);
 }
 
-void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access) {
+void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access,
+                   std::optional<std::uint32_t> owner) {
   if (record.info.kind == ObjectKind::kStream) {
     return s.send_error(request_id, Error(ErrorCode::kFailedPrecondition,
                                           "'" + record.info.name + "' is a stream, not an array: "
                                           "subscribe to it ('Client::subscribe')"));
+  }
+  // Before anything is granted or counted: a squatter's array is never opened, not even briefly.
+  if (owner && record.info.owner_uid != *owner) {
+    spdlog::info("open '{}' by pid {} refused: owned by uid {}, not by the required uid {}",
+                 log_text(record.info.name), s.peer().pid, record.info.owner_uid, *owner);
+    return s.send_error(request_id, owner_mismatch(record.info.name, record.info.owner_uid, *owner));
   }
   const bool allowed = may_open(s.peer(), record.info, access);
   if (!allowed) {
@@ -189,7 +197,7 @@ void Broker::on_open(Session& s, const wire::Frame& f) {
   if (!m) return;
   if (auto ok = validate_name(m->name); !ok) return s.send_error(f.header.request_id, ok.error());
   if (ArrayRecord* record = registry_.find(m->name)) {
-    return grant(s, f.header.request_id, *record, m->access);
+    return grant(s, f.header.request_id, *record, m->access, m->owner);
   }
   if (m->wait_ms == 0) {
     return s.send_error(f.header.request_id, Error(ErrorCode::kNotFound, not_found(m->name)));
@@ -202,7 +210,7 @@ void Broker::on_open(Session& s, const wire::Frame& f) {
   }
   pending_opens_.park(PendingOpens::Parked{
       m->name, s.id(), f.header.request_id, m->access, m->wait_ms,
-      PendingOpens::Clock::now() + std::chrono::milliseconds(m->wait_ms)});
+      PendingOpens::Clock::now() + std::chrono::milliseconds(m->wait_ms), m->owner});
   arm_parked_timer();
 }
 
@@ -240,7 +248,7 @@ void Broker::wake_pending_opens(const std::string& name) {
     // grant() may close a session, but closing is deferred: `record` and sessions_ stay valid.
     const auto it = sessions_.find(pending.session);
     if (it != sessions_.end() && !it->second->closed() && record != nullptr) {
-      grant(*it->second, pending.request_id, *record, pending.access);
+      grant(*it->second, pending.request_id, *record, pending.access, pending.owner);
     }
   }
   arm_parked_timer();

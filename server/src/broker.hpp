@@ -98,8 +98,10 @@ class Broker {
   void describe_stream(ArrayRecord& record, ArrayInfo& info);
 
   // Shared by array and stream requests (array_handlers.cpp).
-  // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor.
-  void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access);
+  // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor; refuses
+  // (kPermissionDenied) when `owner` is set and the array is owned by another uid.
+  void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access,
+             std::optional<std::uint32_t> owner = std::nullopt);
   void wake_pending_opens(const std::string& name);
   // One timer for all parked opens: armed for the earliest deadline.
   void arm_parked_timer();
