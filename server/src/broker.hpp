@@ -43,6 +43,10 @@ class Broker {
   void on_session_closed(Session& session);
   // Bytes of replies queued on all connections together; Session keeps it up to date.
   [[nodiscard]] std::size_t& queued_reply_bytes() noexcept { return queued_reply_bytes_; }
+  // All queues together passed --max-pending-reply-bytes-total: closes the connections holding
+  // the most until they are back under it (not the one whose reply crossed it: that may be a
+  // well-behaved client with a small queue).
+  void shed_queued_replies();
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return config_.socket_path; }
   [[nodiscard]] const std::string& segment_prefix() const noexcept { return segment_prefix_; }
