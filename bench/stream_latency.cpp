@@ -55,6 +55,7 @@ struct Options {
   std::string socket;
   std::string machine = "this machine";
   std::string csv;
+  std::string methods;  // only methods whose names contain one of these (comma-separated)
   int rounds_small = 2000;
   int rounds_large = 20;
 };
@@ -226,6 +227,18 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
   return res;
 }
 
+bool wanted(const std::string& methods, const std::string& name) {
+  if (methods.empty()) return true;
+  std::size_t start = 0;
+  while (start <= methods.size()) {
+    const std::size_t end = std::min(methods.find(',', start), methods.size());
+    const std::string part = methods.substr(start, end - start);
+    if (!part.empty() && name.find(part) != std::string::npos) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -241,6 +254,9 @@ int main(int argc, char** argv) {
   app.add_option("--rounds-large", o.rounds_large, "rounds from 64 MiB")->capture_default_str();
   app.add_option("--machine", o.machine, "label for the table and CSV");
   app.add_option("--csv", o.csv, "append raw results here");
+  app.add_option("--methods", o.methods,
+                 "only these methods (comma-separated parts of: stream, mapped array, socket copy, "
+                 "bare spin)");
   CLI11_PARSE(app, argc, argv);
   auto client = must(shmarray::Client::connect({.socket_path = o.socket}), "connect");
   Csv csv(o.csv, "machine,method,subscribers,mode,bytes,rounds,p50_us,p99_us,msgs_per_s,"
@@ -266,6 +282,7 @@ int main(int argc, char** argv) {
       for (const Case& c : cases) {
         // Spinning subscribers need a core each besides the publisher's: with fewer, the bare
         // spin measures the scheduler, not a handoff (and takes minutes). Not run then.
+        if (!wanted(o.methods, kind_name(c.kind))) continue;
         if (c.kind == Kind::kSpin && static_cast<unsigned>(c.subs) + 1 > cores()) {
           std::printf("%-6s %-9s %-14s %4d   (skipped: needs %d cores)\n", mode.c_str(),
                       human(bytes).c_str(), kind_name(c.kind), c.subs, c.subs + 1);
