@@ -163,6 +163,7 @@ Result<void> Broker::take_socket() {
 Result<void> Broker::start() {
   if (auto ok = take_socket(); !ok) return ok;
   recover();
+  if (auto ok = start_mirrors(); !ok) return ok;
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
   if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0) descriptor_limit_ = lim.rlim_cur;
   spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",
@@ -288,6 +289,7 @@ void Broker::stop(std::function<void()> on_stopped) {
   if (stopping_) return;
   stopping_ = true;
   on_stopped_ = std::move(on_stopped);
+  if (bridge_) bridge_->stop();
   spdlog::info("shutting down: {} connections, {} arrays", sessions_.size(), registry_.size());
   boost::system::error_code ignored;
   acceptor_.close(ignored);
@@ -337,6 +339,7 @@ void Broker::handle(Session& s, wire::Frame frame) {
     case MessageType::kStreamMembersRequest: return on_stream_members(s, frame);
     case MessageType::kSubscriberStateRequest: return on_subscriber_state(s, frame);
     case MessageType::kDetachRequest: return on_detach(s, frame);
+    case MessageType::kMirrorRequest: return on_mirror(s, frame);
     default:
       s.send_error(frame.header.request_id,
                    Error(ErrorCode::kProtocolError,
@@ -380,6 +383,7 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
     s.send_error(id, e);
   };
   if (auto ok = validate_name(m->name); !ok) return reject(ok.error());
+  if (auto refused = mirror_create_refusal(s, m->name)) return reject(*refused);
   if ((m->spec.mode & ~0777u) != 0) {
     return reject(Error(ErrorCode::kInvalidArgument, "mode must be within 0777"));
   }
@@ -495,7 +499,11 @@ void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Ac
                                           "'" + record.info.name + "' is a stream, not an array: "
                                           "subscribe to it ('Client::subscribe')"));
   }
-  const bool allowed = may_open(s.peer(), record.info, access);
+  if (auto refused = mirror_refusal(s, record.info, access)) {
+    return s.send_error(request_id, *refused);
+  }
+  const bool allowed =
+      may_open(s.peer(), record.info, access) || bridge_may_open(s, record.info, access);
   if (!allowed) {
     return s.send_error(request_id,
                         Error(ErrorCode::kPermissionDenied,
@@ -660,6 +668,7 @@ ArrayInfo Broker::describe_live(ArrayRecord& record) {
     ArrayInfo info = Registry::describe(record);
     if (intact) info.version = record.segment.read_version(fd->get());
     if (intact && info.kind == ObjectKind::kStream) describe_stream(record, info);
+    describe_mirror(info);
     return info;
   }
   return Registry::describe(record);
@@ -675,7 +684,9 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
   };
   if (m->limit == 0) {  // a client from before paging: everything at once, as it expects
     for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
-      if (may_read(s.peer(), record->info)) reply.arrays.push_back(describe(record));
+      if (may_read(s.peer(), record->info) || bridge_may_open(s, record->info, Access::kReadOnly)) {
+        reply.arrays.push_back(describe(record));
+      }
     }
     return s.send(wire::encode_message(reply, f.header.request_id));
   }
@@ -689,7 +700,9 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
       reply.next_after = reply.arrays.back().name;
       break;
     }
-    if (may_read(s.peer(), record->info)) reply.arrays.push_back(describe(record));
+    if (may_read(s.peer(), record->info) || bridge_may_open(s, record->info, Access::kReadOnly)) {
+      reply.arrays.push_back(describe(record));
+    }
   }
   if (reply.next_after.empty() && page.more) reply.next_after = page.records.back()->info.name;
   s.send(wire::encode_message(reply, f.header.request_id));
@@ -773,7 +786,10 @@ void Broker::notify_watchers(wire::EventKind kind, const ArrayRecord& record) {
     if (record.info.name.compare(0, session->watch_prefix.size(), session->watch_prefix) != 0) {
       continue;
     }
-    if (!may_read(session->peer(), record.info)) continue;
+    if (!may_read(session->peer(), record.info) &&
+        !bridge_may_open(*session, record.info, Access::kReadOnly)) {
+      continue;
+    }
     session->send(wire::encode_message(
         wire::Event{kind, record.info.name, Registry::describe(record)}, 0));
   }
