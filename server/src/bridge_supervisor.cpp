@@ -25,30 +25,37 @@ std::string default_bridge_program() {
 }
 
 BridgeSupervisor::BridgeSupervisor(boost::asio::io_context& io, std::string program)
-    : io_(io), program_(std::move(program)), pidfd_(io), restart_timer_(io) {}
+    : io_(io), program_(std::move(program)), pidfd_(io), restart_timer_(io), kill_timer_(io) {}
 
-BridgeSupervisor::~BridgeSupervisor() { stop(); }
+BridgeSupervisor::~BridgeSupervisor() {
+  stopped_ = true;
+  kill_and_reap();
+}
 
 void BridgeSupervisor::run(std::vector<std::string> args) {
   if (stopped_) return;
   if (args.empty()) {  // nothing to serve or mirror any more
-    restart_timer_.cancel();
-    kill_and_reap();
     args_.clear();
+    restart_timer_.cancel();
+    terminate();
     return;
   }
-  if (pid_ > 0 && args == args_) return;
+  if (args == args_ && (pid_ > 0 || restart_pending_)) return;
   args_ = std::move(args);
-  if (pid_ > 0) {
-    spdlog::info("bridge: restarting pid {} with the new mirror configuration", pid_);
-    kill_and_reap();
-  }
   backoff_ = std::chrono::milliseconds(200);
+  if (pid_ > 0) {
+    // Asynchronous: the old bridge may be waiting for this broker's answer right now.
+    spdlog::info("bridge: restarting pid {} with the new configuration", pid_);
+    restart_pending_ = true;
+    terminate();
+    return;
+  }
   spawn();
 }
 
 void BridgeSupervisor::spawn() {
   restart_timer_.cancel();
+  restart_pending_ = false;
   // argv is built before fork: the child only makes async-signal-safe calls before exec.
   std::vector<std::string> all{program_};
   all.insert(all.end(), args_.begin(), args_.end());
@@ -90,7 +97,7 @@ void BridgeSupervisor::watch() {
   pidfd_.assign(fd, ec);
   pidfd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                     [this, watched = pid_](boost::system::error_code e) {
-                      if (e || stopped_ || watched != pid_) return;
+                      if (e || watched != pid_) return;
                       reap_and_restart();
                     });
 }
@@ -99,7 +106,9 @@ void BridgeSupervisor::reap_and_restart() {
   if (pid_ > 0) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      if (WIFSIGNALED(status)) {
+      if (terminating_) {
+        spdlog::info("bridge: pid {} stopped", pid_);
+      } else if (WIFSIGNALED(status)) {
         spdlog::warn("bridge: pid {} was killed by signal {}", pid_, WTERMSIG(status));
       } else {
         spdlog::warn("bridge: pid {} exited with status {}", pid_, WEXITSTATUS(status));
@@ -107,9 +116,12 @@ void BridgeSupervisor::reap_and_restart() {
     }
     pid_ = -1;
   }
+  terminating_ = false;
+  kill_timer_.cancel();
   boost::system::error_code ec;
   pidfd_.close(ec);
-  if (stopped_) return;
+  if (stopped_ || args_.empty()) return;
+  if (restart_pending_) return spawn();
   if (std::chrono::steady_clock::now() - started_ > std::chrono::seconds(30)) {
     backoff_ = std::chrono::milliseconds(200);
   }
@@ -121,11 +133,23 @@ void BridgeSupervisor::reap_and_restart() {
   });
 }
 
+void BridgeSupervisor::terminate() {
+  if (pid_ <= 0 || terminating_) return;
+  terminating_ = true;
+  ::kill(pid_, SIGTERM);
+  kill_timer_.expires_after(std::chrono::seconds(2));
+  kill_timer_.async_wait([this, victim = pid_](boost::system::error_code e) {
+    if (e || victim != pid_) return;
+    spdlog::warn("bridge: pid {} did not stop within 2 s of SIGTERM: SIGKILL", victim);
+    ::kill(victim, SIGKILL);
+  });
+}
+
 void BridgeSupervisor::kill_and_reap() {
   if (pid_ <= 0) return;
   boost::system::error_code ec;
-  pidfd_.cancel(ec);
   pidfd_.close(ec);
+  kill_timer_.cancel();
   ::kill(pid_, SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   int status = 0;
@@ -145,7 +169,7 @@ void BridgeSupervisor::stop() {
   if (stopped_) return;
   stopped_ = true;
   restart_timer_.cancel();
-  kill_and_reap();
+  terminate();  // reaped by the pidfd handler, or at the latest by the destructor
 }
 
 }  // namespace shmarray::server

@@ -25,7 +25,8 @@ class BridgeSupervisor {
   // Runs the bridge with `args` (restarting it if it runs with other arguments); empty `args`:
   // stops it until the next run().
   void run(std::vector<std::string> args);
-  // Stops it (SIGTERM, SIGKILL after 2 s) and reaps it; no restart afterwards.
+  // Stops it (SIGTERM, SIGKILL after 2 s; without blocking the event loop, since the bridge may
+  // be waiting for the broker) and never restarts it; the destructor reaps it at the latest.
   void stop();
   // The running bridge's pid (SO_PEERCRED of its connections), or -1. A dead, unreaped child
   // keeps its pid, so no other process can take it while this returns it.
@@ -36,6 +37,9 @@ class BridgeSupervisor {
   void spawn();
   void watch();
   void reap_and_restart();
+  // SIGTERM now, SIGKILL after 2 s; the pidfd handler reaps (and restarts if asked).
+  void terminate();
+  // Synchronous, for the destructor: SIGTERM, wait up to 2 s, SIGKILL, reap.
   void kill_and_reap();
 
   boost::asio::io_context& io_;
@@ -44,6 +48,9 @@ class BridgeSupervisor {
   pid_t pid_ = -1;
   boost::asio::posix::stream_descriptor pidfd_;
   boost::asio::steady_timer restart_timer_;
+  boost::asio::steady_timer kill_timer_;
+  bool terminating_ = false;     // SIGTERM sent, exit not yet seen
+  bool restart_pending_ = false;  // start again as soon as the old one is reaped
   std::chrono::milliseconds backoff_{200};
   std::chrono::steady_clock::time_point started_{};
   bool stopped_ = false;

@@ -36,6 +36,7 @@ void MirrorReporter::run() {
   ClientOptions options;
   options.socket_path = socket_;
   options.client_name = "shmarray-bridge reporter";
+  options.interrupt_check = stop_check;
   options.reconnect_attempts = 50;
   std::optional<Client> client;
   auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);

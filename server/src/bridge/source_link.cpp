@@ -198,6 +198,7 @@ void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h req
   ClientOptions options;
   options.socket_path = settings.broker_socket;
   options.client_name = "shmarray-bridge source";
+  options.interrupt_check = stop_check;
   auto client = Client::connect(options);
   if (!client) {
     spdlog::error("peer link '{}': {}", *prefix, client.error().message());

@@ -11,6 +11,11 @@ namespace shmarray::bridge {
 
 std::atomic<bool> g_stopping{false};
 
+Result<void> stop_check() {
+  if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
+  return {};
+}
+
 Error ucx_error(std::string_view what, ucs_status_t status) {
   const ErrorCode code = status == UCS_ERR_TIMED_OUT ? ErrorCode::kDeadlineExceeded
                                                      : ErrorCode::kUnavailable;

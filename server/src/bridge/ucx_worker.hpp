@@ -54,5 +54,8 @@ class UcxWorker {
 
 // Set by the bridge's signal handling: every blocking UCX wait gives up when it becomes true.
 extern std::atomic<bool> g_stopping;
+// For ClientOptions::interrupt_check: kCancelled once g_stopping is set, so that no call to the
+// broker keeps a stopping bridge waiting (the broker may be busy stopping it).
+[[nodiscard]] Result<void> stop_check();
 
 }  // namespace shmarray::bridge
