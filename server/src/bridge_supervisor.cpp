@@ -73,6 +73,7 @@ void BridgeSupervisor::spawn() {
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(0);  // the broker died before prctl took effect
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);  // anything printed goes where the broker logs
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

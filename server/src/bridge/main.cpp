@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <mutex>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <thread>
 #include <vector>
@@ -32,6 +33,8 @@ struct Options {
   std::vector<std::string> mirrors;  // PREFIX=HOST:PORT
   std::string log_level = "info";
 };
+
+extern "C" void on_stop_signal(int) { g_stopping.store(true); }  // lock-free: signal-safe
 
 void serve_peers(std::shared_ptr<UcxContext> context, UcxListener& listener, const PeerKey& key,
                  const SourceSettings& settings) {
@@ -59,16 +62,19 @@ int main(int argc, char** argv) {
   app.add_option("--mirror", o.mirrors, "PREFIX=HOST:PORT to mirror (repeatable)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
   CLI11_PARSE(app, argc, argv);
+  // stderr, like the broker's log (stdout may be a pipe nobody reads).
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("shmarray-bridge"));
   spdlog::set_level(spdlog::level::from_str(o.log_level));
-  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [bridge %P] [%l] %v");
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarray-bridge[%P] %l: %v");
   (void)::prctl(PR_SET_PDEATHSIG, SIGTERM);
 
-  // Signals go to the main thread's sigwait only.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGTERM/SIGINT set g_stopping, whichever thread they land on (UCX starts threads of its own,
+  // so a sigwait in main alone could miss them); every loop of the bridge checks it.
+  struct sigaction stop{};
+  stop.sa_handler = &on_stop_signal;
+  sigemptyset(&stop.sa_mask);
+  ::sigaction(SIGTERM, &stop, nullptr);
+  ::sigaction(SIGINT, &stop, nullptr);
 
   auto key = PeerKey::load(o.key_file, ::geteuid());
   if (!key) {
@@ -110,10 +116,8 @@ int main(int argc, char** argv) {
   MirrorReporter reporter(o.socket, board);
   if (!mirrors.empty()) threads.emplace_back([&] { reporter.run(); });
 
-  int signo = 0;
-  sigwait(&stop_signals, &signo);
-  spdlog::info("signal {}: stopping", signo);
-  g_stopping.store(true);
+  while (!g_stopping.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  spdlog::info("stopping");
   for (auto& t : threads) t.join();
   listener.reset();
   return 0;

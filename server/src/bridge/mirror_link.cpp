@@ -213,7 +213,8 @@ void run_mirror_link(std::shared_ptr<UcxContext> context, const PeerKey& key,
   ClientOptions options;
   options.socket_path = settings.broker_socket;
   options.client_name = "shmarray-bridge mirror";
-  options.reconnect_attempts = 50;
+  options.interrupt_check = stop_check;
+  options.reconnect_attempts = 0;  // the bridge lives and dies with its broker
   board.set_link(settings.prefix, settings.peer, "connecting");
   while (!g_stopping.load()) {
     std::string why;

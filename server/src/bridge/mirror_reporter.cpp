@@ -37,7 +37,7 @@ void MirrorReporter::run() {
   options.socket_path = socket_;
   options.client_name = "shmarray-bridge reporter";
   options.interrupt_check = stop_check;
-  options.reconnect_attempts = 50;
+  options.reconnect_attempts = 0;  // the bridge lives and dies with its broker
   std::optional<Client> client;
   auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
   while (!g_stopping.load()) {
@@ -52,7 +52,8 @@ void MirrorReporter::run() {
       client.emplace(std::move(*c));
     }
     if (auto ok = client->report_mirrors(to_report(links)); !ok) {
-      spdlog::warn("cannot report mirror status to the broker: {}", ok.error().message());
+      // Debug: it happens at every broker shutdown (the broker closes this session first).
+      spdlog::debug("cannot report mirror status to the broker: {}", ok.error().message());
       client.reset();
       continue;
     }

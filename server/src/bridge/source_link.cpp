@@ -198,6 +198,7 @@ void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h req
   ClientOptions options;
   options.socket_path = settings.broker_socket;
   options.client_name = "shmarray-bridge source";
+  options.reconnect_attempts = 0;  // the bridge lives and dies with its broker
   options.interrupt_check = stop_check;
   auto client = Client::connect(options);
   if (!client) {

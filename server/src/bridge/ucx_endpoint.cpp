@@ -65,7 +65,7 @@ void UcxEndpoint::close() noexcept {
   param.flags = UCP_EP_CLOSE_FLAG_FORCE;
   void* request = ::ucp_ep_close_nbx(std::exchange(ep_, nullptr), &param);
   if (request != nullptr && !UCS_PTR_IS_ERR(request)) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
     while (::ucp_request_check_status(request) == UCS_INPROGRESS &&
            std::chrono::steady_clock::now() < deadline) {
       worker_->wait(std::chrono::milliseconds(10));
@@ -92,9 +92,13 @@ Result<void> UcxEndpoint::finish(void* request, bool is_recv, std::string_view w
     if (*peer_error_ != UCS_OK || g_stopping.load() ||
         std::chrono::steady_clock::now() >= deadline) {
       // Force-close first: the request completes (cancelled) before the caller's buffer goes.
+      // Bounded: a request UCX never completes is left to the worker, whose destruction (the
+      // link's end) releases it; the caller's buffer is not touched again by a closed endpoint.
       close();
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
       while ((is_recv ? ::ucp_stream_recv_request_test(request, &length)
-                      : ::ucp_request_check_status(request)) == UCS_INPROGRESS) {
+                      : ::ucp_request_check_status(request)) == UCS_INPROGRESS &&
+             std::chrono::steady_clock::now() < give_up) {
         worker_->wait(std::chrono::milliseconds(10));
       }
       ::ucp_request_free(request);
