@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // As a body of every type (the peer chooses the type too).
   if (size >= 1) {
-    const auto type = static_cast<bridge::PeerType>(1 + data[0] % 10);
+    const auto type = static_cast<bridge::PeerType>(1 + data[0] % 12);
     (void)bridge::decode_peer_body(type, bytes.subspan(1));
   }
   return 0;

@@ -41,6 +41,7 @@ SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp co
   common/src/frame.cpp common/src/messages.cpp)
 DTYPE_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp)
 PEER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
+  common/src/stream_types.cpp
   server/src/bridge/peer_messages.cpp)
 # The header target needs the segment layout (and the live fields it initialises) and the
 # broker's catalogue and recovery decision.
