@@ -4,6 +4,8 @@
 #   fuzz_header    segment header page + size decoders, client and broker side, and the broker's
 #                  catalogue slot decoder, seeds fuzz/corpus_header/
 #   fuzz_dtype     dtype text decoder (structured layouts, limits), seeds fuzz/corpus_dtype/
+#   fuzz_peer      peer-link messages between bridges (mirrors across hosts), seeds
+#                  fuzz/corpus_peer/
 # Exits non-zero on any crash, sanitizer report, leak or timeout (libFuzzer then leaves
 # crash-*/leak-*/timeout-* in WORK_DIR/<target>).
 #   fuzz/run_fuzz.sh [SECONDS] [WORK_DIR]        (default WORK_DIR: build/fuzz)
@@ -38,6 +40,9 @@ fi
 SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
   common/src/frame.cpp common/src/messages.cpp)
 DTYPE_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp)
+PEER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
+  common/src/stream_types.cpp
+  server/src/bridge/peer_messages.cpp)
 # The header target needs the segment layout (and the live fields it initialises) and the
 # broker's catalogue and recovery decision.
 HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse.cpp common/src/types.cpp
@@ -83,6 +88,8 @@ fuzz() {
 build fuzz_decoders "${SOURCES[@]}"
 build fuzz_header "${HEADER_SOURCES[@]}"
 build fuzz_dtype "${DTYPE_SOURCES[@]}"
+build fuzz_peer "${PEER_SOURCES[@]}"
 fuzz fuzz_decoders fuzz/corpus
 fuzz fuzz_header fuzz/corpus_header
 fuzz fuzz_dtype fuzz/corpus_dtype
+fuzz fuzz_peer fuzz/corpus_peer

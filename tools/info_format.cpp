@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "json.hpp"
+#include "mirror_format.hpp"
 #include "table.hpp"
 
 namespace shmarray::cli {
@@ -150,6 +151,7 @@ std::string stat_text(const ArrayInfo& info, const NameLookup& user_name,
   const bool frame = !stream && dtype && is_frame(*dtype, info.shape);
   out += std::string("kind: ") + (stream ? "stream" : frame ? "frame" : "array") + "\n";
   for (const auto& [key, value] : lines) out += std::string(key) + ": " + value + "\n";
+  out += mirror_text(info);
   if (stream) out += stream_text(info.stream);
   if (frame) {
     auto layout = frame_layout_of(*dtype, info.shape);
@@ -200,6 +202,10 @@ std::string info_json(const ArrayInfo& info) {
       .bool_field("ephemeral", info.ephemeral)
       .raw_field("damaged", info.damaged.empty() ? "null" : json_quote(info.damaged))
       .str();
+  if (!info.mirror_of.empty()) {
+    json.pop_back();  // the closing brace
+    json += mirror_json_fields(info) + "}";
+  }
   if (info.kind != ObjectKind::kStream) return json;  // arrays: no "kind" (as before streams)
   std::string subs = "[";
   for (const auto& sub : info.stream.subscribers) {

@@ -11,6 +11,7 @@
 //   shmarray [--socket PATH] chmod MODE NAME
 //   shmarray [--socket PATH] dump NAME [--head N] [--owner UID]
 //   shmarray [--socket PATH] watch [PREFIX] [--seconds N]
+//   shmarray [--socket PATH] mirror add PREFIX HOST:PORT | rm PREFIX | ls [--json]
 //
 // Every command also takes the global options (--socket, --broker-uid UID to trust a broker
 // running as that uid, --timeout SECONDS), before or after its name; its --help shows them.
@@ -29,6 +30,7 @@
 
 #include "cli_parse.hpp"
 #include "info_format.hpp"
+#include "mirror_command.hpp"
 #include "frame_format.hpp"
 #include "numpy_format.hpp"
 #include "user_names.hpp"
@@ -254,6 +256,8 @@ struct Commands {
   CLI::App* dump;
   CLI::Option* head;
   CLI::App* watch;
+  cli::MirrorCommands mirror;
+  cli::MirrorArgs mirror_args;
 };
 
 void add_inspect_commands(CLI::App& app, Args& args, Commands& commands) {
@@ -342,6 +346,9 @@ int dispatch(const Commands& commands, const Args& args) {
   if (commands.create->parsed()) return run_create(args);
   if (commands.rm->parsed()) return run_rm(args);
   if (commands.chmod->parsed()) return run_chmod(args);
+  if (commands.mirror.mirror->parsed()) {
+    return cli::run_mirror(commands.mirror, commands.mirror_args, connect(args));
+  }
   if (commands.watch->parsed()) {
     return cli::run_watch(args.socket, args.prefix, args.seconds, args.broker_uid);
   }
@@ -381,8 +388,12 @@ int main(int argc, char** argv) {
   Commands commands{};
   add_inspect_commands(app, args, commands);
   add_change_commands(app, args, commands);
+  commands.mirror = cli::add_mirror_commands(app, commands.mirror_args);
   add_global_options(app, args);
   for (CLI::App* command : app.get_subcommands({})) add_global_options(*command, args);
+  for (CLI::App* command : commands.mirror.mirror->get_subcommands({})) {
+    add_global_options(*command, args);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -306,6 +306,34 @@ Result<Subscriber> Client::subscribe(std::string_view name, const SubscribeOptio
   return Subscriber(std::move(*core));
 }
 
+Result<std::vector<MirrorInfo>> Client::mirror_add(std::string_view prefix,
+                                                   std::string_view peer) {
+  auto reply = impl_->request<wire::MirrorReply>(
+      wire::MirrorRequest{wire::MirrorOp::kAdd, std::string(prefix), std::string(peer), {}});
+  if (!reply) return std::unexpected(reply.error());
+  return std::move(reply->first.mirrors);
+}
+
+Result<std::vector<MirrorInfo>> Client::mirror_remove(std::string_view prefix) {
+  auto reply = impl_->request<wire::MirrorReply>(
+      wire::MirrorRequest{wire::MirrorOp::kRemove, std::string(prefix), {}, {}});
+  if (!reply) return std::unexpected(reply.error());
+  return std::move(reply->first.mirrors);
+}
+
+Result<std::vector<MirrorInfo>> Client::mirrors() {
+  auto reply = impl_->request<wire::MirrorReply>(wire::MirrorRequest{wire::MirrorOp::kList, {}, {}, {}});
+  if (!reply) return std::unexpected(reply.error());
+  return std::move(reply->first.mirrors);
+}
+
+Result<void> Client::report_mirrors(std::vector<MirrorInfo> report) {
+  auto reply = impl_->request<wire::MirrorReply>(
+      wire::MirrorRequest{wire::MirrorOp::kReport, {}, {}, std::move(report)});
+  if (!reply) return std::unexpected(reply.error());
+  return {};
+}
+
 const std::string& Client::socket_path() const noexcept { return impl_->socket_path; }
 std::uint16_t Client::protocol_version() const noexcept { return impl_->protocol_version; }
 std::uint32_t Client::broker_pid() const noexcept { return impl_->broker_pid; }

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,13 +13,15 @@ namespace {
 Result<void> wait_for(int socket_fd, short events, Clock::time_point deadline) {
   for (;;) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    // A deadline already past still looks once (poll with timeout 0): a zero timeout means
+    // "whatever has arrived", not "fail".
+    pollfd p{socket_fd, events, 0};
+    const int rc = ::poll(&p, 1, static_cast<int>(std::clamp<long>(left.count(), 0, 1 << 30)));
+    if (rc > 0) return {};
+    if (rc < 0 && errno != EINTR) return std::unexpected(sys_error("poll", errno));
     if (left.count() <= 0) {
       return fail(ErrorCode::kDeadlineExceeded, "the broker did not answer in time");
     }
-    pollfd p{socket_fd, events, 0};
-    const int rc = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 1 << 30)));
-    if (rc > 0) return {};
-    if (rc < 0 && errno != EINTR) return std::unexpected(sys_error("poll", errno));
   }
 }
 

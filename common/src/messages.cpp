@@ -85,11 +85,16 @@ flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
       i.damaged.empty() ? flatbuffers::Offset<flatbuffers::String>() : b.CreateString(i.damaged);
   const auto stream = i.kind == ObjectKind::kStream ? put_stream_status(b, i.stream)
                                                     : flatbuffers::Offset<fb::StreamStatus>();
+  const auto mirror_of = i.mirror_of.empty() ? flatbuffers::Offset<flatbuffers::String>()
+                                             : b.CreateString(i.mirror_of);
+  const auto mirror_link = i.mirror_link.empty() ? flatbuffers::Offset<flatbuffers::String>()
+                                                 : b.CreateString(i.mirror_link);
   return fb::CreateArrayInfo(b, name, dtype, shape, strides, static_cast<std::uint8_t>(i.order),
                              i.itemsize, i.nbytes, i.data_offset, i.segment_bytes, id,
                              i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, i.open_handles,
                              i.version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
-                             stream);
+                             stream, mirror_of, mirror_link, i.mirror_source_version,
+                             i.mirror_lag_versions, i.mirror_lag_ms);
 }
 
 Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
@@ -121,6 +126,11 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
     if (!stream) return std::unexpected(stream.error());
     i.stream = std::move(*stream);
   }
+  i.mirror_of = str(f->mirror_of());
+  i.mirror_link = str(f->mirror_link());
+  i.mirror_source_version = f->mirror_source_version();
+  i.mirror_lag_versions = f->mirror_lag_versions();
+  i.mirror_lag_ms = f->mirror_lag_ms();
   return i;
 }
 
@@ -430,6 +440,59 @@ flatbuffers::Offset<fb::DetachRequest> to_table(Builder& b, const DetachRequest&
 }
 Result<DetachRequest> from_table(const fb::DetachRequest& f) {
   return DetachRequest{str(f.id()), f.index(), f.generation()};
+}
+
+// Mirrors (mirror_types.hpp).
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::MirrorInfo>>> put_mirrors(
+    Builder& b, const std::vector<MirrorInfo>& mirrors) {
+  std::vector<flatbuffers::Offset<fb::MirrorInfo>> out;
+  for (const auto& m : mirrors) {
+    std::vector<flatbuffers::Offset<fb::MirroredArray>> arrays;
+    for (const auto& a : m.arrays) {
+      arrays.push_back(fb::CreateMirroredArray(b, b.CreateString(a.name), a.source_version,
+                                               a.mirror_version, a.lag_ms));
+    }
+    const auto prefix = b.CreateString(m.prefix);
+    const auto peer = b.CreateString(m.peer);
+    const auto link = b.CreateString(m.link);
+    out.push_back(fb::CreateMirrorInfo(b, prefix, peer, link, b.CreateVector(arrays)));
+  }
+  return b.CreateVector(out);
+}
+std::vector<MirrorInfo> get_mirrors(
+    const flatbuffers::Vector<flatbuffers::Offset<fb::MirrorInfo>>* list) {
+  std::vector<MirrorInfo> out;
+  if (list == nullptr) return out;
+  for (const auto* m : *list) {
+    if (m == nullptr) continue;
+    MirrorInfo info{str(m->prefix()), str(m->peer()), str(m->link()), {}};
+    if (m->arrays() != nullptr) {
+      for (const auto* a : *m->arrays()) {
+        if (a == nullptr) continue;
+        info.arrays.push_back(
+            {str(a->name()), a->source_version(), a->mirror_version(), a->lag_ms()});
+      }
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+flatbuffers::Offset<fb::MirrorRequest> to_table(Builder& b, const MirrorRequest& m) {
+  const auto prefix = b.CreateString(m.prefix);
+  const auto peer = b.CreateString(m.peer);
+  const auto report = put_mirrors(b, m.report);
+  return fb::CreateMirrorRequest(b, static_cast<std::uint8_t>(m.op), prefix, peer, report);
+}
+Result<MirrorRequest> from_table(const fb::MirrorRequest& f) {
+  if (f.op() < 1 || f.op() > 4) return fail(ErrorCode::kProtocolError, "bad mirror operation");
+  return MirrorRequest{static_cast<MirrorOp>(f.op()), str(f.prefix()), str(f.peer()),
+                       get_mirrors(f.report())};
+}
+flatbuffers::Offset<fb::MirrorReply> to_table(Builder& b, const MirrorReply& m) {
+  return fb::CreateMirrorReply(b, put_mirrors(b, m.mirrors));
+}
+Result<MirrorReply> from_table(const fb::MirrorReply& f) {
+  return MirrorReply{get_mirrors(f.mirrors())};
 }
 
 // Replies that carry nothing (RemoveReply, ChmodReply, CloseReply, WatchReply).

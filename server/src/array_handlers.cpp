@@ -40,6 +40,7 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
     s.send_error(id, e);
   };
   if (auto ok = validate_name(m->name); !ok) return reject(ok.error());
+  if (auto refused = mirror_create_refusal(s, m->name)) return reject(*refused);
   if ((m->spec.mode & ~0777u) != 0) {
     return reject(Error(ErrorCode::kInvalidArgument, "mode must be within 0777"));
   }
@@ -162,7 +163,11 @@ void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Ac
                  log_text(record.info.name), s.peer().pid, record.info.owner_uid, *owner);
     return s.send_error(request_id, owner_mismatch(record.info.name, record.info.owner_uid, *owner));
   }
-  const bool allowed = may_open(s.peer(), record.info, access);
+  if (auto refused = mirror_refusal(s, record.info, access)) {
+    return s.send_error(request_id, *refused);
+  }
+  const bool allowed =
+      may_open(s.peer(), record.info, access) || bridge_may_open(s, record.info, access);
   if (!allowed) {
     return s.send_error(request_id,
                         Error(ErrorCode::kPermissionDenied,
@@ -334,6 +339,7 @@ ArrayInfo Broker::describe_live(ArrayRecord& record, int checked_fd) {
     ArrayInfo info = Registry::describe(record);
     if (intact) info.version = record.segment.read_version(fd->get());
     if (intact && info.kind == ObjectKind::kStream) describe_stream(record, info);
+    describe_mirror(info);
     return info;
   }
   return Registry::describe(record);
@@ -349,7 +355,9 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
   };
   if (m->limit == 0) {  // a client from before paging: everything at once, as it expects
     for (const ArrayRecord* record : registry_.with_prefix(m->prefix)) {
-      if (may_read(s.peer(), record->info)) reply.arrays.push_back(describe(record));
+      if (may_read(s.peer(), record->info) || bridge_may_open(s, record->info, Access::kReadOnly)) {
+        reply.arrays.push_back(describe(record));
+      }
     }
     return s.send(wire::encode_message(reply, f.header.request_id));
   }
@@ -363,7 +371,9 @@ void Broker::on_list(Session& s, const wire::Frame& f) {
       reply.next_after = reply.arrays.back().name;
       break;
     }
-    if (may_read(s.peer(), record->info)) reply.arrays.push_back(describe(record));
+    if (may_read(s.peer(), record->info) || bridge_may_open(s, record->info, Access::kReadOnly)) {
+      reply.arrays.push_back(describe(record));
+    }
   }
   if (reply.next_after.empty() && page.more) reply.next_after = page.records.back()->info.name;
   s.send(wire::encode_message(reply, f.header.request_id));
@@ -447,7 +457,10 @@ void Broker::notify_watchers(wire::EventKind kind, const ArrayRecord& record) {
     if (record.info.name.compare(0, session->watch_prefix.size(), session->watch_prefix) != 0) {
       continue;
     }
-    if (!may_read(session->peer(), record.info)) continue;
+    if (!may_read(session->peer(), record.info) &&
+        !bridge_may_open(*session, record.info, Access::kReadOnly)) {
+      continue;
+    }
     session->send(wire::encode_message(
         wire::Event{kind, record.info.name, Registry::describe(record)}, 0));
   }

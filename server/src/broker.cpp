@@ -141,6 +141,7 @@ Result<void> Broker::take_socket() {
 Result<void> Broker::start() {
   if (auto ok = take_socket(); !ok) return ok;
   recover();
+  if (auto ok = start_mirrors(); !ok) return ok;
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
   if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0) descriptor_limit_ = lim.rlim_cur;
   spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",
@@ -284,6 +285,7 @@ void Broker::stop(std::function<void()> on_stopped) {
   if (stopping_) return;
   stopping_ = true;
   on_stopped_ = std::move(on_stopped);
+  if (bridge_) bridge_->stop();
   spdlog::info("shutting down: {} connections, {} arrays", sessions_.size(), registry_.size());
   boost::system::error_code ignored;
   acceptor_.close(ignored);
@@ -333,6 +335,7 @@ void Broker::handle(Session& s, wire::Frame frame) {
     case MessageType::kStreamMembersRequest: return on_stream_members(s, frame);
     case MessageType::kSubscriberStateRequest: return on_subscriber_state(s, frame);
     case MessageType::kDetachRequest: return on_detach(s, frame);
+    case MessageType::kMirrorRequest: return on_mirror(s, frame);
     default:
       s.send_error(frame.header.request_id,
                    Error(ErrorCode::kProtocolError,

@@ -12,8 +12,10 @@
 #include <optional>
 #include <string>
 
+#include "bridge_supervisor.hpp"
 #include "catalogue.hpp"
 #include "config.hpp"
+#include "mirror_table.hpp"
 #include "pending_opens.hpp"
 #include "registry.hpp"
 #include "page_worker.hpp"
@@ -101,6 +103,26 @@ class Broker {
   // Live stream fields (last seq, publisher, subscribers) of `info`.
   void describe_stream(ArrayRecord& record, ArrayInfo& info);
 
+  // Mirrors across hosts (mirror_handlers.cpp, docs/across-hosts.md).
+  // Loads the mirror table, checks --peer-key and starts the bridge if anything needs it.
+  [[nodiscard]] Result<void> start_mirrors();
+  void on_mirror(Session& s, const wire::Frame& f);
+  // (Re)starts the bridge with the current configuration, or stops it when nothing needs it.
+  void refresh_bridge();
+  // The session is the bridge this broker spawned (SO_PEERCRED pid).
+  [[nodiscard]] bool is_bridge(const Session& s) const noexcept;
+  // kPermissionDenied for a write open of a mirror by anyone but the bridge; else nullopt.
+  [[nodiscard]] std::optional<Error> mirror_refusal(const Session& s, const ArrayInfo& info,
+                                                    Access access) const;
+  // kPermissionDenied for a create under a mirrored prefix by anyone but the bridge.
+  [[nodiscard]] std::optional<Error> mirror_create_refusal(const Session& s,
+                                                           const std::string& name) const;
+  // The bridge reads arrays under --peer-allow whatever their mode (source role) and opens
+  // mirrors read-write (mirror role).
+  [[nodiscard]] bool bridge_may_open(const Session& s, const ArrayInfo& info, Access access) const;
+  // mirror_of, link state and lags of a mirror (nothing for other arrays).
+  void describe_mirror(ArrayInfo& info) const;
+
   // Shared by array and stream requests (array_handlers.cpp).
   // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor; refuses
   // (kPermissionDenied) when `owner` is set and the array is owned by another uid.
@@ -154,6 +176,8 @@ class Broker {
   bool stopping_ = false;
   std::function<void()> on_stopped_;
   bool socket_owned_ = false;
+  std::optional<MirrorTable> mirrors_;       // loaded by start()
+  std::optional<BridgeSupervisor> bridge_;   // made when a peer link is first needed
 };
 
 }  // namespace shmarray::server

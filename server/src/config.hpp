@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace shmarray::server {
 
@@ -37,6 +39,14 @@ struct Config {
   // Socket activation: a listening socket bound to socket_path, passed by the service manager
   // (socket_activation.hpp); the broker serves it instead of binding its own. -1: none.
   int listen_fd = -1;
+  // Mirrors across hosts (docs/across-hosts.md): serve peers on ADDR:PORT (--peer-listen) with
+  // the shared key file (--peer-key), letting them mirror names under --peer-allow prefixes; and
+  // mirror prefixes of other brokers (--mirror PREFIX=HOST:PORT). Empty: none.
+  std::string peer_listen;
+  std::string peer_key;
+  std::vector<std::string> peer_allow;
+  std::vector<std::pair<std::string, std::string>> mirrors;  // prefix, HOST:PORT
+  std::string bridge_program;  // empty: default_bridge_program()
 };
 
 }  // namespace shmarray::server

@@ -119,6 +119,40 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
                   "(remove) on a worker thread, so other clients are served meanwhile");
 }
 
+// Mirrors across hosts (docs/across-hosts.md).
+void add_peer_options(CLI::App& app, shmarray::server::Config& config) {
+  app.add_option("--peer-listen", config.peer_listen,
+                 "Serve peer brokers on ADDR:PORT (UCX), so they can mirror names under "
+                 "--peer-allow prefixes; needs --peer-key")
+      ->type_name("ADDR:PORT");
+  app.add_option("--peer-key", config.peer_key,
+                 "Key file shared with the peer brokers: a regular file of at least 32 bytes, mode "
+                 "0600, owned by this user (head -c 32 /dev/urandom > KEY; chmod 600 KEY)")
+      ->type_name("FILE");
+  app.add_option("--peer-allow", config.peer_allow,
+                 "A prefix peers may mirror (repeatable); none: peers may mirror nothing")
+      ->type_name("PREFIX");
+  app.add_option_function<std::vector<std::string>>(
+         "--mirror",
+         [&config](const std::vector<std::string>& all) {
+           for (const auto& text : all) {
+             const auto eq = text.find('=');
+             config.mirrors.emplace_back(text.substr(0, eq), text.substr(eq + 1));
+           }
+         },
+         "Mirror every array under PREFIX of the broker serving peers at HOST:PORT, under the "
+         "same names here, read-only (repeatable; also 'shmarray mirror add'); needs --peer-key")
+      ->type_name("PREFIX=HOST:PORT")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            const auto eq = text.find('=');
+            return eq == std::string::npos || eq == 0 || text.find(':', eq) == std::string::npos
+                       ? "'" + text + "' is not PREFIX=HOST:PORT"
+                       : std::string();
+          },
+          "", "PREFIX=HOST:PORT"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,6 +182,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_socket_access_options(app, config);
   add_memory_options(app, config);
+  add_peer_options(app, config);
   bool gc = false;
   app.add_flag("--gc", gc,
                "Instead of serving: remove this socket's segments that a start would not adopt "

@@ -25,6 +25,7 @@
 #include "shmarray/array.hpp"
 #include "shmarray/error.hpp"
 #include "shmarray/frame.hpp"
+#include "shmarray/mirror_types.hpp"
 #include "shmarray/stream.hpp"
 #include "shmarray/types.hpp"
 
@@ -124,6 +125,20 @@ class Client {
   // ring cannot serve max_held more held samples.
   [[nodiscard]] Result<Subscriber> subscribe(std::string_view name,
                                              const SubscribeOptions& options = {});
+
+  // Mirrors across hosts (docs/across-hosts.md). mirror_add makes every array whose name starts
+  // with `prefix` on the broker serving peers at `peer` (HOST:PORT) appear here under the same
+  // name, read-only; persisted in the broker's state directory. mirror_remove stops it and
+  // removes the mirrored arrays. Only the broker's user or root may: kPermissionDenied otherwise;
+  // kAlreadyExists / kNotFound for a prefix already / not mirrored; kFailedPrecondition when the
+  // broker has no --peer-key. mirrors() lists each mirror with its link state and lags.
+  [[nodiscard]] Result<std::vector<MirrorInfo>> mirror_add(std::string_view prefix,
+                                                           std::string_view peer);
+  [[nodiscard]] Result<std::vector<MirrorInfo>> mirror_remove(std::string_view prefix);
+  [[nodiscard]] Result<std::vector<MirrorInfo>> mirrors();
+  // For shmarray-bridge only (the broker refuses it from any other process): the bridge's view of
+  // every mirror link, shown by mirrors(), `stat` and `ls`.
+  [[nodiscard]] Result<void> report_mirrors(std::vector<MirrorInfo> report);
 
   // The socket this client is connected to.
   [[nodiscard]] const std::string& socket_path() const noexcept;

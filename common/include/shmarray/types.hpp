@@ -59,6 +59,14 @@ struct ArrayInfo {
   // state in `stream`; dtype "|u1" and shape (bytes of the ring) describe its segment.
   ObjectKind kind = ObjectKind::kArray;
   StreamStatus stream;
+  // Mirrors across hosts (docs/across-hosts.md): set on a mirror of a remote broker's array,
+  // empty / 0 otherwise. Version lag and milliseconds behind the newest version the source
+  // announced; link: connecting, syncing, up, "down: <why>", "peer refused: <why>".
+  std::string mirror_of;  // HOST:PORT of the source broker's --peer-listen
+  std::string mirror_link;
+  std::uint64_t mirror_source_version = 0;
+  std::uint64_t mirror_lag_versions = 0;
+  std::uint64_t mirror_lag_ms = 0;
 };
 
 // Checks a name: 1-255 bytes of [A-Za-z0-9._:/-], not starting with '/', no '.' or '..' component,

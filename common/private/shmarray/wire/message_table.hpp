@@ -41,4 +41,6 @@
   X(SubscriberStateReply, 29)     \
   X(DetachRequest, 30)            \
   X(DetachReply, 31)              \
+  X(MirrorRequest, 60)            \
+  X(MirrorReply, 61)              \
   X(ErrorReply, 100)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "shmarray/error.hpp"
+#include "shmarray/mirror_types.hpp"
 #include "shmarray/types.hpp"
 #include "shmarray/wire/frame.hpp"
 #include "shmarray/wire/stream_messages.hpp"
@@ -114,6 +115,19 @@ struct Event {
   EventKind kind = EventKind::kCreated;
   std::string name;
   ArrayInfo info;
+};
+// Mirrors across hosts (docs/across-hosts.md).
+enum class MirrorOp : std::uint8_t { kAdd = 1, kRemove = 2, kList = 3, kReport = 4 };  // wire-stable
+struct MirrorRequest {
+  static constexpr MessageType kType = MessageType::kMirrorRequest;
+  MirrorOp op = MirrorOp::kList;
+  std::string prefix;               // add, remove
+  std::string peer;                 // add: HOST:PORT
+  std::vector<MirrorInfo> report;   // report: the bridge's view of every mirror link
+};
+struct MirrorReply {  // the mirrors configured after the request
+  static constexpr MessageType kType = MessageType::kMirrorReply;
+  std::vector<MirrorInfo> mirrors;
 };
 struct ErrorReply {
   static constexpr MessageType kType = MessageType::kErrorReply;

@@ -1,0 +1,124 @@
+// shmarray-bridge: the data path of mirrors across hosts (docs/architecture.md, "Bridge").
+// shmarrayd spawns and supervises it; it is a client of that broker like any other (the broker
+// recognises it by its pid) and never talks to it about bytes, only names. It serves peers
+// (--peer-listen: one source link thread per connected mirror) and mirrors prefixes (--mirror:
+// one mirror link thread each), and reports mirror status to the broker.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <mutex>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <vector>
+
+#include "mirror_link.hpp"
+#include "mirror_reporter.hpp"
+#include "peer_key.hpp"
+#include "peer_messages.hpp"
+#include "source_link.hpp"
+#include "ucx_listener.hpp"
+
+namespace {
+
+using namespace shmarray::bridge;
+
+struct Options {
+  std::string socket;
+  std::string key_file;
+  std::string listen;
+  std::vector<std::string> allowed;
+  std::vector<std::string> mirrors;  // PREFIX=HOST:PORT
+  std::string log_level = "info";
+};
+
+extern "C" void on_stop_signal(int) { g_stopping.store(true); }  // lock-free: signal-safe
+
+void serve_peers(std::shared_ptr<UcxContext> context, UcxListener& listener, const PeerKey& key,
+                 const SourceSettings& settings) {
+  std::vector<std::thread> links;
+  while (!g_stopping.load()) {
+    ucp_conn_request_h request = listener.take(std::chrono::milliseconds(100));
+    if (request == nullptr) continue;
+    links.emplace_back(
+        [context, request, &key, &settings] { run_source_link(context, request, key, settings); });
+  }
+  for (auto& t : links) t.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"shmarray-bridge: carries mirrored arrays between brokers over UCX (started by "
+               "shmarrayd; not meant to be run by hand)"};
+  app.add_option("--socket", o.socket, "The broker's socket")->required();
+  app.add_option("--peer-key", o.key_file, "Shared key file (0600, owned by this user)")
+      ->required();
+  app.add_option("--peer-listen", o.listen, "Serve peers on ADDR:PORT");
+  app.add_option("--peer-allow", o.allowed, "Prefix peers may mirror (repeatable)");
+  app.add_option("--mirror", o.mirrors, "PREFIX=HOST:PORT to mirror (repeatable)");
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off");
+  CLI11_PARSE(app, argc, argv);
+  // stderr, like the broker's log (stdout may be a pipe nobody reads).
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("shmarray-bridge"));
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e shmarray-bridge[%P] %l: %v");
+  (void)::prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+  // SIGTERM/SIGINT set g_stopping, whichever thread they land on (UCX starts threads of its own,
+  // so a sigwait in main alone could miss them); every loop of the bridge checks it.
+  struct sigaction stop{};
+  stop.sa_handler = &on_stop_signal;
+  sigemptyset(&stop.sa_mask);
+  ::sigaction(SIGTERM, &stop, nullptr);
+  ::sigaction(SIGINT, &stop, nullptr);
+
+  auto key = PeerKey::load(o.key_file, ::geteuid());
+  if (!key) {
+    spdlog::error("{}", key.error().message());
+    return 2;
+  }
+  auto context = UcxContext::create();
+  if (!context) {
+    spdlog::error("{}", context.error().message());
+    return 1;
+  }
+  std::vector<MirrorSettings> mirrors;
+  for (const auto& m : o.mirrors) {
+    const auto eq = m.find('=');
+    if (eq == std::string::npos) {
+      spdlog::error("--mirror '{}' is not PREFIX=HOST:PORT", m);
+      return 2;
+    }
+    mirrors.push_back(MirrorSettings{m.substr(0, eq), m.substr(eq + 1), o.socket});
+  }
+  std::vector<std::thread> threads;
+  std::unique_ptr<UcxListener> listener;
+  SourceSettings source{o.socket, o.allowed};
+  if (!o.listen.empty()) {
+    auto l = UcxListener::listen(*context, o.listen);
+    if (!l) {
+      spdlog::error("{}", l.error().message());
+      return 1;
+    }
+    listener = std::move(*l);
+    spdlog::info("serving peers on {} (allowed prefixes: {})", listener->bound_address(),
+                 o.allowed.size());
+    threads.emplace_back([&] { serve_peers(*context, *listener, *key, source); });
+  }
+  MirrorStatusBoard board;
+  for (const auto& m : mirrors) {
+    threads.emplace_back([&, m] { run_mirror_link(*context, *key, m, board); });
+  }
+  MirrorReporter reporter(o.socket, board);
+  if (!mirrors.empty()) threads.emplace_back([&] { reporter.run(); });
+
+  while (!g_stopping.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  spdlog::info("stopping");
+  for (auto& t : threads) t.join();
+  listener.reset();
+  return 0;
+}

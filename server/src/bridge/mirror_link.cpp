@@ -1,0 +1,260 @@
+#include "mirror_link.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "live_fields_of.hpp"
+#include "peer_channel.hpp"
+#include "peer_handshake.hpp"
+#include "shmarray/client.hpp"
+#include "shmarray/sync/seqlock.hpp"
+#include "ucx_endpoint.hpp"
+
+namespace shmarray::bridge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Local {
+  Array array;
+  std::string source_id;  // empty: adopted after a bridge restart (source id unknown)
+};
+
+bool same_layout(const ArrayInfo& info, const ArrayBegin& b) {
+  return info.dtype == b.dtype && info.shape == b.shape && info.order == b.order &&
+         info.nbytes == b.nbytes;
+}
+
+class MirrorSession {
+ public:
+  MirrorSession(PeerChannel& channel, Client& client, const MirrorSettings& settings,
+                MirrorStatusBoard& board)
+      : channel_(channel), client_(client), settings_(settings), board_(board) {}
+
+  Result<void> run() {
+    board_.set_link(settings_.prefix, settings_.peer, "syncing");
+    std::set<std::string> seen;
+    bool synced = false;
+    while (!g_stopping.load()) {
+      auto m = channel_.receive();
+      if (!m) return std::unexpected(m.error());
+      if (auto* begin = std::get_if<ArrayBegin>(&*m)) {
+        if (!synced) seen.insert(begin->name);
+        if (auto ok = receive_array(std::move(*begin)); !ok) return ok;
+      } else if (auto* removed = std::get_if<ArrayRemoved>(&*m)) {
+        if (auto ok = check_under_prefix(removed->name); !ok) return ok;
+        remove_local(removed->name, "removed on the source");
+      } else if (std::get_if<InventoryEnd>(&*m) != nullptr) {
+        if (!synced) drop_unseen(seen);
+        synced = true;
+        board_.set_link(settings_.prefix, settings_.peer, "up");
+        spdlog::info("mirror '{}' from {}: in sync ({} arrays)", settings_.prefix,
+                     settings_.peer, seen.size());
+      } else if (auto* refused = std::get_if<Refused>(&*m)) {
+        return fail(refused->code, refused->message);
+      } else if (std::get_if<Heartbeat>(&*m) == nullptr) {
+        return fail(ErrorCode::kProtocolError, "peer link: unexpected message from the source");
+      }
+    }
+    return {};
+  }
+
+ private:
+  Result<void> check_under_prefix(const std::string& name) {
+    if (name.compare(0, settings_.prefix.size(), settings_.prefix) != 0) {
+      return fail(ErrorCode::kProtocolError, "the source sent '" + name +
+                                                 "', which is not under the mirrored prefix '" +
+                                                 settings_.prefix + "'");
+    }
+    return {};
+  }
+
+  void remove_local(const std::string& name, std::string_view why) {
+    locals_.erase(name);
+    board_.erase_array(settings_.prefix, name);
+    if (auto ok = client_.remove(name); ok) {
+      spdlog::info("mirror '{}': removed '{}' ({})", settings_.prefix, name, why);
+    } else if (ok.error().code() != ErrorCode::kNotFound) {
+      spdlog::warn("mirror '{}': cannot remove '{}': {}", settings_.prefix, name,
+                   ok.error().message());
+    }
+  }
+
+  // After a (re)connect's inventory: local mirrors the source no longer has go.
+  void drop_unseen(const std::set<std::string>& seen) {
+    auto listed = client_.list(settings_.prefix);
+    if (!listed) return;
+    for (const auto& info : *listed) {
+      if (!seen.contains(info.name)) remove_local(info.name, "gone on the source");
+    }
+  }
+
+  // The local array for `b`: reused if its layout (and, when known, source id) matches; else
+  // removed and created again. nullptr if it cannot be made (the reason is logged).
+  Array* local_for(const ArrayBegin& b) {
+    auto it = locals_.find(b.name);
+    if (it == locals_.end()) {
+      auto opened = client_.open(b.name, Access::kReadWrite);
+      if (opened) {
+        it = locals_.emplace(b.name, Local{std::move(*opened), ""}).first;
+      }
+    }
+    if (it != locals_.end()) {
+      const Local& l = it->second;
+      const bool same_source = l.source_id.empty() ? b.version >= l.array.version()
+                                                   : l.source_id == b.source_id;
+      if (same_source && same_layout(l.array.info(), b)) {
+        it->second.source_id = b.source_id;
+        return &it->second.array;
+      }
+      remove_local(b.name, "recreated on the source");
+    }
+    ArraySpec spec;
+    spec.dtype = b.dtype;
+    spec.shape = b.shape;
+    spec.order = b.order;
+    spec.mode = b.mode & ~0222u;  // mirrors are read-only for everyone but the bridge
+    auto created = client_.create(b.name, spec);
+    if (!created) {
+      spdlog::warn("mirror '{}': cannot create '{}': {}", settings_.prefix, b.name,
+                   created.error().message());
+      return nullptr;
+    }
+    if (created->info().nbytes != b.nbytes) {
+      spdlog::warn("mirror '{}': '{}' is {} bytes here but {} on the source; not mirrored",
+                   settings_.prefix, b.name, created->info().nbytes, b.nbytes);
+      return nullptr;
+    }
+    spdlog::info("mirror '{}': created '{}' ({} bytes) from {}", settings_.prefix, b.name,
+                 b.nbytes, settings_.peer);
+    return &locals_.insert_or_assign(b.name, Local{std::move(*created), b.source_id})
+                .first->second.array;
+  }
+
+  Result<void> receive_array(ArrayBegin begin) {
+    if (auto ok = check_under_prefix(begin.name); !ok) return ok;
+    Array* target = local_for(begin);
+    if (target == nullptr) {
+      if (auto ok = channel_.discard_bytes(begin.nbytes); !ok) return ok;
+      auto end = channel_.receive();
+      if (!end) return std::unexpected(end.error());
+      return {};
+    }
+    MirroredArrayStatus status{begin.version, target->version(), Clock::now()};
+    board_.set_array(settings_.prefix, begin.name, status);
+    auto lock = target->lock(std::chrono::seconds(5));
+    if (!lock) return std::unexpected(lock.error());
+    auto data = target->mutable_bytes();
+    if (!data) return std::unexpected(data.error());
+    LiveFields& live = live_fields_of(*target);
+    begin_write(live);
+    // From here until the window closes readers of the mirror retry (read_consistent), so they
+    // never see these bytes half-received; if the link fails midway the write is abandoned
+    // (possibly torn until the next complete version arrives).
+    for (;;) {
+      auto received = channel_.receive_bytes(*data);
+      if (!received) {
+        abandon_write(live);
+        return received;
+      }
+      auto m = channel_.receive();
+      auto* end = m ? std::get_if<ArrayEnd>(&*m) : nullptr;
+      if (end == nullptr) {
+        abandon_write(live);
+        if (!m) return std::unexpected(m.error());
+        return fail(ErrorCode::kProtocolError, "peer link: expected ArrayEnd");
+      }
+      if (end->end == TransferEnd::kCommit) {
+        publish_version(live, begin.version);
+        board_.set_array(settings_.prefix, begin.name,
+                         MirroredArrayStatus{begin.version, begin.version, {}});
+        return {};
+      }
+      if (end->end == TransferEnd::kTorn) {
+        abandon_write(live);
+        return {};
+      }
+      // kRetry: the window stays open; the same array follows again, consistent this time.
+      auto again = channel_.receive();
+      auto* next = again ? std::get_if<ArrayBegin>(&*again) : nullptr;
+      if (next == nullptr || next->name != begin.name || !same_layout(target->info(), *next)) {
+        abandon_write(live);
+        if (!again) return std::unexpected(again.error());
+        return fail(ErrorCode::kProtocolError, "peer link: a retry did not resend the array");
+      }
+      begin = std::move(*next);
+    }
+  }
+
+  PeerChannel& channel_;
+  Client& client_;
+  const MirrorSettings& settings_;
+  MirrorStatusBoard& board_;
+  std::map<std::string, Local> locals_;
+};
+
+void sleep_unless_stopping(std::chrono::milliseconds total) {
+  const auto until = Clock::now() + total;
+  while (!g_stopping.load() && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+void run_mirror_link(std::shared_ptr<UcxContext> context, const PeerKey& key,
+                     const MirrorSettings& settings, MirrorStatusBoard& board) {
+  constexpr std::chrono::milliseconds kFirstBackoff{100};
+  constexpr std::chrono::milliseconds kMaxBackoff{5000};
+  auto backoff = kFirstBackoff;
+  ClientOptions options;
+  options.socket_path = settings.broker_socket;
+  options.client_name = "shmarray-bridge mirror";
+  options.interrupt_check = stop_check;
+  options.reconnect_attempts = 0;  // the bridge lives and dies with its broker
+  board.set_link(settings.prefix, settings.peer, "connecting");
+  while (!g_stopping.load()) {
+    std::string why;
+    {
+      auto worker = UcxWorker::create(context);
+      auto ep = worker ? UcxEndpoint::connect(*worker, settings.peer)
+                       : Result<UcxEndpoint>(std::unexpected(worker.error()));
+      if (!ep) {
+        why = ep.error().message();
+      } else {
+        PeerChannel channel(*ep);
+        auto shaken = handshake_as_mirror(channel, key, settings.prefix);
+        if (!shaken) {
+          why = shaken.error().message();
+          if (shaken.error().code() == ErrorCode::kPermissionDenied) {
+            board.set_link(settings.prefix, settings.peer, why);
+            spdlog::error("mirror '{}' from {}: {}", settings.prefix, settings.peer, why);
+            sleep_unless_stopping(kMaxBackoff);
+            continue;
+          }
+        } else {
+          auto client = Client::connect(options);
+          if (!client) {
+            why = client.error().message();
+          } else {
+            backoff = kFirstBackoff;
+            MirrorSession session(channel, *client, settings, board);
+            auto ended = session.run();
+            if (!ended) why = ended.error().message();
+          }
+        }
+      }
+    }
+    if (g_stopping.load()) break;
+    board.set_link(settings.prefix, settings.peer, "down: " + why);
+    spdlog::warn("mirror '{}' from {}: link down ({}); reconnecting in {} ms", settings.prefix,
+                 settings.peer, why, backoff.count());
+    sleep_unless_stopping(backoff);
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+}  // namespace shmarray::bridge

@@ -1,0 +1,45 @@
+#include "peer_channel.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace shmarray::bridge {
+
+std::chrono::milliseconds transfer_timeout(std::uint64_t nbytes) noexcept {
+  return kLinkSilence + std::chrono::milliseconds(nbytes / 10'000);
+}
+
+Result<void> PeerChannel::send(const PeerMessage& m) {
+  const auto bytes = encode_peer(m);
+  return ep_.send(bytes, kLinkSilence);
+}
+
+Result<void> PeerChannel::send_bytes(std::span<const std::byte> bytes) {
+  return ep_.send(bytes, transfer_timeout(bytes.size()));
+}
+
+Result<PeerMessage> PeerChannel::receive(std::chrono::milliseconds timeout) {
+  std::array<std::byte, kPeerHeaderBytes> raw{};
+  if (auto ok = ep_.recv(raw, timeout); !ok) return std::unexpected(ok.error());
+  auto header = decode_peer_header(raw);
+  if (!header) return std::unexpected(header.error());
+  std::vector<std::byte> body(header->body_bytes);
+  if (auto ok = ep_.recv(body, kLinkSilence); !ok) return std::unexpected(ok.error());
+  return decode_peer_body(header->type, body);
+}
+
+Result<void> PeerChannel::receive_bytes(std::span<std::byte> bytes) {
+  return ep_.recv(bytes, transfer_timeout(bytes.size()));
+}
+
+Result<void> PeerChannel::discard_bytes(std::uint64_t nbytes) {
+  std::vector<std::byte> scratch(std::min<std::uint64_t>(nbytes, 1u << 20));
+  while (nbytes > 0) {
+    const auto n = std::min<std::uint64_t>(nbytes, scratch.size());
+    if (auto ok = ep_.recv(std::span(scratch).first(n), transfer_timeout(n)); !ok) return ok;
+    nbytes -= n;
+  }
+  return {};
+}
+
+}  // namespace shmarray::bridge

@@ -1,0 +1,34 @@
+#pragma once
+// Peer-link messages (peer_messages.hpp) over one UcxEndpoint: whole messages, and the raw array
+// bytes that follow an ArrayBegin.
+#include <chrono>
+#include <span>
+
+#include "peer_messages.hpp"
+#include "ucx_endpoint.hpp"
+
+namespace shmarray::bridge {
+
+// The source sends a Heartbeat after this long without sending anything; the mirror declares the
+// link down after kLinkSilence without a byte from the source.
+inline constexpr std::chrono::milliseconds kHeartbeatEvery{1000};
+inline constexpr std::chrono::milliseconds kLinkSilence{5000};
+// Time allowed for one transfer of `nbytes`: the silence limit plus 10 MB/s.
+[[nodiscard]] std::chrono::milliseconds transfer_timeout(std::uint64_t nbytes) noexcept;
+
+class PeerChannel {
+ public:
+  explicit PeerChannel(UcxEndpoint& ep) : ep_(ep) {}
+  [[nodiscard]] Result<void> send(const PeerMessage& m);
+  [[nodiscard]] Result<void> send_bytes(std::span<const std::byte> bytes);
+  // The next whole message; kDeadlineExceeded when none arrives within `timeout`.
+  [[nodiscard]] Result<PeerMessage> receive(std::chrono::milliseconds timeout = kLinkSilence);
+  [[nodiscard]] Result<void> receive_bytes(std::span<std::byte> bytes);
+  // Receives and drops `nbytes` (bytes for an array this side cannot hold).
+  [[nodiscard]] Result<void> discard_bytes(std::uint64_t nbytes);
+
+ private:
+  UcxEndpoint& ep_;
+};
+
+}  // namespace shmarray::bridge

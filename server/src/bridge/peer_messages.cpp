@@ -1,0 +1,338 @@
+#include "peer_messages.hpp"
+
+#include <cstring>
+
+#include "shmarray/dtype.hpp"
+
+namespace shmarray::bridge {
+namespace {
+
+class Writer {
+ public:
+  void u8(std::uint8_t v) { bytes_.push_back(static_cast<std::byte>(v)); }
+  void u16(std::uint16_t v) { put(v); }
+  void u32(std::uint32_t v) { put(v); }
+  void u64(std::uint64_t v) { put(v); }
+  void raw(std::span<const std::byte> b) { bytes_.insert(bytes_.end(), b.begin(), b.end()); }
+  void text(std::string_view s) {
+    u16(static_cast<std::uint16_t>(s.size()));
+    raw(std::as_bytes(std::span(s.data(), s.size())));
+  }
+  std::vector<std::byte> take() { return std::move(bytes_); }
+
+ private:
+  template <class T>
+  void put(T v) {
+    for (std::size_t i = 0; i < sizeof(T); ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  std::vector<std::byte> bytes_;
+};
+
+// Bounds-checked reads; the first failure sticks and names the field.
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> b) : bytes_(b) {}
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::uint8_t u8(const char* field) { return static_cast<std::uint8_t>(get(1, field)); }
+  std::uint16_t u16(const char* field) { return static_cast<std::uint16_t>(get(2, field)); }
+  std::uint32_t u32(const char* field) { return static_cast<std::uint32_t>(get(4, field)); }
+  std::uint64_t u64(const char* field) { return get(8, field); }
+  template <std::size_t N>
+  std::array<std::byte, N> raw(const char* field) {
+    std::array<std::byte, N> out{};
+    if (!take(N, field)) return out;
+    std::memcpy(out.data(), bytes_.data() + at_ - N, N);
+    return out;
+  }
+  std::string text(const char* field, std::size_t max) {
+    const std::size_t n = u16(field);
+    if (!ok()) return {};
+    if (n > max) {
+      fail_with(std::string(field) + " is " + std::to_string(n) + " bytes, more than " +
+                std::to_string(max));
+      return {};
+    }
+    if (!take(n, field)) return {};
+    return std::string(reinterpret_cast<const char*>(bytes_.data() + at_ - n), n);
+  }
+  bool finished() {
+    if (ok() && at_ != bytes_.size()) {
+      fail_with(std::to_string(bytes_.size() - at_) + " unexpected bytes after the body");
+    }
+    return ok();
+  }
+  void fail_with(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+  }
+
+ private:
+  bool take(std::size_t n, const char* field) {
+    if (!ok()) return false;
+    if (bytes_.size() - at_ < n) {
+      fail_with(std::string("truncated at ") + field);
+      return false;
+    }
+    at_ += n;
+    return true;
+  }
+  std::uint64_t get(std::size_t n, const char* field) {
+    if (!take(n, field)) return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      v |= static_cast<std::uint64_t>(bytes_[at_ - n + i]) << (8 * i);
+    }
+    return v;
+  }
+  std::span<const std::byte> bytes_;
+  std::size_t at_ = 0;
+  std::string error_;
+};
+
+PeerType type_of(const PeerMessage& m) {
+  return std::visit(
+      [](const auto& v) -> PeerType {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, Hello>) return PeerType::kHello;
+        if constexpr (std::is_same_v<T, Proof>) return PeerType::kProof;
+        if constexpr (std::is_same_v<T, Refused>) return PeerType::kRefused;
+        if constexpr (std::is_same_v<T, Subscribe>) return PeerType::kSubscribe;
+        if constexpr (std::is_same_v<T, Subscribed>) return PeerType::kSubscribed;
+        if constexpr (std::is_same_v<T, ArrayBegin>) return PeerType::kArrayBegin;
+        if constexpr (std::is_same_v<T, ArrayEnd>) return PeerType::kArrayEnd;
+        if constexpr (std::is_same_v<T, ArrayRemoved>) return PeerType::kArrayRemoved;
+        if constexpr (std::is_same_v<T, InventoryEnd>) return PeerType::kInventoryEnd;
+        return PeerType::kHeartbeat;
+      },
+      m);
+}
+
+void encode_body(Writer& w, const PeerMessage& m) {
+  std::visit(
+      [&w](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, Hello>) {
+          w.u8(static_cast<std::uint8_t>(v.role));
+          w.raw(v.nonce);
+        } else if constexpr (std::is_same_v<T, Proof>) {
+          w.raw(v.mac);
+        } else if constexpr (std::is_same_v<T, Refused>) {
+          w.u16(static_cast<std::uint16_t>(v.code));
+          w.text(std::string_view(v.message).substr(0, kMaxPeerMessageText));
+        } else if constexpr (std::is_same_v<T, Subscribe>) {
+          w.text(v.prefix);
+        } else if constexpr (std::is_same_v<T, ArrayBegin>) {
+          w.text(v.name);
+          w.text(v.dtype);
+          w.u8(static_cast<std::uint8_t>(v.order));
+          w.u32(v.mode);
+          w.u64(v.version);
+          w.u64(v.nbytes);
+          w.text(v.source_id);
+          w.u32(static_cast<std::uint32_t>(v.shape.size()));
+          for (auto d : v.shape) w.u64(d);
+        } else if constexpr (std::is_same_v<T, ArrayEnd>) {
+          w.u8(static_cast<std::uint8_t>(v.end));
+          w.u64(v.version);
+        } else if constexpr (std::is_same_v<T, ArrayRemoved>) {
+          w.text(v.name);
+        } else if constexpr (std::is_same_v<T, InventoryEnd>) {
+          w.u32(v.count);
+        }
+      },
+      m);
+}
+
+Result<void> check_name(const std::string& name, const char* what) {
+  if (auto ok = validate_name(name); !ok) {
+    return fail(ErrorCode::kProtocolError, std::string("peer sent a bad ") + what + ": " +
+                                               ok.error().message());
+  }
+  return {};
+}
+
+bool is_hex_id(std::string_view id) {
+  if (id.size() != 32) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(PeerType type) noexcept {
+  switch (type) {
+    case PeerType::kHello: return "Hello";
+    case PeerType::kProof: return "Proof";
+    case PeerType::kRefused: return "Refused";
+    case PeerType::kSubscribe: return "Subscribe";
+    case PeerType::kSubscribed: return "Subscribed";
+    case PeerType::kArrayBegin: return "ArrayBegin";
+    case PeerType::kArrayEnd: return "ArrayEnd";
+    case PeerType::kArrayRemoved: return "ArrayRemoved";
+    case PeerType::kInventoryEnd: return "InventoryEnd";
+    case PeerType::kHeartbeat: return "Heartbeat";
+  }
+  return "Unknown";
+}
+
+Result<void> validate_prefix(std::string_view prefix) {
+  if (prefix.empty() || prefix.size() > kMaxNameLength) {
+    return fail(ErrorCode::kInvalidArgument,
+                "mirror prefix must be 1-255 bytes (got " + std::to_string(prefix.size()) + ")");
+  }
+  if (prefix.front() == '/') {
+    return fail(ErrorCode::kInvalidArgument,
+                "mirror prefix '" + std::string(prefix) + "' must not start with '/'");
+  }
+  for (char c : prefix) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '/' ||
+                         c == '-';
+    if (!allowed) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "mirror prefix '" + std::string(prefix) +
+                      "' has a character outside [A-Za-z0-9._:/-]");
+    }
+  }
+  return {};
+}
+
+bool prefix_allowed(const std::string& prefix, const std::vector<std::string>& allowed) noexcept {
+  for (const auto& a : allowed) {
+    if (prefix.compare(0, a.size(), a) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::byte> encode_peer(const PeerMessage& m) {
+  Writer body;
+  encode_body(body, m);
+  auto b = body.take();
+  Writer w;
+  w.u32(kPeerMagic);
+  w.u16(kPeerVersion);
+  w.u16(static_cast<std::uint16_t>(type_of(m)));
+  w.u32(static_cast<std::uint32_t>(b.size()));
+  w.u32(0);
+  w.raw(b);
+  return w.take();
+}
+
+Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes) {
+  Reader r(bytes.first(std::min(bytes.size(), kPeerHeaderBytes)));
+  const auto magic = r.u32("magic");
+  const auto version = r.u16("version");
+  const auto type = r.u16("type");
+  const auto body = r.u32("body length");
+  (void)r.u32("reserved");
+  if (!r.ok()) return fail(ErrorCode::kProtocolError, "peer header: " + r.error());
+  if (magic != kPeerMagic) {
+    return fail(ErrorCode::kProtocolError,
+                "the peer is not a shmarray bridge (bad magic): check --mirror HOST:PORT");
+  }
+  if (version != kPeerVersion) {
+    return fail(ErrorCode::kProtocolError, "the peer speaks peer-link version " +
+                                               std::to_string(version) + ", this bridge " +
+                                               std::to_string(kPeerVersion) +
+                                               ": run the same shmarray release on both hosts");
+  }
+  if (type < 1 || type > static_cast<std::uint16_t>(PeerType::kHeartbeat)) {
+    return fail(ErrorCode::kProtocolError, "peer sent unknown message type " + std::to_string(type));
+  }
+  if (body > kMaxPeerBody) {
+    return fail(ErrorCode::kProtocolError, "peer message body of " + std::to_string(body) +
+                                               " bytes is over the limit of " +
+                                               std::to_string(kMaxPeerBody));
+  }
+  return PeerHeader{static_cast<PeerType>(type), body};
+}
+
+Result<PeerMessage> decode_peer_body(PeerType type, std::span<const std::byte> body) {
+  Reader r(body);
+  PeerMessage out;
+  switch (type) {
+    case PeerType::kHello: {
+      Hello h;
+      const auto role = r.u8("role");
+      h.nonce = r.raw<kNonceBytes>("nonce");
+      if (r.ok() && role != 1 && role != 2) r.fail_with("unknown role " + std::to_string(role));
+      h.role = static_cast<PeerRole>(role);
+      out = h;
+      break;
+    }
+    case PeerType::kProof: out = Proof{r.raw<kMacBytes>("mac")}; break;
+    case PeerType::kRefused: {
+      Refused f;
+      const auto code = r.u16("code");
+      f.message = r.text("message", kMaxPeerMessageText);
+      if (r.ok() && (!is_valid_error_code(code) || code == 0)) {
+        r.fail_with("unknown error code " + std::to_string(code));
+      }
+      f.code = static_cast<ErrorCode>(code);
+      out = f;
+      break;
+    }
+    case PeerType::kSubscribe: {
+      Subscribe s{r.text("prefix", kMaxNameLength)};
+      if (r.ok()) {
+        if (auto ok = validate_prefix(s.prefix); !ok) r.fail_with(ok.error().message());
+      }
+      out = s;
+      break;
+    }
+    case PeerType::kSubscribed: out = Subscribed{}; break;
+    case PeerType::kArrayBegin: {
+      ArrayBegin a;
+      a.name = r.text("name", kMaxNameLength);
+      a.dtype = r.text("dtype", kMaxDTypeTextBytes);
+      const auto order = r.u8("order");
+      a.mode = r.u32("mode");
+      a.version = r.u64("version");
+      a.nbytes = r.u64("nbytes");
+      a.source_id = r.text("source id", 32);
+      const auto ndim = r.u32("ndim");
+      if (r.ok() && ndim > kMaxNdim) {
+        r.fail_with("ndim " + std::to_string(ndim) + " is over " + std::to_string(kMaxNdim));
+      }
+      for (std::uint32_t i = 0; r.ok() && i < ndim; ++i) a.shape.push_back(r.u64("shape"));
+      if (r.ok() && order > 1) r.fail_with("order " + std::to_string(order) + " is not C or F");
+      a.order = static_cast<Order>(order);
+      if (r.ok() && (a.mode & ~0777u) != 0) r.fail_with("mode is not within 0777");
+      if (r.ok() && !is_hex_id(a.source_id)) r.fail_with("source id is not 32 hex digits");
+      if (r.ok()) {
+        if (auto ok = check_name(a.name, "array name"); !ok) r.fail_with(ok.error().message());
+      }
+      out = std::move(a);
+      break;
+    }
+    case PeerType::kArrayEnd: {
+      ArrayEnd e;
+      const auto end = r.u8("end");
+      e.version = r.u64("version");
+      if (r.ok() && (end < 1 || end > 3)) r.fail_with("unknown transfer end " + std::to_string(end));
+      e.end = static_cast<TransferEnd>(end);
+      out = e;
+      break;
+    }
+    case PeerType::kArrayRemoved: {
+      ArrayRemoved a{r.text("name", kMaxNameLength)};
+      if (r.ok()) {
+        if (auto ok = check_name(a.name, "array name"); !ok) r.fail_with(ok.error().message());
+      }
+      out = std::move(a);
+      break;
+    }
+    case PeerType::kInventoryEnd: out = InventoryEnd{r.u32("count")}; break;
+    case PeerType::kHeartbeat: out = Heartbeat{}; break;
+    default: r.fail_with("unknown message type"); break;
+  }
+  if (!r.finished()) {
+    return fail(ErrorCode::kProtocolError,
+                "peer sent a malformed " + std::string(to_string(type)) + ": " + r.error());
+  }
+  return out;
+}
+
+}  // namespace shmarray::bridge

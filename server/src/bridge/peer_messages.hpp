@@ -1,0 +1,113 @@
+#pragma once
+// The peer link between two bridges (docs/protocol.md, "Peer link"): small fixed-layout control
+// messages on a UCX stream endpoint, each a 16-byte header and a body of at most kMaxPeerBody
+// bytes, little-endian. Array bytes follow an ArrayBegin raw on the same stream (nbytes of them),
+// then an ArrayEnd says whether they form a consistent version.
+//
+// Nothing from the peer is trusted: decode_peer_header and decode_peer_body check every field
+// (magic, version, type, lengths, names, counts) and return kProtocolError naming the field;
+// semantic limits that depend on local state (sizes against the local broker's limits, names
+// under the subscribed prefix) are the caller's.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "shmarray/error.hpp"
+#include "shmarray/types.hpp"
+
+namespace shmarray::bridge {
+
+inline constexpr std::uint32_t kPeerMagic = 0x504d4853;  // "SHMP" little-endian
+inline constexpr std::uint16_t kPeerVersion = 1;
+inline constexpr std::size_t kPeerHeaderBytes = 16;
+inline constexpr std::size_t kMaxPeerBody = 64 * 1024;
+inline constexpr std::size_t kNonceBytes = 32;
+inline constexpr std::size_t kMacBytes = 32;
+inline constexpr std::size_t kMaxPeerMessageText = 1024;
+
+// Wire-stable values: never renumber.
+enum class PeerType : std::uint16_t {
+  kHello = 1,
+  kProof = 2,
+  kRefused = 3,
+  kSubscribe = 4,
+  kSubscribed = 5,
+  kArrayBegin = 6,
+  kArrayEnd = 7,
+  kArrayRemoved = 8,
+  kInventoryEnd = 9,
+  kHeartbeat = 10,
+};
+enum class PeerRole : std::uint8_t { kMirror = 1, kSource = 2 };
+// How the bytes that followed an ArrayBegin end.
+enum class TransferEnd : std::uint8_t {
+  kCommit = 1,  // consistent: publish them with the version of the ArrayBegin
+  kRetry = 2,   // the source changed during the send: keep the write window open, a consistent
+                // re-send of the same array follows at once
+  kTorn = 3,    // the source itself is possibly torn: abandon the write (the mirror reads torn too)
+};
+
+struct PeerHeader {
+  PeerType type{};
+  std::uint32_t body_bytes = 0;
+};
+
+struct Hello {
+  PeerRole role{};
+  std::array<std::byte, kNonceBytes> nonce{};
+};
+struct Proof {
+  std::array<std::byte, kMacBytes> mac{};
+};
+struct Refused {
+  ErrorCode code = ErrorCode::kPermissionDenied;
+  std::string message;
+};
+struct Subscribe {
+  std::string prefix;
+};
+struct Subscribed {};
+struct ArrayBegin {
+  std::string name;
+  std::string dtype;
+  std::vector<std::uint64_t> shape;
+  Order order = Order::kC;
+  std::uint32_t mode = 0;
+  std::uint64_t version = 0;
+  std::uint64_t nbytes = 0;
+  std::string source_id;  // the source array's id: a new id is a new array (recreate)
+};
+struct ArrayEnd {
+  TransferEnd end = TransferEnd::kCommit;
+  std::uint64_t version = 0;
+};
+struct ArrayRemoved {
+  std::string name;
+};
+struct InventoryEnd {
+  std::uint32_t count = 0;
+};
+struct Heartbeat {};
+
+using PeerMessage = std::variant<Hello, Proof, Refused, Subscribe, Subscribed, ArrayBegin,
+                                 ArrayEnd, ArrayRemoved, InventoryEnd, Heartbeat>;
+
+// Header + body of `m`.
+[[nodiscard]] std::vector<std::byte> encode_peer(const PeerMessage& m);
+// Checks magic, version, known type and body_bytes <= kMaxPeerBody.
+[[nodiscard]] Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes);
+// Decodes and validates a body of `type` (exactly body.size() bytes must be consumed).
+[[nodiscard]] Result<PeerMessage> decode_peer_body(PeerType type, std::span<const std::byte> body);
+// "Hello", "ArrayBegin"... for logs and errors.
+[[nodiscard]] std::string_view to_string(PeerType type) noexcept;
+// A prefix a peer may subscribe to: 1-255 bytes of the name charset, not starting with '/'.
+[[nodiscard]] Result<void> validate_prefix(std::string_view prefix);
+// Whether `prefix` (or a name) lies under one of `allowed` (--peer-allow prefixes).
+[[nodiscard]] bool prefix_allowed(const std::string& prefix,
+                                  const std::vector<std::string>& allowed) noexcept;
+
+}  // namespace shmarray::bridge

@@ -1,0 +1,221 @@
+#include "source_link.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "live_fields_of.hpp"
+#include "peer_channel.hpp"
+#include "peer_handshake.hpp"
+#include "shmarray/client.hpp"
+#include "shmarray/watcher.hpp"
+#include "ucx_endpoint.hpp"
+
+namespace shmarray::bridge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Source {
+  Array array;
+  std::optional<std::uint64_t> sent;  // version last sent whole
+};
+
+class SourceLink {
+ public:
+  SourceLink(PeerChannel& channel, Client& client, std::string prefix)
+      : channel_(channel), client_(client), prefix_(std::move(prefix)) {}
+
+  Result<void> run(Watcher& watcher) {
+    auto listed = client_.list(prefix_);
+    if (!listed) return std::unexpected(listed.error());
+    for (const auto& info : *listed) add(info.name, info.kind);
+    std::uint32_t count = 0;
+    for (auto& [name, source] : sources_) {
+      if (auto ok = send_array(name, source); !ok) return ok;
+      ++count;
+    }
+    if (auto ok = channel_.send(InventoryEnd{count}); !ok) return ok;
+    spdlog::info("peer link '{}': initial sync sent ({} arrays)", prefix_, count);
+    while (!g_stopping.load()) {
+      if (auto ok = drain_events(watcher); !ok) return ok;
+      bool sent = false;
+      for (auto& [name, source] : sources_) {
+        if (source.sent && *source.sent == source.array.version()) continue;
+        if (auto ok = send_array(name, source); !ok) return ok;
+        last_active_ = name;
+        sent = true;
+      }
+      if (sent) continue;
+      if (Clock::now() - last_send_ >= kHeartbeatEvery) {
+        if (auto ok = channel_.send(Heartbeat{}); !ok) return ok;
+        last_send_ = Clock::now();
+      }
+      idle_wait();
+    }
+    return {};
+  }
+
+ private:
+  void add(const std::string& name, ObjectKind kind) {
+    if (kind != ObjectKind::kArray) return;  // streams: not mirrored yet (docs/across-hosts-design.md)
+    auto array = client_.open(name, Access::kReadOnly);
+    if (!array) {
+      spdlog::warn("peer link '{}': cannot open '{}' to mirror it: {}", prefix_, name,
+                   array.error().message());
+      return;
+    }
+    sources_.insert_or_assign(name, Source{std::move(*array), std::nullopt});
+  }
+
+  Result<void> drain_events(Watcher& watcher) {
+    for (;;) {
+      auto event = watcher.next(std::chrono::milliseconds(0));
+      if (!event) return std::unexpected(event.error());
+      if (!*event) return {};
+      const auto& e = **event;
+      if (e.kind == WatchEvent::Kind::kCreated) {
+        const auto known = sources_.find(e.name);
+        if (known == sources_.end() || known->second.array.info().id != e.info.id) {
+          add(e.name, e.info.kind);
+        }
+      } else if (sources_.erase(e.name) > 0) {
+        if (auto ok = channel_.send(ArrayRemoved{e.name}); !ok) return ok;
+        last_send_ = Clock::now();
+      }
+    }
+  }
+
+  // Sleeps until the most recently active array is published again, a few ms at most (other
+  // arrays and broker events are looked at between sleeps).
+  void idle_wait() {
+    auto it = sources_.find(last_active_);
+    if (it == sources_.end() && !sources_.empty()) it = sources_.begin();
+    if (it == sources_.end()) {
+      channel_worker_wait();
+      return;
+    }
+    (void)it->second.array.wait_newer_than(it->second.sent.value_or(0),
+                                           std::chrono::milliseconds(2));
+  }
+  void channel_worker_wait() { std::this_thread::sleep_for(std::chrono::milliseconds(2)); }
+
+  ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version) {
+    const auto& info = array.info();
+    return ArrayBegin{name,         info.dtype, info.shape, info.order, info.mode,
+                      version,      info.nbytes, info.id};
+  }
+
+  // One version of one array: zero-copy from the mapping when no write overlaps the send; else
+  // the mirror is told to keep its window open and a consistent copy follows at once.
+  Result<void> send_array(const std::string& name, Source& source) {
+    const Array& array = source.array;
+    LiveFields& live = live_fields_of(array);
+    const std::uint64_t seq = live.write_seq.load(std::memory_order_acquire);
+    const bool torn = (live.flags.load(std::memory_order_acquire) & kFlagPossiblyTorn) != 0;
+    const std::uint64_t version = live.version.load(std::memory_order_acquire);
+    last_send_ = Clock::now();
+    if (torn) {
+      // The source's own bytes cannot be trusted: the mirror reads as torn too, until the next
+      // publish on the source.
+      if (auto ok = send_whole(name, array, version, array.bytes()); !ok) return ok;
+      source.sent = version;
+      return channel_.send(ArrayEnd{TransferEnd::kTorn, version});
+    }
+    if ((seq & 1u) == 0) {
+      if (auto ok = send_whole(name, array, version, array.bytes()); !ok) return ok;
+      const bool stable = live.write_seq.load(std::memory_order_acquire) == seq &&
+                          live.version.load(std::memory_order_acquire) == version;
+      if (stable) {
+        source.sent = version;
+        return channel_.send(ArrayEnd{TransferEnd::kCommit, version});
+      }
+      if (auto ok = channel_.send(ArrayEnd{TransferEnd::kRetry, version}); !ok) return ok;
+      ++retries_;
+    }
+    // A write overlapped (or was in progress): a consistent private copy, then send that.
+    staging_.resize(array.info().nbytes);
+    for (;;) {
+      auto copied = array.read_checked(staging_, std::chrono::seconds(1));
+      if (copied) {
+        if (auto ok = send_whole(name, array, *copied, staging_); !ok) return ok;
+        source.sent = *copied;
+        return channel_.send(ArrayEnd{TransferEnd::kCommit, *copied});
+      }
+      if (copied.error().code() == ErrorCode::kDataLoss) {
+        // Torn (or truncated) meanwhile: say so rather than send half a version as whole.
+        std::fill(staging_.begin(), staging_.end(), std::byte{0});
+        if (auto ok = send_whole(name, array, version, staging_); !ok) return ok;
+        source.sent = array.version();
+        return channel_.send(ArrayEnd{TransferEnd::kTorn, version});
+      }
+      if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
+    }
+  }
+
+  Result<void> send_whole(const std::string& name, const Array& array, std::uint64_t version,
+                          std::span<const std::byte> bytes) {
+    if (auto ok = channel_.send(begin_of(name, array, version)); !ok) return ok;
+    return channel_.send_bytes(bytes);
+  }
+
+  PeerChannel& channel_;
+  Client& client_;
+  std::string prefix_;
+  std::map<std::string, Source> sources_;
+  std::string last_active_;
+  Clock::time_point last_send_ = Clock::now();
+  std::vector<std::byte> staging_;
+  std::uint64_t retries_ = 0;
+};
+
+}  // namespace
+
+void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h request,
+                     const PeerKey& key, const SourceSettings& settings) {
+  auto worker = UcxWorker::create(std::move(context));
+  if (!worker) {
+    spdlog::error("peer link: {}", worker.error().message());
+    return;
+  }
+  auto ep = UcxEndpoint::accept(*worker, request);
+  if (!ep) {
+    spdlog::error("peer link: {}", ep.error().message());
+    return;
+  }
+  PeerChannel channel(*ep);
+  auto prefix = handshake_as_source(channel, key, settings.allowed);
+  if (!prefix) {
+    spdlog::warn("peer link refused: {}", prefix.error().message());
+    // Let the Refused message reach the peer before the endpoint closes.
+    (void)channel.receive(std::chrono::milliseconds(500));
+    return;
+  }
+  spdlog::info("peer link: a mirror subscribed to '{}'", *prefix);
+  ClientOptions options;
+  options.socket_path = settings.broker_socket;
+  options.client_name = "shmarray-bridge source";
+  options.reconnect_attempts = 0;  // the bridge lives and dies with its broker
+  options.interrupt_check = stop_check;
+  auto client = Client::connect(options);
+  if (!client) {
+    spdlog::error("peer link '{}': {}", *prefix, client.error().message());
+    return;
+  }
+  // Watching starts before listing, so no create between the two is missed.
+  auto watcher = Watcher::start(settings.broker_socket, *prefix);
+  if (!watcher) {
+    spdlog::error("peer link '{}': {}", *prefix, watcher.error().message());
+    return;
+  }
+  SourceLink link(channel, *client, *prefix);
+  auto ended = link.run(*watcher);
+  if (!ended) {
+    spdlog::info("peer link '{}' ended: {}", *prefix, ended.error().message());
+  }
+}
+
+}  // namespace shmarray::bridge

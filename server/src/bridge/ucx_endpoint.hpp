@@ -1,0 +1,52 @@
+#pragma once
+// One UCX stream endpoint of a peer link, with blocking, deadline-bounded send and receive on its
+// worker. The first failure (peer gone, timeout, bridge stopping) force-closes the endpoint:
+// every later call fails at once, and no operation is left writing into a caller's buffer.
+#include <ucp/api/ucp.h>
+
+#include <chrono>
+#include <span>
+#include <string>
+
+#include "shmarray/error.hpp"
+#include "ucx_worker.hpp"
+
+namespace shmarray::bridge {
+
+class UcxEndpoint {
+ public:
+  // Client side: connects to `address` (HOST:PORT, resolved with getaddrinfo). The connection
+  // completes lazily; a refused or unreachable peer shows in the first send or receive.
+  [[nodiscard]] static Result<UcxEndpoint> connect(UcxWorker& worker, const std::string& address);
+  // Server side: accepts a connection request handed over by UcxListener.
+  [[nodiscard]] static Result<UcxEndpoint> accept(UcxWorker& worker, ucp_conn_request_h request);
+
+  UcxEndpoint(UcxEndpoint&&) noexcept;
+  UcxEndpoint& operator=(UcxEndpoint&&) = delete;
+  UcxEndpoint(const UcxEndpoint&) = delete;
+  ~UcxEndpoint();
+
+  // Sends all of `bytes` (the buffer must stay valid: this returns when UCX is done with it).
+  [[nodiscard]] Result<void> send(std::span<const std::byte> bytes,
+                                  std::chrono::milliseconds timeout);
+  // Receives exactly bytes.size() bytes into `bytes`.
+  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout);
+  [[nodiscard]] bool broken() const noexcept { return broken_; }
+  [[nodiscard]] UcxWorker& worker() noexcept { return *worker_; }
+
+ private:
+  UcxEndpoint(UcxWorker& worker) : worker_(&worker) {}
+  static void on_error(void* arg, ucp_ep_h ep, ucs_status_t status);
+  // Waits for `request` (send or receive); force-closes the endpoint on failure.
+  [[nodiscard]] Result<void> finish(void* request, bool is_recv, std::string_view what,
+                                    std::chrono::milliseconds timeout);
+  void close() noexcept;
+
+  UcxWorker* worker_;
+  ucp_ep_h ep_ = nullptr;
+  // Heap-held so the error callback's argument stays valid when the endpoint object moves.
+  std::unique_ptr<ucs_status_t> peer_error_ = std::make_unique<ucs_status_t>(UCS_OK);
+  bool broken_ = false;
+};
+
+}  // namespace shmarray::bridge

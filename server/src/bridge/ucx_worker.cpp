@@ -1,0 +1,82 @@
+#include "ucx_worker.hpp"
+
+#include <poll.h>
+#include <stdlib.h>
+
+#include <utility>
+
+#include <string>
+
+namespace shmarray::bridge {
+
+std::atomic<bool> g_stopping{false};
+
+Result<void> stop_check() {
+  if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
+  return {};
+}
+
+Error ucx_error(std::string_view what, ucs_status_t status) {
+  const ErrorCode code = status == UCS_ERR_TIMED_OUT ? ErrorCode::kDeadlineExceeded
+                                                     : ErrorCode::kUnavailable;
+  return Error(code, std::string(what) + ": " + ::ucs_status_string(status));
+}
+
+Result<std::shared_ptr<UcxContext>> UcxContext::create() {
+  // A restarted bridge must be able to listen on its port again at once, although connections
+  // of the previous one linger in TIME_WAIT (UCX's default is not to reuse). Set unless the
+  // environment says otherwise.
+  ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
+  ::setenv("UCX_RDMA_CM_REUSEADDR", "y", 0);
+  ucp_config_t* config = nullptr;
+  if (auto st = ::ucp_config_read(nullptr, nullptr, &config); st != UCS_OK) {
+    return std::unexpected(ucx_error("UCX configuration (UCX_* environment)", st));
+  }
+  ucp_params_t params{};
+  params.field_mask = UCP_PARAM_FIELD_FEATURES;
+  params.features = UCP_FEATURE_STREAM | UCP_FEATURE_WAKEUP;
+  ucp_context_h context = nullptr;
+  const auto st = ::ucp_init(&params, config, &context);
+  ::ucp_config_release(config);
+  if (st != UCS_OK) return std::unexpected(ucx_error("ucp_init", st));
+  return std::shared_ptr<UcxContext>(new UcxContext(context));
+}
+
+UcxContext::~UcxContext() { ::ucp_cleanup(context_); }
+
+Result<UcxWorker> UcxWorker::create(std::shared_ptr<UcxContext> context) {
+  ucp_worker_params_t params{};
+  params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+  params.thread_mode = UCS_THREAD_MODE_SINGLE;
+  ucp_worker_h worker = nullptr;
+  if (auto st = ::ucp_worker_create(context->get(), &params, &worker); st != UCS_OK) {
+    return std::unexpected(ucx_error("ucp_worker_create", st));
+  }
+  int efd = -1;
+  if (auto st = ::ucp_worker_get_efd(worker, &efd); st != UCS_OK) {
+    ::ucp_worker_destroy(worker);
+    return std::unexpected(ucx_error("ucp_worker_get_efd", st));
+  }
+  return UcxWorker(std::move(context), worker, efd);
+}
+
+UcxWorker::UcxWorker(UcxWorker&& other) noexcept
+    : context_(std::move(other.context_)),
+      worker_(std::exchange(other.worker_, nullptr)),
+      efd_(std::exchange(other.efd_, -1)) {}
+
+UcxWorker::~UcxWorker() {
+  if (worker_ != nullptr) ::ucp_worker_destroy(worker_);
+}
+
+bool UcxWorker::progress() noexcept { return ::ucp_worker_progress(worker_) != 0; }
+
+void UcxWorker::wait(std::chrono::milliseconds timeout) noexcept {
+  if (progress()) return;
+  // Armed: the event fd signals the next event; BUSY means events are pending already.
+  if (::ucp_worker_arm(worker_) == UCS_ERR_BUSY) return;
+  pollfd p{efd_, POLLIN, 0};
+  (void)::poll(&p, 1, static_cast<int>(timeout.count()));
+}
+
+}  // namespace shmarray::bridge

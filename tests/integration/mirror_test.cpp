@@ -1,0 +1,426 @@
+// Mirrors across hosts on one host (docs/across-hosts.md): two real brokers on two sockets, the
+// source serving peers on loopback (--peer-listen 127.0.0.1:PORT), the mirror mirroring a prefix
+// of it, each with its real shmarray-bridge over UCX (UCX_TLS=tcp, as between two hosts). The
+// two-namespace end-to-end tests (a private /dev/shm per host, veth link cuts) are
+// two_hosts_test.cpp's; these check the mirroring machinery itself.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+#include "broker_process.hpp"
+#include "process.hpp"
+#include "shmarray/shmarray.hpp"
+
+namespace shmarray::test {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+// A TCP port free right now on 127.0.0.1 (bound to 0, read back, closed).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return 0;
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Pids whose parent is `parent` (from /proc/*/stat).
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return out;
+  while (const dirent* e = ::readdir(d)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::ifstream stat("/proc/" + std::string(e->d_name) + "/stat");
+    std::string text;
+    std::getline(stat, text);
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(text.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent &&
+        state != 'Z') {
+      out.push_back(pid);
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+// Writes a key file of `bytes` random bytes with `mode`.
+void write_key(const std::string& path, std::size_t bytes, mode_t mode) {
+  std::ofstream out(path, std::ios::binary);
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  std::string key(bytes, '\0');
+  random.read(key.data(), static_cast<std::streamsize>(bytes));
+  out << key;
+  out.close();
+  ::chmod(path.c_str(), mode);
+}
+
+// Fills a uint64 array with `v` in every element, inside the seqlock window, publishing v.
+std::uint64_t write_all(const Array& a, std::uint64_t fill) {
+  return a.write([fill](std::span<std::byte> data) {
+           auto* p = reinterpret_cast<std::uint64_t*>(data.data());
+           std::fill(p, p + data.size() / 8, fill);
+         }).value();
+}
+
+// The mirror's copy of `name` as of version >= `at_least`: (version, every element equal?).
+struct Seen {
+  std::uint64_t version = 0;
+  std::uint64_t first = 0;
+  bool uniform = false;
+};
+Seen read_mirror(const Array& a) {
+  std::vector<std::uint64_t> copy(a.info().nbytes / 8);
+  auto v = a.read_consistent(
+      [&] { std::memcpy(copy.data(), a.data(), copy.size() * 8); }, 5s);
+  if (!v) return {};
+  Seen s{*v, copy.empty() ? 0 : copy[0], true};
+  for (auto x : copy) s.uniform = s.uniform && x == s.first;
+  return s;
+}
+
+class MirrorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // Between two hosts UCX would use TCP; on one host it could pick shared memory.
+    ::setenv("UCX_TLS", "tcp", 0);
+    ::setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 0);
+  }
+
+  void SetUp() override {
+    char tmpl[] = "/tmp/shmarray-mirror-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    key_ = dir_ + "/key";
+    write_key(key_, 32, 0600);
+    port_ = free_port();
+    ASSERT_GT(port_, 0);
+    peer_ = "127.0.0.1:" + std::to_string(port_);
+    source_ = std::make_unique<BrokerProcess>(std::vector<std::string>{
+        "--peer-listen", peer_, "--peer-key", key_, "--peer-allow", "cam/"});
+  }
+
+  void TearDown() override {
+    // Everything made here goes: the mirror first (its bridge stops with it), then the source.
+    if (mirror_ && mirror_->running()) {
+      auto c = mirror_->client();
+      for (const auto& m : c.mirrors().value_or(std::vector<MirrorInfo>{})) {
+        (void)c.mirror_remove(m.prefix);
+      }
+      for (const auto& info : c.list().value_or(std::vector<ArrayInfo>{})) (void)c.remove(info.name);
+      const pid_t broker = mirror_->pid();
+      const auto bridges = children_of(broker);
+      EXPECT_TRUE(mirror_->stop(SIGTERM).ok());
+      for (pid_t b : bridges) EXPECT_TRUE(eventually([&] { return !process_exists(b); }, 5s));
+    }
+    if (mirror_) EXPECT_TRUE(mirror_->segments().empty()) << "mirror segments left";
+    mirror_.reset();
+    if (source_ && source_->running()) {
+      auto c = source_->client();
+      for (const auto& info : c.list().value_or(std::vector<ArrayInfo>{})) (void)c.remove(info.name);
+      EXPECT_TRUE(source_->stop(SIGTERM).ok());
+    }
+    if (source_) EXPECT_TRUE(source_->segments().empty()) << "source segments left";
+    source_.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  void start_mirror(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--peer-key", key_, "--mirror", "cam/=" + peer_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    mirror_ = std::make_unique<BrokerProcess>(args);
+  }
+
+  // The mirror's array `name` once it has reached `version` (fails the test after 20 s).
+  Array mirrored(const std::string& name, std::uint64_t version) {
+    auto c = mirror_->client();
+    auto a = c.open(name, Access::kReadOnly, {.wait = 20s});
+    EXPECT_TRUE(a) << (a ? "" : a.error().message());
+    if (!a) std::abort();
+    EXPECT_TRUE(eventually([&] { return a->version() >= version; }, 20s))
+        << "mirror of " << name << " stuck at version " << a->version() << ", want " << version;
+    return std::move(*a);
+  }
+
+  std::string link_state() {
+    auto ms = mirror_->client().mirrors();
+    return ms && !ms->empty() ? (*ms)[0].link : "";
+  }
+
+  std::string dir_;
+  std::string key_;
+  int port_ = 0;
+  std::string peer_;
+  std::unique_ptr<BrokerProcess> source_;
+  std::unique_ptr<BrokerProcess> mirror_;
+};
+
+TEST_F(MirrorTest, EveryPublishedVersionArrivesWithTheSourcesNumberAndBytes) {
+  auto src = source_->client();
+  auto a = src.create("cam/frames", {.dtype = "<u8", .shape = {128 * 1024}, .mode = 0640}).value();
+  const std::uint64_t v1 = write_all(a, 1000);
+  start_mirror();
+  Array m = mirrored("cam/frames", v1);
+  EXPECT_EQ(m.info().shape, a.info().shape);
+  EXPECT_EQ(m.info().dtype, "<u8");
+  EXPECT_EQ(m.info().mode, 0440u);  // the source's mode, write bits cleared
+  for (std::uint64_t i = 0; i < 20; ++i) {
+    const std::uint64_t v = write_all(a, 5000 + i);
+    ASSERT_TRUE(eventually([&] { return m.version() >= v; }, 20s)) << "version " << v;
+    const Seen seen = read_mirror(m);
+    EXPECT_EQ(seen.version, v);
+    EXPECT_TRUE(seen.uniform);
+    EXPECT_EQ(seen.first, 5000 + i) << "bytes of version " << v;
+  }
+  // wait_newer_than on the mirror wakes when the next version has fully arrived.
+  const std::uint64_t before = m.version();
+  std::thread publisher([&] {
+    std::this_thread::sleep_for(50ms);
+    write_all(a, 777);
+  });
+  auto woke = m.wait_newer_than(before, 20s);
+  publisher.join();
+  ASSERT_TRUE(woke);
+  EXPECT_EQ(read_mirror(m).first, 777u);
+  auto info = mirror_->client().stat("cam/frames").value();
+  EXPECT_EQ(info.mirror_of, peer_);
+  EXPECT_EQ(info.version, a.version());
+}
+
+TEST_F(MirrorTest, AReaderOfTheMirrorNeverSeesATornVersionWhileTheSourcePublishesFast) {
+  auto src = source_->client();
+  auto a = src.create("cam/fast", {.dtype = "<u8", .shape = {8 * 1024}}).value();
+  write_all(a, 1);
+  start_mirror();
+  Array m = mirrored("cam/fast", 1);
+  std::atomic<bool> stop{false};
+  std::thread producer([&] {
+    std::uint64_t n = 2;
+    // As fast as a real producer: a publish every ~0.2 ms (a writer with no gap at all starves
+    // seqlock readers locally too: docs/synchronisation.md).
+    while (!stop.load()) {
+      write_all(a, n++);
+      std::this_thread::sleep_for(200us);
+    }
+  });
+  std::uint64_t reads = 0, torn = 0, last = 0, backwards = 0;
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < until) {
+    const Seen s = read_mirror(m);
+    if (s.version == 0) continue;
+    ++reads;
+    if (!s.uniform) ++torn;
+    if (s.version < last) ++backwards;
+    last = s.version;
+  }
+  stop = true;
+  producer.join();
+  EXPECT_GT(reads, 10u);
+  EXPECT_EQ(torn, 0u) << "of " << reads << " consistent reads";
+  EXPECT_EQ(backwards, 0u);
+  // And the last version arrives whole.
+  const std::uint64_t final_version = a.version();
+  ASSERT_TRUE(eventually([&] { return m.version() >= final_version; }, 20s));
+  const Seen s = read_mirror(m);
+  EXPECT_EQ(s.version, final_version);
+  EXPECT_TRUE(s.uniform);
+}
+
+TEST_F(MirrorTest, CreateRemoveAndResizeOnTheSourceFollowOnTheMirror) {
+  start_mirror();
+  auto src = source_->client();
+  auto dst = mirror_->client();
+  {
+    auto a = src.create("cam/b", {.dtype = "<u8", .shape = {10}}).value();
+    write_all(a, 3);
+    Array m = mirrored("cam/b", 1);
+    EXPECT_EQ(read_mirror(m).first, 3u);
+  }
+  ASSERT_TRUE(src.remove("cam/b"));
+  EXPECT_TRUE(eventually([&] { return !dst.stat("cam/b"); }, 20s)) << "remove did not follow";
+  // "Resize": recreated with another shape.
+  auto a = src.create("cam/b", {.dtype = "<u8", .shape = {1000}}).value();
+  write_all(a, 9);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto info = dst.stat("cam/b");
+        return info && info->shape == std::vector<std::uint64_t>{1000} && info->version >= 1;
+      },
+      20s));
+  Array m = mirrored("cam/b", 1);
+  EXPECT_EQ(read_mirror(m).first, 9u);
+  EXPECT_EQ(m.info().nbytes, 8000u);
+  // Names outside the mirrored prefix stay on the source.
+  auto other = src.create("dog/x", {.dtype = "<u8", .shape = {1}}).value();
+  (void)other.publish();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(dst.stat("dog/x"));
+}
+
+TEST_F(MirrorTest, ALocalWriteOpenOrCreateOnTheMirrorIsRefusedNamingTheSource) {
+  auto src = source_->client();
+  auto a = src.create("cam/ro", {.dtype = "<u8", .shape = {4}, .mode = 0666}).value();
+  write_all(a, 5);
+  start_mirror();
+  Array m = mirrored("cam/ro", 1);
+  auto dst = mirror_->client();
+  auto w = dst.open("cam/ro", Access::kReadWrite);
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_THAT(w.error().message(), HasSubstr("mirror of " + peer_));
+  auto c = dst.create("cam/mine", {.dtype = "<u8", .shape = {4}});
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("mirrored from " + peer_));
+  EXPECT_FALSE(m.mutable_bytes());  // the read-only grant
+}
+
+TEST_F(MirrorTest, AWrongKeyIsRefusedAndNoNameCrosses) {
+  auto a = source_->client().create("cam/secret", {.dtype = "<u8", .shape = {4}}).value();
+  write_all(a, 1);
+  const std::string other_key = dir_ + "/other";
+  write_key(other_key, 32, 0600);
+  mirror_ = std::make_unique<BrokerProcess>(
+      std::vector<std::string>{"--peer-key", other_key, "--mirror", "cam/=" + peer_});
+  EXPECT_TRUE(eventually([&] { return link_state().find("wrong key") != std::string::npos; }, 20s))
+      << "link: " << link_state();
+  EXPECT_THAT(link_state(), HasSubstr("peer refused: wrong key"));
+  EXPECT_TRUE(mirror_->client().list("cam/").value().empty());
+}
+
+TEST_F(MirrorTest, APrefixOutsidePeerAllowIsRefused) {
+  auto a = source_->client().create("secret/x", {.dtype = "<u8", .shape = {4}}).value();
+  write_all(a, 1);
+  mirror_ = std::make_unique<BrokerProcess>(
+      std::vector<std::string>{"--peer-key", key_, "--mirror", "secret/=" + peer_});
+  EXPECT_TRUE(eventually([&] { return link_state().find("not allowed") != std::string::npos; }, 20s))
+      << "link: " << link_state();
+  EXPECT_THAT(link_state(), HasSubstr("--peer-allow"));
+  EXPECT_TRUE(mirror_->client().list("secret/").value().empty());
+}
+
+TEST_F(MirrorTest, AKeyFileReadableByOthersIsRefusedAtStart) {
+  const std::string loose = dir_ + "/loose";
+  write_key(loose, 32, 0644);
+  auto r = run({"/bin/sh", "-c",
+                std::string(SHMARRAYD_PATH) + " --socket " + dir_ + "/x.sock --peer-key " + loose +
+                    " --peer-listen 127.0.0.1:0 2>&1"},
+               20s);
+  EXPECT_EQ(r.status.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("mode 0644"));
+  EXPECT_THAT(r.out, HasSubstr("chmod 600"));
+  const std::string short_key = dir_ + "/short";
+  write_key(short_key, 16, 0600);
+  r = run({"/bin/sh", "-c",
+           std::string(SHMARRAYD_PATH) + " --socket " + dir_ + "/y.sock --peer-key " + short_key +
+               " --mirror cam/=127.0.0.1:1 2>&1"},
+          20s);
+  EXPECT_EQ(r.status.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("16 bytes"));
+}
+
+TEST_F(MirrorTest, AKilledBridgeIsRestartedAndResyncs) {
+  auto a = source_->client().create("cam/k", {.dtype = "<u8", .shape = {1000}}).value();
+  write_all(a, 1);
+  start_mirror();
+  Array m = mirrored("cam/k", 1);
+  const auto bridges = children_of(mirror_->pid());
+  ASSERT_EQ(bridges.size(), 1u);
+  ASSERT_EQ(::kill(bridges[0], SIGKILL), 0);
+  const std::uint64_t v = write_all(a, 42);
+  EXPECT_TRUE(eventually([&] { return m.version() >= v; }, 20s)) << "no resync after SIGKILL";
+  EXPECT_EQ(read_mirror(m).first, 42u);
+  const auto now = children_of(mirror_->pid());
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_NE(now[0], bridges[0]);
+  // The source's bridge too.
+  const auto source_bridges = children_of(source_->pid());
+  ASSERT_EQ(source_bridges.size(), 1u);
+  ASSERT_EQ(::kill(source_bridges[0], SIGKILL), 0);
+  const std::uint64_t v2 = write_all(a, 43);
+  EXPECT_TRUE(eventually([&] { return m.version() >= v2; }, 20s)) << "no resync after source bridge SIGKILL";
+  EXPECT_EQ(read_mirror(m).first, 43u);
+}
+
+TEST_F(MirrorTest, ASourceBrokerRestartResyncs) {
+  {
+    auto a = source_->client().create("cam/r", {.dtype = "<u8", .shape = {1000}}).value();
+    write_all(a, 1);
+  }
+  start_mirror();
+  Array m = mirrored("cam/r", 1);
+  source_->restart();
+  auto a = source_->client().open("cam/r", Access::kReadWrite).value();
+  const std::uint64_t v = write_all(a, 77);
+  EXPECT_TRUE(eventually([&] { return m.version() >= v; }, 30s)) << "no resync after restart";
+  EXPECT_EQ(read_mirror(m).first, 77u);
+}
+
+TEST_F(MirrorTest, MirrorAddRmLsAndAMirrorBrokerRestartKeepsTheMirror) {
+  auto a = source_->client().create("cam/p", {.dtype = "<u8", .shape = {100}}).value();
+  write_all(a, 8);
+  mirror_ = std::make_unique<BrokerProcess>(std::vector<std::string>{"--peer-key", key_});
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{SHMARRAY_CLI_PATH, "--socket", mirror_->socket_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 20s);
+  };
+  auto added = cli({"mirror", "add", "cam/", peer_});
+  ASSERT_TRUE(added.status.ok()) << added.out;
+  EXPECT_THAT(added.out, HasSubstr("cam/"));
+  {
+    Array m = mirrored("cam/p", 1);
+    EXPECT_EQ(read_mirror(m).first, 8u);
+  }
+  auto ls = cli({"mirror", "ls", "--json"});
+  EXPECT_THAT(ls.out, HasSubstr("\"peer\": \"" + peer_ + "\""));
+  EXPECT_TRUE(eventually([&] { return cli({"mirror", "ls"}).out.find("\tup") != std::string::npos; }, 20s));
+  auto json = cli({"ls", "--json"});
+  EXPECT_THAT(json.out, HasSubstr("\"mirror_of\": \"" + peer_ + "\""));
+  auto stat = cli({"stat", "cam/p"});
+  EXPECT_THAT(stat.out, HasSubstr("mirror_of: " + peer_));
+  EXPECT_THAT(stat.out, HasSubstr("link: up"));
+
+  // The mirror broker restarts without --mirror: the mirror comes back from its configuration.
+  mirror_->restart();
+  const std::uint64_t v = write_all(a, 9);
+  {
+    Array m = mirrored("cam/p", v);
+    EXPECT_EQ(read_mirror(m).first, 9u);
+  }
+  auto removed = cli({"mirror", "rm", "cam/"});
+  ASSERT_TRUE(removed.status.ok()) << removed.out;
+  EXPECT_TRUE(mirror_->client().list("cam/").value().empty());
+  EXPECT_THAT(cli({"mirror", "ls"}).out, HasSubstr("no mirrors"));
+}
+
+}  // namespace
+}  // namespace shmarray::test

@@ -1,0 +1,254 @@
+// The pure parts of mirrors across hosts: the peer-link messages between bridges
+// (server/src/bridge/peer_messages.hpp) round-trip and reject hostile bytes naming the field;
+// the key file is refused unless private to the broker's user; the challenge-response proofs
+// verify only with the same key, role and nonces; the broker's mirror table persists and refuses
+// overlapping prefixes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bridge/peer_key.hpp"
+#include "bridge/peer_messages.hpp"
+#include "mirror_table.hpp"
+
+namespace shmarray::bridge {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+template <class M>
+M round_trip(const M& m) {
+  const auto bytes = encode_peer(PeerMessage{m});
+  auto header = decode_peer_header(bytes);
+  EXPECT_TRUE(header.has_value());
+  EXPECT_EQ(header->body_bytes, bytes.size() - kPeerHeaderBytes);
+  auto body = decode_peer_body(header->type, std::span(bytes).subspan(kPeerHeaderBytes));
+  EXPECT_TRUE(body.has_value()) << body.error().message();
+  return std::get<M>(*body);
+}
+
+ArrayBegin sample_begin() {
+  return ArrayBegin{"cam/0", "<f4", {480, 640}, Order::kF, 0644, 42, 480 * 640 * 4,
+                    "0123456789abcdef0123456789abcdef"};
+}
+
+TEST(PeerMessages, EveryMessageRoundTrips) {
+  Hello hello{PeerRole::kSource, random_nonce()};
+  EXPECT_EQ(round_trip(hello).nonce, hello.nonce);
+  EXPECT_EQ(round_trip(hello).role, PeerRole::kSource);
+  Proof proof{};
+  proof.mac[3] = std::byte{7};
+  EXPECT_EQ(round_trip(proof).mac, proof.mac);
+  EXPECT_EQ(round_trip(Refused{ErrorCode::kPermissionDenied, "no"}).message, "no");
+  EXPECT_EQ(round_trip(Subscribe{"cam/"}).prefix, "cam/");
+  const auto b = round_trip(sample_begin());
+  EXPECT_EQ(b.name, "cam/0");
+  EXPECT_EQ(b.dtype, "<f4");
+  EXPECT_EQ(b.shape, (std::vector<std::uint64_t>{480, 640}));
+  EXPECT_EQ(b.order, Order::kF);
+  EXPECT_EQ(b.mode, 0644u);
+  EXPECT_EQ(b.version, 42u);
+  EXPECT_EQ(b.nbytes, 480u * 640 * 4);
+  EXPECT_EQ(b.source_id, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(round_trip(ArrayEnd{TransferEnd::kRetry, 9}).end, TransferEnd::kRetry);
+  EXPECT_EQ(round_trip(ArrayRemoved{"cam/1"}).name, "cam/1");
+  EXPECT_EQ(round_trip(InventoryEnd{5}).count, 5u);
+  (void)round_trip(Heartbeat{});
+  (void)round_trip(Subscribed{});
+}
+
+TEST(PeerMessages, HeaderRejectsWrongMagicVersionTypeAndHugeBodies) {
+  auto bytes = encode_peer(Heartbeat{});
+  auto bad = bytes;
+  bad[0] = std::byte{'X'};
+  EXPECT_THAT(decode_peer_header(bad).error().message(), HasSubstr("not a shmarray bridge"));
+  bad = bytes;
+  bad[4] = std::byte{9};
+  EXPECT_THAT(decode_peer_header(bad).error().message(), HasSubstr("peer-link version 9"));
+  bad = bytes;
+  bad[6] = std::byte{99};
+  EXPECT_THAT(decode_peer_header(bad).error().message(), HasSubstr("unknown message type 99"));
+  bad = bytes;
+  bad[10] = std::byte{0x10};  // body length 1 MiB
+  EXPECT_THAT(decode_peer_header(bad).error().message(), HasSubstr("over the limit"));
+  EXPECT_EQ(decode_peer_header(std::span(bytes).first(5)).error().code(),
+            ErrorCode::kProtocolError);
+}
+
+TEST(PeerMessages, BodiesRejectHostileFieldsNamingThem) {
+  const auto body_of = [](const PeerMessage& m) {
+    auto bytes = encode_peer(m);
+    return std::vector<std::byte>(bytes.begin() + kPeerHeaderBytes, bytes.end());
+  };
+  auto begin = sample_begin();
+  begin.name = "../etc/passwd";
+  auto r = decode_peer_body(PeerType::kArrayBegin, body_of(begin));
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message(), HasSubstr("bad array name"));
+
+  begin = sample_begin();
+  begin.shape.assign(kMaxNdim + 1, 1);
+  r = decode_peer_body(PeerType::kArrayBegin, body_of(begin));
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message(), HasSubstr("ndim"));
+
+  begin = sample_begin();
+  begin.source_id = "not-hex";
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("source id"));
+  begin = sample_begin();
+  begin.mode = 04755;
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("mode"));
+
+  auto body = body_of(sample_begin());
+  body.resize(body.size() - 3);
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body).error().message(),
+              HasSubstr("truncated"));
+  body = body_of(sample_begin());
+  body.push_back(std::byte{0});
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body).error().message(),
+              HasSubstr("unexpected bytes"));
+
+  EXPECT_FALSE(decode_peer_body(PeerType::kSubscribe, body_of(Subscribe{"/abs"})));
+  EXPECT_FALSE(decode_peer_body(PeerType::kSubscribe, body_of(Subscribe{"a b"})));
+  auto end = body_of(ArrayEnd{TransferEnd::kCommit, 1});
+  end[0] = std::byte{4};
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayEnd, end).error().message(),
+              HasSubstr("transfer end"));
+  auto hello = body_of(Hello{PeerRole::kMirror, {}});
+  hello[0] = std::byte{3};
+  EXPECT_THAT(decode_peer_body(PeerType::kHello, hello).error().message(), HasSubstr("role"));
+}
+
+TEST(PeerMessages, PrefixAllowedOnlyUnderAnAllowedPrefix) {
+  const std::vector<std::string> allowed{"cam/", "sim/run1"};
+  EXPECT_TRUE(prefix_allowed("cam/", allowed));
+  EXPECT_TRUE(prefix_allowed("cam/left/", allowed));
+  EXPECT_TRUE(prefix_allowed("sim/run10", allowed));
+  EXPECT_FALSE(prefix_allowed("ca", allowed));
+  EXPECT_FALSE(prefix_allowed("secret/", allowed));
+  EXPECT_FALSE(prefix_allowed("cam/", {}));
+}
+
+class KeyFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("peer_key_test." + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    path_ = (dir_ / "key").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void write(std::size_t bytes, mode_t mode) {
+    std::ofstream(path_) << std::string(bytes, 'k');
+    ::chmod(path_.c_str(), mode);
+  }
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(KeyFile, PrivateFileOfTheBrokersUserIsAccepted) {
+  write(32, 0600);
+  EXPECT_TRUE(PeerKey::load(path_, ::geteuid()).has_value());
+}
+
+TEST_F(KeyFile, ModeOtherThan0600IsRefusedWithTheRemedy) {
+  write(32, 0644);
+  auto key = PeerKey::load(path_, ::geteuid());
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_THAT(key.error().message(), HasSubstr("mode 0644"));
+  EXPECT_THAT(key.error().message(), HasSubstr("chmod 600"));
+}
+
+TEST_F(KeyFile, AnotherOwnerIsRefused) {
+  write(32, 0600);
+  auto key = PeerKey::load(path_, ::geteuid() + 1);
+  ASSERT_FALSE(key);
+  EXPECT_THAT(key.error().message(), HasSubstr("not by the broker's uid"));
+}
+
+TEST_F(KeyFile, ShortFileSymlinkAndDirectoryAreRefused) {
+  write(31, 0600);
+  EXPECT_THAT(PeerKey::load(path_, ::geteuid()).error().message(), HasSubstr("31 bytes"));
+  write(32, 0600);
+  const std::string link = (dir_ / "link").string();
+  ASSERT_EQ(::symlink(path_.c_str(), link.c_str()), 0);
+  EXPECT_THAT(PeerKey::load(link, ::geteuid()).error().message(), HasSubstr("symbolic link"));
+  EXPECT_THAT(PeerKey::load(dir_.string(), ::geteuid()).error().message(),
+              HasSubstr("not a regular file"));
+}
+
+TEST(PeerProof, VerifiesOnlyWithTheSameKeyRoleAndNonces) {
+  std::vector<std::byte> bytes(32, std::byte{1});
+  const auto key = PeerKey::from_bytes(bytes);
+  bytes[0] = std::byte{2};
+  const auto other = PeerKey::from_bytes(bytes);
+  const auto m = random_nonce();
+  const auto s = random_nonce();
+  const auto mac = key.prove(PeerRole::kMirror, m, s);
+  EXPECT_TRUE(key.verify(PeerRole::kMirror, m, s, mac));
+  EXPECT_FALSE(other.verify(PeerRole::kMirror, m, s, mac));         // wrong key
+  EXPECT_FALSE(key.verify(PeerRole::kSource, m, s, mac));           // reflected to the other role
+  EXPECT_FALSE(key.verify(PeerRole::kMirror, s, m, mac));           // nonces swapped
+  EXPECT_FALSE(key.verify(PeerRole::kMirror, m, random_nonce(), mac));  // replayed on a new link
+}
+
+}  // namespace
+}  // namespace shmarray::bridge
+
+namespace shmarray::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MirrorTable, PersistsAddAndRemoveAndMapsNamesToTheirMirror) {
+  const std::string path = "/tmp/mirror_table_test." + std::to_string(::getpid());
+  ::unlink(path.c_str());
+  {
+    auto table = MirrorTable::load(path);
+    ASSERT_TRUE(table);
+    ASSERT_TRUE(table->add("cam/", "10.0.0.1:7500"));
+    ASSERT_TRUE(table->add("sim/", "10.0.0.2:7500"));
+    EXPECT_EQ(table->add("cam/left/", "x:1").error().code(), ErrorCode::kAlreadyExists);
+    EXPECT_EQ(table->add("ca", "x:1").error().code(), ErrorCode::kAlreadyExists);
+    ASSERT_TRUE(table->remove("sim/"));
+    EXPECT_EQ(table->remove("sim/").error().code(), ErrorCode::kNotFound);
+  }
+  auto again = MirrorTable::load(path);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->list().size(), 1u);
+  ASSERT_NE(again->mirror_of("cam/0"), nullptr);
+  EXPECT_EQ(again->mirror_of("cam/0")->peer, "10.0.0.1:7500");
+  EXPECT_EQ(again->mirror_of("cam"), nullptr);
+  EXPECT_EQ(again->mirror_of("sim/0"), nullptr);
+  EXPECT_EQ(again->mirror_of("dog"), nullptr);
+  again->apply_report({MirrorInfo{"cam/", "10.0.0.1:7500", "up", {{"cam/0", 5, 4, 12}, {"x", 1, 1, 0}}}});
+  ASSERT_NE(again->array_status("cam/0"), nullptr);
+  EXPECT_EQ(again->array_status("cam/0")->source_version, 5u);
+  EXPECT_EQ(again->array_status("x"), nullptr);  // a report cannot speak for other names
+  EXPECT_EQ(again->list()[0].link, "up");
+  ::unlink(path.c_str());
+}
+
+TEST(MirrorTable, CorruptOrLinkedFileIsRefused) {
+  const std::string path = "/tmp/mirror_table_bad." + std::to_string(::getpid());
+  std::ofstream(path) << "no tab here\n";
+  EXPECT_THAT(MirrorTable::load(path).error().message(), HasSubstr("line 1"));
+  const std::string link = path + ".link";
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  EXPECT_THAT(MirrorTable::load(link).error().message(), HasSubstr("symbolic link"));
+  ::unlink(link.c_str());
+  ::unlink(path.c_str());
+}
+
+}  // namespace
+}  // namespace shmarray::server
