@@ -31,6 +31,8 @@ def _size(n: int) -> str:
 def _us(us: float) -> str:
     if math.isnan(us):
         return "–"
+    if us < 10:
+        return f"{us:.1f} µs"
     if us < 1000:
         return f"{us:.0f} µs"
     if us < 1e6:
@@ -55,10 +57,13 @@ def _plot(sets, img_dir: Path) -> str | None:
         for r in rows:
             series.setdefault(f"{r['link']}: {r['method']}", []).append(
                 (int(r["size"]), float(r["gbps"])))
+        colors = {"tcp copy": "tab:gray", "ucx_perftest": "tab:green", "mirror": "tab:blue"}
         for label, points in sorted(series.items()):
             points.sort()
-            style = "-" if label.startswith("veth") else "--"
-            ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=label)
+            link, method = label.split(": ", 1)
+            ax.plot([p[0] for p in points], [p[1] for p in points],
+                    "-" if link == "veth" else "--", marker="o", label=label,
+                    color=colors.get(method))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bytes per transfer")
         ax.set_ylabel("GB/s (bytes / median latency)")
