@@ -56,13 +56,15 @@ def _netns_pids(name: str) -> list[int]:
 
 
 def _empty_netns(name: str) -> None:
-    for pid in _netns_pids(name):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """SIGKILLs what runs in `name` until nothing does (5 s at most); again on every look, as a
+    process started just before may join the namespace meanwhile."""
     deadline = time.monotonic() + 5.0
-    while _netns_pids(name) and time.monotonic() < deadline:
+    while (pids := _netns_pids(name)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         time.sleep(0.02)
 
 

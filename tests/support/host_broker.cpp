@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stop_token>
 
 #include "shmarray/socket_path.hpp"
 
@@ -19,33 +20,27 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto kReadyTimeout = 20s;
 
-// The service manager's end of NOTIFY_SOCKET: a datagram socket bound at `path`.
-class NotifyListener {
- public:
-  explicit NotifyListener(const std::string& path) {
-    fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (!fd_ || path.size() >= sizeof addr.sun_path) return;
-    std::memcpy(addr.sun_path, path.data(), path.size());
-    ::unlink(path.c_str());
-    bound_ = ::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  [[nodiscard]] bool bound() const { return bound_; }
-  // The next datagram, or nullopt after `timeout`.
-  [[nodiscard]] std::optional<std::string> next(std::chrono::milliseconds timeout) {
-    pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
-    char buf[4096];
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
-    if (n < 0) return std::nullopt;
-    return std::string(buf, static_cast<std::size_t>(n));
-  }
+// The service manager's end of NOTIFY_SOCKET: a datagram socket bound at `path` (invalid on error).
+UniqueFd bind_notify_socket(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (!fd || path.size() >= sizeof addr.sun_path) return {};
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  ::unlink(path.c_str());
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return {};
+  return fd;
+}
 
- private:
-  UniqueFd fd_;
-  bool bound_ = false;
-};
+// The next datagram on `fd`, or nullopt after `timeout`.
+std::optional<std::string> next_datagram(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
+  char buf[4096];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+  if (n < 0) return std::nullopt;
+  return std::string(buf, static_cast<std::size_t>(n));
+}
 
 // True while `pid` exists and has not exited (a zombie has).
 bool alive(pid_t pid) {
@@ -73,22 +68,25 @@ std::expected<std::unique_ptr<HostBroker>, std::string> HostBroker::start(
 }
 
 std::expected<void, std::string> HostBroker::launch() {
-  const std::string notify_path = dir_ + "/notify";
-  NotifyListener listener(notify_path);
-  if (!listener.bound()) return std::unexpected("cannot bind the notify socket " + notify_path);
+  if (!notify_) {
+    notify_ = bind_notify_socket(dir_ + "/notify");
+    if (!notify_) return std::unexpected("cannot bind the notify socket in " + dir_);
+  }
+  while (next_datagram(notify_.get(), 0ms)) {
+  }
   std::vector<std::string> argv{shmarrayd_, "--socket", socket_path_, "--log-level",
                                 options_.log_level};
   argv.insert(argv.end(), options_.args.begin(), options_.args.end());
   std::vector<std::string> env = options_.env;
-  env.push_back("NOTIFY_SOCKET=" + notify_path);
+  env.push_back("NOTIFY_SOCKET=" + dir_ + "/notify");
   child_.emplace(hosts_.spawn(host_, argv, env));
   const auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
   const char* where = host_ == Host::kA ? "host A" : "host B";
   while (std::chrono::steady_clock::now() < deadline) {
     // Short slices only to notice a broker that exited instead of saying READY=1.
-    if (auto message = listener.next(100ms)) {
+    if (auto message = next_datagram(notify_.get(), 100ms)) {
       if (message->find("READY=1") != std::string::npos) {
-        ::unlink(notify_path.c_str());
+        start_draining();
         return {};
       }
       continue;
@@ -102,6 +100,15 @@ std::expected<void, std::string> HostBroker::launch() {
   }
   child_.reset();  // SIGKILLs and reaps it
   return std::unexpected(std::string("shmarrayd on ") + where + " sent no READY=1 within 20 s");
+}
+
+// The broker keeps sending STATUS= (and STOPPING=1) with a blocking sendto: read and drop them
+// until it has exited, so its queue never fills (and it never warns that nobody listens).
+// The thread only polls and receives into its stack: forking while it runs is safe.
+void HostBroker::start_draining() {
+  drain_ = std::jthread([fd = notify_.get()](std::stop_token stop) {
+    while (!stop.stop_requested()) (void)next_datagram(fd, 100ms);
+  });
 }
 
 HostBroker::~HostBroker() {
@@ -121,6 +128,7 @@ ExitStatus HostBroker::stop(int signo) {
   child_->kill(signo);
   const ExitStatus status = child_->wait(10s);
   child_.reset();
+  drain_ = {};  // requests stop and joins
   return status;
 }
 

@@ -6,7 +6,8 @@
 // Readiness is the broker's own signal: it is started with NOTIFY_SOCKET pointing at a datagram
 // socket in its directory and is ready when it sends READY=1 (it sends that once it serves and
 // SIGTERM stops it gracefully), never a guessed sleep. A broker that exits or stays silent for
-// 20 s is an error.
+// 20 s is an error. Afterwards a thread of this object reads and drops what the broker keeps
+// sending there (STATUS=, STOPPING=1) until it has stopped.
 //
 // The destructor SIGKILLs a broker still running, removes what is left of its segments in the
 // host's /dev/shm (B's private one through /proc) and its directory. It must not outlive the
@@ -19,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "process.hpp"
@@ -57,6 +59,7 @@ class HostBroker {
  private:
   HostBroker(const TwoHosts& hosts, Host host) : hosts_(hosts), host_(host) {}
   [[nodiscard]] std::expected<void, std::string> launch();
+  void start_draining();
 
   const TwoHosts& hosts_;
   Host host_;
@@ -65,6 +68,8 @@ class HostBroker {
   std::string dir_;
   std::string socket_path_;
   std::optional<ChildProcess> child_;
+  UniqueFd notify_;      // our end of the broker's NOTIFY_SOCKET
+  std::jthread drain_;  // reads what the broker sends there after READY=1
 };
 
 }  // namespace shmarray::test

@@ -53,12 +53,15 @@ std::vector<pid_t> netns_pids(const std::string& name) {
   return pids;
 }
 
-// SIGKILLs what runs in `name` and waits (5 s at most) until nothing does: a process that has
-// exited (zombie or reaped) no longer holds the namespace.
+// SIGKILLs what runs in `name` until nothing does (5 s at most): a process that has exited
+// (zombie or reaped) no longer holds the namespace. Killed again on every look, because a
+// process started just before (still in `ip netns exec`) may join the namespace meanwhile.
 void empty_netns(const std::string& name) {
-  for (const pid_t pid : netns_pids(name)) ::kill(pid, SIGKILL);
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!netns_pids(name).empty() && std::chrono::steady_clock::now() < deadline) {
+  for (;;) {
+    const std::vector<pid_t> pids = netns_pids(name);
+    if (pids.empty() || std::chrono::steady_clock::now() >= deadline) return;
+    for (const pid_t pid : pids) ::kill(pid, SIGKILL);
     std::this_thread::sleep_for(20ms);
   }
 }
