@@ -11,7 +11,8 @@ when a test fails too) SIGKILLs every process left in the namespaces and deletes
 `make_or_skip()` skips the test, saying why, where namespaces cannot be made (not root, no
 iproute2/util-linux, no CAP_SYS_ADMIN).
 
-Brokers on a host: `HostBroker`, ready when it sends READY=1 on its NOTIFY_SOCKET (never a sleep).
+Brokers on a host: `HostBroker`, ready when it sends READY=1 on its NOTIFY_SOCKET (never a sleep);
+a thread then reads and drops what it sends there until it stops.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -260,37 +262,55 @@ class HostBroker:
         self.socket = str(self.dir / "s.sock")
         self.log_path = self.dir / "broker.log"
         self.proc: subprocess.Popen | None = None
+        self._notify: socket.socket | None = None
+        self._drain: threading.Thread | None = None
+        self._draining = False
         self.start()
 
     def start(self) -> None:
         notify_path = str(self.dir / "notify")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            if os.path.exists(notify_path):
-                os.unlink(notify_path)
-            listener.bind(notify_path)
-            env = dict(self.env, NOTIFY_SOCKET=notify_path)
-            with open(self.log_path, "ab") as log:
-                self.proc = self.hosts.popen(
-                    self.host,
-                    [self.shmarrayd, "--socket", self.socket, "--log-level", "info", *self.args],
-                    stdout=log, stderr=subprocess.STDOUT, env=env)
-            deadline = time.monotonic() + self.READY_TIMEOUT_S
-            while time.monotonic() < deadline:
-                # Short slices only to notice a broker that exited instead of saying READY=1.
-                ready, _, _ = select.select([listener], [], [], 0.1)
-                if ready and b"READY=1" in listener.recv(4096):
-                    return
-                if self.proc.poll() is not None:
-                    pytest.fail(f"shmarrayd on host {self.host} exited with "
-                                f"{self.proc.returncode}:\n{self.log()}")
-            self.kill()
-            pytest.fail(f"shmarrayd on host {self.host}: no READY=1 within "
-                        f"{self.READY_TIMEOUT_S} s:\n{self.log()}")
-        finally:
-            listener.close()
-            if os.path.exists(notify_path):
-                os.unlink(notify_path)
+        if self._notify is None:
+            self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._notify.bind(notify_path)
+        env = dict(self.env, NOTIFY_SOCKET=notify_path)
+        with open(self.log_path, "ab") as log:
+            self.proc = self.hosts.popen(
+                self.host,
+                [self.shmarrayd, "--socket", self.socket, "--log-level", "info", *self.args],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            # Short slices only to notice a broker that exited instead of saying READY=1.
+            ready, _, _ = select.select([self._notify], [], [], 0.1)
+            if ready and b"READY=1" in self._notify.recv(4096):
+                self._start_draining()
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"shmarrayd on host {self.host} exited with "
+                            f"{self.proc.returncode}:\n{self.log()}")
+        self.kill()
+        pytest.fail(f"shmarrayd on host {self.host}: no READY=1 within "
+                    f"{self.READY_TIMEOUT_S} s:\n{self.log()}")
+
+    def _start_draining(self) -> None:
+        """Reads and drops what the broker keeps sending (STATUS=, STOPPING=1; with a blocking
+        sendto) until it has stopped."""
+        self._draining = True
+
+        def drain() -> None:
+            while self._draining:
+                ready, _, _ = select.select([self._notify], [], [], 0.1)
+                if ready:
+                    self._notify.recv(4096)
+
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
+
+    def _stop_draining(self) -> None:
+        self._draining = False
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+            self._drain = None
 
     def stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -301,11 +321,14 @@ class HostBroker:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        finally:
+            self._stop_draining()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self._stop_draining()
 
     def log(self) -> str:
         try:
@@ -325,6 +348,9 @@ class HostBroker:
     def close(self) -> None:
         """Kills the broker, removes what is left of its segments and its directory."""
         self.kill()
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
         for name in self.segments():
             try:
                 os.unlink(os.path.join(self.hosts.shm_dir(self.host), name))
