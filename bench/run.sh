@@ -331,7 +331,7 @@ if wants hosts; then
     if [ "$SMOKE" = 1 ]; then
       HOSTS_ARGS=(--sizes 4KiB --repeat 3 --links veth)
     else
-      HOSTS_ARGS=(--sizes "4KiB,1MiB,64MiB$([ "$HOSTS_1GIB" = 1 ] && echo ,1GiB)" --repeat 50 --repeat-large 5)
+      HOSTS_ARGS=(--sizes "4KiB,1MiB,64MiB$([ "$HOSTS_1GIB" = 1 ] && echo ,1GiB)" --repeat 60 --repeat-large 6)
     fi
     stage "across hosts: mirror vs TCP copy and ucx_perftest over veth and loopback (${HOSTS_ARGS[*]})"
     "$B/bench_across_hosts" "${HOSTS_ARGS[@]}" "${M[@]}" --csv "$OUT/across_hosts.csv"

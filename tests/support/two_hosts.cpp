@@ -174,18 +174,23 @@ std::expected<void, TwoHosts::Failure> TwoHosts::build(Options options) {
   if (!loopback_ && !wait_operstate_up({netns_a_, netns_b_}, link_device())) {
     return fail("the veth link did not come up within 10 s");
   }
+  if (auto held = hold_private_dev_shm(); !held) return fail(held.error());
+  return {};
+}
+
+std::expected<void, std::string> TwoHosts::hold_private_dev_shm() {
   // B's mount namespace: a private tmpfs on /dev/shm, held by `cat` (which exits when this
   // process closes its stdin or dies). "ready" on stdout once the tmpfs is mounted.
   // `ip netns exec` (not a bare nsenter --net) because it also mounts the namespace's own /sys:
   // UCX finds its network devices there (under nsenter --net it sees only the host's `lo`).
   holder_.emplace(ChildProcess::spawn(
-      {ip, "netns", "exec", netns_b_, find_tool("unshare"), "-m",
+      {ip_tool(), "netns", "exec", netns_b_, find_tool("unshare"), "-m",
        "--propagation", "private", "/bin/sh", "-c",
        "mount -t tmpfs -o mode=1777 shmarray-host-b /dev/shm && echo ready && exec cat"}));
   const auto ready = holder_->read_line(10s);
   if (!ready || *ready != "ready") {
-    return fail("could not give host B a private /dev/shm (unshare -m + mount -t tmpfs): " +
-                std::string(ready ? *ready : "no answer within 10 s"));
+    return std::unexpected("could not give host B a private /dev/shm (unshare -m + mount -t tmpfs): " +
+                           std::string(ready ? *ready : "no answer within 10 s"));
   }
   return {};
 }

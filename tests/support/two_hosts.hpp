@@ -92,6 +92,7 @@ class TwoHosts {
  private:
   TwoHosts() = default;
   [[nodiscard]] std::expected<void, Failure> build(Options options);
+  [[nodiscard]] std::expected<void, std::string> hold_private_dev_shm();
   [[nodiscard]] std::expected<void, std::string> set_link(const char* state);
   void kill_namespace_processes();
 
