@@ -140,3 +140,68 @@ def test_python_producer_on_a_consumers_on_b_see_every_version_with_its_checksum
                 p.kill()
             p.wait(timeout=10)
             p.stdout.close()
+
+
+FRAME_PRODUCER = """
+import sys, numpy as np, pandas as pd, shmarray
+c = shmarray.Client(sys.argv[1], timeout=10.0)
+n = 10000
+df = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=n, freq="s"),
+                   "price": np.linspace(100.0, 200.0, n),
+                   "size": np.arange(n, dtype=np.int64),
+                   "side": pd.Categorical(np.where(np.arange(n) % 3, "buy", "sell"))}).set_index("t")
+f = c.put_frame(sys.argv[2], df, mode=0o644)
+def digest(frame):
+    return int(pd.util.hash_pandas_object(frame, index=True).sum())
+print("published", shmarray.version(f), digest(f), flush=True)
+for line in sys.stdin:
+    if line.strip() == "publish":
+        with shmarray.lock(f, seqlock=True):   # the whole table changes in one version
+            f["price"].to_numpy()[:] *= 1.5
+            f["size"].to_numpy()[:] += 1
+        print("published", shmarray.version(f), digest(f), flush=True)
+del f
+c.remove(sys.argv[2])
+"""
+
+FRAME_CONSUMER = """
+import sys, pandas as pd, shmarray
+c = shmarray.Client(sys.argv[1], timeout=10.0)
+f = c.open_frame(sys.argv[2], wait=60.0)
+count, seen = int(sys.argv[3]), 0
+while seen < count:
+    if shmarray.version(f) <= seen:
+        shmarray.wait(f, newer_than=seen, timeout=60.0)
+    copy, seen = shmarray.read_frame_consistent(f, timeout=10.0)
+    print("seen", seen, int(pd.util.hash_pandas_object(copy, index=True).sum()), flush=True)
+"""
+
+
+def test_frame_from_python_on_a_arrives_whole_on_b_at_every_version(mirrored):
+    """A DataFrame (datetime index, float, int and categorical columns) put on A is a frame on B
+    with the same table at each version: the whole table crosses per version."""
+    pytest.importorskip("pandas")
+    hosts, source, mirror = mirrored
+    env = child_env()
+    producer = hosts.popen(A, [sys.executable, "-c", FRAME_PRODUCER, source.socket, "mirror/ticks"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    consumer = hosts.popen(B, [sys.executable, "-c", FRAME_CONSUMER, mirror.socket,
+                               "mirror/ticks", "3"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        for v in range(1, 4):
+            if v > 1:
+                producer.stdin.write("publish\n")
+                producer.stdin.flush()
+            published = read_line(producer, 30.0).split()
+            assert published[:2] == ["published", str(v)], published
+            seen = read_line(consumer, 60.0).split()
+            assert seen == ["seen", str(v), published[2]], (seen, published)
+        assert consumer.wait(timeout=10) == 0
+        producer.stdin.close()
+        assert producer.wait(timeout=30) == 0
+    finally:
+        for p in (producer, consumer):
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+            p.stdout.close()
