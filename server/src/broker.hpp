@@ -61,6 +61,7 @@ class Broker {
   Result<void> take_socket();
 
   void on_hello(Session& s, const wire::Frame& f);
+  // Arrays (array_handlers.cpp).
   void on_create(Session& s, const wire::Frame& f);
   // Hands a checked create to the page worker; finishes it on the loop (retrying once after a sweep
   // if /dev/shm was full), or drops the segment if the client left meanwhile.
@@ -96,6 +97,7 @@ class Broker {
   // Live stream fields (last seq, publisher, subscribers) of `info`.
   void describe_stream(ArrayRecord& record, ArrayInfo& info);
 
+  // Shared by array and stream requests (array_handlers.cpp).
   // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor.
   void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access);
   void wake_pending_opens(const std::string& name);

@@ -1,6 +1,8 @@
 #pragma once
-// The broker's catalogue: name -> array record, with the limits that guard it. Pure data: no
-// sockets, no logging, so unit tests drive it directly. Not thread-safe (one broker thread).
+// The broker's registry: its in-memory table of live arrays, name -> array record, with the
+// limits that guard it. (The on-disk copy that a restart trusts is the catalogue, catalogue.hpp;
+// recovery.hpp rebuilds the registry from it.) Pure data: no sockets, no logging, so unit tests
+// drive it directly. Not thread-safe (one broker thread).
 #include <cstdint>
 #include <map>
 #include <optional>

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker.hpp"
+#include "decode_or_reply.hpp"
 #include "log_text.hpp"
 #include "permissions.hpp"
 #include "subscriber_state.hpp"
@@ -28,19 +29,6 @@ constexpr std::size_t kMembersAt = stream::kControlOffset +
 constexpr std::size_t kPublisherPidAt = stream::kControlOffset +
                                         offsetof(StreamControl, publisher_pid);
 constexpr std::size_t kHeadAt = stream::kControlOffset + offsetof(StreamControl, head);
-
-template <class M>
-std::optional<M> decode_request(Session& s, const wire::Frame& f) {
-  auto m = wire::decode<M>(f.body);
-  if (!m) {
-    spdlog::warn("connection {} (pid {}): {}", s.id(), s.peer().pid,
-                 log_text(m.error().message(), kMaxLoggedMessageBytes));
-    s.send_error(f.header.request_id, m.error());
-    s.close_after_flush();
-    return std::nullopt;
-  }
-  return std::move(*m);
-}
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -124,7 +112,7 @@ void Broker::bump_members(ArrayRecord& record, StreamRuntime& runtime) {
 }
 
 void Broker::on_create_stream(Session& s, const wire::Frame& f) {
-  auto m = decode_request<wire::CreateStreamRequest>(s, f);
+  auto m = decode_or_reply<wire::CreateStreamRequest>(s, f);
   if (!m) return;
   const auto id = f.header.request_id;
   auto reject = [&](const Error& e) {
@@ -185,7 +173,7 @@ void Broker::on_create_stream(Session& s, const wire::Frame& f) {
 }
 
 void Broker::on_open_publisher(Session& s, const wire::Frame& f) {
-  auto m = decode_request<wire::OpenPublisherRequest>(s, f);
+  auto m = decode_or_reply<wire::OpenPublisherRequest>(s, f);
   if (!m) return;
   const auto id = f.header.request_id;
   if (auto ok = validate_name(m->name); !ok) return s.send_error(id, ok.error());
@@ -228,7 +216,7 @@ void Broker::on_open_publisher(Session& s, const wire::Frame& f) {
 }
 
 void Broker::on_subscribe(Session& s, const wire::Frame& f) {
-  auto m = decode_request<wire::SubscribeRequest>(s, f);
+  auto m = decode_or_reply<wire::SubscribeRequest>(s, f);
   if (!m) return;
   const auto id = f.header.request_id;
   if (auto ok = validate_name(m->name); !ok) return s.send_error(id, ok.error());
@@ -300,7 +288,7 @@ void Broker::on_subscribe(Session& s, const wire::Frame& f) {
 }
 
 void Broker::on_stream_members(Session& s, const wire::Frame& f) {
-  auto m = decode_request<wire::StreamMembersRequest>(s, f);
+  auto m = decode_or_reply<wire::StreamMembersRequest>(s, f);
   if (!m) return;
   StreamRuntime* runtime = streams_.find(m->id);
   if (runtime == nullptr || !is_publisher(s, *runtime)) {
@@ -319,7 +307,7 @@ void Broker::on_stream_members(Session& s, const wire::Frame& f) {
 }
 
 void Broker::on_subscriber_state(Session& s, const wire::Frame& f) {
-  auto m = decode_request<wire::SubscriberStateRequest>(s, f);
+  auto m = decode_or_reply<wire::SubscriberStateRequest>(s, f);
   if (!m) return;
   const auto id = f.header.request_id;
   StreamRuntime* runtime = streams_.find(m->id);
@@ -341,7 +329,7 @@ void Broker::on_subscriber_state(Session& s, const wire::Frame& f) {
 }
 
 void Broker::on_detach(Session& s, const wire::Frame& f) {
-  auto m = decode_request<wire::DetachRequest>(s, f);
+  auto m = decode_or_reply<wire::DetachRequest>(s, f);
   if (!m) return;
   StreamRuntime* runtime = streams_.find(m->id);
   ArrayRecord* record = runtime == nullptr ? nullptr : registry_.find(runtime->name);
