@@ -20,6 +20,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import plot_across_hosts
+
 HERE = Path(__file__).resolve().parent
 BASELINE = "unix socket copy (baseline)"
 PY_METHODS = {
@@ -736,6 +738,7 @@ def main() -> int:
         section_memory(sets, img),
         section_scale(sets, img),
         section_streams(sets, img),
+        plot_across_hosts.section(sets, args.img if plotted else None, img),
     ]
     args.out_md.parent.mkdir(parents=True, exist_ok=True)
     args.out_md.write_text("\n".join(p for p in parts if p))
