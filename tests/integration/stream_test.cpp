@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -268,6 +269,45 @@ TEST_F(StreamTest, LateSubscriberReplaysHistory) {
   EXPECT_EQ(late->take(1s)->seq(), 11u);
   EXPECT_EQ(now->take(1s)->seq(), 11u);
   ASSERT_TRUE(client.remove("hist"));
+}
+
+// docs/streams.md "Which slot a loan takes": a subscriber that takes and releases each message
+// before the next loan leaves the newest slot free, so the publisher reuses it and the same
+// pages stay in both caches (a plain ring would walk all of them). A slot still held is not
+// reused: the message published while the subscriber holds one lands elsewhere.
+TEST_F(StreamTest, ASubscriberThatKeepsUpIsServedFromOneSlot) {
+  auto client = broker_->client();
+  for (const Overflow overflow : {Overflow::kBlock, Overflow::kDropOldest}) {
+    const std::string name = overflow == Overflow::kBlock ? "hot-block" : "hot-drop";
+    auto pub = client.create_stream(name, small_spec(overflow, 4));
+    ASSERT_TRUE(pub) << pub.error().to_string();
+    auto sub = client.subscribe(name, {.max_held = 2});
+    ASSERT_TRUE(sub) << sub.error().to_string();
+    std::set<const std::byte*> slots;
+    for (std::uint64_t seq = 1; seq <= 50; ++seq) {
+      ASSERT_EQ(publish(*pub), seq);
+      auto s = sub->take(5s);
+      ASSERT_TRUE(s) << s.error().to_string();
+      EXPECT_EQ(s->seq(), seq);
+      EXPECT_TRUE(contents_ok(*s));
+      slots.insert(s->bytes().data());
+    }  // each sample released before the next loan
+    EXPECT_EQ(slots.size(), 1u) << to_string(overflow);
+    auto held = sub->take(0s);  // nothing new yet
+    EXPECT_FALSE(held);
+    ASSERT_EQ(publish(*pub), 51u);
+    auto kept = sub->take(5s);
+    ASSERT_TRUE(kept);
+    ASSERT_EQ(publish(*pub), 52u);  // message 51's slot is held: 52 goes to another one
+    auto next = sub->take(5s);
+    ASSERT_TRUE(next) << next.error().to_string();
+    EXPECT_EQ(next->seq(), 52u);
+    EXPECT_NE(next->bytes().data(), kept->bytes().data());
+    EXPECT_TRUE(contents_ok(*kept));
+    EXPECT_TRUE(contents_ok(*next));
+    EXPECT_EQ(sub->missed(), 0u);
+    ASSERT_TRUE(client.remove(name));
+  }
 }
 
 TEST_F(StreamTest, TakeBeyondMaxHeldIsRefusedNamingTheHeldSamples) {
