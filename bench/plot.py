@@ -20,6 +20,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import plot_across_hosts
+
 HERE = Path(__file__).resolve().parent
 BASELINE = "unix socket copy (baseline)"
 PY_METHODS = {
@@ -54,10 +56,15 @@ class ResultSet:
         self.write_lock = read_csv(directory / "write_lock.csv")
         self.list_interference = read_csv(directory / "list_interference.csv")
         self.stream = read_csv(directory / "stream.csv")
+        # A same-run baseline of an earlier build, when a change to streams was measured.
+        self.stream_before = read_csv(directory / "stream_before.csv")
         self.python_stream = read_csv(directory / "python_stream.csv")
         status = directory / "iceoryx_status.txt"
         self.iceoryx_status = status.read_text().strip() if status.exists() else "not run"
         self.handoff = self._handoff()
+        self.handoff_before: dict[tuple[int, str, str], list[float]] = defaultdict(list)
+        for r in read_csv(directory / "handoff_before.csv"):
+            self.handoff_before[(int(r["bytes"]), r["use"], r["method"])].append(float(r["us"]))
 
     def _handoff(self) -> dict[tuple[int, str, str], list[float]]:
         """(bytes, use, method) -> samples in microseconds, C++, iceoryx and Python together."""
@@ -529,7 +536,65 @@ def make_plots(sets: list[ResultSet], img_dir: Path) -> bool:
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
         save(fig, f"scale_{axis}.png")
+    plot_streams(plt, [s for s in sets if s.stream], save)
     return True
+
+
+def plot_streams(plt, sets: list[ResultSet], save) -> None:
+    """stream_latency.png (bench_stream_latency) and stream_vs_iceoryx.png (handoff driver)."""
+    if not sets:
+        return
+    colors = {"stream": "tab:blue", "bare spin": "black", "mapped array": "tab:green",
+              "socket copy": "tab:gray"}
+    fig, grid = plt.subplots(len(sets), 2, figsize=(13, 4.8 * len(sets)), squeeze=False)
+    fig.suptitle("Stream handoff: publish -> every subscriber has read it all (p50; dotted: "
+                 "the build before, same run)")
+    for row, s in enumerate(sets):
+        for col, mode in enumerate(("hot", "cold")):
+            ax = grid[row][col]
+            sizes = set()
+            for rows, style, suffix in ((s.stream, "-", ""), (s.stream_before, ":", ", before")):
+                keys = dict.fromkeys((r["method"], r["subscribers"]) for r in rows
+                                     if r["mode"] == mode)
+                for method, subs in keys:
+                    pts = sorted((int(r["bytes"]), float(r["p50_us"])) for r in rows
+                                 if r["mode"] == mode and r["method"] == method
+                                 and r["subscribers"] == subs)
+                    sizes.update(p[0] for p in pts)
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if subs == "1" else "s",
+                            linestyle=style, color=colors.get(method),
+                            alpha=1.0 if subs == "1" else 0.5,
+                            label=f"{method}, {subs} subscriber{'s' if subs != '1' else ''}{suffix}")
+            ax.set(xscale="log", yscale="log", ylabel="µs", title=f"{s.label}: {mode}")
+            if sizes:
+                ax.set_xticks(sorted(sizes), [size_name(x) for x in sorted(sizes)])
+            ax.minorticks_off()
+            ax.grid(True, which="major", alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+    save(fig, "stream_latency.png")
+
+    with_ice = [s for s in sets if any(k[2] == ICEORYX for k in s.handoff)]
+    if not with_ice:
+        return
+    fig, axes = plt.subplots(1, len(with_ice), figsize=(6.4 * len(with_ice), 4.6), squeeze=False)
+    fig.suptitle("Stream vs iceoryx, handoff driver, consumer reads it all (median; same run)")
+    for ax, s in zip(axes[0], with_ice):
+        for data, method, style, label in (
+                (s.handoff, STREAM, "-", "shmarray stream"),
+                (s.handoff_before, STREAM, ":", "shmarray stream, before"),
+                (s.handoff, ICEORYX, "--", "iceoryx 2.0")):
+            pts = sorted((k[0], statistics.median(v)) for k, v in data.items()
+                         if k[1] == "read_all" and k[2] == method)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle=style,
+                        label=label)
+        sizes = sorted({k[0] for k in s.handoff if k[2] in (STREAM, ICEORYX)})
+        ax.set(xscale="log", yscale="log", ylabel="µs", title=s.label)
+        ax.set_xticks(sizes, [size_name(x) for x in sizes])
+        ax.minorticks_off()
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    save(fig, "stream_vs_iceoryx.png")
 
 
 # --- main -------------------------------------------------------------------------------------------
@@ -673,6 +738,7 @@ def main() -> int:
         section_memory(sets, img),
         section_scale(sets, img),
         section_streams(sets, img),
+        plot_across_hosts.section(sets, args.img if plotted else None, img),
     ]
     args.out_md.parent.mkdir(parents=True, exist_ok=True)
     args.out_md.write_text("\n".join(p for p in parts if p))

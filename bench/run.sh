@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every benchmark, saves raw CSV and regenerates docs/benchmarks.md and docs/img/*.png.
-#   bench/run.sh [--smoke] [--build DIR] [--machine LABEL] [--out DIR] [--only STAGES] [--no-install]
+#   bench/run.sh [--smoke] [--build DIR] [--machine LABEL] [--out DIR] [--only STAGES] [--no-install] [--hosts-1gib]
 # --smoke      tiny sizes and counts, only to prove every benchmark still runs (ctest bench_smoke);
 #              writes to a temporary directory and touches nothing under docs/
 # --machine    label for every table (default: "<cores>-core <arch>, <memory>")
 # --out DIR    where the CSVs go (default: docs/bench-results/<label as a file name>); docs/benchmarks.md
 #              then shows every result set under docs/bench-results/ (and DIR) side by side
-# --only LIST  comma-separated subset of: probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream
+# --only LIST  comma-separated subset of: probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream,hosts
+# --hosts-1gib the across-hosts stage also moves 1 GiB (needs ~5 GiB of free memory)
 # Installs what it needs (python3-matplotlib, iceoryx, libiceoryx-posh-dev) unless --smoke or
 # --no-install. Never fails on a number: only on a benchmark that cannot run.
 set -euo pipefail
@@ -15,7 +16,8 @@ REPO=$PWD
 SMOKE=0
 BUILD=build
 OUT=""
-ONLY="probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream"  # = ALL_STAGES below
+ONLY="probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream,hosts"  # = ALL_STAGES below
+HOSTS_1GIB=0
 INSTALL=1
 CORES=$(nproc)
 MACHINE="$CORES-core $(uname -m), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -27,7 +29,8 @@ while (($#)); do
     --out) OUT=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --no-install) INSTALL=0 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --hosts-1gib) HOSTS_1GIB=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -55,7 +58,7 @@ if [ "$SMOKE" = 0 ] && [ "$INSTALL" = 1 ]; then
         "${missing[@]}" >/dev/null; } || echo "warning: could not install ${missing[*]}; going on without"
   fi
 fi
-BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_write_lock bench_list_interference bench_handoff bench_memory bench_probe bench_stream_latency)
+BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_write_lock bench_list_interference bench_handoff bench_memory bench_probe bench_stream_latency bench_across_hosts)
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   tools/setup.sh "$BUILD"
 elif [ "$SMOKE" = 0 ]; then
@@ -66,7 +69,7 @@ elif [ "$SMOKE" = 0 ]; then
   grep -q 'bench_iceoryx_handoff' "$BUILD/build.ninja" 2>/dev/null && extra+=(bench_iceoryx_handoff bench_iceoryx_wakeup)
   cmake --build "$BUILD" --target "${BENCH_TARGETS[@]}" "${extra[@]}"
 else
-  for t in bench/bench_control_plane bench/bench_handoff bench/bench_memory bench/bench_probe bench/bench_write_lock bench/bench_list_interference bench/bench_stream_latency; do
+  for t in bench/bench_control_plane bench/bench_handoff bench/bench_memory bench/bench_probe bench/bench_write_lock bench/bench_list_interference bench/bench_stream_latency bench/bench_across_hosts; do
     [ -x "$BUILD/$t" ] || { cmake --build "$BUILD" --target "${BENCH_TARGETS[@]}"; break; }
   done
 fi
@@ -137,7 +140,7 @@ echo "machine: $MACHINE"
 echo "  cpu: $CPU; $CORES cores; memory $MEM; kernel $(uname -r); /dev/shm $(df -h /dev/shm | awk 'NR==2 {print $2}')"
 echo "  load average at start: $LOAD0"
 awk -v c="$CORES" '{ if ($1 > c) print "  warning: load average " $1 " > " c " cores: numbers will be noisy" }' /proc/loadavg
-ALL_STAGES="probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream"
+ALL_STAGES="probe,control,scale,list,wakeup,lock,handoff,memory,python,frames,iceoryx,stream,hosts"
 if [ "$ONLY" != "$ALL_STAGES" ] && [ -f "$OUT/meta.csv" ]; then
   # A partial rerun: the set keeps its machine facts; the rerun is noted beside them.
   META=$TMP/meta.csv  # this run's own facts go to a scratch file
@@ -315,6 +318,24 @@ EOF
   fi
   echo "iceoryx: $status"
   echo "$status" > "$OUT/iceoryx_status.txt"
+fi
+
+# --- across hosts (issue 15): two network namespaces, its own brokers; needs root -----------------
+if wants hosts; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "across hosts: skipped (network namespaces need root)"
+  elif [ ! -x "$B/bench_across_hosts" ]; then
+    echo "across hosts: skipped (bench_across_hosts not built: configure with the tests on)"
+  else
+    rm -f "$OUT/across_hosts.csv"
+    if [ "$SMOKE" = 1 ]; then
+      HOSTS_ARGS=(--sizes 4KiB --repeat 3 --links veth)
+    else
+      HOSTS_ARGS=(--sizes "4KiB,1MiB,64MiB$([ "$HOSTS_1GIB" = 1 ] && echo ,1GiB)" --repeat 60 --repeat-large 6)
+    fi
+    stage "across hosts: mirror vs TCP copy and ucx_perftest over veth and loopback (${HOSTS_ARGS[*]})"
+    "$B/bench_across_hosts" "${HOSTS_ARGS[@]}" "${M[@]}" --csv "$OUT/across_hosts.csv"
+  fi
 fi
 
 echo "load_end,\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >> "$META"

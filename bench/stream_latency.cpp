@@ -11,6 +11,12 @@
 // follows at once (subscribers are still polling); "cold": 1 ms apart (subscribers that sleep
 // after a short spin are asleep, the bare spin keeps spinning). Minor page faults per message are
 // counted with getrusage on both sides over the timed rounds.
+//
+// --pin (default): when there is a core for each process, the publisher runs on core 0 and
+// subscriber i on core i + 1, for every method alike. Unpinned, a loaded machine's scheduler
+// sometimes puts a subscriber on the publisher's core: a hot stream subscriber then spins out
+// its 50 us and sleeps, and the round measures a futex wake-up, not a handoff.
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -45,6 +51,15 @@ struct Shared {
   Slot subs[kMaxSubs];
 };
 
+void pin_to(int core) {  // -1: any core (a child of the pinned publisher)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (unsigned c = 0; c < cores(); ++c) {
+    if (core < 0 || static_cast<unsigned>(core) == c) CPU_SET(c, &set);
+  }
+  if (::sched_setaffinity(0, sizeof set, &set) != 0) std::perror("sched_setaffinity");
+}
+
 long minor_faults() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
@@ -55,8 +70,10 @@ struct Options {
   std::string socket;
   std::string machine = "this machine";
   std::string csv;
+  std::string methods;  // only methods whose names contain one of these (comma-separated)
   int rounds_small = 2000;
   int rounds_large = 20;
+  bool pin = true;
 };
 
 enum class Kind { kStream, kMapped, kSocket, kSpin };
@@ -159,7 +176,10 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
       die("socketpair");
     }
     const pid_t pid = ::fork();
-    if (pid == 0) subscriber(kind, i, o, name, bytes, shared, spin_data, sv[1], rounds);
+    if (pid == 0) {
+      if (o.pin) pin_to(static_cast<unsigned>(subs) + 1 <= cores() ? i + 1 : -1);
+      subscriber(kind, i, o, name, bytes, shared, spin_data, sv[1], rounds);
+    }
     if (kind == Kind::kSocket) {
       ::close(sv[1]);
       sockets.push_back(sv[0]);
@@ -226,6 +246,18 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
   return res;
 }
 
+bool wanted(const std::string& methods, const std::string& name) {
+  if (methods.empty()) return true;
+  std::size_t start = 0;
+  while (start <= methods.size()) {
+    const std::size_t end = std::min(methods.find(',', start), methods.size());
+    const std::string part = methods.substr(start, end - start);
+    if (!part.empty() && name.find(part) != std::string::npos) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -241,7 +273,13 @@ int main(int argc, char** argv) {
   app.add_option("--rounds-large", o.rounds_large, "rounds from 64 MiB")->capture_default_str();
   app.add_option("--machine", o.machine, "label for the table and CSV");
   app.add_option("--csv", o.csv, "append raw results here");
+  app.add_option("--pin", o.pin, "publisher on core 0, subscriber i on core i+1 (when enough cores)")
+      ->capture_default_str();
+  app.add_option("--methods", o.methods,
+                 "only these methods (comma-separated parts of: stream, mapped array, socket copy, "
+                 "bare spin)");
   CLI11_PARSE(app, argc, argv);
+  if (o.pin) pin_to(0);  // the publisher; subscribers pin themselves after fork
   auto client = must(shmarray::Client::connect({.socket_path = o.socket}), "connect");
   Csv csv(o.csv, "machine,method,subscribers,mode,bytes,rounds,p50_us,p99_us,msgs_per_s,"
                  "pub_minflt_per_msg,sub_minflt_per_msg");
@@ -266,6 +304,7 @@ int main(int argc, char** argv) {
       for (const Case& c : cases) {
         // Spinning subscribers need a core each besides the publisher's: with fewer, the bare
         // spin measures the scheduler, not a handoff (and takes minutes). Not run then.
+        if (!wanted(o.methods, kind_name(c.kind))) continue;
         if (c.kind == Kind::kSpin && static_cast<unsigned>(c.subs) + 1 > cores()) {
           std::printf("%-6s %-9s %-14s %4d   (skipped: needs %d cores)\n", mode.c_str(),
                       human(bytes).c_str(), kind_name(c.kind), c.subs, c.subs + 1);

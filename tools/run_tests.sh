@@ -16,7 +16,8 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMARRAY_A
   -DSHMARRAY_BUILD_PYTHON=OFF -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
 cmake --build build-asan -j"$(nproc)" --target shmarray_unit_tests shmarray_integration_tests \
   shmarray_zero_copy_test shmarray_stream_tests shmarrayd shmarray_test_helper \
-  shmarray_stream_helper shmarray
+  shmarray_stream_helper shmarray shmarray_two_hosts_tests shmarray_across_hosts_tests \
+  shmarray_mirror_helper
 (cd build-asan && ctest --output-on-failure --timeout 300 -j2 -L 'unit|integration' \
   -E '^(install_and_find_package|debian_packages)$')
 # The frame/message decoders, the segment header decoders and the dtype decoder under libFuzzer +
@@ -25,6 +26,10 @@ fuzz/run_fuzz.sh 30 build/fuzz
 after=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 if [ "$after" -gt "$before" ]; then
   echo "FAIL: the tests left $((after - before)) segment(s) in /dev/shm" >&2
+  exit 1
+fi
+if ls /run/netns 2>/dev/null | grep -q '^shmarray-h'; then
+  echo "FAIL: the two-hosts tests left network namespaces: $(ls /run/netns | grep '^shmarray-h' | tr '\n' ' ')" >&2
   exit 1
 fi
 if pgrep -x shmarrayd >/dev/null; then

@@ -51,7 +51,7 @@ constexpr int kFailure = 1;
 constexpr int kUsageError = 2;
 
 struct Args {
-  std::string socket = shmarray::resolve_socket_path("");
+  std::string socket;  // empty: the default rule (client_socket_path)
   std::string name;
   std::string prefix;
   std::vector<std::string> names;
@@ -359,9 +359,10 @@ int dispatch(const Commands& commands, const Args& args) {
 // each subcommand so that every --help shows them.
 void add_global_options(CLI::App& app, Args& args) {
   app.add_option("--socket", args.socket,
-                 "broker socket (default: $SHMARRAY_SOCKET, else $XDG_RUNTIME_DIR/shmarray.sock, "
-                 "else /tmp/shmarray-$UID/shmarray.sock)")
-      ->capture_default_str()
+                 "broker socket (default: $SHMARRAY_SOCKET; else your own broker's "
+                 "$XDG_RUNTIME_DIR/shmarray.sock, or /tmp/shmarray-$UID/shmarray.sock without "
+                 "$XDG_RUNTIME_DIR, if it exists; else the system broker's "
+                 "/run/shmarray/shmarray.sock if that exists)")
       ->type_name("PATH")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option_function<uid_t>(

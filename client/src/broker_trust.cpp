@@ -6,9 +6,12 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
+
+#include "shmarray/socket_path.hpp"
 
 namespace shmarray::detail {
 namespace {
@@ -44,8 +47,11 @@ Result<std::optional<uid_t>> trusted_broker_uid(std::optional<uid_t> explicit_ui
 }
 
 Result<void> check_broker_uid(uid_t broker_uid, uid_t own_uid, std::optional<uid_t> trusted,
-                              const std::string& socket_path) {
-  if (broker_uid == own_uid || broker_uid == 0 || (trusted && *trusted == broker_uid)) return {};
+                              const std::string& socket_path, std::optional<uid_t> system_owner) {
+  if (broker_uid == own_uid || broker_uid == 0 || (trusted && *trusted == broker_uid) ||
+      (system_owner && *system_owner == broker_uid)) {
+    return {};
+  }
   return fail(ErrorCode::kPermissionDenied,
               "the broker at " + socket_path + " runs as uid " + describe_uid(broker_uid) +
                   ", not as this process's uid " + describe_uid(own_uid) + ", root" +
@@ -58,6 +64,46 @@ Result<void> check_broker_uid(uid_t broker_uid, uid_t own_uid, std::optional<uid
                   "start your own shmarrayd");
 }
 
+std::optional<uid_t> system_directory_owner(const struct stat& dir, const struct stat& parent) {
+  constexpr mode_t kOthersWrite = S_IWGRP | S_IWOTH;
+  if (!S_ISDIR(dir.st_mode) || (dir.st_mode & kOthersWrite) != 0) return std::nullopt;
+  if (!S_ISDIR(parent.st_mode) || parent.st_uid != 0 || (parent.st_mode & kOthersWrite) != 0) {
+    return std::nullopt;
+  }
+  return dir.st_uid;
+}
+
+namespace {
+
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// "/run/shmarray: uid 998 (shmarray), mode 0755" for a refusal's message.
+std::string describe_directory(const std::string& dir) {
+  struct stat st{};
+  if (::lstat(dir.c_str(), &st) != 0) return dir + ": cannot be inspected";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return dir + (S_ISDIR(st.st_mode) ? "" : " (not a directory)") + ": uid " +
+         describe_uid(st.st_uid) + ", mode " + mode;
+}
+
+}  // namespace
+
+std::optional<uid_t> system_broker_uid(const std::string& socket_path) {
+  if (socket_path != system_socket_path()) return std::nullopt;
+  const std::string dir = parent_of(socket_path);
+  struct stat dir_st{};
+  struct stat parent_st{};
+  if (::lstat(dir.c_str(), &dir_st) != 0 || ::lstat(parent_of(dir).c_str(), &parent_st) != 0) {
+    return std::nullopt;
+  }
+  return system_directory_owner(dir_st, parent_st);
+}
+
 Result<void> verify_broker(int fd, std::optional<uid_t> trusted, const std::string& socket_path) {
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -65,7 +111,16 @@ Result<void> verify_broker(int fd, std::optional<uid_t> trusted, const std::stri
     return std::unexpected(
         sys_error("cannot learn who runs the broker at " + socket_path + " (SO_PEERCRED)", errno));
   }
-  return check_broker_uid(cred.uid, ::geteuid(), trusted, socket_path);
+  auto ok = check_broker_uid(cred.uid, ::geteuid(), trusted, socket_path,
+                             system_broker_uid(socket_path));
+  if (ok || socket_path != system_socket_path()) return ok;
+  // The system socket: say why its directory's owner was not trusted either.
+  const std::string dir = parent_of(socket_path);
+  return fail(ok.error().code(),
+              ok.error().message() + ". (A broker on the system socket is also trusted when it "
+              "runs as the owner of its directory, provided only that owner may write the "
+              "directory and only root may write its parent; here " + describe_directory(dir) +
+              "; " + describe_directory(parent_of(dir)) + ")");
 }
 
 }  // namespace shmarray::detail

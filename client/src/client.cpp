@@ -9,6 +9,7 @@
 #include "connection.hpp"
 #include "mapped_segment.hpp"
 #include "stream_core.hpp"
+#include "shmarray/owner_mismatch.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/wire/messages.hpp"
 
@@ -206,7 +207,7 @@ Client::~Client() = default;
 
 Result<Client> Client::connect(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
-  impl->socket_path = resolve_socket_path(options.socket_path);
+  impl->socket_path = resolve_client_socket_path(options.socket_path);
   impl->options = std::move(options);
   if (auto ok = impl->handshake(); !ok) return std::unexpected(ok.error());
   return Client(std::move(impl));
@@ -224,21 +225,17 @@ Result<Array> Client::open(std::string_view name, Access access, const OpenOptio
   if (auto ok = validate_name(name); !ok) return std::unexpected(ok.error());
   const auto wait_ms = std::max<std::int64_t>(0, options.wait.count());
   wire::OpenRequest req{std::string(name), access,
-                        static_cast<std::uint32_t>(std::min<std::int64_t>(wait_ms, UINT32_MAX))};
+                        static_cast<std::uint32_t>(std::min<std::int64_t>(wait_ms, UINT32_MAX)),
+                        options.owner};
   auto reply = impl_->request<wire::OpenReply>(req, options.wait);
   if (!reply) return std::unexpected(reply.error());
   if (reply->first.access != access) {
     return fail(ErrorCode::kProtocolError, "broker granted a different access than requested");
   }
   if (options.owner && reply->first.info.owner_uid != *options.owner) {
-    // Checked here against the (verified) broker's metadata; the descriptor closes unmapped.
-    return fail(ErrorCode::kPermissionDenied,
-                "array '" + std::string(name) + "' is owned by uid " +
-                    std::to_string(reply->first.info.owner_uid) + ", not by uid " +
-                    std::to_string(*options.owner) +
-                    " as required (OpenOptions::owner): another user may have taken the name; "
-                    "nothing was mapped. Ask uid " + std::to_string(reply->first.info.owner_uid) +
-                    " (or root) to remove it, or use another name");
+    // The broker refuses this itself; checked again for an older broker (which ignores the
+    // request's owner), against the verified broker's metadata. The descriptor closes unmapped.
+    return std::unexpected(owner_mismatch(name, reply->first.info.owner_uid, *options.owner));
   }
   return impl_->make_array(std::move(reply->first.info), access, std::move(reply->second),
                            options.populate);

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 
 #include "broker_trust.hpp"
+#include "shmarray/socket_path.hpp"
 
 namespace shmarray::detail {
 
@@ -24,6 +26,20 @@ std::string not_a_socket(const std::string& socket_path) {
   return "socket path " + socket_path + " is " +
          (S_ISREG(st.st_mode) ? "a regular file" : "not a socket") +
          ", not the broker's socket: check the path (shmarrayd --socket, $SHMARRAY_SOCKET)";
+}
+
+// When `socket_path` is the user's own default socket (client_socket_path): about the system
+// broker's socket, which the client would have used had this one not existed. "" otherwise.
+std::string no_system_broker(const std::string& socket_path) {
+  const char* env = std::getenv("SHMARRAY_SOCKET");
+  if ((env != nullptr && *env != '\0') || socket_path != default_socket_path()) return {};
+  const std::string system = system_socket_path();
+  struct stat st {};
+  if (::lstat(system.c_str(), &st) == 0) {
+    return "; or, if it is the stale socket of a broker of yours that died, remove it to use "
+           "the system broker at " + system;
+  }
+  return ", or install the system broker (package shmarrayd; socket " + system + ")";
 }
 
 // A call sent at `started` got no reply by `deadline`: names the socket and the wait.
@@ -69,7 +85,8 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_p
     }
     return fail(ErrorCode::kUnavailable,
                 "no broker at " + socket_path + " (" + ec.message() +
-                    "): start it with 'shmarrayd --socket " + socket_path + "'",
+                    "): start it with 'shmarrayd --socket " + socket_path + "'" +
+                    no_system_broker(socket_path),
                 ec.value());
   }
   // Before any byte is sent: an impostor must not even learn the client's name.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "broker_channel.hpp"
+#include "slot_order.hpp"
 #include "shmarray/error.hpp"
 #include "shmarray/mapping.hpp"
 #include "shmarray/stream.hpp"
@@ -79,10 +80,19 @@ class PublisherCore : public std::enable_shared_from_this<PublisherCore> {
   // kBlock: the member that keeps slot `slot` (holding message `old`) from reuse, or nullptr.
   [[nodiscard]] const Member* blocker(std::uint64_t slot, std::uint64_t old) const;
   [[nodiscard]] Result<void> wait_for_room(std::uint64_t slot, std::uint64_t old,
-                                           std::chrono::steady_clock::time_point deadline);
+                                           std::chrono::nanoseconds timeout);
+  // kBlock: the newest slot when nobody needs its message any more, else the oldest (after
+  // waiting for it), not yet invalidated.
+  [[nodiscard]] Result<std::uint64_t> block_slot(std::chrono::nanoseconds timeout);
   // kDropOldest: a slot nobody holds and outside the history, invalidated for writing.
   [[nodiscard]] Result<std::uint64_t> pick_slot();
   [[nodiscard]] bool held_by_anyone(std::uint64_t slot) const;
+  // Every known subscriber's cursor is past message `seq` (its own word: a hint, not a promise).
+  [[nodiscard]] bool all_past(std::uint64_t seq) const;
+  // Message `seq` is among the last `history` ones, which late subscribers may still take.
+  [[nodiscard]] bool in_history(std::uint64_t seq) const noexcept {
+    return seq != 0 && seq + view_.geometry.spec.history > next_seq_ - 1;
+  }
 
   std::shared_ptr<BrokerChannel> channel_;
   ArrayInfo info_;
@@ -90,8 +100,8 @@ class PublisherCore : public std::enable_shared_from_this<PublisherCore> {
   StreamView view_;
   std::uint64_t next_seq_ = 1;
   bool loan_open_ = false;
-  std::vector<std::uint64_t> slot_seq_;  // kDropOldest: the message each slot holds (0: none)
-  std::uint64_t next_victim_ = 0;        // kDropOldest: where the search for a slot starts
+  std::vector<std::uint64_t> slot_seq_;  // the message each slot holds (0: none)
+  SlotOrder order_;                      // the slots by the age of their messages
   std::shared_ptr<const MessageInfo> last_layout_;  // of the last loan (see loan())
   std::string last_dtype_;                           // as the caller spelled it
   std::vector<Member> members_;
@@ -126,6 +136,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   void skip(std::uint64_t count) noexcept;  // counts `count` messages as missed, moves past them
   void advance() noexcept;                  // past the message at cursor_ (taken or skipped)
   void wake_publisher() const noexcept;
+  [[nodiscard]] Error too_many_held() const;  // take() beyond max_held: which samples are held
 
   std::shared_ptr<BrokerChannel> channel_;  // keeps the connection (and the subscription) open
   ArrayInfo info_;
@@ -145,6 +156,7 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::uint32_t index_ = 0;
   std::uint32_t generation_ = 0;
   std::chrono::nanoseconds spin_{};
+  bool drop_oldest_ = false;     // the stream's overflow mode (kBlock otherwise)
 };
 
 [[nodiscard]] Result<std::shared_ptr<PublisherCore>> create_stream(

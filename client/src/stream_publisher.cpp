@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <thread>
 
 #include "shmarray/sync/futex.hpp"
@@ -76,7 +77,12 @@ Result<std::shared_ptr<PublisherCore>> PublisherCore::attach(std::shared_ptr<Bro
     const std::uint64_t seq = core->view_.descriptors[i].seq.load(std::memory_order_relaxed);
     core->slot_seq_[i] = seq < core->next_seq_ ? seq : 0;
   }
-  core->next_victim_ = core->next_seq_ % n;
+  std::vector<std::uint32_t> by_age(n);
+  std::iota(by_age.begin(), by_age.end(), 0u);
+  std::stable_sort(by_age.begin(), by_age.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return core->slot_seq_[a] < core->slot_seq_[b];
+  });
+  core->order_.reset(by_age);
   core->refresh_members();
   return core;
 }
@@ -156,7 +162,10 @@ const PublisherCore::Member* PublisherCore::blocker(std::uint64_t slot, std::uin
 }
 
 Result<void> PublisherCore::wait_for_room(std::uint64_t slot, std::uint64_t old,
-                                          Clock::time_point deadline) {
+                                          std::chrono::nanoseconds timeout) {
+  const auto deadline = timeout >= std::chrono::hours(24 * 365)
+                            ? Clock::time_point::max()
+                            : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
   const auto spin_until = std::min(deadline, Clock::now() + kRoomSpin);
   while (blocker(slot, old) != nullptr && Clock::now() < spin_until) cpu_relax();
   auto& control = *view_.control;
@@ -192,6 +201,32 @@ Result<void> PublisherCore::wait_for_room(std::uint64_t slot, std::uint64_t old,
   }
 }
 
+bool PublisherCore::all_past(std::uint64_t seq) const {
+  for (const Member& m : members_) {
+    if (m.state->cursor.load(std::memory_order_acquire) <= seq) return false;
+  }
+  return true;
+}
+
+Result<std::uint64_t> PublisherCore::block_slot(std::chrono::nanoseconds timeout) {
+  // The newest slot first: when every subscriber has taken its message and released it (a
+  // subscriber keeping up), reusing it keeps one slot's lines hot in both caches. Never while a
+  // late subscriber may still want it (history).
+  const std::uint32_t newest = order_.newest();
+  const std::uint64_t newest_seq = slot_seq_[newest];
+  if (newest_seq == 0 || (!in_history(newest_seq) && blocker(newest, newest_seq) == nullptr)) {
+    return newest;
+  }
+  // Else the oldest, as a ring: wait until every subscriber is past its message. (history <
+  // slots, so the oldest of a full ring is outside the history.)
+  const std::uint32_t oldest = order_.oldest();
+  const std::uint64_t old = slot_seq_[oldest];
+  if (old != 0 && blocker(oldest, old) != nullptr) {
+    if (auto ok = wait_for_room(oldest, old, timeout); !ok) return std::unexpected(ok.error());
+  }
+  return oldest;
+}
+
 bool PublisherCore::held_by_anyone(std::uint64_t slot) const {
   for (const Member& m : members_) {
     for (std::uint32_t i = 0; i < m.id.max_held; ++i) {
@@ -206,17 +241,10 @@ bool PublisherCore::held_by_anyone(std::uint64_t slot) const {
 }
 
 Result<std::uint64_t> PublisherCore::pick_slot() {
-  const std::uint32_t n = view_.slot_count();
-  const std::uint64_t head = next_seq_ - 1;
-  const std::uint64_t history = view_.geometry.spec.history;
-  // Round robin from the slot after the last one used: the first free one met is the oldest
-  // message nobody holds (slots skipped because they were held are older, and are taken as soon
-  // as they are released).
-  for (std::uint32_t k = 0; k < n; ++k) {
-    const std::uint64_t slot = (next_victim_ + k) % n;
+  const auto take_over = [&](std::uint32_t slot) {
     const std::uint64_t seq = slot_seq_[slot];
-    if (seq != 0 && seq + history > head) continue;  // a late subscriber may still take it
-    if (held_by_anyone(slot)) continue;
+    if (in_history(seq)) return false;  // a late subscriber may still take it
+    if (held_by_anyone(slot)) return false;
     // Hazard handshake: invalidate, then look at the held tables again. A subscriber stores its
     // hazard and then re-reads the descriptor (both seq_cst): either it sees the invalidation
     // (and counts the message missed) or we see its hazard here (and leave the slot alone).
@@ -224,11 +252,19 @@ Result<std::uint64_t> PublisherCore::pick_slot() {
     if (held_by_anyone(slot)) {
       // A subscriber took it between our two looks: the message stays, takeable by the others.
       view_.descriptors[slot].seq.store(seq, std::memory_order_seq_cst);
-      continue;
+      return false;
     }
     slot_seq_[slot] = 0;
-    next_victim_ = (slot + 1) % n;
-    return slot;
+    return true;
+  };
+  // The newest slot when every subscriber is past its message (nobody misses it, and its lines
+  // are hot in both caches); else, from the oldest message on, the first one nobody holds.
+  const std::uint32_t newest = order_.newest();
+  if ((slot_seq_[newest] == 0 || all_past(slot_seq_[newest])) && take_over(newest)) {
+    return newest;
+  }
+  for (std::uint32_t slot = order_.oldest(); slot != order_.end(); slot = order_.newer(slot)) {
+    if (take_over(slot)) return slot;
   }
   return fail(ErrorCode::kResourceExhausted,
               "stream '" + info_.name + "': every slot is held by a subscriber or kept for "
@@ -251,18 +287,14 @@ Result<Loan> PublisherCore::loan(std::string_view dtype, std::span<const std::ui
     last_layout_ = std::make_shared<const MessageInfo>(std::move(*layout));
     last_dtype_ = std::string(dtype);
   }
-  const auto deadline = timeout >= std::chrono::hours(24 * 365)
-                            ? Clock::time_point::max()
-                            : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
   refresh_members();
   const std::uint64_t seq = next_seq_;
-  const std::uint32_t n = view_.slot_count();
   std::uint64_t slot = 0;
   if (view_.geometry.spec.overflow == Overflow::kBlock) {
-    slot = seq % n;
-    if (seq > n) {
-      if (auto ok = wait_for_room(slot, seq - n, deadline); !ok) return std::unexpected(ok.error());
-    }
+    auto chosen = block_slot(timeout);
+    if (!chosen) return std::unexpected(chosen.error());
+    slot = *chosen;
+    slot_seq_[slot] = 0;
     view_.descriptors[slot].seq.store(0, std::memory_order_seq_cst);
   } else {
     auto picked = pick_slot();
@@ -287,23 +319,37 @@ Result<std::uint64_t> PublisherCore::publish(Loan& loan) {
   const std::uint64_t slot = loan.slot_;
   auto& d = view_.descriptors[slot];
   const MessageInfo& info = *loan.info_;
-  d.nbytes = info.nbytes;
+  // Fields are written only when they differ (only this process writes the segment): a slot
+  // reused for a message of the same layout then leaves the descriptor's second line alone, and
+  // subscribers keep reading it from their caches.
+  const auto ndim = static_cast<std::uint32_t>(info.shape.size());
+  const auto order = static_cast<std::uint32_t>(info.order);
+  if (d.nbytes != info.nbytes) d.nbytes = info.nbytes;
   d.published_unix_ns = unix_ns();
-  d.ndim = static_cast<std::uint32_t>(info.shape.size());
-  d.order = static_cast<std::uint32_t>(info.order);
-  std::memset(d.dtype, 0, sizeof d.dtype);
-  std::memcpy(d.dtype, info.dtype.data(), info.dtype.size());
-  std::copy(info.shape.begin(), info.shape.end(), d.shape);
-  // Payload and descriptor, then the descriptor's seq, the table entry, and head last: a
-  // subscriber that sees head >= seq (acquire) sees everything written before it.
+  if (d.ndim != ndim) d.ndim = ndim;
+  if (d.order != order) d.order = order;
+  char dtype[stream::kMaxDtypeBytes] = {};
+  std::memcpy(dtype, info.dtype.data(), info.dtype.size());
+  if (std::memcmp(d.dtype, dtype, sizeof dtype) != 0) std::memcpy(d.dtype, dtype, sizeof dtype);
+  if (!std::equal(info.shape.begin(), info.shape.end(), d.shape)) {
+    std::copy(info.shape.begin(), info.shape.end(), d.shape);
+  }
+  // Payload and descriptor, then the descriptor's seq, `latest` and head: a subscriber that sees
+  // head >= seq (acquire) sees everything written before it.
   d.seq.store(seq, std::memory_order_release);
+  auto& control = *view_.control;
+  control.latest_slot.store(slot, std::memory_order_release);
+  control.latest_seq.store(seq, std::memory_order_release);
+  control.head.store(seq, std::memory_order_seq_cst);
+  // The table entry after head: one line fewer to own before subscribers see the message. A
+  // subscriber at `seq` finds its slot in `latest`; one behind it reads the entry only after
+  // seeing a newer head or `latest`, which this publisher stores after it (release).
   auto& entry = view_.table[seq % view_.slot_count()];
   entry.slot.store(slot, std::memory_order_relaxed);
   entry.seq.store(seq, std::memory_order_release);
-  auto& control = *view_.control;
-  control.head.store(seq, std::memory_order_seq_cst);
   control.head_word.store(static_cast<std::uint32_t>(seq), std::memory_order_seq_cst);
   slot_seq_[slot] = seq;
+  order_.make_newest(static_cast<std::uint32_t>(slot));
   next_seq_ = seq + 1;
   loan_open_ = false;
   loan.core_.reset();

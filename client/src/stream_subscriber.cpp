@@ -21,6 +21,20 @@ inline void cpu_relax() {
 #endif
 }
 
+// Starts fetching a cache line without waiting for it (a hint: never faults, even out of bounds).
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+// The same for a line we are about to write: fetched for ownership, so the stores into it and
+// the locked instructions after them do not wait for the other side to give it up. (PREFETCHW;
+// a no-op hint on x86 processors without it.)
+inline void prefetch_for_write(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 }  // namespace
 
 Result<std::shared_ptr<SubscriberCore>> SubscriberCore::attach(
@@ -40,6 +54,13 @@ Result<std::shared_ptr<SubscriberCore>> SubscriberCore::attach(
   auto state = map_state(page->second.get(), true);
   if (!state) return std::unexpected(state.error());
   core->state_mapping_ = std::move(*state);
+  if (std::memcmp(core->state().magic, stream::kStateMagic, sizeof stream::kStateMagic) != 0) {
+    return fail(ErrorCode::kProtocolError,
+                "stream '" + reply.info.name + "': the broker's subscriber page has another "
+                "layout; this client library and shmarrayd are different versions: use matching "
+                "ones");
+  }
+  core->drop_oldest_ = reply.info.stream.overflow == Overflow::kDropOldest;
   core->info_ = std::move(reply.info);
   core->cursor_ = std::max<std::uint64_t>(reply.start_seq, 1);
   core->max_held_ = std::clamp<std::uint32_t>(options.max_held, 1, kMaxHeldPerSubscriber);
@@ -85,6 +106,12 @@ void SubscriberCore::skip(std::uint64_t count) noexcept {
 
 void SubscriberCore::release(std::uint32_t held_index) noexcept {
   if (held_index >= max_held_) return;
+  if (drop_oldest_) {
+    // kDropOldest: the publisher never waits for room, so there is nobody to wake; release
+    // orders our reads of the payload before the publisher's reuse of the slot.
+    state().held[held_index].seq.store(0, std::memory_order_release);
+    return;
+  }
   state().held[held_index].seq.store(0, std::memory_order_seq_cst);
   wake_publisher();
 }
@@ -122,86 +149,133 @@ bool SubscriberCore::wait_for(std::uint64_t seq, Clock::time_point deadline) {
   }
 }
 
+Error SubscriberCore::too_many_held() const {
+  std::string held_seqs;
+  for (std::uint32_t i = 0; i < max_held_; ++i) {
+    const std::uint64_t seq = state().held[i].seq.load(std::memory_order_relaxed);
+    if (seq != 0) held_seqs += (held_seqs.empty() ? "" : ", ") + std::to_string(seq);
+  }
+  return Error(ErrorCode::kResourceExhausted,
+               "subscriber of stream '" + info_.name + "' already holds max_held = " +
+                   std::to_string(max_held_) + " samples (seq " + held_seqs +
+                   "): destroy one of them before taking another, or subscribe with a larger "
+                   "max_held");
+}
+
+// The hot path, when the message is there (docs/streams.md, "Costs"): no clock read, no system
+// call, no atomic read-modify-write (kBlock; kDropOldest: one, its hazard), and the lines it
+// reads from the stream are head's (which also names the slot), then the descriptor's and the
+// payload's, fetched together.
 Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
   auto& st = state();
   std::uint32_t free_index = max_held_;
-  std::string held_seqs;
   for (std::uint32_t i = 0; i < max_held_; ++i) {
-    const std::uint64_t seq = st.held[i].seq.load(std::memory_order_relaxed);
-    if (seq == 0) {
-      if (free_index == max_held_) free_index = i;
-    } else {
-      held_seqs += (held_seqs.empty() ? "" : ", ") + std::to_string(seq);
+    if (st.held[i].seq.load(std::memory_order_relaxed) == 0) {
+      free_index = i;
+      break;
     }
   }
-  if (free_index == max_held_) {
-    return fail(ErrorCode::kResourceExhausted,
-                "subscriber of stream '" + info_.name + "' already holds max_held = " +
-                    std::to_string(max_held_) + " samples (seq " + held_seqs +
-                    "): destroy one of them before taking another, or subscribe with a larger "
-                    "max_held");
-  }
-  const auto deadline = timeout >= std::chrono::hours(24 * 365)
-                            ? Clock::time_point::max()
-                            : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+  if (free_index == max_held_) return std::unexpected(too_many_held());
+  // The Sample's references are counted now, before the message arrives: those counts are
+  // locked instructions (full barriers on x86), which would otherwise wait on our hazard store.
+  std::shared_ptr<SubscriberCore> self = shared_from_this();
+  std::shared_ptr<const MessageInfo> layout = last_layout_;
   const std::uint32_t n = view_.slot_count();
   auto& control = *view_.control;
+  Clock::time_point deadline{};
+  bool deadline_set = false;
+  bool try_latest = true;
   for (;;) {
-    if (!wait_for(cursor_, deadline)) {
-      return fail(ErrorCode::kDeadlineExceeded,
-                  "stream '" + info_.name + "': no message " + std::to_string(cursor_) +
-                      " within the timeout");
-    }
-    const std::uint64_t head = control.head.load(std::memory_order_acquire);
-    if (head >= cursor_ + n) {  // lapped: everything older than the ring is gone
-      skip(head - n + 1 - cursor_);
-      continue;
-    }
     const std::uint64_t c = cursor_;
-    auto& entry = view_.table[c % n];
-    const std::uint64_t s1 = entry.seq.load(std::memory_order_acquire);
-    const std::uint64_t slot = entry.slot.load(std::memory_order_acquire);
-    const std::uint64_t s2 = entry.seq.load(std::memory_order_acquire);
-    if (s1 != c || s2 != c || slot >= n) {  // reused (kDropOldest) or garbage
-      skip(1);
+    std::uint64_t head = control.head.load(std::memory_order_acquire);
+    if (head < c) {
+      if (!deadline_set) {
+        deadline = timeout >= std::chrono::hours(24 * 365)
+                       ? Clock::time_point::max()
+                       : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+        deadline_set = true;
+      }
+      if (!wait_for(c, deadline)) {
+        return fail(ErrorCode::kDeadlineExceeded, "stream '" + info_.name + "': no message " +
+                                                      std::to_string(c) + " within the timeout");
+      }
+      head = control.head.load(std::memory_order_acquire);
+    }
+    // Our held entry and cursor share a line that the publisher read at its loan: take it back
+    // now, while the lines below are on their way.
+    prefetch_for_write(&st.held[free_index]);
+    if (head >= c + n) {  // lapped: everything older than the ring is gone
+      skip(head - n + 1 - c);
       continue;
     }
+    // Where message c is: caught up (head == c), the line just read names its slot; else the
+    // table entry. Either may be stale or garbage: the descriptor's seq decides below.
+    std::uint64_t slot = n;
+    const bool from_latest = try_latest && head == c &&
+                             control.latest_seq.load(std::memory_order_acquire) == c;
+    if (from_latest) slot = control.latest_slot.load(std::memory_order_acquire);
+    if (slot >= n) {
+      auto& entry = view_.table[c % n];
+      const std::uint64_t s1 = entry.seq.load(std::memory_order_acquire);
+      slot = entry.slot.load(std::memory_order_acquire);
+      const std::uint64_t s2 = entry.seq.load(std::memory_order_acquire);
+      if (s1 != c || s2 != c || slot >= n) {  // reused (kDropOldest) or garbage
+        skip(1);
+        continue;
+      }
+    }
+    auto& d = view_.descriptors[slot];
+    prefetch(reinterpret_cast<const std::byte*>(&d) + 64);
+    prefetch(view_.slot(slot));
+    // Hazard first, then check that the slot still holds message c. kDropOldest: the publisher
+    // may pick this slot at any moment, so both are seq_cst (the handshake in docs/streams.md).
+    // kBlock: our cursor (not yet past c) already keeps the slot from reuse; the hazard needs
+    // only to be visible before the cursor moves past c (release, then release).
     auto& hold = st.held[free_index];
     hold.slot.store(slot, std::memory_order_relaxed);
-    hold.seq.store(c, std::memory_order_seq_cst);  // hazard first ...
-    auto& d = view_.descriptors[slot];
-    if (d.seq.load(std::memory_order_seq_cst) != c) {  // ... then check it is still ours
+    hold.seq.store(c, drop_oldest_ ? std::memory_order_seq_cst : std::memory_order_release);
+    if (d.seq.load(drop_oldest_ ? std::memory_order_seq_cst : std::memory_order_acquire) != c) {
       hold.seq.store(0, std::memory_order_release);
+      if (from_latest) {
+        try_latest = false;  // a newer publish moved `latest` meanwhile: ask the table
+        continue;
+      }
       skip(1);
       continue;
     }
-    // A private copy of the descriptor, validated: the slot stays ours while the hazard is set,
-    // but the publisher's words are not trusted.
-    std::array<char, stream::kMaxDtypeBytes> dtype;
-    std::memcpy(dtype.data(), d.dtype, dtype.size());
-    dtype.back() = '\0';
+    // The descriptor against the last validated layout, in place: the same words mean the same
+    // (validated) layout, so the common case parses nothing and copies nothing. Words that
+    // change while we compare at worst send us to the validating path, or leave us with the old
+    // layout, which fits the slot: the payload is the publisher's to get right anyway.
     const std::uint32_t ndim = d.ndim;
     const std::uint32_t order = d.order;
     const std::int64_t published = d.published_unix_ns;
     const std::uint64_t nbytes = d.nbytes;
-    std::array<std::uint64_t, kMaxNdim> shape{};
-    if (ndim <= kMaxNdim) std::memcpy(shape.data(), d.shape, ndim * sizeof(std::uint64_t));
-    const bool same = last_layout_ && ndim == last_ndim_ && order == last_order_ &&
-                      dtype == last_dtype_ && shape == last_shape_;
+    const bool same = layout && ndim == last_ndim_ && order == last_order_ &&
+                      std::memcmp(d.dtype, last_dtype_.data(), last_dtype_.size()) == 0 &&
+                      std::memcmp(d.shape, last_shape_.data(), ndim * sizeof(std::uint64_t)) == 0;
     if (!same) {
-      Result<MessageInfo> layout =
+      // A private copy of the descriptor, validated: the slot stays ours while the hazard is
+      // set, but the publisher's words are not trusted.
+      std::array<char, stream::kMaxDtypeBytes> dtype;
+      std::memcpy(dtype.data(), d.dtype, dtype.size());
+      dtype.back() = '\0';
+      std::array<std::uint64_t, kMaxNdim> shape{};
+      if (ndim <= kMaxNdim) std::memcpy(shape.data(), d.shape, ndim * sizeof(std::uint64_t));
+      Result<MessageInfo> checked =
           ndim > kMaxNdim || order > 1
               ? fail(ErrorCode::kDataLoss, "bad ndim or order")
               : message_layout(dtype.data(), {shape.data(), ndim}, static_cast<Order>(order),
                                view_.geometry.spec.slot_bytes, info_.name);
-      if (!layout) {
+      if (!checked) {
         hold.seq.store(0, std::memory_order_release);
         advance();
         return fail(ErrorCode::kDataLoss, "stream '" + info_.name + "': message " +
                                               std::to_string(c) + " has an invalid descriptor (" +
-                                              layout.error().message() + "); it was skipped");
+                                              checked.error().message() + "); it was skipped");
       }
-      last_layout_ = std::make_shared<const MessageInfo>(std::move(*layout));
+      last_layout_ = std::make_shared<const MessageInfo>(std::move(*checked));
+      layout = last_layout_;
       last_dtype_ = dtype;
       last_ndim_ = ndim;
       last_order_ = order;
@@ -211,7 +285,7 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
     // it, then sees our hazard and backs off (it never rewrites a slot held since before its
     // invalidation), so only another non-zero seq means the slot was rewritten under us.
     const std::uint64_t seq_now = d.seq.load(std::memory_order_acquire);
-    if (last_layout_->nbytes != nbytes || (seq_now != c && seq_now != 0)) {
+    if (layout->nbytes != nbytes || (seq_now != c && seq_now != 0)) {
       hold.seq.store(0, std::memory_order_release);
       advance();
       return fail(ErrorCode::kDataLoss, "stream '" + info_.name + "': message " +
@@ -220,14 +294,17 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
                                             "shape, or it was rewritten while held); it was "
                                             "skipped");
     }
-    advance();
+    // Taken. The cursor moves past it with a plain release store and wakes nobody: the hazard
+    // keeps its slot from reuse, so a publisher waiting for room gains nothing until release().
+    ++cursor_;
+    st.cursor.store(cursor_, std::memory_order_release);
     Sample sample;
-    sample.core_ = shared_from_this();
+    sample.core_ = std::move(self);
     sample.held_index_ = free_index;
     sample.seq_ = c;
     sample.published_unix_ns_ = published;
     sample.bytes_ = {view_.slot(slot), nbytes};
-    sample.info_ = last_layout_;
+    sample.info_ = std::move(layout);
     return sample;
   }
 }

@@ -17,7 +17,7 @@ Watcher::~Watcher() = default;
 
 Result<Watcher> Watcher::start(const std::string& socket_path, const std::string& prefix,
                                std::optional<uid_t> broker_uid) {
-  auto connection = detail::Connection::open(resolve_socket_path(socket_path), broker_uid);
+  auto connection = detail::Connection::open(resolve_client_socket_path(socket_path), broker_uid);
   if (!connection) return std::unexpected(connection.error());
   const auto deadline = wire::Clock::now() + std::chrono::seconds(10);
   wire::HelloRequest hello;

@@ -221,12 +221,20 @@ Result<CreateReply> from_table(const fb::CreateReply& f) {
 
 flatbuffers::Offset<fb::OpenRequest> to_table(Builder& b, const OpenRequest& m) {
   return fb::CreateOpenRequest(b, b.CreateString(m.name), static_cast<std::uint8_t>(m.access),
-                               m.wait_ms);
+                               m.wait_ms, m.owner ? static_cast<std::int64_t>(*m.owner) : -1);
 }
 Result<OpenRequest> from_table(const fb::OpenRequest& f) {
   auto access = get_access(f.access());
   if (!access) return std::unexpected(access.error());
-  return OpenRequest{str(f.name()), *access, f.wait_ms()};
+  std::optional<std::uint32_t> owner;
+  if (f.owner_uid() != -1) {
+    if (f.owner_uid() < 0 || f.owner_uid() > UINT32_MAX) {
+      return fail(ErrorCode::kProtocolError,
+                  "OpenRequest owner_uid " + std::to_string(f.owner_uid()) + " is not a uid");
+    }
+    owner = static_cast<std::uint32_t>(f.owner_uid());
+  }
+  return OpenRequest{str(f.name()), *access, f.wait_ms(), owner};
 }
 
 flatbuffers::Offset<fb::OpenReply> to_table(Builder& b, const OpenReply& m) {

@@ -23,6 +23,31 @@ std::string resolve_socket_path(const std::string& path) {
   return path.empty() ? default_socket_path() : path;
 }
 
+std::string system_socket_path() {
+  if (const char* env = std::getenv("SHMARRAY_SYSTEM_SOCKET"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return "/run/shmarray/shmarray.sock";
+}
+
+std::string client_socket_path() {
+  if (const char* env = std::getenv("SHMARRAY_SOCKET"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  const auto exists = [](const std::string& path) {
+    struct stat st{};
+    return ::lstat(path.c_str(), &st) == 0;
+  };
+  std::string own = default_socket_path();
+  if (exists(own)) return own;
+  std::string system = system_socket_path();
+  return exists(system) ? system : own;
+}
+
+std::string resolve_client_socket_path(const std::string& path) {
+  return path.empty() ? client_socket_path() : path;
+}
+
 std::string segment_prefix(const std::string& socket_path) {
   std::uint32_t hash = 2166136261u;  // FNV-1a 32
   for (unsigned char c : socket_path) {

@@ -46,7 +46,7 @@ while the broker is down. Errors are shmarray.Error subclasses; see docs/python.
       "_segment_prefix",
       [](const pybind11::object& socket) {
         return shmarray::segment_prefix(
-            shmarray::resolve_socket_path(socket.is_none() ? std::string() : sp::fspath(socket)));
+            shmarray::resolve_client_socket_path(socket.is_none() ? std::string() : sp::fspath(socket)));
       },
       pybind11::arg("socket") = pybind11::none());
   m.def(

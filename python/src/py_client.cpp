@@ -126,9 +126,15 @@ std::shared_ptr<Client> client_of(py::handle py_client) {
 }
 
 void bind_client(py::module_& m) {
-  m.def("default_socket_path", &default_socket_path, R"doc(
-The socket path used when Client(socket=None): $SHMARRAY_SOCKET, else
-$XDG_RUNTIME_DIR/shmarray.sock, else /tmp/shmarray-$UID/shmarray.sock.
+  m.def("default_socket_path", &client_socket_path, R"doc(
+The socket path used when Client(socket=None): $SHMARRAY_SOCKET if set; else your own broker's
+$XDG_RUNTIME_DIR/shmarray.sock (/tmp/shmarray-$UID/shmarray.sock without $XDG_RUNTIME_DIR) if it
+exists; else the system broker's socket (system_socket_path()) if that exists; else your own.
+)doc");
+  m.def("system_socket_path", &system_socket_path, R"doc(
+The system broker's socket (the shmarrayd package's shmarrayd.socket): /run/shmarray/shmarray.sock,
+or $SHMARRAY_SYSTEM_SOCKET if set. A broker there is trusted when it runs as the owner of the
+socket's directory (docs/operations.md).
 )doc");
 
   py::class_<PyClient>(m, "Client", R"doc(

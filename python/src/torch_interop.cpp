@@ -6,8 +6,12 @@
 // warns, then an in-place write through the tensor dies of SIGSEGV on the PROT_READ mapping.
 // as_tensor returns a ReadOnlyTensor instead, a torch.Tensor subclass whose __torch_function__
 // refuses every operation that would write it (in-place methods, item assignment, out= and
-// inplace= arguments, .data assignment) with PermissionDenied; everything else works, and views
-// of it stay read-only. Torch is imported only when as_tensor is first called.
+// inplace= arguments, .data assignment, the in-place list ops of optimizers) and the ways out to
+// a writable alias (storage(), __dlpack__) with PermissionDenied; everything else works, and
+// views of it stay read-only. What skips __torch_function__ (data_ptr() with ctypes,
+// torch.utils.dlpack.to_dlpack, other.set_(t)) is not stopped: a write there dies of SIGSEGV and
+// the shared array stays unchanged (docs/python.md). Torch is imported only when as_tensor is
+// first called.
 #include <pybind11/eval.h>
 
 #include "array_handle.hpp"
@@ -26,7 +30,16 @@ import torch
 _INPLACE_DUNDERS = frozenset(
     "__setitem__ __iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ "
     "__iand__ __ior__ __ixor__ __ilshift__ __irshift__ __imatmul__".split())
-_HARMLESS = frozenset({"requires_grad_", "retain_grad"})
+_HARMLESS = frozenset({"requires_grad_", "retain_grad", "grad.__set__", "requires_grad.__set__"})
+# Ways out of torch to the same pages as a writable object: a storage (whose fill_, copy_ and item
+# assignment torch does not route through __torch_function__) and a DLPack capsule (DLPack cannot
+# mark memory read-only: torch.from_dlpack would give a plain, writable tensor).
+_ESCAPES = {
+    "storage": "a storage's writes bypass the tensor's read-only checks",
+    "_storage": "a storage's writes bypass the tensor's read-only checks",
+    "untyped_storage": "a storage's writes bypass the tensor's read-only checks",
+    "__dlpack__": "DLPack cannot mark memory read-only, so the importer would get a writable tensor",
+}
 
 
 def _name(func):
@@ -38,24 +51,31 @@ def _name(func):
 
 
 @functools.lru_cache(maxsize=None)
-def _inplace_index(func):
-    """Position of an `inplace` parameter of func (torch.nn.functional.relu...), or None."""
+def _parameters(func):
+    """Names of func's parameters (torch.nn.functional.relu...), or () for builtins."""
     try:
-        names = list(inspect.signature(func).parameters)
+        return tuple(inspect.signature(func).parameters)
     except (TypeError, ValueError):
-        return None
-    return names.index("inplace") if "inplace" in names else None
+        return ()
 
 
 def _writes(func, args, kwargs, cls):
     """What about this call would write a ReadOnlyTensor, or None."""
     name = _name(func)
-    if args and isinstance(args[0], cls):
-        if name in _INPLACE_DUNDERS or name.endswith(".__set__"):
+    names = _parameters(func)
+    # The tensor written in place: the first argument, also when passed by name
+    # (torch.nn.init.constant_ hands its tensor to __torch_function__ as tensor=...).
+    first = args[0] if args else (kwargs.get(names[0]) if names else None)
+    if isinstance(first, (tuple, list)) and name.endswith("_") and not name.endswith("__"):
+        # torch._foreach_add_(tensors, ...): the in-place list ops optimizers use
+        if any(isinstance(t, cls) for t in _tensors(first)):
+            return name
+    if isinstance(first, cls):
+        if name in _INPLACE_DUNDERS or (name.endswith(".__set__") and name not in _HARMLESS):
             return name
         if name.endswith("_") and not name.endswith("__") and name not in _HARMLESS:
             return name
-        index = _inplace_index(func)
+        index = names.index("inplace") if "inplace" in names else None
         if kwargs.get("inplace") or (index is not None and len(args) > index and args[index]):
             return name + "(inplace=True)"
     out = kwargs.get("out")
@@ -96,6 +116,12 @@ class ReadOnlyTensor(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        escape = _ESCAPES.get(_name(func))
+        if escape is not None and args and isinstance(args[0], cls):
+            raise cls._shmarray_error(
+                f"{_name(func)}() of a tensor over a read-only shared array is refused: {escape}, "
+                "and a write to its pages kills the process with SIGSEGV. Read through the tensor, "
+                ".clone() it for a private copy, or open the array with writable=True")
         what = _writes(func, args, kwargs, cls)
         if what is not None:
             raise cls._shmarray_error(
@@ -103,6 +129,10 @@ class ReadOnlyTensor(torch.Tensor):
                 "a write to its pages kills the process with SIGSEGV): open the array with "
                 "writable=True for a writable grant, or .clone() the tensor for a private copy")
         with torch._C.DisableTorchFunction():
+            if _name(func) == "__reduce_ex__":
+                # pickle, torch.save: the bytes, loaded as an ordinary tensor (a private copy);
+                # torch's subclass path would save a state it cannot load
+                return args[0].as_subclass(torch.Tensor).__reduce_ex__(*args[1:], **kwargs)
             result = func(*args, **kwargs)
             shared = {t.storage().data_ptr() for t in _tensors(args) if isinstance(t, cls)}
             return _rewrap(result, cls, shared)
@@ -195,10 +225,12 @@ one), without a copy. Needs PyTorch (imported on first use).
 A writable array gives a plain tensor (torch.from_numpy): writes through either are seen by every
 process that maps the array. A read-only array (open(name) without writable=True) gives a
 ReadOnlyTensor: torch has no read-only tensors, and torch.from_numpy of a read-only array warns,
-then an in-place write dies of SIGSEGV; here every operation that would write the tensor
-(add_, t[i] = x, out=, inplace=True, an optimizer step) raises PermissionDenied instead, while
-reads, views and computations work (their results are ordinary tensors). Writes that bypass
-torch (data_ptr and ctypes, DLPack export to another library) are not stopped.
+then an in-place write dies of SIGSEGV; here every torch operation that would write the tensor
+(add_, t[i] = x, out=, inplace=True, an optimizer step) raises PermissionDenied instead, and so do
+storage() and __dlpack__ (torch.from_dlpack), which would hand out writable aliases; reads, views,
+pickling and computations work (their results are ordinary tensors). What bypasses torch's
+dispatch (data_ptr() with ctypes, torch.utils.dlpack.to_dlpack, other.set_(t)) is not stopped:
+a write there dies of SIGSEGV, and the shared array stays unchanged.
 
 publish, wait, lock and version accept these tensors (and those of torch.from_numpy) in place of
 the array.

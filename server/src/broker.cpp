@@ -263,6 +263,24 @@ bool Broker::refuse_without_descriptors() {
   return static_cast<bool>(connection) || (accept_errno != EMFILE && accept_errno != ENFILE);
 }
 
+void Broker::shed_queued_replies() {
+  // Rare (only past the cap), so a scan of the connections is fine. A closed session's bytes
+  // leave queued_reply_bytes_ at once (Session::close), so this ends.
+  while (queued_reply_bytes_ > config_.max_pending_reply_bytes_total) {
+    Session* largest = nullptr;
+    for (const auto& [id, session] : sessions_) {
+      if (!session->closed() &&
+          (largest == nullptr || session->queued_bytes() > largest->queued_bytes())) {
+        largest = session.get();
+      }
+    }
+    if (largest == nullptr || largest->queued_bytes() == 0) return;
+    largest->drop_slow_reader(
+        "all connections' replies together passed --max-pending-reply-bytes-total " +
+        std::to_string(config_.max_pending_reply_bytes_total) + ", and it held the most");
+  }
+}
+
 void Broker::stop(std::function<void()> on_stopped) {
   if (stopping_) return;
   stopping_ = true;

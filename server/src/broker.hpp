@@ -45,6 +45,10 @@ class Broker {
   void on_session_closed(Session& session);
   // Bytes of replies queued on all connections together; Session keeps it up to date.
   [[nodiscard]] std::size_t& queued_reply_bytes() noexcept { return queued_reply_bytes_; }
+  // All queues together passed --max-pending-reply-bytes-total: closes the connections holding
+  // the most until they are back under it (not the one whose reply crossed it: that may be a
+  // well-behaved client with a small queue).
+  void shed_queued_replies();
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return config_.socket_path; }
   [[nodiscard]] const std::string& segment_prefix() const noexcept { return segment_prefix_; }
@@ -120,8 +124,10 @@ class Broker {
   void describe_mirror(ArrayInfo& info) const;
 
   // Shared by array and stream requests (array_handlers.cpp).
-  // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor.
-  void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access);
+  // Grants `access` to `record` for `s` and sends the OpenReply with a fresh descriptor; refuses
+  // (kPermissionDenied) when `owner` is set and the array is owned by another uid.
+  void grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Access access,
+             std::optional<std::uint32_t> owner = std::nullopt);
   void wake_pending_opens(const std::string& name);
   // One timer for all parked opens: armed for the earliest deadline.
   void arm_parked_timer();
@@ -134,7 +140,9 @@ class Broker {
   [[nodiscard]] Result<void> check_segment(ArrayRecord& record, int fd = -1);
   // Before retrying a create that found /dev/shm full: truncates back every grown segment.
   void sweep_grown_segments();
-  [[nodiscard]] ArrayInfo describe_live(ArrayRecord& record);
+  // The record's info with the live version (and stream fields) read from the segment, after
+  // checking its size; `checked_fd`: a descriptor of it whose size check_segment just passed.
+  [[nodiscard]] ArrayInfo describe_live(ArrayRecord& record, int checked_fd = -1);
 
   boost::asio::io_context& io_;
   Config config_;

@@ -22,7 +22,8 @@ void PendingOpens::park(Parked parked) {
   const std::uint64_t serial = next_serial_++;
   const Handle h = by_name_.emplace(std::move(parked.name),
                                     Entry{serial, parked.session, parked.request_id,
-                                          parked.deadline, parked.wait_ms, parked.access});
+                                          parked.deadline, parked.wait_ms, parked.access,
+                                          parked.owner});
   by_deadline_.emplace(std::pair(parked.deadline, serial), h);
   by_session_.emplace(std::pair(parked.session, serial), h);
   ++count_by_session_[parked.session];
@@ -35,7 +36,7 @@ PendingOpens::Parked PendingOpens::unlink(Handle h) {
   if (auto c = count_by_session_.find(e.session); c != count_by_session_.end() && --c->second == 0) {
     count_by_session_.erase(c);
   }
-  Parked out{h->first, e.session, e.request_id, e.access, e.wait_ms, e.deadline};
+  Parked out{h->first, e.session, e.request_id, e.access, e.wait_ms, e.deadline, e.owner};
   by_name_.erase(h);
   return out;
 }

@@ -34,6 +34,7 @@ class PendingOpens {
     Access access = Access::kReadOnly;
     std::uint32_t wait_ms = 0;
     Clock::time_point deadline;
+    std::optional<std::uint32_t> owner;  // the owner the open requires (OpenOptions::owner)
   };
 
   explicit PendingOpens(Limits limits) : limits_(limits) {}
@@ -68,6 +69,7 @@ class PendingOpens {
     Clock::time_point deadline;
     std::uint32_t wait_ms;
     Access access;
+    std::optional<std::uint32_t> owner;
   };
   using ByName = std::multimap<std::string, Entry, std::less<>>;
   using Handle = ByName::iterator;

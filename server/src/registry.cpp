@@ -12,6 +12,11 @@ const ArrayRecord* Registry::find(std::string_view name) const {
   return it == records_.end() ? nullptr : &it->second;
 }
 
+ArrayRecord* Registry::find_by_id(std::string_view id) {
+  const auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
 Result<void> Registry::check_capacity(std::uint32_t uid, std::uint64_t bytes) const {
   if (records_.size() >= limits_.max_arrays) {
     return fail(ErrorCode::kResourceExhausted,
@@ -41,6 +46,7 @@ ArrayRecord& Registry::insert(ArrayRecord record) {
   std::string name = record.info.name;
   auto [it, inserted] = records_.emplace(std::move(name), std::move(record));
   if (inserted) {
+    by_id_.emplace(it->second.info.id, &it->second);
     total_bytes_ += bytes;
     bytes_per_user_[uid] += bytes;
   }
@@ -50,6 +56,10 @@ ArrayRecord& Registry::insert(ArrayRecord record) {
 std::optional<ArrayRecord> Registry::erase(std::string_view name) {
   const auto it = records_.find(name);
   if (it == records_.end()) return std::nullopt;
+  if (const auto id = by_id_.find(it->second.info.id);
+      id != by_id_.end() && id->second == &it->second) {
+    by_id_.erase(id);
+  }
   ArrayRecord record = std::move(it->second);
   records_.erase(it);
   total_bytes_ -= record.info.segment_bytes;

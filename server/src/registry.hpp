@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "segment.hpp"
@@ -39,6 +40,8 @@ class Registry {
 
   [[nodiscard]] ArrayRecord* find(std::string_view name);
   [[nodiscard]] const ArrayRecord* find(std::string_view name) const;
+  // By array id (ArrayInfo::id): O(1), for CloseRequest, which names the id only.
+  [[nodiscard]] ArrayRecord* find_by_id(std::string_view id);
   // kResourceExhausted (naming the limit and how to raise it) if adding `bytes` for `uid` would
   // exceed a limit.
   [[nodiscard]] Result<void> check_capacity(std::uint32_t uid, std::uint64_t bytes) const;
@@ -69,6 +72,8 @@ class Registry {
  private:
   RegistryLimits limits_;
   std::map<std::string, ArrayRecord, std::less<>> records_;
+  // id -> record; the key views the record's own info.id (map nodes do not move).
+  std::unordered_map<std::string_view, ArrayRecord*> by_id_;
   std::map<std::uint32_t, std::uint64_t> bytes_per_user_;
   std::uint64_t total_bytes_ = 0;
 };

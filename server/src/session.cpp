@@ -111,6 +111,9 @@ void Session::on_readable() {
       if (closing_ || closed_) return;
     }
     if (was_idle && reader_.buffered() > 0) arm_read_deadline();
+    // Reading on to EAGAIN after a short read costs a system call, but skipping it measured
+    // slower (stat p50 11.0 -> 11.9 us, same run, bench_control_plane on the dev VM): the broker
+    // then sleeps in epoll_wait sooner and pays a full wake-up for the next request.
   }
   if (closed_ || !reading_) return;
   // Backpressure: a client that does not read its replies stops being read until they drain.
@@ -136,8 +139,8 @@ void Session::send(std::vector<std::byte> frame, UniqueFd fd) {
     drop_slow_reader("its limit (--max-pending-reply-bytes " +
                      std::to_string(config_.max_pending_reply_bytes) + ")");
   } else if (broker_.queued_reply_bytes() > config_.max_pending_reply_bytes_total) {
-    drop_slow_reader("all connections' replies together passed --max-pending-reply-bytes-total " +
-                     std::to_string(config_.max_pending_reply_bytes_total));
+    // Not necessarily this connection: the broker drops those holding the most.
+    broker_.shed_queued_replies();
   }
 }
 

@@ -47,6 +47,10 @@ class Session : public std::enable_shared_from_this<Session> {
   [[nodiscard]] SessionId id() const noexcept { return id_; }
   [[nodiscard]] const PeerCredentials& peer() const noexcept { return peer_; }
   [[nodiscard]] bool closed() const noexcept { return closed_; }
+  // Bytes of replies queued now (not yet written to the socket).
+  [[nodiscard]] std::size_t queued_bytes() const noexcept { return outgoing_bytes_; }
+  // Closes a connection that does not read its replies, logging `why` with its queue.
+  void drop_slow_reader(std::string_view why);
   // The most bytes of replies that were ever queued at once.
   [[nodiscard]] std::size_t peak_queued_bytes() const noexcept { return peak_outgoing_bytes_; }
 
@@ -70,7 +74,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void flush();
   void arm_read_deadline();
   void arm_write_deadline();
-  void drop_slow_reader(std::string_view why);
 
   Broker& broker_;
   Socket socket_;

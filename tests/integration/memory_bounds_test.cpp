@@ -205,7 +205,8 @@ TEST(MemoryBounds, ParkedOpensOfDisconnectedClientsAreForgottenAndDoNotSlowCreat
 
     // Creates of other names cost the same as with nothing parked (a lookup, not a scan).
     const double create_parked_us = create_p50_us(good, "d", 200);
-    EXPECT_LT(create_parked_us, 5 * create_before_us + 1000)
+    // A scan of 200,000 parked opens cost ~280x (0.17 -> 48 ms); the margin holds under TSan.
+    EXPECT_LT(create_parked_us, 20 * create_before_us + 5000)
         << "create p50 " << create_parked_us << " us with " << total << " opens parked, "
         << create_before_us << " us without";
 

@@ -837,7 +837,7 @@ TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
 // The broker-wide cap: the per-connection limit stays at its default (64 MiB, never reached
 // here), so a greedy connection can only be dropped because all replies together passed
 // --max-pending-reply-bytes-total.
-TEST(HostilePeers, RepliesPiledUpPastTheBrokerWideCapDropTheConnectionThatPassedIt) {
+TEST(HostilePeers, RepliesPiledUpPastTheBrokerWideCapDropTheGreedyConnection) {
   BrokerProcess broker({"--max-pending-reply-bytes-total", "256K"});
   {
     auto good = broker.client();
@@ -864,6 +864,71 @@ TEST(HostilePeers, RepliesPiledUpPastTheBrokerWideCapDropTheConnectionThatPassed
                          << " bytes of requests whose replies it never read";
     EXPECT_TRUE(good.stat("arr0")) << "the well-behaved client is still served";
     for (int i = 0; i < 20; ++i) ASSERT_TRUE(good.remove("arr" + std::to_string(i)));
+  }
+  stop_cleanly(broker);
+}
+
+// Past the broker-wide cap the broker drops the connection holding the most queued replies, not
+// the one whose reply crossed the cap. A greedy connection piles up replies until the broker stops
+// reading it (its queue is then over 1 MiB, under the 1.4 MiB cap); then an innocent connection
+// that reads late queues a few hundred KiB and crosses the cap. The greedy one goes; the innocent
+// one gets every reply and is served on.
+TEST(HostilePeers, PastTheBrokerWideCapTheConnectionHoldingTheMostIsDroppedNotASmallQueue) {
+  // A long write timeout: only the cap may drop anyone here.
+  BrokerProcess broker({"--max-pending-reply-bytes-total", "1400K", "--write-timeout-ms", "120000"});
+  {
+    auto good = broker.client();
+    ASSERT_TRUE(good.create("a0", ArraySpec{.shape = {4}}));
+    ASSERT_TRUE(good.create("a1", ArraySpec{.shape = {4}}));
+    const auto list = wire::encode_message(wire::ListRequest{}, 2);
+
+    UniqueFd innocent = hello_connection(broker.socket_path());
+    ASSERT_TRUE(innocent);
+    wire::FrameReader innocent_reader(wire::kMaxReplyBody);
+    ASSERT_TRUE(wire::send_all(innocent.get(), list, -1, wire::Clock::now() + 5s));
+    auto first = read_frame(innocent.get(), innocent_reader);
+    ASSERT_TRUE(first && first->header.type == wire::MessageType::kListReply);
+    const std::size_t reply_bytes = wire::kFrameHeaderSize + first->body.size();
+
+    // The greedy connection writes requests until its socket is full: the broker has stopped
+    // reading it, which it does only once more than 1 MiB of its replies are queued.
+    UniqueFd greedy = hello_connection(broker.socket_path());
+    ASSERT_TRUE(greedy);
+    bool blocked = false;
+    const auto deadline = Clock::now() + 60s;
+    while (!blocked && Clock::now() < deadline) {
+      auto n = wire::send_some(greedy.get(), list, -1);
+      ASSERT_TRUE(n) << "the greedy connection was dropped before the innocent one queued";
+      if (*n == 0) blocked = !wire::wait_writable(greedy.get(), wire::Clock::now() + 2s);
+      else if (*n < list.size()) {
+        ASSERT_TRUE(wire::send_all(greedy.get(), std::span(list).subspan(*n), -1,
+                                   wire::Clock::now() + 60s));
+      }
+    }
+    ASSERT_TRUE(blocked) << "the broker kept reading a connection that reads none of its replies";
+
+    // The innocent connection asks for ~1 MiB of replies before reading: a few hundred KiB wait
+    // in the broker (the rest in its socket), enough to cross the cap but less than greedy holds.
+    const std::size_t asked = (1u << 20) / reply_bytes;
+    std::vector<std::byte> burst;
+    for (std::size_t i = 0; i < asked; ++i) burst.insert(burst.end(), list.begin(), list.end());
+    ASSERT_TRUE(wire::send_all(innocent.get(), burst, -1, wire::Clock::now() + 60s));
+
+    const EofResult greedy_end = read_until_eof(greedy.get(), 60s);
+    EXPECT_TRUE(greedy_end.eof) << "the connection holding the most queued replies was not dropped";
+    for (std::size_t i = 0; i < asked; ++i) {
+      auto reply = read_frame(innocent.get(), innocent_reader, 60s);
+      ASSERT_TRUE(reply) << "the innocent connection lost reply " << i << " of " << asked << ": "
+                         << reply.error().message();
+      ASSERT_EQ(reply->header.type, wire::MessageType::kListReply) << "reply " << i;
+    }
+    ASSERT_TRUE(wire::send_all(innocent.get(), list, -1, wire::Clock::now() + 5s));
+    auto later = read_frame(innocent.get(), innocent_reader, 30s);
+    ASSERT_TRUE(later) << later.error().message();
+    EXPECT_EQ(later->header.type, wire::MessageType::kListReply);
+    EXPECT_TRUE(good.stat("a0"));
+    ASSERT_TRUE(good.remove("a0"));
+    ASSERT_TRUE(good.remove("a1"));
   }
   stop_cleanly(broker);
 }

@@ -143,6 +143,21 @@ std::optional<std::string> find_socket_activate() {
   return std::nullopt;
 }
 
+// Whether a socket bound to `path` listens (/proc/net/unix: __SO_ACCEPTCON in Flags). The socket
+// file appears at bind(), before listen(): a connect in between is refused.
+bool listening(const std::string& path) {
+  std::ifstream table("/proc/net/unix");
+  std::string line;
+  std::getline(table, line);  // the column names
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string num, refs, protocol, flags, type, state, inode, bound;
+    if (!(fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> bound)) continue;
+    if (bound == path && (std::stoul(flags, nullptr, 16) & 0x10000u) != 0) return true;
+  }
+  return false;
+}
+
 std::string exe_of(pid_t pid) {
   std::error_code ec;
   auto target = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
@@ -159,8 +174,9 @@ TEST(Systemd, SocketActivationStartsTheBrokerOnTheFirstConnection) {
   auto manager = ChildProcess::spawn({*activate, "--listen=" + sock, "--fdname=shmarrayd",
                                       SHMARRAYD_PATH, "--socket", sock, "--log-level", "warn"});
   struct stat before{};
-  ASSERT_TRUE(eventually([&] { return ::stat(sock.c_str(), &before) == 0; }, 20s))
-      << "systemd-socket-activate did not create " << sock;
+  ASSERT_TRUE(eventually([&] { return ::stat(sock.c_str(), &before) == 0 && listening(sock); },
+                         20s))
+      << "systemd-socket-activate did not listen on " << sock;
   const std::string broker_exe = std::filesystem::canonical(SHMARRAYD_PATH).string();
   EXPECT_NE(exe_of(manager.pid()), broker_exe) << "the broker started before any connection";
 

@@ -295,6 +295,33 @@ TEST_F(OwnerTest, OpenRequiringAnOwnerRefusesASquattersArrayNamingTheRealOwner) 
   ASSERT_TRUE(client.remove("cam/frame"));
 }
 
+TEST_F(OwnerTest, TheBrokerRefusesAnOwnerMismatchBeforeCountingTheOpen) {
+  // The broker checks OpenOptions::owner itself: a refused open is never granted, so it does not
+  // count in open_handles (a client-side check alone would leave this connection counted, since a
+  // process that never made an Array never sends a CloseRequest).
+  squat("cam/frame");
+  auto client = broker_->client();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto info = client.stat("cam/frame");
+        return info && info->open_handles == 0;  // the squatter's helper has gone
+      },
+      20s));
+  auto refused = client.open("cam/frame", Access::kReadOnly, {.owner = users_.b.uid});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(refused.error().message().find("owned by uid " + std::to_string(users_.a.uid)),
+            std::string::npos)
+      << refused.error().message();
+  auto info = client.stat("cam/frame");
+  ASSERT_TRUE(info) << info.error().message();
+  EXPECT_EQ(info->open_handles, 0u) << "the refused open was granted and counted by the broker";
+  auto opened = client.open("cam/frame", Access::kReadOnly, {.owner = users_.a.uid});
+  ASSERT_TRUE(opened) << opened.error().message();
+  EXPECT_EQ(client.stat("cam/frame")->open_handles, 1u);
+  ASSERT_TRUE(client.remove("cam/frame"));
+}
+
 TEST_F(OwnerTest, WaitingOpenRequiringAnOwnerIsNotSatisfiedByASquattersArray) {
   // The victim waits for 'cam/late' from its own uid (root); the squatter creates it first. The
   // open fails at once with the real owner named: it neither maps the squatter's array nor keeps

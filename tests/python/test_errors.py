@@ -116,6 +116,7 @@ def test_broker_unavailable(tmpdir_short):
 
 
 def test_default_socket_path_rule(monkeypatch, broker):
+    monkeypatch.setenv("SHMARRAY_SYSTEM_SOCKET", "/nonexistent/shmarray.sock")  # no system broker
     monkeypatch.setenv("SHMARRAY_SOCKET", broker.socket)
     assert shmarray.default_socket_path() == broker.socket
     with shmarray.Client() as c:
@@ -125,6 +126,30 @@ def test_default_socket_path_rule(monkeypatch, broker):
     assert shmarray.default_socket_path() == "/run/user/12345/shmarray.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert shmarray.default_socket_path() == f"/tmp/shmarray-{os.getuid()}/shmarray.sock"
+
+
+def test_clients_given_no_socket_find_the_system_broker(monkeypatch, broker, tmp_path):
+    """docs/operations.md: with no $SHMARRAY_SOCKET and no socket of your own, Client() uses the
+    system broker's socket if it exists (here a stand-in: $SHMARRAY_SYSTEM_SOCKET)."""
+    monkeypatch.delenv("SHMARRAY_SOCKET", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no broker of this user there
+    monkeypatch.setenv("SHMARRAY_SYSTEM_SOCKET", broker.socket)
+    assert shmarray.system_socket_path() == broker.socket
+    assert shmarray.default_socket_path() == broker.socket
+    with shmarray.Client() as c:
+        assert c.socket_path == broker.socket
+        c.create("sys/py", 2)
+        assert [info.name for info in c.list()] == ["sys/py"]
+        c.remove("sys/py")
+    own = tmp_path / "shmarray.sock"
+    stale = pysocket.socket(pysocket.AF_UNIX)
+    stale.bind(str(own))  # the user's own socket, even a stale one, comes first
+    stale.close()
+    assert shmarray.default_socket_path() == str(own)
+    with pytest.raises(shmarray.BrokerUnavailable, match="the system broker at " + broker.socket):
+        shmarray.Client()
+    monkeypatch.delenv("SHMARRAY_SYSTEM_SOCKET")
+    assert shmarray.system_socket_path() == "/run/shmarray/shmarray.sock"
 
 
 def test_client_accepts_pathlike(broker):

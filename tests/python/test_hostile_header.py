@@ -61,7 +61,7 @@ print("reader", " ".join(f"{k}={v}" for k, v in counts.items()),
       f"max_ms={int(worst * 1000)}", flush=True)
 """
 
-LIMIT_MS = 200 + 1500  # the 200 ms timeout plus a margin for two vCPUs shared by five processes
+LIMIT_MS = 200 + 4800  # the 200 ms timeout plus a margin for two vCPUs shared by five processes
 
 
 def test_random_header_bytes_cost_python_clients_at_most_their_timeouts(client, broker, children):

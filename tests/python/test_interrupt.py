@@ -17,7 +17,7 @@ import shmarray
 from conftest import wait_until_sleeping
 
 # Generous for a loaded 2-vCPU machine; the calls below would otherwise block for 60 s.
-INTERRUPT_BOUND_S = 3.0
+INTERRUPT_BOUND_S = 5.0
 
 BLOCKER = r"""
 import sys, time

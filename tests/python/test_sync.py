@@ -57,7 +57,7 @@ def test_wait_timeout(client):
         shmarray.wait(r, timeout=0.3)  # newer_than defaults to the current version
     elapsed = time.monotonic() - t0
     assert type(info.value) is shmarray.DeadlineExceeded
-    assert 0.28 <= elapsed < 3.0
+    assert 0.28 <= elapsed < 5.0  # a deadline kept, with a margin for sanitizers on 2 vCPUs
     assert "sync/c" in str(info.value)
     with pytest.raises(shmarray.DeadlineExceeded):
         shmarray.wait(r, newer_than=0, timeout=0)

@@ -151,3 +151,153 @@ def test_dlpack_shares_writable_arrays_and_refuses_read_only_ones(client):
         torch.from_dlpack(reader)  # DLPack cannot signal read-only: NumPy refuses, no crash
     del t, reader
     client.remove("torch/d")
+
+
+# Every in-place torch operation, called on a ReadOnlyTensor over a read-only grant with arguments
+# that torch accepts (found by calling it on a writable twin of the same shape: argument parsing
+# comes before __torch_function__). Prints "refused L" per operation refused with
+# PermissionDenied; "WROTE L ..." when a call on the read-only tensor returned or failed otherwise
+# (a SIGSEGV ends the child: the test sees the signal and the last label printed).
+EVERY_INPLACE = r"""
+import inspect, sys, warnings
+warnings.simplefilter("ignore")
+import torch
+import torch.nn.functional as F
+import shmarray
+socket, name = sys.argv[1:3]
+with shmarray.Client(socket) as c:
+    arr = c.open(name)                        # a read-only grant: a PROT_READ mapping
+other = torch.ones(2, 3)
+idx = torch.tensor([0, 1])
+candidates = [(), (2,), (other,), (other, other), (True,), (0, 1), (0, idx, other), (0, idx, 1.0),
+              (0, torch.zeros(2, 3, dtype=torch.long), other),
+              (0, torch.zeros(2, 3, dtype=torch.long), other, "sum"), (0, idx, other, "prod"),
+              (torch.ones(2, 3, dtype=torch.bool), 1.0), (torch.ones(2, 3, dtype=torch.bool), other),
+              ((idx,), torch.ones(2, 3)), (idx, torch.ones(2)), ((2, 3),), ((2, 3), (3, 1)),
+              (other, 0.5), (torch.ones(2, 4), torch.ones(4, 3)), (other, torch.ones(3)),
+              (torch.ones(2), torch.ones(3)), (torch.ones(1, 2, 4), torch.ones(1, 4, 3)),
+              (lambda x: x,), (other, lambda a, b: a), (other, other, lambda a, b, c: a),
+              (2, 0, 1.0), ((2, 3), 1, 1), (0.5, True), ([other], [other]),
+              ([other], [other], 0.5), (idx, 1.0, 2.0)]
+
+def accepted(call):
+    for args in candidates:
+        try:
+            if call(torch.zeros(2, 3), *args) is NotImplemented:
+                continue
+        except TypeError:
+            continue
+        except Exception as e:
+            return args, type(e)              # parsed, then failed on values
+        return args, None
+    return None, None
+
+ops = []
+for n in sorted(dir(torch.Tensor)):
+    if (n.endswith("_") and not n.endswith("__") and n != "requires_grad_") or n in (
+            "__iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ __iand__ "
+            "__ior__ __ixor__ __ilshift__ __irshift__ __setitem__".split()):
+        ops.append(("Tensor." + n, lambda t, *a, n=n: getattr(t, n)(*a)))
+for module, prefix in ((torch, "torch."), (F, "F."), (torch.nn.init, "init.")):
+    for n in sorted(dir(module)):
+        f = getattr(module, n)
+        if (n.endswith("_") and not n.endswith("__") and callable(f) and not inspect.isclass(f)
+                and (not n.startswith("_") or n.startswith("_foreach_"))):
+            if n.startswith("_foreach_"):
+                ops.append((prefix + n, lambda t, *a, f=f: f([t], *a)))
+            else:
+                ops.append((prefix + n, lambda t, *a, f=f: f(t, *a)))
+for n in sorted(dir(F)):
+    f = getattr(F, n)
+    if callable(f) and not n.startswith("_"):
+        try:
+            params = inspect.signature(f).parameters
+        except (TypeError, ValueError):
+            continue
+        if "inplace" in params:
+            ops.append(("F." + n + "(inplace=True)", lambda t, *a, f=f: f(t, *a, inplace=True)))
+unexercised = []
+for label, call in ops:
+    args, twin_error = accepted(call)
+    if args is None:
+        unexercised.append(label)
+        continue
+    print("calling", label, flush=True)
+    try:
+        call(shmarray.as_tensor(arr).view(2, 3), *args)
+        print("WROTE", label, "returned", flush=True)
+    except shmarray.PermissionDenied:
+        print("refused", label, flush=True)
+    except Exception as e:
+        # validated its arguments before any write, as on the writable twin (init.dirac_)
+        print("refused" if type(e) is twin_error else "WROTE", label, type(e).__name__, flush=True)
+print("total", len(ops), "unexercised", *unexercised, flush=True)
+"""
+
+
+def test_every_in_place_torch_operation_on_a_read_only_tensor_raises(client, broker):
+    arr = client.create("torch/every", 6, "float32")
+    arr[:] = np.arange(6)
+    del arr
+    r = run_python(EVERY_INPLACE, broker.socket, "torch/every")
+    lines = r.stdout.splitlines()
+    last_call = [line for line in lines if line.startswith("calling")][-1:]
+    assert r.returncode == 0, (r.returncode, last_call, r.stderr[-2000:])
+    wrote = [line for line in lines if line.startswith("WROTE")]
+    # Tensor.set_ rebinds the tensor to other memory (no write) and skips __torch_function__.
+    assert wrote == ["WROTE Tensor.set_ returned"], wrote
+    refused = sum(line.startswith("refused") for line in lines)
+    total = int(lines[-1].split()[1])
+    unexercised = lines[-1].split()[3:]
+    assert refused >= 0.95 * total and refused == total - len(unexercised) - 1, lines[-1]
+    assert np.array_equal(client.open("torch/every"), np.arange(6))  # nothing was written
+    client.remove("torch/every")
+
+
+ESCAPES = r"""
+import sys, warnings
+import numpy as np
+import torch
+import shmarray
+socket, name = sys.argv[1:3]
+with shmarray.Client(socket) as c:
+    arr = c.open(name)
+ro = shmarray.as_tensor(arr)
+model = torch.nn.Linear(6, 1)
+param = torch.nn.Parameter(ro)                # a parameter over the shared pages stays read-only
+optimizers = [torch.optim.SGD([param], lr=0.1), torch.optim.SGD([param], lr=0.1, foreach=True),
+              torch.optim.Adam([param], foreach=True)]
+results = []
+for what in (lambda: ro.__dlpack__(), lambda: torch.from_dlpack(ro), lambda: np.from_dlpack(ro),
+             lambda: ro.storage(), lambda: ro[1:].storage().fill_(1),
+             lambda: torch.nn.init.constant_(tensor=ro, val=1.0),
+             lambda: torch.nn.functional.relu(input=ro, inplace=True),
+             lambda: torch._foreach_add_([ro], 1), *(o.step for o in optimizers)):
+    param.grad = None
+    (param * 2).sum().backward()              # a gradient for the optimizers' steps
+    try:
+        what()
+        results.append("ALLOWED")
+    except shmarray.PermissionDenied as e:
+        assert "read-only shared array" in str(e), e
+        results.append("refused")
+print(" ".join(results), flush=True)
+# Reads stay possible: a copy, numpy (read-only), pickling, a model step.
+assert torch.equal(ro.clone(), torch.arange(6, dtype=torch.float32))
+assert not ro.numpy().flags.writeable and not np.asarray(ro).flags.writeable
+import pickle
+assert torch.equal(pickle.loads(pickle.dumps(ro)), ro)
+model(ro).sum().backward()
+print("reads ok", flush=True)
+"""
+
+
+def test_read_only_tensor_refuses_dlpack_storage_and_optimizer_steps(client, broker):
+    arr = client.create("torch/esc", 6, "float32")
+    arr[:] = np.arange(6)
+    del arr
+    r = run_python(ESCAPES, broker.socket, "torch/esc")
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr[-2000:])
+    assert r.stdout.split("\n")[:2] == [" ".join(["refused"] * 11), "reads ok"], r.stdout
+    assert np.array_equal(client.open("torch/esc"), np.arange(6))
+    client.remove("torch/esc")

@@ -147,6 +147,16 @@ std::string ChildProcess::read_all(std::chrono::milliseconds timeout) {
 
 void ChildProcess::close_stdin() { stdin_.reset(); }
 
+bool ChildProcess::write_stdin(std::string_view text) {
+  while (stdin_ && !text.empty()) {
+    const ssize_t n = ::write(stdin_.get(), text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return text.empty();
+}
+
 void ChildProcess::kill(int signo) {
   if (pid_ > 0 && !reaped_) ::kill(pid_, signo);
 }

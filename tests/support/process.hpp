@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shmarray/unique_fd.hpp"
@@ -40,6 +41,8 @@ class ChildProcess {
   // One line of stdout (without '\n'), or nullopt at EOF or deadline.
   [[nodiscard]] std::optional<std::string> read_line(std::chrono::milliseconds timeout);
   void close_stdin();
+  // Writes `text` to the child's stdin (false if it is closed or the child is gone).
+  bool write_stdin(std::string_view text);
   void kill(int signo);
   // Waits for exit; SIGKILLs the child when `timeout` passes.
   ExitStatus wait(std::chrono::milliseconds timeout);

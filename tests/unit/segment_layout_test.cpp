@@ -3,6 +3,8 @@
 // or a restarted broker trusts before touching the data). Also segment sizes and array ids.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstddef>
@@ -379,6 +381,70 @@ TEST(RandomArrayId, DiffersBetweenCalls) {
   std::set<std::string> ids;
   for (int i = 0; i < 100; ++i) ids.insert(random_array_id().value());
   EXPECT_EQ(ids.size(), 100u);
+}
+
+TEST(RandomArrayId, AForkedChildDrawsOtherIdsThanItsParent) {
+  // Ids come from a per-thread pool of random bytes: a child must not reuse the parent's pool.
+  ASSERT_TRUE(random_array_id().has_value());  // the pool now holds bytes for further ids
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string id = random_array_id().value_or("");
+    (void)!::write(fds[1], id.data(), id.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  const std::string parent_id = random_array_id().value();
+  char buf[64] = {};
+  std::size_t got = 0;
+  while (got < 32) {
+    const ssize_t n = ::read(fds[0], buf + got, 32 - got);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_EQ(got, 32u);
+  EXPECT_NE(std::string(buf, 32), parent_id);
+}
+
+TEST(SegmentLayout, ChecksumMatchesByteWiseFnv1a) {
+  // The checksum skips runs of zero words with one multiplication; it must equal plain FNV-1a
+  // for any header bytes: zero runs of every length and position, and none at all.
+  const auto reference = [](const SegmentHeader& h) {
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    const auto* p = reinterpret_cast<const unsigned char*>(&h);
+    for (std::size_t i = 0; i < offsetof(SegmentHeader, checksum); ++i) {
+      hash ^= p[i];
+      hash *= 0x100000001b3ull;
+    }
+    return hash;
+  };
+  SegmentHeader h;
+  auto* bytes = reinterpret_cast<unsigned char*>(&h);
+  std::uint64_t state = 12345;
+  const auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<unsigned>(state >> 33);
+  };
+  for (int round = 0; round < 300; ++round) {
+    std::memset(&h, 0, sizeof h);
+    if (round % 3 != 0) {  // round 0, 3, ...: all zero but for a few bytes
+      for (std::size_t i = 0; i < sizeof h; ++i) bytes[i] = static_cast<unsigned char>(next());
+    }
+    for (int run = 0; run < 8; ++run) {  // zero runs at random places, random lengths
+      const std::size_t at = next() % sizeof h;
+      const std::size_t len = std::min<std::size_t>(next() % 600, sizeof h - at);
+      std::memset(bytes + at, round % 3 == 0 ? 0xff : 0, len);  // or non-zero runs in zeros
+    }
+    bytes[next() % sizeof h] = static_cast<unsigned char>(next() | 1);
+    ASSERT_EQ(segment_header_checksum(h), reference(h)) << "round " << round;
+  }
+  std::memset(&h, 0, sizeof h);
+  EXPECT_EQ(segment_header_checksum(h), reference(h));
 }
 
 TEST(RandomArrayId, RoundTripsThroughTheSegmentHeader) {

@@ -81,6 +81,56 @@ TEST(ResolveSocketPath, ExplicitPathWinsAndEmptyMeansTheDefault) {
   EXPECT_EQ(resolve_socket_path(""), "/from/env.sock");
 }
 
+TEST(SystemSocketPath, IsTheUnitsSocketUnlessTheVariableSaysOtherwise) {
+  {
+    ScopedEnv system("SHMARRAY_SYSTEM_SOCKET", nullptr);
+    EXPECT_EQ(system_socket_path(), "/run/shmarray/shmarray.sock");
+  }
+  ScopedEnv system("SHMARRAY_SYSTEM_SOCKET", "/srv/sys.sock");
+  EXPECT_EQ(system_socket_path(), "/srv/sys.sock");
+}
+
+// A scratch directory standing for $XDG_RUNTIME_DIR and the system socket's directory.
+class ClientSocketPath : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/shmarray-clientpath-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    for (const char* f : {"/shmarray.sock", "/system.sock"}) ::unlink((dir_ + f).c_str());
+    ::rmdir(dir_.c_str());
+  }
+  void touch(const std::string& path) {
+    if (std::FILE* f = std::fopen(path.c_str(), "w")) std::fclose(f);
+  }
+  std::string dir_;
+};
+
+TEST_F(ClientSocketPath, OwnSocketIfItExistsElseTheSystemOneIfThatExistsElseOwn) {
+  ScopedEnv socket("SHMARRAY_SOCKET", nullptr);
+  ScopedEnv xdg("XDG_RUNTIME_DIR", dir_.c_str());
+  ScopedEnv system("SHMARRAY_SYSTEM_SOCKET", (dir_ + "/system.sock").c_str());
+  const std::string own = dir_ + "/shmarray.sock";
+  EXPECT_EQ(client_socket_path(), own);  // neither exists: the user's own, for the error
+  touch(dir_ + "/system.sock");
+  EXPECT_EQ(client_socket_path(), dir_ + "/system.sock");
+  EXPECT_EQ(resolve_client_socket_path(""), dir_ + "/system.sock");
+  EXPECT_EQ(resolve_client_socket_path("/explicit.sock"), "/explicit.sock");
+  EXPECT_EQ(default_socket_path(), own);  // the broker's rule is unchanged
+  touch(own);
+  EXPECT_EQ(client_socket_path(), own);  // anything at the user's own path comes first
+}
+
+TEST_F(ClientSocketPath, ShmarraySocketWinsEvenIfAbsent) {
+  ScopedEnv xdg("XDG_RUNTIME_DIR", dir_.c_str());
+  ScopedEnv system("SHMARRAY_SYSTEM_SOCKET", (dir_ + "/system.sock").c_str());
+  touch(dir_ + "/system.sock");
+  ScopedEnv socket("SHMARRAY_SOCKET", "/nowhere/x.sock");
+  EXPECT_EQ(client_socket_path(), "/nowhere/x.sock");
+}
+
 TEST(SegmentPrefix, HasTheDocumentedShape) {
   const std::string prefix = segment_prefix("/run/user/1000/shmarray.sock");
   EXPECT_THAT(prefix, MatchesRegex("/shmarray\\.[0-9]+\\.[0-9a-f]{8}\\."));

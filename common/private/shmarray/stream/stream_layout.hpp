@@ -30,7 +30,8 @@ inline constexpr std::size_t kControlOffset = 2048;
 inline constexpr std::size_t kDescriptorBytes = 512;
 inline constexpr std::size_t kMaxDtypeBytes = 64;
 inline constexpr std::size_t kStateBytes = 4096;
-inline constexpr char kStateMagic[8] = {'S', 'H', 'M', 'S', 'U', 'B', '0', '1'};
+// 02: `sleeping` and `missed` on their own line, `cursor` on the line of the first held entries.
+inline constexpr char kStateMagic[8] = {'S', 'H', 'M', 'S', 'U', 'B', '0', '2'};
 
 // Live words of the stream, at kControlOffset of the header page (zero in a new stream).
 struct StreamControl {
@@ -41,6 +42,11 @@ struct StreamControl {
   std::atomic<std::uint32_t> head_word;
   // Written by the broker (pwrite) when a publisher attaches or leaves; informational.
   std::atomic<std::uint32_t> publisher_pid;
+  // The last published message and its slot, written like a table entry (slot, then seq with
+  // release) just before head, on head's cache line: a subscriber that is caught up finds its
+  // message's slot in the line it already read, not in the table. Zero in segments made before.
+  std::atomic<std::uint64_t> latest_seq;
+  std::atomic<std::uint64_t> latest_slot;
   // Membership generation: the broker adds 1 (pwrite) whenever a subscriber joins or leaves.
   // The publisher loads it once per loan and asks the broker for the member list when it moved.
   alignas(64) std::atomic<std::uint32_t> members;
@@ -79,12 +85,17 @@ struct SubscriberState {
   std::uint32_t generation;
   std::uint32_t pid;
   std::uint32_t max_held;
-  // Written by the subscriber.
-  alignas(64) std::atomic<std::uint64_t> cursor;  // next sequence number it will take
-  std::atomic<std::uint64_t> missed;
-  std::atomic<std::uint32_t> sleeping;            // 1 while it sleeps on head_word
+  // Written by the subscriber. Lines are grouped by who reads them how often: the publisher
+  // reads `sleeping` at every publish and the subscriber writes it only around a sleep, so it
+  // has a line of its own (with `missed`, written only when messages are dropped); the
+  // publisher reads `cursor` and the held entries at a loan, and the subscriber writes them at a
+  // take and a release, so they share a line (for max_held <= 3): one line moves per message.
+  alignas(64) std::atomic<std::uint32_t> sleeping;  // 1 while it sleeps on head_word
   std::uint32_t reserved0;
-  alignas(64) HeldEntry held[kMaxHeldPerSubscriber];
+  std::atomic<std::uint64_t> missed;
+  alignas(64) std::atomic<std::uint64_t> cursor;    // next sequence number it will take
+  std::uint64_t reserved1;
+  HeldEntry held[kMaxHeldPerSubscriber];
 };
 
 static_assert(std::is_standard_layout_v<StreamControl>);
@@ -93,6 +104,12 @@ static_assert(std::is_standard_layout_v<SubscriberState>);
 static_assert(sizeof(SlotDescriptor) == kDescriptorBytes);
 static_assert(offsetof(SlotDescriptor, shape) == 96);
 static_assert(sizeof(SubscriberState) <= kStateBytes);
+static_assert(offsetof(SubscriberState, held) + 3 * sizeof(HeldEntry) ==
+              offsetof(SubscriberState, cursor) + 64);
+// The words every stream segment already had keep their offsets (segments outlive upgrades).
+static_assert(offsetof(StreamControl, latest_slot) + 8 <= offsetof(StreamControl, members));
+static_assert(offsetof(StreamControl, members) == 64 &&
+              offsetof(StreamControl, room_waiting) == 128);
 static_assert(kControlOffset + sizeof(StreamControl) <= kPage);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);

@@ -4,6 +4,7 @@
 // verifier first and return kProtocolError for anything malformed; semantic checks (valid names,
 // sizes) are the handler's.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ struct OpenRequest {
   std::string name;
   Access access = Access::kReadOnly;
   std::uint32_t wait_ms = 0;  // > 0: if absent, wait up to this long for it to be created
+  std::optional<std::uint32_t> owner;  // refused (kPermissionDenied) unless owned by this uid
 };
 struct OpenReply {  // carries a descriptor opened O_RDONLY or O_RDWR to match `access`
   static constexpr MessageType kType = MessageType::kOpenReply;

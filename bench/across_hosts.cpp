@@ -1,0 +1,320 @@
+// Mirrors across hosts (issue 15; docs/benchmarks.md "Across hosts"): how long one array of N bytes
+// takes from host A to host B, and at what rate, against the floor of the same link. Two "hosts"
+// are two network namespaces joined by a veth pair, host B with a private /dev/shm
+// (tests/support/two_hosts.hpp); "loopback" puts both in one network namespace (127.0.0.1). In the
+// same run, per link and size:
+//   tcp copy      a plain TCP socket from A to B: send() of the bytes from a touched buffer,
+//                 recv() into a touched buffer; the clock runs from the first send() to the
+//                 receiver's last recv() (CLOCK_MONOTONIC, comparable across processes).
+//   ucx_perftest  tag_lat (half a ping-pong of N bytes each way) where installed, over UCX_TLS=tcp:
+//                 what UCX itself gets out of the link; its median (it busy-polls: on a loaded
+//                 machine with few cores its numbers follow the scheduler tick, not the link).
+//   mirror        publish() of an N-byte array on broker A -> wait_newer_than() on its mirror on
+//                 broker B (shmarrayd --peer-listen / --mirror): the whole path through both
+//                 bridges; run only when this shmarrayd has --peer-listen.
+// The tcp copy and mirror rounds run in alternating blocks (--blocks) so that a burst of other load
+// falls on both. GB/s is bytes / median latency (one transfer at a time). Nothing here asserts a
+// number.
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "bench_util.hpp"
+#include "forked_child.hpp"
+#include "host_broker.hpp"
+#include "shmarray/shmarray.hpp"
+#include "tcp_socket.hpp"
+#include "two_hosts.hpp"
+
+namespace {
+
+using namespace bench;
+using namespace std::chrono_literals;
+using shmarray::test::Host;
+using shmarray::test::TwoHosts;
+
+struct Options {
+  std::string sizes = "4KiB,1MiB,64MiB";
+  std::string links = "veth,loopback";
+  int repeat_small = 50;  // sizes < 64 MiB
+  int repeat_large = 6;
+  int blocks = 3;
+  std::string csv;
+  std::string machine = "this machine";
+  std::string shmarrayd = SHMARRAYD_PATH;
+  std::string ucx_perftest = "/usr/bin/ucx_perftest";
+  bool mirror = true;
+};
+
+// Unwraps a std::expected whose error is a sentence.
+template <class T>
+T need(std::expected<T, std::string> r, std::string_view what) {
+  if (!r) die(std::string(what) + ": " + r.error());
+  return std::move(*r);
+}
+
+std::string key_dir() { return "/tmp/shmarray-bench-key-" + std::to_string(::getpid()); }
+
+int rounds_for(const Options& o, std::uint64_t size) {
+  return size < (64u << 20) ? o.repeat_small : o.repeat_large;
+}
+
+// A buffer of `size` bytes with every page touched (no first-touch faults in the timed part).
+std::unique_ptr<char[]> touched(std::uint64_t size) {
+  std::unique_ptr<char[]> p(new char[size]);
+  for (std::uint64_t i = 0; i < size; ++i) p[i] = static_cast<char>(i * 131);
+  return p;
+}
+
+// Latencies (µs) of `rounds` TCP copies from A to B (after 2 untimed ones).
+std::vector<double> tcp_copy(const TwoHosts& hosts, std::uint64_t size, int rounds) {
+  const int total = rounds + 2;
+  auto* shared = static_cast<std::int64_t*>(::mmap(nullptr, sizeof(std::int64_t) * total,
+                                                   PROT_READ | PROT_WRITE,
+                                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  if (shared == MAP_FAILED) die("mmap");
+  int port_pipe[2];
+  if (::pipe(port_pipe) != 0) die("pipe");
+  const auto timeout = std::chrono::milliseconds(60'000 + size / 1'000'000 * 200);
+  auto receiver = need(shmarray::test::ForkedChild::start([&]() -> int {
+    if (!hosts.enter(Host::kB)) return 2;
+    auto listener = shmarray::test::tcp_listen(hosts.address(Host::kB));
+    if (!listener) return 3;
+    const std::uint16_t port = shmarray::test::local_port(listener->get());
+    if (::write(port_pipe[1], &port, sizeof port) != sizeof port) return 4;
+    auto conn = shmarray::test::tcp_accept(listener->get(), 30s);
+    if (!conn) return 5;
+    auto buffer = touched(size);
+    for (int r = 0; r < total; ++r) {
+      if (!shmarray::test::recv_all(conn->get(), buffer.get(), size, timeout)) return 6;
+      const std::int64_t t_end = now_ns();
+      if (!shmarray::test::send_all(conn->get(), &t_end, sizeof t_end, timeout)) return 7;
+    }
+    return 0;
+  }), "fork");
+  std::uint16_t port = 0;
+  if (::read(port_pipe[0], &port, sizeof port) != sizeof port) die("tcp receiver did not start");
+  ::close(port_pipe[0]);
+  ::close(port_pipe[1]);
+  auto sender = need(shmarray::test::ForkedChild::start([&]() -> int {
+    if (!hosts.enter(Host::kA)) return 2;
+    auto conn = shmarray::test::tcp_connect(hosts.address(Host::kB), port, 10s);
+    if (!conn) return 3;
+    auto buffer = touched(size);
+    for (int r = 0; r < total; ++r) {
+      const std::int64_t t0 = now_ns();
+      std::int64_t t_end = 0;
+      if (!shmarray::test::send_all(conn->get(), buffer.get(), size, timeout)) return 4;
+      if (!shmarray::test::recv_all(conn->get(), &t_end, sizeof t_end, timeout)) return 5;
+      shared[r] = t_end - t0;
+    }
+    return 0;
+  }), "fork");
+  const auto sent = sender.wait(timeout * total);
+  const auto received = receiver.wait(10s);
+  if (!sent.ok() || !received.ok()) {
+    die("tcp copy of " + human(size) + ": sender " + sent.describe() + ", receiver " +
+        received.describe());
+  }
+  std::vector<double> us;
+  for (int r = 2; r < total; ++r) us.push_back(static_cast<double>(shared[r]) / 1e3);
+  ::munmap(shared, sizeof(std::int64_t) * total);
+  return us;
+}
+
+// ucx_perftest tag_lat between the hosts over UCX_TLS=tcp: average one-way latency (µs) of an
+// N-byte message (half a ping-pong), or nullopt when it cannot run.
+std::optional<double> ucx_tag_lat(const Options& o, const TwoHosts& hosts, const std::string& dev,
+                                  std::uint64_t size, int rounds) {
+  if (::access(o.ucx_perftest.c_str(), X_OK) != 0) return std::nullopt;
+  const std::vector<std::string> env{"UCX_TLS=tcp", "UCX_NET_DEVICES=" + dev};
+  const std::string port = "13337";
+  const std::vector<std::string> args{"-t", "tag_lat", "-s", std::to_string(size), "-n",
+                                      std::to_string(rounds), "-w", "2", "-p", port, "-f", "-v"};
+  // stdbuf -oL: its "Waiting for connection..." would otherwise sit in a full stdout buffer.
+  std::vector<std::string> server_argv{"/usr/bin/stdbuf", "-oL", o.ucx_perftest};
+  server_argv.insert(server_argv.end(), args.begin(), args.end());
+  auto server = hosts.spawn(Host::kB, server_argv, env);
+  // The server prints "Waiting for connection..." once it listens.
+  bool listening = false;
+  while (auto line = server.read_line(20s)) {
+    if (line->find("Waiting for connection") != std::string::npos) {
+      listening = true;
+      break;
+    }
+  }
+  if (!listening) return std::nullopt;
+  std::vector<std::string> client_argv{o.ucx_perftest, hosts.address(Host::kB)};
+  client_argv.insert(client_argv.end(), args.begin(), args.end());
+  const auto timeout = std::chrono::milliseconds(60'000 + size / 1'000'000 * 100 * rounds);
+  const auto result = hosts.run(Host::kA, client_argv, timeout, env);
+  const std::string server_out = server.read_all(result.status.ok() ? 10s : 1s);
+  (void)server.wait(10s);
+  // Last line: iterations,50.0_percentile_lat,avg_lat,overall_lat,avg_bw,overall_bw,...
+  std::istringstream lines(result.out);
+  std::string last;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.find(',') != std::string::npos) last = line;
+  }
+  if (!result.status.ok() || last.empty() || last.find("iterations") != std::string::npos) {
+    std::fprintf(stderr, "ucx_perftest %s: %s\n%s\nserver:\n%s", human(size).c_str(),
+                 result.status.describe().c_str(), result.out.c_str(), server_out.c_str());
+    return std::nullopt;
+  }
+  std::vector<std::string> fields;
+  std::stringstream ss(last);
+  for (std::string f; std::getline(ss, f, ',');) fields.push_back(f);
+  if (fields.size() < 4) return std::nullopt;
+  // The median (the average is swayed by the connection's first messages and, on a loaded
+  // machine, by ucx_perftest's busy polling losing the CPU for whole scheduler ticks).
+  return std::strtod(fields[1].c_str(), nullptr);
+}
+
+bool shmarrayd_has_mirrors(const std::string& shmarrayd) {
+  const auto help = shmarray::test::run({shmarrayd, "--help"}, 10s);
+  return help.out.find("--peer-listen") != std::string::npos;
+}
+
+// A 0600 key file of 32 random bytes.
+std::string write_key(const std::string& path) {
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  char key[32];
+  random.read(key, sizeof key);
+  std::ofstream(path, std::ios::binary).write(key, sizeof key);
+  ::chmod(path.c_str(), 0600);
+  return path;
+}
+
+// Two brokers mirroring "bench/" from A to B.
+struct MirrorPair {
+  std::unique_ptr<shmarray::test::HostBroker> source;
+  std::unique_ptr<shmarray::test::HostBroker> mirror;
+};
+
+MirrorPair start_mirror_pair(const Options& o, const TwoHosts& hosts, const std::string& dev) {
+  ::mkdir(key_dir().c_str(), 0700);
+  const std::string key = write_key(key_dir() + "/peer.key");
+  // UCX_TLS=tcp: both "hosts" are one machine, where UCX would otherwise pick shared memory or
+  // CMA and never touch the link.
+  const std::vector<std::string> env{"UCX_TLS=tcp", "UCX_NET_DEVICES=" + dev};
+  const std::string endpoint = hosts.address(Host::kA) + ":7700";
+  MirrorPair pair;
+  pair.source = need(shmarray::test::HostBroker::start(
+                         hosts, Host::kA,
+                         {.args = {"--peer-listen", endpoint, "--peer-key", key, "--peer-allow",
+                                   "bench/"},
+                          .env = env},
+                         o.shmarrayd),
+                     "source broker");
+  pair.mirror = need(shmarray::test::HostBroker::start(
+                         hosts, Host::kB,
+                         {.args = {"--mirror", "bench/=" + endpoint, "--peer-key", key}, .env = env},
+                         o.shmarrayd),
+                     "mirror broker");
+  return pair;
+}
+
+// Latencies (µs) of publish() on A -> wait_newer_than() on B's mirror, after 2 untimed rounds.
+// Checks once that the mirror holds the source's bytes.
+std::vector<double> mirror_copy(const MirrorPair& pair, std::uint64_t size, int rounds) {
+  auto a = must(pair.source->connect(), "connect to the source broker");
+  auto b = must(pair.mirror->connect(), "connect to the mirror broker");
+  const std::string name = "bench/across-" + std::to_string(size);
+  auto source = must(a.create(name, {.dtype = "|u1", .shape = {size}, .populate = true}), "create");
+  auto bytes = must(source.mutable_bytes(), "bytes");
+  for (std::uint64_t i = 0; i < size; ++i) bytes[i] = static_cast<std::byte>(i * 131);
+  std::uint64_t v = must(source.publish(), "publish");
+  auto mirror = must(b.open(name, shmarray::Access::kReadOnly, {.populate = true, .wait = 60s}),
+                     "open the mirror on B");
+  if (mirror.version() < v) (void)must(mirror.wait_newer_than(v - 1, 60s), "first version on B");
+  std::vector<double> us;
+  for (int r = 0; r < rounds + 2; ++r) {
+    bytes[r % size] = static_cast<std::byte>(r);  // the version differs (not that it matters)
+    const std::int64_t t0 = now_ns();
+    v = must(source.publish(), "publish");
+    const std::uint64_t seen = must(mirror.wait_newer_than(v - 1, 120s), "wait on B");
+    const std::int64_t t1 = now_ns();
+    if (seen != v) die("mirror on B went to version " + std::to_string(seen) + ", not " +
+                       std::to_string(v));
+    if (r >= 2) us.push_back(static_cast<double>(t1 - t0) / 1e3);
+  }
+  if (std::memcmp(mirror.data(), source.data(), size) != 0) die("the mirror's bytes differ");
+  (void)a.remove(name);
+  return us;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Mirrors across hosts: publish(A) -> wait(B) vs a plain TCP copy and ucx_perftest"};
+  app.add_option("--sizes", o.sizes, "array sizes (1GiB only on machines with room)");
+  app.add_option("--links", o.links, "veth, loopback or both");
+  app.add_option("--repeat", o.repeat_small, "timed rounds per size below 64 MiB");
+  app.add_option("--repeat-large", o.repeat_large, "timed rounds per size from 64 MiB");
+  app.add_option("--blocks", o.blocks, "the rounds of each size in this many turns per method");
+  app.add_option("--csv", o.csv, "append rows here");
+  app.add_option("--machine", o.machine, "machine label for the CSV");
+  app.add_option("--shmarrayd", o.shmarrayd, "the broker to run on both hosts");
+  app.add_option("--ucx-perftest", o.ucx_perftest, "ucx_perftest binary (skipped if absent)");
+  app.add_flag("!--no-mirror", o.mirror, "only the floors (TCP copy, ucx_perftest)");
+  CLI11_PARSE(app, argc, argv);
+
+  Csv csv(o.csv, "machine,link,method,size,rounds,p50_us,p99_us,min_us,gbps,ratio_to_tcp_p50");
+  const bool mirrors = o.mirror && shmarrayd_has_mirrors(o.shmarrayd);
+  if (o.mirror && !mirrors) {
+    std::printf("mirror: skipped (%s has no --peer-listen yet)\n", o.shmarrayd.c_str());
+  }
+  std::stringstream links(o.links);
+  for (std::string link; std::getline(links, link, ',');) {
+    const bool loopback = link == "loopback";
+    auto hosts = TwoHosts::create({.loopback = loopback});
+    if (!hosts) die(hosts.error().reason);
+    const std::string dev = loopback ? "lo" : TwoHosts::link_device();
+    std::optional<MirrorPair> pair;
+    if (mirrors) pair.emplace(start_mirror_pair(o, **hosts, dev));
+    for (const std::uint64_t size : parse_sizes(o.sizes)) {
+      const int rounds = rounds_for(o, size);
+      // Blocks of rounds, the methods taking turns, so that a burst of other work on the machine
+      // falls on both rather than on one.
+      const int per_block = std::max(1, (rounds + o.blocks - 1) / o.blocks);
+      std::vector<double> tcp_us;
+      std::vector<double> mirror_us;
+      for (int b = 0; b < o.blocks; ++b) {
+        const auto t = tcp_copy(**hosts, size, per_block);
+        tcp_us.insert(tcp_us.end(), t.begin(), t.end());
+        if (pair) {
+          const auto m = mirror_copy(*pair, size, per_block);
+          mirror_us.insert(mirror_us.end(), m.begin(), m.end());
+        }
+      }
+      const Stats tcp = summarise(tcp_us);
+      const auto report = [&](const std::string& method, const Stats& s) {
+        const double gbps = static_cast<double>(size) / (s.p50 * 1e3);
+        const double ratio = s.p50 / tcp.p50;
+        std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  %6.2f GB/s  %5.2fx tcp\n",
+                    link.c_str(), method.c_str(), human(size).c_str(), s.p50, s.p99, gbps, ratio);
+        std::fflush(stdout);
+        csv.row(o.machine, link, method, size, s.n, s.p50, s.p99, s.min, gbps, ratio);
+      };
+      report("tcp copy", tcp);
+      if (auto lat = ucx_tag_lat(o, **hosts, dev, size, rounds)) {
+        const double nan = std::numeric_limits<double>::quiet_NaN();  // only its median is known
+        report("ucx_perftest", Stats{*lat, nan, nan, static_cast<std::size_t>(rounds)});
+      }
+      if (pair) report("mirror", summarise(mirror_us));
+    }
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(key_dir(), ignored);
+  return 0;
+}
