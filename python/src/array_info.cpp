@@ -72,6 +72,23 @@ Metadata of one array, as the broker reported it (Client.list/stat) or as mapped
           "None while intact; otherwise why opens fail with DataLoss (a writer truncated the "
           "segment) and the remedy.")
       .def_property_readonly(
+          "mirror_of",
+          [](const I& i) { return i.mirror_of.empty() ? py::none() : py::cast(i.mirror_of); },
+          "None, or HOST:PORT of the broker this array is a read-only mirror of "
+          "(docs/across-hosts.md).")
+      .def_property_readonly(
+          "mirror",
+          [](const I& i) -> py::object {
+            if (i.mirror_of.empty()) return py::none();
+            py::dict d;
+            d["source_version"] = i.mirror_source_version;
+            d["lag_versions"] = i.mirror_lag_versions;
+            d["lag_ms"] = i.mirror_lag_ms;
+            d["link"] = i.mirror_link;
+            return d;
+          },
+          "For a mirror: {'source_version', 'lag_versions', 'lag_ms', 'link'}; else None.")
+      .def_property_readonly(
           "kind", [](const I& i) { return std::string(to_string(i.kind)); },
           "'array' or 'stream' (docs/streams.md).")
       .def_property_readonly(

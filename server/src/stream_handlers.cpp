@@ -121,6 +121,7 @@ void Broker::on_create_stream(Session& s, const wire::Frame& f) {
     s.send_error(id, e);
   };
   if (auto ok = validate_name(m->name); !ok) return reject(ok.error());
+  if (auto refused = mirror_create_refusal(s, m->name)) return reject(*refused);
   auto geometry = stream::stream_geometry(m->spec, config_.max_bytes);
   if (!geometry) return reject(geometry.error());
   if (registry_.find(m->name) != nullptr) {
@@ -178,11 +179,16 @@ void Broker::on_open_publisher(Session& s, const wire::Frame& f) {
   const auto id = f.header.request_id;
   if (auto ok = validate_name(m->name); !ok) return s.send_error(id, ok.error());
   ArrayRecord* record = registry_.find(m->name);
-  if (record == nullptr || !may_read(s.peer(), record->info)) {
+  if (record == nullptr ||
+      !(may_read(s.peer(), record->info) || bridge_may_open(s, record->info, Access::kReadWrite))) {
     return s.send_error(id, no_stream(m->name));
   }
   if (record->info.kind != ObjectKind::kStream) return s.send_error(id, not_a_stream(m->name));
-  if (!may_write(s.peer(), record->info)) {
+  if (auto refused = mirror_refusal(s, record->info, Access::kReadWrite)) {
+    return s.send_error(id, *refused);
+  }
+  if (!may_write(s.peer(), record->info) &&
+      !bridge_may_open(s, record->info, Access::kReadWrite)) {
     return s.send_error(id, Error(ErrorCode::kPermissionDenied,
                                   "uid " + std::to_string(s.peer().uid) +
                                       " may not publish to '" + m->name +
@@ -223,7 +229,8 @@ void Broker::on_subscribe(Session& s, const wire::Frame& f) {
   ArrayRecord* record = registry_.find(m->name);
   if (record == nullptr) return s.send_error(id, no_stream(m->name));
   if (record->info.kind != ObjectKind::kStream) return s.send_error(id, not_a_stream(m->name));
-  if (!may_read(s.peer(), record->info)) {
+  if (!may_read(s.peer(), record->info) &&
+      !bridge_may_open(s, record->info, Access::kReadOnly)) {
     return s.send_error(id, Error(ErrorCode::kPermissionDenied,
                                   "uid " + std::to_string(s.peer().uid) +
                                       " may not subscribe to '" + m->name +

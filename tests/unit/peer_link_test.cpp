@@ -63,6 +63,34 @@ TEST(PeerMessages, EveryMessageRoundTrips) {
   EXPECT_EQ(round_trip(InventoryEnd{5}).count, 5u);
   (void)round_trip(Heartbeat{});
   (void)round_trip(Subscribed{});
+  const auto sb = round_trip(StreamBegin{"cam/s", 8, 64, 2, 4, Overflow::kDropOldest, 0640,
+                                         "0123456789abcdef0123456789abcdef"});
+  EXPECT_EQ(sb.slots, 8u);
+  EXPECT_EQ(sb.slot_bytes, 64u);
+  EXPECT_EQ(sb.history, 2u);
+  EXPECT_EQ(sb.max_subscribers, 4u);
+  EXPECT_EQ(sb.overflow, Overflow::kDropOldest);
+  const auto sm = round_trip(StreamMessage{"cam/s", 77, "<u8", {8}, Order::kC, 64});
+  EXPECT_EQ(sm.seq, 77u);
+  EXPECT_EQ(sm.shape, (std::vector<std::uint64_t>{8}));
+  EXPECT_EQ(sm.nbytes, 64u);
+}
+
+TEST(PeerMessages, StreamBeginIsCheckedWithTheStreamRules) {
+  const auto body_of = [](const PeerMessage& m) {
+    auto bytes = encode_peer(m);
+    return std::vector<std::byte>(bytes.begin() + kPeerHeaderBytes, bytes.end());
+  };
+  StreamBegin b{"cam/s", 1, 64, 0, 4, Overflow::kBlock, 0640, "0123456789abcdef0123456789abcdef"};
+  EXPECT_THAT(decode_peer_body(PeerType::kStreamBegin, body_of(b)).error().message(),
+              HasSubstr("slots"));
+  b.slots = 8;
+  b.history = 8;  // history must stay below slots
+  EXPECT_FALSE(decode_peer_body(PeerType::kStreamBegin, body_of(b)));
+  auto body = body_of(StreamMessage{"cam/s", 1, "<u8", {8}, Order::kC, 64});
+  body[body.size() - 8 - 4] = std::byte{33};  // ndim 33
+  EXPECT_THAT(decode_peer_body(PeerType::kStreamMessage, body).error().message(),
+              HasSubstr("ndim"));
 }
 
 TEST(PeerMessages, HeaderRejectsWrongMagicVersionTypeAndHugeBodies) {

@@ -23,6 +23,20 @@ struct Local {
   std::string source_id;  // empty: adopted after a bridge restart (source id unknown)
 };
 
+// The mirror's publisher of one stream.
+struct LocalStream {
+  Publisher publisher;
+  std::string source_id;
+};
+// How long a forwarded message may wait for room in the mirror's ring (kBlock: its slowest local
+// subscriber); meanwhile the link carries nothing else and the source's publisher waits too.
+constexpr std::chrono::seconds kLoanTimeout{30};
+
+bool same_stream(const StreamStatus& s, const StreamBegin& b) {
+  return s.slots == b.slots && s.slot_bytes == b.slot_bytes && s.history == b.history &&
+         s.max_subscribers == b.max_subscribers && s.overflow == b.overflow;
+}
+
 bool same_layout(const ArrayInfo& info, const ArrayBegin& b) {
   return info.dtype == b.dtype && info.shape == b.shape && info.order == b.order &&
          info.nbytes == b.nbytes;
@@ -44,6 +58,11 @@ class MirrorSession {
       if (auto* begin = std::get_if<ArrayBegin>(&*m)) {
         if (!synced) seen.insert(begin->name);
         if (auto ok = receive_array(std::move(*begin)); !ok) return ok;
+      } else if (auto* stream = std::get_if<StreamBegin>(&*m)) {
+        if (!synced) seen.insert(stream->name);
+        if (auto ok = begin_stream(*stream); !ok) return ok;
+      } else if (auto* message = std::get_if<StreamMessage>(&*m)) {
+        if (auto ok = receive_message(*message); !ok) return ok;
       } else if (auto* removed = std::get_if<ArrayRemoved>(&*m)) {
         if (auto ok = check_under_prefix(removed->name); !ok) return ok;
         remove_local(removed->name, "removed on the source");
@@ -74,6 +93,7 @@ class MirrorSession {
 
   void remove_local(const std::string& name, std::string_view why) {
     locals_.erase(name);
+    streams_.erase(name);
     board_.erase_array(settings_.prefix, name);
     if (auto ok = client_.remove(name); ok) {
       spdlog::info("mirror '{}': removed '{}' ({})", settings_.prefix, name, why);
@@ -189,11 +209,65 @@ class MirrorSession {
     }
   }
 
+  // A stream of the source: the local one of the same parameters, made (or taken over after a
+  // bridge restart) with this bridge as its publisher.
+  Result<void> begin_stream(const StreamBegin& b) {
+    if (auto ok = check_under_prefix(b.name); !ok) return ok;
+    if (auto it = streams_.find(b.name); it != streams_.end() && it->second.source_id == b.source_id) {
+      return {};
+    }
+    streams_.erase(b.name);
+    StreamSpec spec{b.slots, b.slot_bytes, b.history, b.max_subscribers, b.overflow,
+                    b.mode & ~0222u};
+    auto publisher = client_.create_stream(b.name, spec);
+    if (!publisher && publisher.error().code() == ErrorCode::kAlreadyExists) {
+      auto info = client_.stat(b.name);
+      if (info && info->kind == ObjectKind::kStream && same_stream(info->stream, b)) {
+        publisher = client_.open_publisher(b.name);  // ours, from before a bridge restart
+      } else {
+        remove_local(b.name, "recreated on the source");
+        publisher = client_.create_stream(b.name, spec);
+      }
+    }
+    if (!publisher) {
+      spdlog::warn("mirror '{}': cannot make stream '{}': {}", settings_.prefix, b.name,
+                   publisher.error().message());
+      return {};
+    }
+    spdlog::info("mirror '{}': publishing stream '{}' from {}", settings_.prefix, b.name,
+                 settings_.peer);
+    streams_.insert_or_assign(b.name, LocalStream{std::move(*publisher), b.source_id});
+    return {};
+  }
+
+  // One message: loaned in the local ring, received straight into the slot, published.
+  Result<void> receive_message(const StreamMessage& m) {
+    if (auto ok = check_under_prefix(m.name); !ok) return ok;
+    auto it = streams_.find(m.name);
+    if (it == streams_.end()) return channel_.discard_bytes(m.nbytes);
+    auto loan = it->second.publisher.loan(m.dtype, m.shape, kLoanTimeout, m.order);
+    if (!loan) {
+      spdlog::warn("mirror '{}': stream '{}': message {} dropped: {}", settings_.prefix, m.name,
+                   m.seq, loan.error().message());
+      return channel_.discard_bytes(m.nbytes);
+    }
+    if (loan->bytes().size() != m.nbytes) {
+      return fail(ErrorCode::kProtocolError,
+                  "the source sent " + std::to_string(m.nbytes) + " bytes for a message of " +
+                      std::to_string(loan->bytes().size()) + " bytes of stream '" + m.name + "'");
+    }
+    if (auto ok = channel_.receive_bytes(loan->bytes()); !ok) return ok;  // the loan is abandoned
+    auto published = it->second.publisher.publish(std::move(*loan));
+    if (!published) return std::unexpected(published.error());
+    return {};
+  }
+
   PeerChannel& channel_;
   Client& client_;
   const MirrorSettings& settings_;
   MirrorStatusBoard& board_;
   std::map<std::string, Local> locals_;
+  std::map<std::string, LocalStream> streams_;
 };
 
 void sleep_unless_stopping(std::chrono::milliseconds total) {

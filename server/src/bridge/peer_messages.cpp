@@ -102,6 +102,8 @@ PeerType type_of(const PeerMessage& m) {
         if constexpr (std::is_same_v<T, ArrayEnd>) return PeerType::kArrayEnd;
         if constexpr (std::is_same_v<T, ArrayRemoved>) return PeerType::kArrayRemoved;
         if constexpr (std::is_same_v<T, InventoryEnd>) return PeerType::kInventoryEnd;
+        if constexpr (std::is_same_v<T, StreamBegin>) return PeerType::kStreamBegin;
+        if constexpr (std::is_same_v<T, StreamMessage>) return PeerType::kStreamMessage;
         return PeerType::kHeartbeat;
       },
       m);
@@ -138,6 +140,23 @@ void encode_body(Writer& w, const PeerMessage& m) {
           w.text(v.name);
         } else if constexpr (std::is_same_v<T, InventoryEnd>) {
           w.u32(v.count);
+        } else if constexpr (std::is_same_v<T, StreamBegin>) {
+          w.text(v.name);
+          w.u32(v.slots);
+          w.u64(v.slot_bytes);
+          w.u32(v.history);
+          w.u32(v.max_subscribers);
+          w.u8(static_cast<std::uint8_t>(v.overflow));
+          w.u32(v.mode);
+          w.text(v.source_id);
+        } else if constexpr (std::is_same_v<T, StreamMessage>) {
+          w.text(v.name);
+          w.u64(v.seq);
+          w.text(v.dtype);
+          w.u8(static_cast<std::uint8_t>(v.order));
+          w.u64(v.nbytes);
+          w.u32(static_cast<std::uint32_t>(v.shape.size()));
+          for (auto d : v.shape) w.u64(d);
         }
       },
       m);
@@ -173,6 +192,8 @@ std::string_view to_string(PeerType type) noexcept {
     case PeerType::kArrayRemoved: return "ArrayRemoved";
     case PeerType::kInventoryEnd: return "InventoryEnd";
     case PeerType::kHeartbeat: return "Heartbeat";
+    case PeerType::kStreamBegin: return "StreamBegin";
+    case PeerType::kStreamMessage: return "StreamMessage";
   }
   return "Unknown";
 }
@@ -238,7 +259,7 @@ Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes) {
                                                std::to_string(kPeerVersion) +
                                                ": run the same shmarray release on both hosts");
   }
-  if (type < 1 || type > static_cast<std::uint16_t>(PeerType::kHeartbeat)) {
+  if (type < 1 || type > static_cast<std::uint16_t>(PeerType::kStreamMessage)) {
     return fail(ErrorCode::kProtocolError, "peer sent unknown message type " + std::to_string(type));
   }
   if (body > kMaxPeerBody) {
@@ -326,6 +347,50 @@ Result<PeerMessage> decode_peer_body(PeerType type, std::span<const std::byte> b
     }
     case PeerType::kInventoryEnd: out = InventoryEnd{r.u32("count")}; break;
     case PeerType::kHeartbeat: out = Heartbeat{}; break;
+    case PeerType::kStreamBegin: {
+      StreamBegin b;
+      b.name = r.text("name", kMaxNameLength);
+      b.slots = r.u32("slots");
+      b.slot_bytes = r.u64("slot bytes");
+      b.history = r.u32("history");
+      b.max_subscribers = r.u32("max subscribers");
+      const auto overflow = r.u8("overflow");
+      b.mode = r.u32("mode");
+      b.source_id = r.text("source id", 32);
+      if (r.ok() && overflow > 1) r.fail_with("overflow " + std::to_string(overflow));
+      b.overflow = static_cast<Overflow>(overflow);
+      if (r.ok() && (b.mode & ~0777u) != 0) r.fail_with("mode is not within 0777");
+      if (r.ok() && !is_hex_id(b.source_id)) r.fail_with("source id is not 32 hex digits");
+      if (r.ok()) {
+        StreamSpec spec{b.slots, b.slot_bytes, b.history, b.max_subscribers, b.overflow, b.mode};
+        if (auto ok = validate_stream_spec(spec); !ok) r.fail_with(ok.error().message());
+      }
+      if (r.ok()) {
+        if (auto ok = check_name(b.name, "stream name"); !ok) r.fail_with(ok.error().message());
+      }
+      out = std::move(b);
+      break;
+    }
+    case PeerType::kStreamMessage: {
+      StreamMessage m;
+      m.name = r.text("name", kMaxNameLength);
+      m.seq = r.u64("seq");
+      m.dtype = r.text("dtype", kMaxDTypeTextBytes);
+      const auto order = r.u8("order");
+      m.nbytes = r.u64("nbytes");
+      const auto ndim = r.u32("ndim");
+      if (r.ok() && ndim > kMaxNdim) {
+        r.fail_with("ndim " + std::to_string(ndim) + " is over " + std::to_string(kMaxNdim));
+      }
+      for (std::uint32_t i = 0; r.ok() && i < ndim; ++i) m.shape.push_back(r.u64("shape"));
+      if (r.ok() && order > 1) r.fail_with("order " + std::to_string(order) + " is not C or F");
+      m.order = static_cast<Order>(order);
+      if (r.ok()) {
+        if (auto ok = check_name(m.name, "stream name"); !ok) r.fail_with(ok.error().message());
+      }
+      out = std::move(m);
+      break;
+    }
     default: r.fail_with("unknown message type"); break;
   }
   if (!r.finished()) {

@@ -41,6 +41,8 @@ enum class PeerType : std::uint16_t {
   kArrayRemoved = 8,
   kInventoryEnd = 9,
   kHeartbeat = 10,
+  kStreamBegin = 11,
+  kStreamMessage = 12,
 };
 enum class PeerRole : std::uint8_t { kMirror = 1, kSource = 2 };
 // How the bytes that followed an ArrayBegin end.
@@ -92,9 +94,31 @@ struct InventoryEnd {
   std::uint32_t count = 0;
 };
 struct Heartbeat {};
+// A stream under the prefix (sent once per link, and again if it is recreated): the mirror makes
+// a local stream of the same parameters (mode without write bits) and becomes its publisher.
+struct StreamBegin {
+  std::string name;
+  std::uint32_t slots = 0;
+  std::uint64_t slot_bytes = 0;
+  std::uint32_t history = 0;
+  std::uint32_t max_subscribers = 0;
+  Overflow overflow = Overflow::kBlock;
+  std::uint32_t mode = 0;
+  std::string source_id;
+};
+// One message of a stream, in order; its nbytes raw bytes follow.
+struct StreamMessage {
+  std::string name;
+  std::uint64_t seq = 0;  // the source's sequence number
+  std::string dtype;
+  std::vector<std::uint64_t> shape;
+  Order order = Order::kC;
+  std::uint64_t nbytes = 0;
+};
 
 using PeerMessage = std::variant<Hello, Proof, Refused, Subscribe, Subscribed, ArrayBegin,
-                                 ArrayEnd, ArrayRemoved, InventoryEnd, Heartbeat>;
+                                 ArrayEnd, ArrayRemoved, InventoryEnd, Heartbeat, StreamBegin,
+                                 StreamMessage>;
 
 // Header + body of `m`.
 [[nodiscard]] std::vector<std::byte> encode_peer(const PeerMessage& m);

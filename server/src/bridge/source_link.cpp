@@ -24,6 +24,16 @@ struct Source {
   std::optional<std::uint64_t> sent;  // version last sent whole
 };
 
+// A stream is forwarded through a subscriber of its own (max_held 1): under kBlock the source's
+// publisher waits for it, so back-pressure from the mirror's subscribers crosses the link; under
+// kDropOldest messages it could not forward in time are dropped and counted in its `missed`.
+struct StreamSource {
+  Subscriber subscriber;
+  std::string id;
+};
+// Messages of one stream forwarded per round before the other arrays and streams get a turn.
+constexpr int kMessagesPerRound = 64;
+
 class SourceLink {
  public:
   SourceLink(PeerChannel& channel, Client& client, std::string prefix)
@@ -32,8 +42,11 @@ class SourceLink {
   Result<void> run(Watcher& watcher) {
     auto listed = client_.list(prefix_);
     if (!listed) return std::unexpected(listed.error());
-    for (const auto& info : *listed) add(info.name, info.kind);
     std::uint32_t count = 0;
+    for (const auto& info : *listed) {
+      if (auto ok = add(info.name, info.kind); !ok) return ok;
+      if (info.kind == ObjectKind::kStream && streams_.contains(info.name)) ++count;
+    }
     for (auto& [name, source] : sources_) {
       if (auto ok = send_array(name, source); !ok) return ok;
       ++count;
@@ -43,6 +56,11 @@ class SourceLink {
     while (!g_stopping.load()) {
       if (auto ok = drain_events(watcher); !ok) return ok;
       bool sent = false;
+      for (auto& [name, stream] : streams_) {
+        auto forwarded = forward_messages(name, stream);
+        if (!forwarded) return std::unexpected(forwarded.error());
+        sent = sent || *forwarded;
+      }
       for (auto& [name, source] : sources_) {
         if (source.sent && *source.sent == source.array.version()) continue;
         if (auto ok = send_array(name, source); !ok) return ok;
@@ -60,15 +78,68 @@ class SourceLink {
   }
 
  private:
-  void add(const std::string& name, ObjectKind kind) {
-    if (kind != ObjectKind::kArray) return;  // streams: not mirrored yet (docs/across-hosts-design.md)
+  // Starts forwarding `name`: an array is sent by the version loop; a stream is subscribed to
+  // and announced (StreamBegin) at once.
+  Result<void> add(const std::string& name, ObjectKind kind) {
+    if (kind == ObjectKind::kStream) {
+      SubscribeOptions options;
+      options.max_held = 1;
+      options.spin = std::chrono::nanoseconds(0);
+      auto subscriber = client_.subscribe(name, options);
+      if (!subscriber) {
+        spdlog::warn("peer link '{}': cannot subscribe to stream '{}' to mirror it: {}", prefix_,
+                     name, subscriber.error().message());
+        return {};
+      }
+      const ArrayInfo& info = subscriber->info();
+      StreamBegin begin{name,
+                        info.stream.slots,
+                        info.stream.slot_bytes,
+                        info.stream.history,
+                        info.stream.max_subscribers,
+                        info.stream.overflow,
+                        info.mode,
+                        info.id};
+      streams_.insert_or_assign(name, StreamSource{std::move(*subscriber), info.id});
+      last_send_ = Clock::now();
+      return channel_.send(begin);
+    }
     auto array = client_.open(name, Access::kReadOnly);
     if (!array) {
       spdlog::warn("peer link '{}': cannot open '{}' to mirror it: {}", prefix_, name,
                    array.error().message());
-      return;
+      return {};
     }
     sources_.insert_or_assign(name, Source{std::move(*array), std::nullopt});
+    return {};
+  }
+
+  // Sends the messages the stream has now (at most kMessagesPerRound); true if any.
+  Result<bool> forward_messages(const std::string& name, StreamSource& stream) {
+    bool any = false;
+    for (int i = 0; i < kMessagesPerRound; ++i) {
+      auto sample = stream.subscriber.take(std::chrono::nanoseconds(0));
+      if (!sample) {
+        if (sample.error().code() == ErrorCode::kDataLoss) continue;  // that message is skipped
+        if (sample.error().code() != ErrorCode::kDeadlineExceeded) {
+          spdlog::warn("peer link '{}': stream '{}': {}", prefix_, name,
+                       sample.error().message());
+        }
+        return any;
+      }
+      const MessageInfo& m = sample->info();
+      last_send_ = Clock::now();
+      if (auto ok = channel_.send(StreamMessage{name, sample->seq(), m.dtype, m.shape, m.order,
+                                                m.nbytes});
+          !ok) {
+        return std::unexpected(ok.error());
+      }
+      if (auto ok = channel_.send_bytes(sample->bytes().first(m.nbytes)); !ok) {
+        return std::unexpected(ok.error());
+      }
+      any = true;
+    }
+    return any;
   }
 
   Result<void> drain_events(Watcher& watcher) {
@@ -79,10 +150,15 @@ class SourceLink {
       const auto& e = **event;
       if (e.kind == WatchEvent::Kind::kCreated) {
         const auto known = sources_.find(e.name);
-        if (known == sources_.end() || known->second.array.info().id != e.info.id) {
-          add(e.name, e.info.kind);
+        const auto known_stream = streams_.find(e.name);
+        const bool same = (known != sources_.end() && known->second.array.info().id == e.info.id) ||
+                          (known_stream != streams_.end() && known_stream->second.id == e.info.id);
+        if (!same) {
+          sources_.erase(e.name);
+          streams_.erase(e.name);
+          if (auto ok = add(e.name, e.info.kind); !ok) return ok;
         }
-      } else if (sources_.erase(e.name) > 0) {
+      } else if (sources_.erase(e.name) + streams_.erase(e.name) > 0) {
         if (auto ok = channel_.send(ArrayRemoved{e.name}); !ok) return ok;
         last_send_ = Clock::now();
       }
@@ -94,14 +170,14 @@ class SourceLink {
   void idle_wait() {
     auto it = sources_.find(last_active_);
     if (it == sources_.end() && !sources_.empty()) it = sources_.begin();
-    if (it == sources_.end()) {
-      channel_worker_wait();
+    if (it == sources_.end() || !streams_.empty()) {
+      // Streams have no version to sleep on here: look again in 1 ms.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return;
     }
     (void)it->second.array.wait_newer_than(it->second.sent.value_or(0),
                                            std::chrono::milliseconds(2));
   }
-  void channel_worker_wait() { std::this_thread::sleep_for(std::chrono::milliseconds(2)); }
 
   ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version) {
     const auto& info = array.info();
@@ -166,6 +242,7 @@ class SourceLink {
   Client& client_;
   std::string prefix_;
   std::map<std::string, Source> sources_;
+  std::map<std::string, StreamSource> streams_;
   std::string last_active_;
   Clock::time_point last_send_ = Clock::now();
   std::vector<std::byte> staging_;

@@ -34,6 +34,8 @@ struct Received {
                                             int pass_fd);
 
 // Waits until `socket_fd` is readable (or writable) or `deadline` passes (kDeadlineExceeded).
+// A deadline already past still looks once without waiting (Watcher::next(0ms): the events that
+// have arrived), and fails at once if the socket is not ready.
 [[nodiscard]] Result<void> wait_readable(int socket_fd, Clock::time_point deadline);
 [[nodiscard]] Result<void> wait_writable(int socket_fd, Clock::time_point deadline);
 
