@@ -42,7 +42,7 @@ expect_depends() {  # DEB REGEX...
     grep -Eq "$re" <<<"$d" || fail "$(basename "$deb") Depends '$d' lacks /$re/"
   done
 }
-expect_depends "$DAEMON" 'libc6 \(>=' 'libstdc\+\+6 \(>=' 'libspdlog'
+expect_depends "$DAEMON" 'libc6 \(>=' 'libstdc\+\+6 \(>=' 'libspdlog' 'libucx0' 'libsodium23'  # UCX, libsodium: shmarray-bridge
 expect_depends "$DEV" 'libstdc\+\+-12-dev'
 PYVER=$(/usr/bin/python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 expect_depends "$PY" "python3 \\(>= $PYVER\\)" 'python3 \(<< ' 'python3-numpy' 'libstdc\+\+6'
@@ -58,7 +58,7 @@ expect_files() {  # DEB PATH...
   list=$(files "$deb")
   for f in "$@"; do grep -qx "$f" <<<"$list" || fail "$(basename "$deb") lacks $f"; done
 }
-expect_files "$DAEMON" /usr/bin/shmarrayd /usr/bin/shmarray \
+expect_files "$DAEMON" /usr/bin/shmarrayd /usr/bin/shmarray /usr/bin/shmarray-bridge \
   /usr/lib/systemd/system/shmarrayd.service /usr/lib/systemd/system/shmarrayd.socket \
   /usr/lib/systemd/user/shmarrayd.service /usr/lib/systemd/user/shmarrayd.socket \
   /usr/lib/sysusers.d/shmarray.conf /usr/lib/tmpfiles.d/shmarray.conf \
