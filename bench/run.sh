@@ -58,7 +58,7 @@ if [ "$SMOKE" = 0 ] && [ "$INSTALL" = 1 ]; then
         "${missing[@]}" >/dev/null; } || echo "warning: could not install ${missing[*]}; going on without"
   fi
 fi
-BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_write_lock bench_list_interference bench_handoff bench_memory bench_probe bench_stream_latency bench_across_hosts)
+BENCH_TARGETS=(shmarrayd shmarray bench_control_plane bench_wakeup bench_write_lock bench_list_interference bench_handoff bench_memory bench_probe bench_stream_latency bench_across_hosts shmarray-bridge)
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   tools/setup.sh "$BUILD"
 elif [ "$SMOKE" = 0 ]; then

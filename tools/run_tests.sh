@@ -17,7 +17,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMARRAY_A
 cmake --build build-asan -j"$(nproc)" --target shmarray_unit_tests shmarray_integration_tests \
   shmarray_zero_copy_test shmarray_stream_tests shmarrayd shmarray_test_helper \
   shmarray_stream_helper shmarray shmarray_two_hosts_tests shmarray_across_hosts_tests \
-  shmarray_mirror_helper
+  shmarray_mirror_helper shmarray_mirror_tests shmarray-bridge
 (cd build-asan && ctest --output-on-failure --timeout 300 -j2 -L 'unit|integration' \
   -E '^(install_and_find_package|debian_packages)$')
 # The frame/message decoders, the segment header decoders and the dtype decoder under libFuzzer +

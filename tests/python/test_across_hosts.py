@@ -167,7 +167,13 @@ c.remove(sys.argv[2])
 FRAME_CONSUMER = """
 import sys, pandas as pd, shmarray
 c = shmarray.Client(sys.argv[1], timeout=10.0)
-f = c.open_frame(sys.argv[2], wait=60.0)
+# The mirror exists (zero-filled, version 0) before its first version has arrived, and
+# open_frame reads the table (categories) at once: wait for version 1 on the plain array first.
+a = c.open(sys.argv[2], wait=60.0)
+if shmarray.version(a) < 1:
+    shmarray.wait(a, newer_than=0, timeout=60.0)
+del a
+f = c.open_frame(sys.argv[2])
 count, seen = int(sys.argv[3]), 0
 while seen < count:
     if shmarray.version(f) <= seen:
