@@ -81,6 +81,12 @@ class ArrayInfo:
     def kind(self) -> str: ...
     @property
     def stream(self) -> Optional[Dict[str, Any]]: ...
+    @property
+    def mirror_of(self) -> Optional[str]:
+        """None, or HOST:PORT of the broker this array is a read-only mirror of."""
+    @property
+    def mirror(self) -> Optional[Dict[str, Any]]:
+        """For a mirror: {'source_version', 'lag_versions', 'lag_ms', 'link'}; else None."""
 
 class ArrayHandle:
     """Owner of one mapping: the ``base`` of every ndarray returned by create/open."""
