@@ -22,6 +22,9 @@ struct ExitStatus {
   [[nodiscard]] std::string describe() const;
 };
 
+// Reaps `pid` (a child of this process); SIGKILLs it when `timeout` passes (reported as timed out).
+ExitStatus wait_for_exit(pid_t pid, std::chrono::milliseconds timeout);
+
 class ChildProcess {
  public:
   // Starts argv[0] with arguments; stdout is a pipe read by read_line/read_all; stderr is
