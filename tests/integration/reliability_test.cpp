@@ -817,7 +817,9 @@ bool flood_lists_until_dropped(BrokerProcess& broker, Client& good, std::size_t&
     } else {
       sent += *n;
     }
-    if (i % 200 == 0) EXPECT_TRUE(good.stat("arr0"));
+    if (i % 200 == 0) {
+      EXPECT_TRUE(good.stat("arr0"));
+    }
   }
   return false;
 }

@@ -26,12 +26,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// `sh -c 'exec "$@" 2>&1'`: argv with stderr folded into the captured stdout.
-RunResult run_with_stderr(std::vector<std::string> argv, const std::vector<std::string>& env) {
-  argv.insert(argv.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-  return run(argv, 20s, env);
-}
-
 class SystemSocketTest : public ::testing::Test {
  protected:
   void SetUp() override {

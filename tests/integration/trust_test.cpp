@@ -45,12 +45,6 @@ std::vector<std::string> as_user(const Identity& who, std::vector<std::string> a
   return out;
 }
 
-// `sh -c 'exec "$@" 2>&1'`: runs argv with stderr folded into the captured stdout.
-RunResult run_with_stderr(std::vector<std::string> argv, const std::vector<std::string>& env = {}) {
-  argv.insert(argv.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-  return run(argv, 20s, env);
-}
-
 class TrustTest : public ::testing::Test {
  protected:
   void SetUp() override {

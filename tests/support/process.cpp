@@ -161,6 +161,12 @@ void ChildProcess::kill(int signo) {
   if (pid_ > 0 && !reaped_) ::kill(pid_, signo);
 }
 
+RunResult run_with_stderr(std::vector<std::string> argv, const std::vector<std::string>& extra_env,
+                          std::chrono::milliseconds timeout) {
+  argv.insert(argv.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
+  return run(argv, timeout, extra_env);
+}
+
 ExitStatus wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
   ExitStatus status;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
