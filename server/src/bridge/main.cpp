@@ -18,6 +18,7 @@
 #include "mirror_reporter.hpp"
 #include "peer_key.hpp"
 #include "peer_messages.hpp"
+#include "sigbus_guard.hpp"
 #include "source_link.hpp"
 #include "ucx_listener.hpp"
 
@@ -75,6 +76,9 @@ int main(int argc, char** argv) {
   sigemptyset(&stop.sa_mask);
   ::sigaction(SIGTERM, &stop, nullptr);
   ::sigaction(SIGINT, &stop, nullptr);
+  // A local writer that truncates a source segment mid-send must not kill the bridge (and with it
+  // every mirror of this broker): sigbus_guard.hpp.
+  install_sigbus_guard();
 
   auto key = PeerKey::load(o.key_file, ::geteuid());
   if (!key) {
