@@ -51,6 +51,10 @@ struct StreamSource {
 };
 // Messages of one stream forwarded per round before the other arrays and streams get a turn.
 constexpr int kMessagesPerRound = 64;
+// The longest idle sleep: how late a change of anything but the object slept on is seen.
+constexpr std::chrono::milliseconds kIdleWait{2};
+// A message up to this size is copied behind its description and sent with it in one UCX send.
+constexpr std::size_t kCoalesceBytes = 4096;
 
 class SourceLink {
  public:
@@ -97,7 +101,7 @@ class SourceLink {
         if (auto ok = channel_.send(Heartbeat{}); !ok) return ok;
         last_send_ = Clock::now();
       }
-      idle_wait();
+      if (auto ok = idle_wait(); !ok) return ok;
     }
     return {};
   }
@@ -205,28 +209,44 @@ class SourceLink {
   Result<bool> forward_messages(const std::string& name, StreamSource& stream) {
     bool any = false;
     for (int i = 0; i < kMessagesPerRound; ++i) {
-      auto sample = stream.subscriber.take(std::chrono::nanoseconds(0));
-      if (!sample) {
-        if (sample.error().code() == ErrorCode::kDataLoss) continue;  // that message is skipped
-        if (sample.error().code() != ErrorCode::kDeadlineExceeded) {
-          spdlog::warn("peer link '{}': stream '{}': {}", prefix_, name,
-                       sample.error().message());
-        }
-        return any;
-      }
-      const MessageInfo& m = sample->info();
-      last_send_ = Clock::now();
-      if (auto ok = channel_.send(StreamMessage{name, sample->seq(), m.dtype, m.shape, m.order,
-                                                m.nbytes});
-          !ok) {
-        return std::unexpected(ok.error());
-      }
-      if (auto ok = channel_.send_bytes(sample->bytes().first(m.nbytes)); !ok) {
-        return std::unexpected(ok.error());
-      }
+      auto sample = take(name, stream, std::chrono::nanoseconds(0));
+      if (!sample) return any;
+      if (auto ok = forward(name, *sample); !ok) return std::unexpected(ok.error());
       any = true;
     }
     return any;
+  }
+
+  // The stream's next message within `timeout`, or nullopt (none came, or it could not be taken:
+  // logged).
+  std::optional<Sample> take(const std::string& name, StreamSource& stream,
+                             std::chrono::nanoseconds timeout) {
+    for (;;) {
+      auto sample = stream.subscriber.take(timeout);
+      if (sample) return std::move(*sample);
+      if (sample.error().code() == ErrorCode::kDataLoss) continue;  // that message is skipped
+      if (sample.error().code() != ErrorCode::kDeadlineExceeded) {
+        spdlog::warn("peer link '{}': stream '{}': {}", prefix_, name, sample.error().message());
+      }
+      return std::nullopt;
+    }
+  }
+
+  // One message: its description, then its bytes straight from the source's ring. A small one
+  // goes in the same send as its description (one UCX send and one wake-up on the mirror
+  // instead of two); the mirror reads the stream of bytes the same way.
+  Result<void> forward(const std::string& name, const Sample& sample) {
+    const MessageInfo& m = sample.info();
+    last_send_ = Clock::now();
+    last_stream_ = name;
+    const auto bytes = sample.bytes().first(m.nbytes);
+    auto head = encode_peer(StreamMessage{name, sample.seq(), m.dtype, m.shape, m.order, m.nbytes});
+    if (bytes.size() <= kCoalesceBytes) {
+      head.insert(head.end(), bytes.begin(), bytes.end());
+      return channel_.send_bytes(head);
+    }
+    if (auto ok = channel_.send_bytes(head); !ok) return ok;
+    return channel_.send_bytes(bytes);
   }
 
   Result<void> drain_events(Watcher& watcher) {
@@ -253,18 +273,25 @@ class SourceLink {
     }
   }
 
-  // Sleeps until the most recently active array is published again, a few ms at most (other
-  // arrays and broker events are looked at between sleeps).
-  void idle_wait() {
+  // Sleeps until something is to be sent, kIdleWait at most (other arrays, streams and broker
+  // events are looked at between sleeps): on the stream that last forwarded a message (a take
+  // with a timeout, woken by its next message, which is forwarded at once), else on the array
+  // published last (woken by its next version).
+  Result<void> idle_wait() {
+    if (!streams_.empty()) {
+      auto it = streams_.find(last_stream_);
+      if (it == streams_.end()) it = streams_.begin();
+      if (auto sample = take(it->first, it->second, kIdleWait)) return forward(it->first, *sample);
+      return {};
+    }
     auto it = sources_.find(last_active_);
     if (it == sources_.end() && !sources_.empty()) it = sources_.begin();
-    if (it == sources_.end() || !streams_.empty()) {
-      // Streams have no version to sleep on here: look again in 1 ms.
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      return;
+    if (it == sources_.end()) {
+      std::this_thread::sleep_for(kIdleWait);  // nothing to wait on: broker events only
+      return {};
     }
-    (void)it->second.array.wait_newer_than(it->second.sent.value_or(0),
-                                           std::chrono::milliseconds(2));
+    (void)it->second.array.wait_newer_than(it->second.sent.value_or(0), kIdleWait);
+    return {};
   }
 
   ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version) {
@@ -344,6 +371,7 @@ class SourceLink {
   std::map<std::string, StreamSource> streams_;
   std::map<std::string, Truncated> truncated_;
   std::string last_active_;
+  std::string last_stream_;
   Clock::time_point last_send_ = Clock::now();
   std::vector<std::byte> staging_;
   std::uint64_t retries_ = 0;
