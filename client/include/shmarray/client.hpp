@@ -98,7 +98,9 @@ class Client {
                                    const OpenOptions& options = {});
   // A frame (shmarray/frame.hpp): create makes a zero-filled table of spec.columns x spec.rows
   // (errors as create, plus kInvalidArgument for a bad spec); open_frame maps one (errors as
-  // open, plus kInvalidArgument if `name` is an array, not a frame).
+  // open, plus kInvalidArgument if `name` is an array, not a frame). A mirror at version 0 has
+  // no table yet (docs/across-hosts.md): open_frame then also waits for its first version within
+  // options.wait (kDeadlineExceeded), or without a wait fails with kFailedPrecondition.
   [[nodiscard]] Result<Frame> create_frame(std::string_view name, const FrameSpec& spec);
   [[nodiscard]] Result<Frame> open_frame(std::string_view name, Access access,
                                          const OpenOptions& options = {});
