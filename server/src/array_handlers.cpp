@@ -206,9 +206,12 @@ void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Ac
   record.open_by.insert(s.id());
   s.opened.insert(record.info.name);
   spdlog::debug("open '{}' {} by pid {}", record.info.name, to_string(access), s.peer().pid);
-  s.send(wire::encode_message(wire::OpenReply{describe_live(record, fd->get()), access}, request_id,
-                              true),
-         std::move(*fd));
+  // Encoded before the call: as one argument list with std::move(*fd), the descriptor could be
+  // moved into send() first (the order is unspecified; g++ does so), leaving describe_live a -1
+  // and costing a second open, fstat, pread and close per open.
+  auto reply = wire::encode_message(wire::OpenReply{describe_live(record, fd->get()), access},
+                                    request_id, true);
+  s.send(std::move(reply), std::move(*fd));
 }
 
 void Broker::on_open(Session& s, const wire::Frame& f) {
