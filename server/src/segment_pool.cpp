@@ -73,9 +73,10 @@ UniqueFd SegmentPool::take(std::uint64_t bytes) {
       size_class->ready.pop_back();
     }
     size_class->last_taken = ++tick_;
-    // The refill thread is woken (a system call on this, the event loop's, thread) once the class
-    // is down to half its target, not at every take: it then refills the whole class.
-    wake = wake || size_class->ready.size() <= size_class->target / 2;
+    // The refill thread is woken (a system call on this, the event loop's, thread) when the class
+    // comes down to half its target, not at every take: it then refills the whole class without
+    // being woken again. Also on a miss (a burst faster than the refills: it is awake then).
+    wake = wake || !taken || size_class->ready.size() == size_class->target / 2;
   }
   if (wake) wake_.notify_one();
   return taken;
