@@ -1,6 +1,7 @@
 #include "segment_pool.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,11 @@ namespace shmarray::server {
 std::unique_ptr<SegmentPool> SegmentPool::start(std::string dir, std::uint64_t budget_bytes) {
   // Two pages (header and one data page) is the smallest segment there is.
   if (budget_bytes / kClasses < 2 * 4096) return nullptr;
+  rlimit lim{};
+  const std::uint64_t descriptor_limit =
+      ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY ? lim.rlim_cur
+                                                                             : UINT32_MAX;
+  if (descriptor_limit / 16 == 0) return nullptr;
   // Tried once at start: a kernel or file system without O_TMPFILE means no pool, not a failure.
   UniqueFd probe(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (!probe) {
@@ -23,12 +29,17 @@ std::unique_ptr<SegmentPool> SegmentPool::start(std::string dir, std::uint64_t b
                  dir, std::strerror(errno));
     return nullptr;
   }
-  return std::unique_ptr<SegmentPool>(new SegmentPool(std::move(dir), budget_bytes));
+  return std::unique_ptr<SegmentPool>(
+      new SegmentPool(std::move(dir), budget_bytes, descriptor_limit));
 }
 
-SegmentPool::SegmentPool(std::string dir, std::uint64_t budget_bytes)
+SegmentPool::SegmentPool(std::string dir, std::uint64_t budget_bytes,
+                         std::uint64_t descriptor_limit)
     : dir_(std::move(dir)),
       class_budget_(budget_bytes / kClasses),
+      descriptor_limit_(descriptor_limit),
+      max_descriptors_(static_cast<std::size_t>(
+          std::min<std::uint64_t>(kClasses * kMaxPerClass, descriptor_limit / 16))),
       worker_([this](const std::stop_token& stop) { run(stop); }) {}
 
 SegmentPool::~SegmentPool() {
@@ -108,6 +119,9 @@ SegmentPool::Held SegmentPool::held() const {
 
 SegmentPool::SizeClass* SegmentPool::wanting() {
   if (starved_) return nullptr;
+  std::size_t held = 0;
+  for (const auto& c : classes_) held += c.ready.size();
+  if (held >= max_descriptors_) return nullptr;
   SizeClass* most = nullptr;
   for (auto& c : classes_) {
     if (c.ready.size() < c.target &&
@@ -121,6 +135,11 @@ SegmentPool::SizeClass* SegmentPool::wanting() {
 Result<UniqueFd> SegmentPool::make(std::uint64_t bytes) const {
   UniqueFd fd(::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (!fd) return std::unexpected(sys_error("cannot make a pooled segment in " + dir_, errno));
+  // Descriptors are allocated lowest first, so this one's number says how many are in use: the
+  // last ones below the limit are left to connections and the creates and opens they make.
+  if (static_cast<std::uint64_t>(fd.get()) + kDescriptorsLeftAlone >= descriptor_limit_) {
+    return std::unexpected(sys_error("no descriptor to spare for a pooled segment", EMFILE));
+  }
   // As Boost.Interprocess does for a fresh segment: 0600 whatever the umask.
   if (::fchmod(fd.get(), 0600) != 0) {
     return std::unexpected(sys_error("cannot fchmod a pooled segment", errno));

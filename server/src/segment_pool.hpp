@@ -17,7 +17,9 @@
 //
 // Bounded: at most kClasses segment sizes (the most recently created ones), each holding up to
 // budget / kClasses bytes of segments and at most kMaxPerClass of them; segments larger than
-// budget / kClasses are never pooled. Nothing is reserved before the first small create. The pool
+// budget / kClasses are never pooled. Every pooled segment is a descriptor, so the pool also holds
+// at most 1/16 of RLIMIT_NOFILE of them, and never one of the last kDescriptorsLeftAlone
+// descriptors below the limit (kept for connections and the creates and opens they make). Nothing is reserved before the first small create. The pool
 // is not an array: its bytes count toward no quota (a create's bytes count exactly as without a
 // pool); on a full /dev/shm the broker drains it before it reports ENOSPC.
 //
@@ -39,6 +41,7 @@ class SegmentPool {
  public:
   static constexpr std::size_t kClasses = 4;
   static constexpr std::size_t kMaxPerClass = 16;
+  static constexpr int kDescriptorsLeftAlone = 32;
 
   // Starts the refill thread. nullptr when `budget_bytes` is 0 (no pool) or is too small for one
   // segment of two pages.
@@ -69,7 +72,7 @@ class SegmentPool {
   [[nodiscard]] static Result<void> link(int fd, const std::string& path);
 
  private:
-  SegmentPool(std::string dir, std::uint64_t budget_bytes);
+  SegmentPool(std::string dir, std::uint64_t budget_bytes, std::uint64_t descriptor_limit);
   struct SizeClass {
     std::uint64_t bytes = 0;
     std::size_t target = 0;
@@ -84,6 +87,8 @@ class SegmentPool {
 
   const std::string dir_;
   const std::uint64_t class_budget_;
+  const std::uint64_t descriptor_limit_;  // RLIMIT_NOFILE at start
+  const std::size_t max_descriptors_;     // segments held, all sizes together
   mutable std::mutex mutex_;
   std::condition_variable_any wake_;
   std::vector<SizeClass> classes_;
