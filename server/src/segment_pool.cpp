@@ -74,14 +74,21 @@ UniqueFd SegmentPool::take(std::uint64_t bytes) {
       }
       SizeClass added;
       added.bytes = bytes;
-      added.target = static_cast<std::size_t>(
+      added.most = static_cast<std::size_t>(
           std::min<std::uint64_t>(kMaxPerClass, class_budget_ / bytes));
+      added.target = 1;
       classes_.push_back(std::move(added));
       size_class = &classes_.back();
       wake = true;
     } else if (!size_class->ready.empty()) {
       taken = std::move(size_class->ready.back());
       size_class->ready.pop_back();
+      // A size taken from the pool earns more of it; one that is never taken again costs one
+      // segment (sizes that come and go, more of them than kClasses, evict each other).
+      if (size_class->target < size_class->most) {
+        size_class->target = std::min(size_class->most, 2 * size_class->target);
+        wake = true;
+      }
     }
     size_class->last_taken = ++tick_;
     // The refill thread is woken (a system call on this, the event loop's, thread) when the class

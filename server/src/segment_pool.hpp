@@ -17,7 +17,8 @@
 //
 // Bounded: at most kClasses segment sizes (the most recently created ones), each holding up to
 // budget / kClasses bytes of segments and at most kMaxPerClass of them; segments larger than
-// budget / kClasses are never pooled. Every pooled segment is a descriptor, so the pool also holds
+// budget / kClasses are never pooled. A new size gets one segment, and twice as many after each
+// create that found one ready, up to that bound: sizes created once cost one segment each. Every pooled segment is a descriptor, so the pool also holds
 // at most 1/16 of RLIMIT_NOFILE of them, and never one of the last kDescriptorsLeftAlone
 // descriptors below the limit (kept for connections and the creates and opens they make). Nothing is reserved before the first small create. The pool
 // is not an array: its bytes count toward no quota (a create's bytes count exactly as without a
@@ -75,7 +76,8 @@ class SegmentPool {
   SegmentPool(std::string dir, std::uint64_t budget_bytes, std::uint64_t descriptor_limit);
   struct SizeClass {
     std::uint64_t bytes = 0;
-    std::size_t target = 0;
+    std::size_t target = 0;  // segments kept ready: 1 at first, doubled by each take that hits
+    std::size_t most = 0;    // the most it may grow to (kMaxPerClass, budget / kClasses)
     std::vector<UniqueFd> ready;  // (a vector: SizeClass must move without throwing)
     std::uint64_t last_taken = 0;  // take() tick, for least-recently-used eviction
   };

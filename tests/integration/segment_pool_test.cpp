@@ -123,6 +123,8 @@ TEST(SegmentPool, NoPoolSegmentIsLeftAfterAStopACrashAndRestartOrGc) {
   {
     auto client = broker.client();
     ASSERT_TRUE(client.create("kept", ArraySpec{.shape = {16}}));
+    ASSERT_EQ(await_pool(broker.pid(), 1).size(), 1u);
+    // Served from the pool, which then keeps two of that size.
     ASSERT_TRUE(client.create("eph", ArraySpec{.shape = {16}, .ephemeral = true}));
     const auto pool = await_pool(broker.pid(), 2);
     ASSERT_GE(pool.size(), 2u);
@@ -163,9 +165,9 @@ TEST(SegmentPool, NoPoolSegmentIsLeftAfterAStopACrashAndRestartOrGc) {
   stop_cleanly(broker);
 }
 
-// --max-bytes-per-user of exactly three small arrays: three creates fit (two of them from the
-// pool, which meanwhile holds more segments than the quota allows), the fourth is refused, and a
-// remove makes room for exactly one more. The same with the pool turned off.
+// --max-bytes-per-user of exactly three small arrays: three creates fit (from the pool, which
+// meanwhile holds more segments than the quota allows), the fourth is refused, and a remove makes
+// room for exactly one more. The same with the pool turned off.
 TEST(SegmentPool, QuotasCountTheArraysOnlyWithOrWithoutThePool) {
   const ArraySpec spec{.dtype = "|u1", .shape = {4096}};  // an 8 KiB segment
   for (const char* pool_bytes : {"4M", "0"}) {
@@ -176,6 +178,12 @@ TEST(SegmentPool, QuotasCountTheArraysOnlyWithOrWithoutThePool) {
     auto client = broker.client();
     ASSERT_TRUE(client.create("q0", spec));
     if (pooling) {
+      // Each create the pool serves doubles what it keeps of the size (1, 2, 4, 8).
+      for (std::size_t held = 1; held <= 4; held *= 2) {
+        ASSERT_GE(await_pool(broker.pid(), held).size(), held);
+        ASSERT_TRUE(client.create("warm", spec));
+        ASSERT_TRUE(client.remove("warm"));
+      }
       EXPECT_GE(await_pool(broker.pid(), 4).size(), 4u) << "the pool holds more than the quota";
     } else {
       EXPECT_TRUE(pool_inodes(broker.pid()).empty()) << "--segment-pool-bytes 0 still pools";
@@ -213,6 +221,9 @@ TEST(SegmentPool, AFullDevShmDrainsThePoolBeforeACreateIsRefused) {
   auto client = broker.client();
   const ArraySpec small{.dtype = "|u1", .shape = {(1u << 20) - 4096}};  // a 1 MiB segment
   ASSERT_TRUE(client.create("small", small));
+  ASSERT_EQ(await_pool(broker.pid(), 1).size(), 1u) << "the pool made nothing";
+  ASSERT_TRUE(client.create("warm", small));  // from the pool, which then keeps two
+  ASSERT_TRUE(client.remove("warm"));
   ASSERT_EQ(await_pool(broker.pid(), 2).size(), 2u) << "the pool did not fill";
   // 16 MiB - 1 MiB (small) - 2 MiB (pool) = 13 MiB free: this needs the pool's pages back.
   const ArraySpec big{.dtype = "|u1", .shape = {(27u << 19) - 4096}};  // 13.5 MiB segment

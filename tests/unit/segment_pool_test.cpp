@@ -51,6 +51,11 @@ TEST_F(SegmentPoolTest, TakesAreNamelessZeroExactSizeMode0600AndNamedOnlyByLink)
   ASSERT_NE(pool, nullptr);
   constexpr std::uint64_t kBytes = 3 * 4096;
   EXPECT_FALSE(pool->take(kBytes)) << "nothing is made before a size is asked for";
+  // One segment for a new size; each take that finds one doubles what is kept, up to the most.
+  for (std::size_t target = 1; target < SegmentPool::kMaxPerClass; target *= 2) {
+    ASSERT_TRUE(eventually([&] { return pool->held().segments == target; })) << target;
+    ASSERT_TRUE(pool->take(kBytes));
+  }
   ASSERT_TRUE(eventually([&] { return pool->held().segments == SegmentPool::kMaxPerClass; }));
   EXPECT_EQ(pool->held().bytes, SegmentPool::kMaxPerClass * kBytes);
   EXPECT_TRUE(std::filesystem::is_empty(dir_)) << "a pooled segment has a name";
@@ -89,12 +94,16 @@ TEST_F(SegmentPoolTest, StaysWithinItsBudgetWhateverSizesAreAskedAndDrainEmpties
   ASSERT_NE(pool, nullptr);
   EXPECT_EQ(pool->max_segment_bytes(), kBudget / SegmentPool::kClasses);
   EXPECT_FALSE(pool->take(kBudget / SegmentPool::kClasses + 4096)) << "too big to pool";
-  // Eight sizes: only the four most recent are kept, each within a quarter of the budget.
+  // Eight sizes asked once: only the four most recent are kept, one segment each.
   constexpr std::uint64_t kStep = 16u << 10;
   for (std::uint64_t i = 1; i <= 8; ++i) (void)pool->take(i * kStep);
-  ASSERT_TRUE(eventually([&] {
-    return pool->held().segments == 3 + 2 + 2 + 2;  // 256 KiB / 80, 96, 112 and 128 KiB
-  }));
+  ASSERT_TRUE(eventually([&] { return pool->held().segments == 4; }));
+  EXPECT_EQ(pool->held().bytes, (5 + 6 + 7 + 8) * kStep);
+  // Taken again and again, a size grows to what a quarter of the budget holds: two of 128 KiB.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(eventually([&] { return pool->take(8 * kStep).get() >= 0; }));
+  }
+  ASSERT_TRUE(eventually([&] { return pool->held().segments == 3 + 2; }));
   EXPECT_LE(pool->held().bytes, kBudget);
   EXPECT_FALSE(pool->take(kStep)) << "an evicted size is made again, not kept";
 
