@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <string_view>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -207,7 +208,14 @@ long open_fds(pid_t pid) {
   long n = 0;
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      // A broker's segment pool: nameless files, "/dev/shm/#<inode> (deleted)" (see process.hpp).
+      char target[64];
+      const ssize_t len = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target);
+      if (len >= 10 && std::string_view(target, 10) == "/dev/shm/#") continue;
+      ++n;
+    }
     ::closedir(d);
   }
   return n;

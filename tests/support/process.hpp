@@ -80,7 +80,9 @@ struct RunResult {
 [[nodiscard]] std::vector<std::string> segv_passthrough_env();
 
 // A process seen from outside, through /proc.
-// Open descriptors of `pid` (entries of /proc/PID/fd; 0 if unreadable).
+// Open descriptors of `pid` (entries of /proc/PID/fd; 0 if unreadable), less those of a broker's
+// segment pool (nameless /dev/shm files: a bounded number that varies as the pool refills, tested
+// by SegmentPool.*), so that leak checks count connections and segments only.
 [[nodiscard]] long open_fds(pid_t pid);
 // Resident memory of `pid` in KiB (VmRSS), -1 if unknown.
 [[nodiscard]] long rss_kib(pid_t pid);
