@@ -110,9 +110,11 @@ void Broker::adopt_streams() {
   for (const auto& name : names) {
     ArrayRecord* record = registry_.find(name);
     const StreamRuntime& runtime = stream_runtime(*record);
-    spdlog::info("recovery: stream '{}' (last seq {}, publisher pid {}{})", name,
-                 describe_live(*record).stream.last_seq, runtime.publisher_pid,
-                 runtime.publisher_adopted ? ", adopted" : ": none");
+    spdlog::info("recovery: stream '{}' (last seq {}, {})", name,
+                 describe_live(*record).stream.last_seq,
+                 runtime.publisher_adopted
+                     ? "publisher pid " + std::to_string(runtime.publisher_pid) + " adopted"
+                     : std::string("no live publisher"));
   }
 }
 
