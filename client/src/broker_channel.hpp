@@ -23,6 +23,10 @@ class BrokerChannel {
   [[nodiscard]] virtual Result<Connection::Reply> call(wire::MessageType type,
                                                       std::span<const std::byte> body,
                                                       std::chrono::milliseconds extra) = 0;
+  // The same, the request carrying a copy of descriptor `pass_fd` (ReadmitSubscriberRequest).
+  [[nodiscard]] virtual Result<Connection::Reply> call_passing(wire::MessageType type,
+                                                              std::span<const std::byte> body,
+                                                              int pass_fd) = 0;
   // Sends a request whose reply nobody awaits (never blocks on the broker).
   virtual void post(wire::MessageType type, std::span<const std::byte> body) = 0;
   // Pid of the broker of the current connection (changes when a restarted broker answers).
@@ -41,6 +45,15 @@ template <class Reply, class Request>
   auto reply = decode_reply<Reply>(raw->frame);
   if (!reply) return std::unexpected(reply.error());
   return std::pair<Reply, UniqueFd>(std::move(*reply), std::move(raw->fd));
+}
+
+// The same, the request carrying a copy of `pass_fd`.
+template <class Reply, class Request>
+[[nodiscard]] Result<Reply> request_passing(BrokerChannel& channel, const Request& req,
+                                            int pass_fd) {
+  auto raw = channel.call_passing(Request::kType, wire::encode_body(req), pass_fd);
+  if (!raw) return std::unexpected(raw.error());
+  return decode_reply<Reply>(raw->frame);
 }
 
 }  // namespace shmarray::detail

@@ -105,13 +105,13 @@ class Client::Impl {
   // connection, when the request never reached the old broker or that broker closed before any
   // reply; never after a timeout or a malformed reply.
   Result<Exchange> exchange(wire::MessageType type, std::span<const std::byte> body,
-                            std::chrono::milliseconds extra) {
+                            std::chrono::milliseconds extra, int pass_fd = -1) {
     bool reply_lost = false;
     for (int attempt = 0;; ++attempt) {
       if (!connection) {
         if (auto ok = reconnect(); !ok) return std::unexpected(ok.error());
       }
-      auto raw = connection->call(type, body, deadline(extra));
+      auto raw = connection->call(type, body, deadline(extra), pass_fd);
       if (raw) return Exchange{std::move(*raw), reply_lost};
       const auto failure = connection->last_failure();
       // A timed-out (or interrupted) connection stays usable (a late reply is dropped by request
@@ -169,6 +169,15 @@ class Client::Impl {
         std::lock_guard lock(impl->mutex);
         impl->send_closes();
         auto raw = impl->exchange(type, body, extra);
+        if (!raw) return std::unexpected(raw.error());
+        return std::move(raw->reply);
+      }
+      Result<detail::Connection::Reply> call_passing(wire::MessageType type,
+                                                     std::span<const std::byte> body,
+                                                     int pass_fd) override {
+        std::lock_guard lock(impl->mutex);
+        impl->send_closes();
+        auto raw = impl->exchange(type, body, {}, pass_fd);
         if (!raw) return std::unexpected(raw.error());
         return std::move(raw->reply);
       }

@@ -98,16 +98,22 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& socket_p
 
 Result<Connection::Reply> Connection::call(wire::MessageType type,
                                            std::span<const std::byte> body,
-                                           wire::Clock::time_point deadline) {
+                                           wire::Clock::time_point deadline, int pass_fd) {
   const std::uint64_t id = next_request_id_++;
   const auto started = wire::Clock::now();
-  auto frame = wire::encode_frame(type, id, body);
-  if (!unsent_.empty()) {
+  auto frame = wire::encode_frame(type, id, body, pass_fd >= 0);
+  Result<void> sent;
+  if (!unsent_.empty() && pass_fd >= 0) {
+    // The descriptor must come with the frame's own first byte, not with posted frames' bytes.
+    sent = wire::send_all(socket_.native_handle(), unsent_, -1, deadline);
+    unsent_.clear();
+  } else if (!unsent_.empty()) {
     frame.insert(frame.begin(), unsent_.begin(), unsent_.end());
     unsent_.clear();
   }
   last_failure_ = Failure::kOther;
-  if (auto sent = wire::send_all(socket_.native_handle(), frame, -1, deadline); !sent) {
+  if (sent) sent = wire::send_all(socket_.native_handle(), frame, pass_fd, deadline);
+  if (!sent) {
     if (sent.error().code() == ErrorCode::kDeadlineExceeded) {
       return std::unexpected(no_answer(socket_path_, deadline - started));
     }

@@ -35,9 +35,11 @@ class Connection {
     UniqueFd fd;  // set when the frame carried a descriptor
   };
 
-  // Sends one request and waits for the frame answering it (until `deadline`).
+  // Sends one request and waits for the frame answering it (until `deadline`). `pass_fd` >= 0:
+  // the request carries that descriptor (SCM_RIGHTS, a copy; the caller keeps it), sent in a
+  // sendmsg of its own that starts with the frame (the broker's rule: passed_descriptor.hpp).
   [[nodiscard]] Result<Reply> call(wire::MessageType type, std::span<const std::byte> body,
-                                   wire::Clock::time_point deadline);
+                                   wire::Clock::time_point deadline, int pass_fd = -1);
   // Sends a request whose reply nobody waits for (call() drops it by request id). Never blocks:
   // what the socket does not take now goes out before the next call's request.
   void post(wire::MessageType type, std::span<const std::byte> body);

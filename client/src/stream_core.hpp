@@ -69,6 +69,8 @@ class PublisherCore : public std::enable_shared_from_this<PublisherCore> {
     const stream::SubscriberState* state = nullptr;
     std::uint32_t broker_pid = 0;  // the broker that listed it
     UniqueFd pidfd;                // its process (readable once it has exited)
+    dev_t dev = 0;                 // its page (a subscriber re-admitted by a restarted broker
+    ino_t ino = 0;                 // under another index is the same page)
     [[nodiscard]] bool alive() const noexcept;
   };
   PublisherCore() = default;
@@ -131,8 +133,20 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   [[nodiscard]] stream::SubscriberState& state() const noexcept {
     return *reinterpret_cast<stream::SubscriberState*>(state_mapping_.data());
   }
-  // Waits until head >= seq; false at the deadline.
-  [[nodiscard]] bool wait_for(std::uint64_t seq, std::chrono::steady_clock::time_point deadline);
+  enum class Wait { kReady, kTimedOut, kBrokerRestarted };
+  // Waits until head >= seq; kTimedOut at the deadline; kBrokerRestarted when the stream's epoch
+  // moved (checked once per sleep slice) and re-admission is due.
+  [[nodiscard]] Wait wait_for(std::uint64_t seq, std::chrono::steady_clock::time_point deadline);
+  // The stream's epoch differs from the one this subscriber was admitted under (one relaxed load
+  // of a line that changes only when membership does) and no retry is pending.
+  [[nodiscard]] bool readmit_due() const noexcept {
+    return view_.control->epoch.load(std::memory_order_relaxed) != epoch_ &&
+           std::chrono::steady_clock::now() >= readmit_retry_at_;
+  }
+  // A restarted broker wrote a new epoch: hands the state page back to it (docs/streams.md,
+  // "Broker killed and restarted"). A broker that cannot be reached is asked again at a later
+  // take(); a refusal is returned once (this subscriber then goes on ungated).
+  [[nodiscard]] Result<void> readmit();
   void skip(std::uint64_t count) noexcept;  // counts `count` messages as missed, moves past them
   void advance() noexcept;                  // past the message at cursor_ (taken or skipped)
   void wake_publisher() const noexcept;
@@ -142,8 +156,11 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   ArrayInfo info_;
   Mapping stream_mapping_;
   Mapping state_mapping_;
+  UniqueFd state_fd_;         // the page's descriptor, to hand back to a restarted broker
   StreamView view_;
   std::uint64_t cursor_ = 1;  // private copy: never read back from shared memory
+  std::uint32_t epoch_ = 0;   // StreamControl::epoch of the broker that admitted us
+  std::chrono::steady_clock::time_point readmit_retry_at_{};
   std::uint64_t missed_ = 0;
   std::uint32_t max_held_ = 0;
   // The last message's validated layout and the descriptor words it came from: a message with

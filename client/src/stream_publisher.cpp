@@ -3,6 +3,7 @@
 // clamped or compared, never used as an index or a length unchecked.
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,8 +134,15 @@ void PublisherCore::refresh_members() {
     }
     auto mapped = map_state(page->second.get(), false);
     if (!mapped) continue;
-    Member member{m, std::move(*mapped), nullptr, broker, open_pidfd(m.pid)};
+    struct stat st {};
+    (void)::fstat(page->second.get(), &st);  // map_state did too: it is a sealed page
+    Member member{m, std::move(*mapped), nullptr, broker, open_pidfd(m.pid), st.st_dev, st.st_ino};
     member.state = reinterpret_cast<const stream::SubscriberState*>(member.mapping.data());
+    // A subscriber an earlier broker listed and this one re-admitted under another index: its
+    // page is the same, gate on it once.
+    std::erase_if(next, [&](const Member& x) {
+      return x.broker_pid != broker && x.dev == member.dev && x.ino == member.ino;
+    });
     next.push_back(std::move(member));
   }
   members_ = std::move(next);

@@ -14,6 +14,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kSleepSlice = std::chrono::milliseconds(50);
+// A restarted broker that cannot be reached yet is asked again after this long.
+constexpr auto kReadmitRetry = std::chrono::milliseconds(200);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,12 +50,17 @@ Result<std::shared_ptr<SubscriberCore>> SubscriberCore::attach(
   auto view = map_stream(stream_fd.get(), reply.info, false, core->stream_mapping_);
   if (!view) return std::unexpected(view.error());
   core->view_ = *view;
+  // Before the page request: if that request reaches the broker that answered the subscribe,
+  // this is its epoch (a later broker writes its own only after this one is gone, and would
+  // not know the subscriber: the request fails).
+  core->epoch_ = core->view_.control->epoch.load(std::memory_order_acquire);
   auto page = request<wire::SubscriberStateReply>(
       *channel, wire::SubscriberStateRequest{reply.info.id, reply.index, reply.generation});
   if (!page) return std::unexpected(page.error());
   auto state = map_state(page->second.get(), true);
   if (!state) return std::unexpected(state.error());
   core->state_mapping_ = std::move(*state);
+  core->state_fd_ = std::move(page->second);
   if (std::memcmp(core->state().magic, stream::kStateMagic, sizeof stream::kStateMagic) != 0) {
     return fail(ErrorCode::kProtocolError,
                 "stream '" + reply.info.name + "': the broker's subscriber page has another "
@@ -69,6 +76,12 @@ Result<std::shared_ptr<SubscriberCore>> SubscriberCore::attach(
 }
 
 SubscriberCore::~SubscriberCore() {
+  // Past every message from now on (no Sample is left: each holds this core): a publisher that
+  // still maps the page stops waiting for it at once. One that learnt of it from a broker that
+  // has since restarted hears of the detach from nobody, and this process may live on.
+  if (state_mapping_.data() != nullptr) {
+    state().cursor.store(UINT64_MAX, std::memory_order_release);
+  }
   if (channel_ && !info_.id.empty()) {
     channel_->post(wire::DetachRequest::kType,
                    wire::encode_body(wire::DetachRequest{info_.id, index_, generation_}));
@@ -116,13 +129,37 @@ void SubscriberCore::release(std::uint32_t held_index) noexcept {
   wake_publisher();
 }
 
-bool SubscriberCore::wait_for(std::uint64_t seq, Clock::time_point deadline) {
+Result<void> SubscriberCore::readmit() {
+  const std::uint32_t epoch = view_.control->epoch.load(std::memory_order_acquire);
+  if (epoch == epoch_ || Clock::now() < readmit_retry_at_) return {};
+  const wire::ReadmitSubscriberRequest req{info_.id, index_, generation_, cursor_, max_held_};
+  auto reply = request_passing<wire::ReadmitSubscriberReply>(*channel_, req, state_fd_.get());
+  if (!reply) {
+    const ErrorCode code = reply.error().code();
+    if (code == ErrorCode::kCancelled) return std::unexpected(reply.error());
+    if (code == ErrorCode::kUnavailable || code == ErrorCode::kDeadlineExceeded) {
+      readmit_retry_at_ = Clock::now() + kReadmitRetry;  // the broker is away: ask again later
+      return {};
+    }
+    epoch_ = epoch;  // refused by this broker: not asked again
+    return fail(code, "stream '" + info_.name + "': the restarted broker did not take this "
+                      "subscriber back (" + reply.error().message() + "); it still takes "
+                      "messages, but the publisher may no longer wait for it (messages it has "
+                      "not taken may be overwritten: missed, or kDataLoss): subscribe again");
+  }
+  index_ = reply->index;
+  generation_ = reply->generation;
+  epoch_ = epoch;
+  return {};
+}
+
+SubscriberCore::Wait SubscriberCore::wait_for(std::uint64_t seq, Clock::time_point deadline) {
   auto& control = *view_.control;
-  if (control.head.load(std::memory_order_acquire) >= seq) return true;
+  if (control.head.load(std::memory_order_acquire) >= seq) return Wait::kReady;
   const auto spin_until = std::min(deadline, Clock::now() + spin_);
   while (Clock::now() < spin_until) {
     for (int i = 0; i < 64; ++i) {
-      if (control.head.load(std::memory_order_acquire) >= seq) return true;
+      if (control.head.load(std::memory_order_acquire) >= seq) return Wait::kReady;
       cpu_relax();
     }
   }
@@ -135,17 +172,18 @@ bool SubscriberCore::wait_for(std::uint64_t seq, Clock::time_point deadline) {
     const std::uint32_t word = control.head_word.load(std::memory_order_seq_cst);
     if (control.head.load(std::memory_order_seq_cst) >= seq) {
       sleeping.store(0, std::memory_order_relaxed);
-      return true;
+      return Wait::kReady;
     }
     if (Clock::now() >= deadline) {
       sleeping.store(0, std::memory_order_relaxed);
-      return false;
+      return Wait::kTimedOut;
     }
     // In slices: a publisher that does not know of us yet (it learns of new subscribers at its
-    // next loan; after a broker restart, maybe never) would not wake us.
+    // next loan; after a broker restart, once we are re-admitted) would not wake us.
     (void)futex_wait(control.head_word, word, std::min(deadline, Clock::now() + kSleepSlice));
     sleeping.store(0, std::memory_order_relaxed);
-    if (control.head.load(std::memory_order_acquire) >= seq) return true;
+    if (control.head.load(std::memory_order_acquire) >= seq) return Wait::kReady;
+    if (readmit_due()) return Wait::kBrokerRestarted;
   }
 }
 
@@ -167,6 +205,9 @@ Error SubscriberCore::too_many_held() const {
 // reads from the stream are head's (which also names the slot), then the descriptor's and the
 // payload's, fetched together.
 Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
+  if (readmit_due()) [[unlikely]] {
+    if (auto ok = readmit(); !ok) return std::unexpected(ok.error());
+  }
   auto& st = state();
   std::uint32_t free_index = max_held_;
   for (std::uint32_t i = 0; i < max_held_; ++i) {
@@ -195,7 +236,12 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
                        : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
         deadline_set = true;
       }
-      if (!wait_for(c, deadline)) {
+      const Wait waited = wait_for(c, deadline);
+      if (waited == Wait::kBrokerRestarted) {
+        if (auto ok = readmit(); !ok) return std::unexpected(ok.error());
+        continue;
+      }
+      if (waited == Wait::kTimedOut) {
         return fail(ErrorCode::kDeadlineExceeded, "stream '" + info_.name + "': no message " +
                                                       std::to_string(c) + " within the timeout");
       }

@@ -442,6 +442,24 @@ Result<DetachRequest> from_table(const fb::DetachRequest& f) {
   return DetachRequest{str(f.id()), f.index(), f.generation()};
 }
 
+flatbuffers::Offset<fb::ReadmitSubscriberRequest> to_table(Builder& b,
+                                                           const ReadmitSubscriberRequest& m) {
+  const auto id = b.CreateString(m.id);
+  return fb::CreateReadmitSubscriberRequest(b, id, m.index, m.generation, m.cursor, m.max_held);
+}
+Result<ReadmitSubscriberRequest> from_table(const fb::ReadmitSubscriberRequest& f) {
+  return ReadmitSubscriberRequest{str(f.id()), f.index(), f.generation(), f.cursor(),
+                                  f.max_held()};
+}
+
+flatbuffers::Offset<fb::ReadmitSubscriberReply> to_table(Builder& b,
+                                                         const ReadmitSubscriberReply& m) {
+  return fb::CreateReadmitSubscriberReply(b, m.index, m.generation);
+}
+Result<ReadmitSubscriberReply> from_table(const fb::ReadmitSubscriberReply& f) {
+  return ReadmitSubscriberReply{f.index(), f.generation()};
+}
+
 // Mirrors (mirror_types.hpp).
 flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::MirrorInfo>>> put_mirrors(
     Builder& b, const std::vector<MirrorInfo>& mirrors) {

@@ -141,6 +141,7 @@ Result<void> Broker::take_socket() {
 Result<void> Broker::start() {
   if (auto ok = take_socket(); !ok) return ok;
   recover();
+  adopt_streams();
   if (auto ok = start_mirrors(); !ok) return ok;
   segment_pool_ = SegmentPool::start(config_.shm_dir, config_.segment_pool_bytes);
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
@@ -336,6 +337,7 @@ void Broker::handle(Session& s, wire::Frame frame) {
     case MessageType::kStreamMembersRequest: return on_stream_members(s, frame);
     case MessageType::kSubscriberStateRequest: return on_subscriber_state(s, frame);
     case MessageType::kDetachRequest: return on_detach(s, frame);
+    case MessageType::kReadmitSubscriberRequest: return on_readmit_subscriber(s, frame);
     case MessageType::kMirrorRequest: return on_mirror(s, frame);
     default:
       s.send_error(frame.header.request_id,

@@ -93,8 +93,14 @@ class Broker {
   void on_stream_members(Session& s, const wire::Frame& f);
   void on_subscriber_state(Session& s, const wire::Frame& f);
   void on_detach(Session& s, const wire::Frame& f);
-  // The stream's live record; made on first use (after a restart: from its control block).
+  // After a restart: a subscriber of the previous broker hands its state page back
+  // (stream_readmission.cpp).
+  void on_readmit_subscriber(Session& s, const wire::Frame& f);
+  // The stream's live record; made on first use (after a restart: from its control block), when
+  // it also gets this broker's epoch.
   StreamRuntime& stream_runtime(ArrayRecord& record);
+  // At start: every recovered stream's runtime, so that each gets this broker's epoch at once.
+  void adopt_streams();
   // Whether `s` is the stream's publisher; a publisher adopted after a restart becomes the
   // connection of the same pid.
   [[nodiscard]] bool is_publisher(const Session& s, StreamRuntime& runtime);

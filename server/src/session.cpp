@@ -88,16 +88,21 @@ void Session::on_readable() {
       close();
       return;
     }
-    if (!got->fds.empty()) {  // they are closed when `got` goes out of scope
-      const Error e(ErrorCode::kProtocolError,
-                    "clients must not send file descriptors to the broker");
-      spdlog::warn("connection {} (pid {}): {}", id_, peer_.pid, e.message());
-      send_error(0, e);
-      close_after_flush();
-      return;
-    }
-    const bool was_idle = reader_.buffered() == 0;
+    const std::size_t before = reader_.buffered();
+    const bool was_idle = before == 0;
     reader_.append(std::span<const std::byte>(buffer.data(), got->bytes));
+    if (!got->fds.empty()) {  // any not taken are closed when `got` goes out of scope
+      auto ok = got->fds.size() == 1
+                    ? passed_.arrived(std::move(got->fds[0]), reader_, before)
+                    : fail(ErrorCode::kProtocolError,
+                           "more than one descriptor in one message to the broker");
+      if (!ok) {
+        spdlog::warn("connection {} (pid {}): {}", id_, peer_.pid, ok.error().message());
+        send_error(0, ok.error());
+        close_after_flush();
+        return;
+      }
+    }
     for (;;) {
       auto frame = reader_.next();
       if (!frame) {
@@ -107,7 +112,16 @@ void Session::on_readable() {
         return;
       }
       if (!frame->has_value()) break;
+      auto fd = passed_.claim(**frame);
+      if (!fd) {
+        spdlog::warn("connection {} (pid {}): {}", id_, peer_.pid, fd.error().message());
+        send_error(0, fd.error());
+        close_after_flush();
+        return;
+      }
+      passed_fd = std::move(*fd);
       broker_.handle(*this, std::move(**frame));
+      passed_fd.reset();  // closed unless the handler took it
       if (closing_ || closed_) return;
     }
     if (was_idle && reader_.buffered() > 0) arm_read_deadline();

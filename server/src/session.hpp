@@ -1,6 +1,7 @@
 #pragma once
 // One client connection. Reads frames (Asio readiness + recvmsg, so descriptors a client sends
-// are seen and closed), hands each to the Broker, and writes replies in order, each reply's
+// are seen: the one a ReadmitSubscriberRequest carries goes to its handler, any other is a
+// protocol error and closed), hands each to the Broker, and writes replies in order, each reply's
 // descriptor attached to its first byte. A slow reader only fills its own queue: while more than
 // kPauseReadingAbove is queued its requests are not read; a queue past --max-pending-reply-bytes
 // (or all queues past --max-pending-reply-bytes-total), or one that makes no progress for
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "passed_descriptor.hpp"
 #include "peer_credentials.hpp"
 #include "registry.hpp"
 #include "shmarray/unique_fd.hpp"
@@ -61,6 +63,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::set<std::string> opened;  // names this connection created or opened
   bool watching = false;
   std::string watch_prefix;
+  // The descriptor the frame being handled carried (only a ReadmitSubscriberRequest carries
+  // one: passed_descriptor.hpp); the handler may take it, else it is closed after the handler.
+  UniqueFd passed_fd;
 
  private:
   struct Outgoing {
@@ -83,6 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
   PeerCredentials peer_;
   const Config& config_;
   wire::FrameReader reader_;
+  PassedDescriptor passed_;
   std::deque<Outgoing> outgoing_;
   std::size_t outgoing_bytes_ = 0;
   std::size_t peak_outgoing_bytes_ = 0;

@@ -4,11 +4,13 @@
 // subscriber's cursor) with pwrite on size-checked descriptors and reads state with pread.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <random>
 #include <spdlog/spdlog.h>
 
 #include "broker.hpp"
@@ -29,6 +31,17 @@ constexpr std::size_t kMembersAt = stream::kControlOffset +
 constexpr std::size_t kPublisherPidAt = stream::kControlOffset +
                                         offsetof(StreamControl, publisher_pid);
 constexpr std::size_t kHeadAt = stream::kControlOffset + offsetof(StreamControl, head);
+constexpr std::size_t kEpochAt = stream::kControlOffset + offsetof(StreamControl, epoch);
+
+// A new epoch for a stream whose control block holds `old`: random, never `old`, never 0.
+std::uint32_t next_epoch(std::uint32_t old) {
+  std::uint32_t epoch = 0;
+  if (::getrandom(&epoch, sizeof epoch, 0) != static_cast<ssize_t>(sizeof epoch)) {
+    epoch = static_cast<std::uint32_t>(std::random_device{}());
+  }
+  while (epoch == old || epoch == 0) ++epoch;
+  return epoch;
+}
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -63,10 +76,16 @@ StreamRuntime& Broker::stream_runtime(ArrayRecord& record) {
   runtime.subscribers.resize(record.info.stream.max_subscribers);
   // After a restart the segment still says which generation the publisher last saw and who the
   // publisher was: continue the generation (it must keep moving) and adopt that pid.
+  std::uint32_t old_epoch = 0;
   if (auto fd = record.segment.open_fd(Access::kReadOnly); fd && check_segment(record, fd->get())) {
     std::uint32_t words[2] = {0, 0};
     if (auto got = pread_full(fd->get(), &words[0], 4, kMembersAt); got && *got == 4) {
       runtime.members = words[0];
+      runtime.members_at_start = words[0];
+      runtime.next_generation = words[0] + 1;  // see StreamRuntime::members_at_start
+    }
+    if (auto got = pread_full(fd->get(), &old_epoch, 4, kEpochAt); !got || *got != 4) {
+      old_epoch = 0;
     }
     if (auto got = pread_full(fd->get(), &words[1], 4, kPublisherPidAt); got && *got == 4) {
       const auto pid = static_cast<pid_t>(words[1]);
@@ -76,7 +95,27 @@ StreamRuntime& Broker::stream_runtime(ArrayRecord& record) {
       }
     }
   }
-  return streams_.insert(record.info.id, std::move(runtime));
+  StreamRuntime& inserted = streams_.insert(record.info.id, std::move(runtime));
+  // This broker's epoch: subscribers attached through a previous broker see it change at their
+  // next take() and hand their state pages back (on_readmit_subscriber).
+  write_stream_word(record, kEpochAt, next_epoch(old_epoch));
+  return inserted;
+}
+
+void Broker::adopt_streams() {
+  std::vector<std::string> names;
+  for (const ArrayRecord* r : registry_.with_prefix("")) {
+    if (r->info.kind == ObjectKind::kStream) names.push_back(r->info.name);
+  }
+  for (const auto& name : names) {
+    ArrayRecord* record = registry_.find(name);
+    const StreamRuntime& runtime = stream_runtime(*record);
+    spdlog::info("recovery: stream '{}' (last seq {}, {})", name,
+                 describe_live(*record).stream.last_seq,
+                 runtime.publisher_adopted
+                     ? "publisher pid " + std::to_string(runtime.publisher_pid) + " adopted"
+                     : std::string("no live publisher"));
+  }
 }
 
 bool Broker::is_publisher(const Session& s, StreamRuntime& runtime) {
@@ -246,9 +285,7 @@ void Broker::on_subscribe(Session& s, const wire::Frame& f) {
   StreamRuntime& runtime = stream_runtime(*record);
   // The ring must always have a slot the publisher may reuse: kDropOldest never waits, so every
   // sample subscribers may hold, the history and the publisher's loan must fit at once.
-  const std::uint64_t needed = params.overflow == Overflow::kDropOldest
-                                   ? runtime.total_held() + m->max_held + params.history + 1
-                                   : std::uint64_t{m->max_held} + 1;
+  const std::uint64_t needed = runtime.slots_needed(params, m->max_held);
   if (needed > params.slots) {
     return s.send_error(
         id, Error(ErrorCode::kResourceExhausted,

@@ -15,6 +15,13 @@ std::uint64_t StreamRuntime::total_held() const {
   return sum;
 }
 
+std::uint64_t StreamRuntime::slots_needed(const StreamStatus& params,
+                                          std::uint32_t max_held) const {
+  return params.overflow == Overflow::kDropOldest
+             ? total_held() + max_held + params.history + 1
+             : std::uint64_t{max_held} + 1;
+}
+
 StreamRuntime* StreamTable::find(const std::string& id) {
   const auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : &it->second;

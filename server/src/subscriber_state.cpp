@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,6 +82,54 @@ SubscriberStatus read_subscriber_status(int fd, std::uint32_t max_held) {
     }
   }
   return s;
+}
+
+Result<ReturnedState> check_returned_state(int fd) {
+  // Seals before size: once sealed, the size can no longer change under the checks below (and
+  // under the publisher's mapping).
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & (F_SEAL_GROW | F_SEAL_SHRINK)) != (F_SEAL_GROW | F_SEAL_SHRINK)) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the descriptor handed back is not a state page sealed against resizing (a "
+                "subscriber's page is a sealed memfd that the broker made)");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::unexpected(sys_error("fstat of a state page", errno));
+  if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != stream::kStateBytes) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the state page handed back is " + std::to_string(st.st_size) + " bytes, not " +
+                    std::to_string(stream::kStateBytes));
+  }
+  auto ro = reopen_read_only(fd);
+  if (!ro) return std::unexpected(ro.error());
+  struct Owner {
+    char magic[8];
+    std::uint32_t index, generation, pid, max_held;
+  } owner{};
+  auto got = pread_full(ro->get(), &owner, sizeof owner, 0);
+  if (!got || *got != sizeof owner ||
+      std::memcmp(owner.magic, stream::kStateMagic, sizeof owner.magic) != 0) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the page handed back is not a subscriber state page of this layout (" +
+                    std::string(stream::kStateMagic, sizeof stream::kStateMagic) + ")");
+  }
+  auto cursor = pread_word<std::uint64_t>(ro->get(), offsetof(SubscriberState, cursor));
+  if (!cursor) return std::unexpected(cursor.error());
+  ReturnedState state;
+  state.fd = std::move(*ro);
+  state.dev = st.st_dev;
+  state.ino = st.st_ino;
+  state.index = owner.index;
+  state.generation = owner.generation;
+  state.pid = owner.pid;
+  state.max_held = owner.max_held;
+  state.cursor = *cursor;
+  return state;
+}
+
+bool same_page(int fd, const ReturnedState& state) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && st.st_dev == state.dev && st.st_ino == state.ino;
 }
 
 }  // namespace shmarray::server

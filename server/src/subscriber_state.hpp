@@ -29,4 +29,24 @@ struct NewSubscriberState {
 // What the page says now (values are the subscriber's to write: shown, never trusted).
 [[nodiscard]] SubscriberStatus read_subscriber_status(int fd, std::uint32_t max_held);
 
+// A state page a subscriber handed back to a restarted broker (ReadmitSubscriberRequest), as
+// the publisher would check it before mapping: sealed against growing and shrinking, exactly
+// kStateBytes, a regular file; then reopened read-only and read with pread (never mapped). The
+// words are what the page says now: the previous broker wrote the owner fields, but the
+// subscriber may have rewritten any of them.
+struct ReturnedState {
+  UniqueFd fd;  // read-only
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+  std::uint32_t pid = 0;
+  std::uint32_t max_held = 0;
+  std::uint64_t cursor = 0;
+};
+// kInvalidArgument saying what is wrong with the page.
+[[nodiscard]] Result<ReturnedState> check_returned_state(int fd);
+// Whether `fd` is a descriptor of the page that `state` was read from.
+[[nodiscard]] bool same_page(int fd, const ReturnedState& state);
+
 }  // namespace shmarray::server

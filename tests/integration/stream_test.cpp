@@ -4,14 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "broker_process.hpp"
+#include "raw_client.hpp"
+#include "shmarray/stream/stream_layout.hpp"
 
 namespace shmarray::test {
 namespace {
@@ -66,6 +72,26 @@ bool contents_ok(const Sample& s) {
     if ((*data)[i] != static_cast<std::uint32_t>(s.seq() * 2654435761ull + i)) return false;
   }
   return true;
+}
+
+// What the helper's "sub" sums over messages first..last that publish() wrote.
+std::uint64_t checksum(std::uint64_t first, std::uint64_t last) {
+  std::uint64_t sum = 0;
+  for (std::uint64_t seq = first; seq <= last; ++seq) {
+    const auto shape = shape_of(seq);
+    for (std::uint64_t i = 0; i < shape[0] * shape[1]; ++i) {
+      sum += static_cast<std::uint32_t>(seq * 2654435761ull + i);
+    }
+  }
+  return sum;
+}
+
+void publish_end(Publisher& pub) {
+  const std::uint64_t one = 1;
+  auto end = pub.loan("|u1", {&one, 1}, 10s);
+  ASSERT_TRUE(end) << end.error().to_string();
+  end->bytes()[0] = std::byte{0xff};
+  ASSERT_TRUE(pub.publish(std::move(*end)));
 }
 
 StreamSpec small_spec(Overflow overflow = Overflow::kBlock, std::uint32_t slots = 8) {
@@ -245,6 +271,250 @@ TEST_F(StreamTest, DataPlaneKeepsFlowingWhileTheBrokerIsKilledAndRestarted) {
   EXPECT_TRUE(pub.wait(10s).ok());
   EXPECT_TRUE(sub.wait(10s).ok());
   ASSERT_TRUE(client.remove("live"));
+}
+
+// Issue 13: the broker dies between a subscribe and the publisher's next loan, so the publisher
+// never heard of the subscriber and the restarted broker's table is empty. The subscriber,
+// asleep in take(), sees the new epoch and hands its state page back; from then on the publisher
+// gates on it again. Slow (2 ms per message) and strict, it fails on any overwritten message.
+TEST_F(StreamTest, SubscriberFromBeforeABrokerRestartIsReadmittedAndGatesThePublisherAgain) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("readmit", small_spec(Overflow::kBlock, 4));
+  ASSERT_TRUE(pub) << pub.error().to_string();
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) ASSERT_EQ(publish(*pub), seq);
+  auto sub = helper(args("sub", "readmit", {"2", "2000", "1"}));
+  ASSERT_EQ(sub.read_line(10s), std::optional<std::string>("subscribed"));
+  broker_->stop(SIGKILL);
+  broker_->restart();
+  auto observer = broker_->client();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto info = observer.stat("readmit");
+        return info && info->stream.subscribers.size() == 1 &&
+               info->stream.subscribers[0].pid == static_cast<std::uint32_t>(sub.pid());
+      },
+      10s))
+      << "the subscriber from before the restart was not re-admitted";
+  // 200 messages through 4 slots: without the gate the publisher would lap the subscriber.
+  for (std::uint64_t seq = 4; seq <= 203; ++seq) ASSERT_EQ(publish(*pub), seq);
+  publish_end(*pub);
+  const auto line = sub.read_line(30s);
+  ASSERT_TRUE(line) << "the subscriber did not finish";
+  EXPECT_EQ(field(*line, "taken"), 200u);
+  EXPECT_EQ(field(*line, "missed"), 0u);
+  EXPECT_EQ(field(*line, "first"), 4u);
+  EXPECT_EQ(field(*line, "last"), 203u);
+  EXPECT_EQ(field(*line, "checksum"), checksum(4, 203));
+  EXPECT_TRUE(sub.wait(10s).ok());
+  ASSERT_TRUE(observer.remove("readmit"));
+}
+
+// Admission after a restart is checked again: a subscriber that joined the new broker first took
+// the room (kDropOldest: every held sample must fit), so the early subscriber's take fails once,
+// saying why; it then goes on taking, and the others are unaffected.
+TEST_F(StreamTest, ReadmissionWithoutRoomFailsTheTakeSayingWhy) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("full", small_spec(Overflow::kDropOldest, 4));
+  ASSERT_TRUE(pub) << pub.error().to_string();
+  auto early = client.subscribe("full", {.max_held = 2});  // 2 held + 1 loan of 4 slots
+  ASSERT_TRUE(early) << early.error().to_string();
+  broker_->stop(SIGKILL);
+  broker_->restart();
+  auto other = broker_->client();
+  auto late = other.subscribe("full", {.max_held = 2});  // the new broker knows only this one
+  ASSERT_TRUE(late) << late.error().to_string();
+  ASSERT_EQ(publish(*pub), 1u);
+  auto refused = early->take(1s);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(refused.error().message().find("did not take this subscriber back"), std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("would need 5 slots"), std::string::npos)
+      << refused.error().message();
+  auto s = early->take(1s);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->seq(), 1u);
+  auto t = late->take(1s);
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->seq(), 1u);
+  auto info = other.stat("full");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->stream.subscribers.size(), 1u);
+  ASSERT_TRUE(other.remove("full"));
+}
+
+// A subscriber whose index a new subscriber took meanwhile is re-admitted under a free one. When
+// it leaves, nothing may keep holding the publisher back, although its process lives on (no
+// pidfd says it is gone) and the broker that first listed it to the publisher is gone.
+TEST_F(StreamTest, ReadmittedSubscriberMovesToAFreeIndexAndReleasesThePublisherWhenItLeaves) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("moved", small_spec(Overflow::kBlock, 4));
+  ASSERT_TRUE(pub) << pub.error().to_string();
+  std::optional<Subscriber> early;
+  {
+    auto s = client.subscribe("moved", {.max_held = 1});
+    ASSERT_TRUE(s) << s.error().to_string();
+    early.emplace(std::move(*s));
+  }
+  ASSERT_EQ(publish(*pub), 1u);  // the publisher maps the early subscriber's page
+  ASSERT_EQ(early->take(1s)->seq(), 1u);
+  broker_->stop(SIGKILL);
+  broker_->restart();
+  auto other = broker_->client();
+  auto late = other.subscribe("moved", {.max_held = 1});  // index 0 at the new broker
+  ASSERT_TRUE(late) << late.error().to_string();
+  ASSERT_EQ(publish(*pub), 2u);
+  {
+    auto s = early->take(1s);  // re-admitted, under index 1
+    ASSERT_TRUE(s) << s.error().to_string();
+    EXPECT_EQ(s->seq(), 2u);
+  }
+  ASSERT_EQ(late->take(1s)->seq(), 2u);
+  auto info = other.stat("moved");
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->stream.subscribers.size(), 2u);
+  EXPECT_EQ(info->stream.subscribers[1].pid, static_cast<std::uint32_t>(::getpid()));
+  // It leaves before the publisher's next loan: the new broker never lists it to the publisher
+  // again, which still maps its page as the previous broker listed it.
+  early.reset();
+  for (std::uint64_t seq = 3; seq <= 12; ++seq) {
+    ASSERT_EQ(publish(*pub, 3s), seq);
+    auto s = late->take(1s);
+    ASSERT_TRUE(s) << s.error().to_string();
+    EXPECT_EQ(s->seq(), seq);
+  }
+  ASSERT_TRUE(other.remove("moved"));
+}
+
+std::string error_text(const std::optional<test::RawClient::Reply>& reply) {
+  if (!reply) return "(no reply)";
+  auto e = wire::decode<wire::ErrorReply>(reply->body);
+  return e ? e->message : "(not an error)";
+}
+
+// A sealed memfd of `size` bytes starting with `head` (nothing sealed when `seal` is false).
+UniqueFd make_page(std::size_t size, bool seal, std::span<const std::byte> head = {}) {
+  UniqueFd fd(::memfd_create("hostile-page", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  EXPECT_TRUE(fd);
+  EXPECT_EQ(::ftruncate(fd.get(), static_cast<off_t>(size)), 0);
+  if (!head.empty()) EXPECT_EQ(::pwrite(fd.get(), head.data(), head.size(), 0), ssize_t(head.size()));
+  if (seal) EXPECT_EQ(::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+  return fd;
+}
+
+// This process's own state page (the memfd the broker made), found through /proc/self/fd.
+UniqueFd own_state_page() {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(entry.path(), ec);
+    if (!ec && target.string().find("memfd:shmarray-subscriber") != std::string::npos) {
+      return UniqueFd(::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC));
+    }
+  }
+  return UniqueFd();
+}
+
+struct Owner {
+  char magic[8];
+  std::uint32_t index, generation, pid, max_held;
+};
+
+// Issue 13's re-admission, attempted by a hostile client after a restart: descriptors that are
+// no state page, pages of the wrong size or unsealed, fields the page contradicts, a generation
+// never handed out, another process's page, frames that lie about their descriptor. Each is
+// refused with an error naming the problem; the real subscriber is then re-admitted and the
+// publisher and the broker go on.
+TEST_F(StreamTest, HostileReadmissionsAreRefusedAndHarmNoOne) {
+  auto client = broker_->client();
+  auto pub = client.create_stream("guarded", small_spec(Overflow::kBlock, 4));
+  ASSERT_TRUE(pub) << pub.error().to_string();
+  auto sub = client.subscribe("guarded", {.max_held = 2});
+  ASSERT_TRUE(sub) << sub.error().to_string();
+  ASSERT_EQ(publish(*pub), 1u);
+  const std::string id = client.stat("guarded")->id;
+  UniqueFd page = own_state_page();
+  ASSERT_TRUE(page);
+  Owner owner{};
+  ASSERT_EQ(::pread(page.get(), &owner, sizeof owner, 0), ssize_t(sizeof owner));
+  std::uint64_t cursor = 0;
+  ASSERT_EQ(::pread(page.get(), &cursor, 8, offsetof(stream::SubscriberState, cursor)), 8);
+  broker_->stop(SIGKILL);
+  broker_->restart();  // the subscriber has not taken since: not re-admitted yet
+
+  const wire::ReadmitSubscriberRequest honest{id, owner.index, owner.generation, cursor,
+                                              owner.max_held};
+  auto raw = test::RawClient::connect(broker_->socket_path());
+  ASSERT_TRUE(raw);
+  const auto expect_refused = [&](const wire::ReadmitSubscriberRequest& req, int fd,
+                                  ErrorCode code, const std::string& says) {
+    auto reply = raw->call_passing(req, fd, /*announce=*/fd >= 0);
+    ASSERT_TRUE(reply) << says;
+    EXPECT_EQ(reply->code(), code) << error_text(reply);
+    EXPECT_NE(error_text(reply).find(says), std::string::npos) << error_text(reply);
+  };
+  UniqueFd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  expect_refused(honest, dev_null.get(), ErrorCode::kInvalidArgument, "not a state page sealed");
+  expect_refused(honest, make_page(4096, false).get(), ErrorCode::kInvalidArgument,
+                 "not a state page sealed");
+  expect_refused(honest, make_page(8192, true).get(), ErrorCode::kInvalidArgument,
+                 "8192 bytes, not 4096");
+  expect_refused(honest, make_page(4096, true).get(), ErrorCode::kInvalidArgument,
+                 "not a subscriber state page");
+  auto forged = honest;
+  forged.index += 1;
+  expect_refused(forged, page.get(), ErrorCode::kInvalidArgument, "was made for index");
+  forged = honest;
+  forged.generation += 7;
+  expect_refused(forged, page.get(), ErrorCode::kInvalidArgument, "was made for index");
+  forged = honest;
+  forged.cursor += 100;
+  expect_refused(forged, page.get(), ErrorCode::kInvalidArgument, "claimed position");
+  {
+    // A page of its own, consistent with a claim of a generation no broker handed out.
+    Owner mine{{}, 5, 1000, static_cast<std::uint32_t>(::getpid()), 1};
+    std::memcpy(mine.magic, stream::kStateMagic, sizeof mine.magic);
+    UniqueFd own = make_page(4096, true, std::as_bytes(std::span(&mine, 1)));
+    const std::uint64_t one = 1;
+    ASSERT_EQ(::pwrite(own.get(), &one, 8, offsetof(stream::SubscriberState, cursor)), 8);
+    expect_refused({id, 5, 1000, 1, 1}, own.get(), ErrorCode::kInvalidArgument,
+                   "was never handed out");
+  }
+  // Another process handing over this subscriber's page (inherited across fork).
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto thief = test::RawClient::connect(broker_->socket_path());
+    if (!thief) ::_exit(2);
+    auto reply = thief->call_passing(honest, page.get());
+    ::_exit(reply && reply->code() == ErrorCode::kPermissionDenied &&
+                    error_text(reply).find("can only be re-admitted by itself") != std::string::npos
+                ? 0
+                : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  // No descriptor: refused; a frame announcing one that does not come: the connection closes.
+  expect_refused(honest, -1, ErrorCode::kInvalidArgument, "must carry the subscriber's state page");
+  auto liar = raw->call_passing(honest, -1, /*announce=*/true);
+  ASSERT_TRUE(liar);
+  EXPECT_EQ(liar->code(), ErrorCode::kProtocolError) << error_text(liar);
+  EXPECT_FALSE(raw->receive(2s)) << "the connection should be closed";
+
+  // Nobody was admitted; the real subscriber is, at its next take, and the publisher goes on.
+  auto info = client.stat("guarded");
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_TRUE(info->stream.subscribers.empty());
+  auto s = sub->take(1s);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->seq(), 1u);
+  EXPECT_TRUE(contents_ok(*s));
+  info = client.stat("guarded");
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->stream.subscribers.size(), 1u);
+  EXPECT_EQ(info->stream.subscribers[0].pid, static_cast<std::uint32_t>(::getpid()));
+  ASSERT_EQ(publish(*pub), 2u);
+  ASSERT_TRUE(client.remove("guarded"));
 }
 
 TEST_F(StreamTest, LateSubscriberReplaysHistory) {

@@ -178,3 +178,26 @@ def test_late_subscriber_replays_history_and_iterates(client):
     assert info.stream["slots"] == 8 and info.stream["last_seq"] == 6
     assert len(info.stream["subscribers"]) == 1
     client.remove("py/hist")
+
+
+def test_subscriber_keeps_receiving_every_message_across_a_broker_restart(client, broker, children):
+    # Issue 13: the broker is killed after the subscribe and before the publisher's next loan, so
+    # neither the restarted broker nor the publisher knows the subscriber. Waiting in take(), it
+    # sees the stream's new epoch and hands its state page back; the publisher (4 slots,
+    # overflow="block") then waits for it again, so the slow, strict subscriber misses nothing.
+    pub = client.create_stream("py/restart", slots=4, slot_bytes=13 * 7 * 4)
+    sub = children(SUBSCRIBER, broker.socket, "py/restart", "200", "0.002", "1")
+    sub.expect("subscribed")
+    broker.kill()
+    broker.start()
+    deadline = time.monotonic() + 10.0
+    while not any(s["pid"] == sub.proc.pid for s in client.stat("py/restart").stream["subscribers"]):
+        assert time.monotonic() < deadline, "the subscriber was not re-admitted"
+        time.sleep(0.02)
+    total = sum(publish(pub) for _ in range(200))
+    assert pub.last_seq == 200
+    line = sub.expect("done", timeout=60)
+    taken, missed, checksum = (int(x) for x in line.split()[1:])
+    assert (taken, missed, checksum) == (200, 0, total)
+    assert sub.finish() == 0
+    client.remove("py/restart")

@@ -72,6 +72,19 @@ class RawClient {
     return next(deadline);
   }
 
+  // As call(), the frame carrying descriptor `pass_fd` (when >= 0) and announcing one when
+  // `announce` (the two may disagree, to test the broker).
+  template <class M>
+  std::optional<Reply> call_passing(const M& request, int pass_fd, bool announce = true,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto deadline = wire::Clock::now() + timeout;
+    if (!wire::send_all(fd_.get(), wire::encode_message(request, ++next_id_, announce), pass_fd,
+                        deadline)) {
+      return std::nullopt;
+    }
+    return next(deadline);
+  }
+
   // Sends `request` without waiting for a reply; returns its request id (0 if sending failed).
   template <class M>
   std::uint64_t send(const M& request, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {

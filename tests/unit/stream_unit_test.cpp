@@ -1,10 +1,13 @@
 // Streams without a broker: the stream messages round-trip and reject hostile bodies; a stream's
 // geometry is overflow-checked; its SegmentHeader (what the catalogue keeps) round-trips the
-// parameters and rejects ones that disagree with the segment size.
+// parameters and rejects ones that disagree with the segment size; the broker assigns a
+// descriptor a client sends (a re-admitted subscriber's state page) to the right frame only.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 
+#include "passed_descriptor.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/stream/stream_layout.hpp"
 #include "shmarray/wire/messages.hpp"
@@ -120,6 +123,102 @@ TEST(StreamMessages, RoundTripWithEveryField) {
   EXPECT_EQ(round_trip(wire::DetachRequest{"id", wire::kDetachPublisher, 0}).index,
             wire::kDetachPublisher);
   EXPECT_EQ(round_trip(wire::OpenPublisherRequest{"p"}).name, "p");
+  const auto readmit = round_trip(wire::ReadmitSubscriberRequest{"id", 3, 9, 1ull << 40, 2});
+  EXPECT_EQ(readmit.id, "id");
+  EXPECT_EQ(readmit.index, 3u);
+  EXPECT_EQ(readmit.generation, 9u);
+  EXPECT_EQ(readmit.cursor, 1ull << 40);
+  EXPECT_EQ(readmit.max_held, 2u);
+  const auto readmitted = round_trip(wire::ReadmitSubscriberReply{4, 11});
+  EXPECT_EQ(readmitted.index, 4u);
+  EXPECT_EQ(readmitted.generation, 11u);
+}
+
+// --- PassedDescriptor: which frame a descriptor sent to the broker belongs to ---------------
+
+std::vector<std::byte> readmit_frame(bool announce, std::uint64_t id = 7) {
+  return wire::encode_message(wire::ReadmitSubscriberRequest{"id", 0, 1, 1, 2}, id, announce);
+}
+
+UniqueFd some_fd() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+// Appends `bytes` to `reader` as one recvmsg that brought `fd`.
+Result<void> receive(server::PassedDescriptor& passed, wire::FrameReader& reader,
+                     std::span<const std::byte> bytes, UniqueFd fd) {
+  const std::size_t before = reader.buffered();
+  reader.append(bytes);
+  return passed.arrived(std::move(fd), reader, before);
+}
+
+wire::Frame next_frame(wire::FrameReader& reader) {
+  auto f = reader.next();
+  EXPECT_TRUE(f && f->has_value());
+  return f && f->has_value() ? std::move(**f) : wire::Frame{};
+}
+
+TEST(PassedDescriptor, GoesToTheAnnouncingReadmitFrameAfterFramesThatCarryNone) {
+  server::PassedDescriptor passed;
+  wire::FrameReader reader(wire::kMaxRequestBody);
+  auto bytes = wire::encode_message(wire::DetachRequest{"id", 0, 1}, 6);
+  const auto carrier = readmit_frame(true);
+  bytes.insert(bytes.end(), carrier.begin(), carrier.end());
+  ASSERT_TRUE(receive(passed, reader, bytes, some_fd()));
+  auto none = passed.claim(next_frame(reader));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+  auto fd = passed.claim(next_frame(reader));
+  ASSERT_TRUE(fd) << fd.error().message();
+  EXPECT_TRUE(*fd);
+}
+
+TEST(PassedDescriptor, MayArriveBeforeTheHeaderIsComplete) {
+  for (const bool announce : {true, false}) {
+    server::PassedDescriptor passed;
+    wire::FrameReader reader(wire::kMaxRequestBody);
+    const auto frame = readmit_frame(announce);
+    const std::span<const std::byte> all(frame);
+    ASSERT_TRUE(receive(passed, reader, all.first(10), some_fd()));
+    reader.append(all.subspan(10));
+    auto fd = passed.claim(next_frame(reader));
+    EXPECT_EQ(fd.has_value(), announce);
+    if (fd) EXPECT_TRUE(*fd);
+  }
+}
+
+TEST(PassedDescriptor, AnythingElseIsAProtocolError) {
+  {  // with a frame of another type (even one that announces a descriptor)
+    server::PassedDescriptor passed;
+    wire::FrameReader reader(wire::kMaxRequestBody);
+    auto ok = receive(passed, reader, wire::encode_message(wire::HelloRequest{}, 1, true),
+                      some_fd());
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code(), ErrorCode::kProtocolError);
+  }
+  {  // with a readmit frame that does not announce it
+    server::PassedDescriptor passed;
+    wire::FrameReader reader(wire::kMaxRequestBody);
+    EXPECT_FALSE(receive(passed, reader, readmit_frame(false), some_fd()));
+  }
+  {  // in the middle of a frame that began in an earlier recvmsg
+    server::PassedDescriptor passed;
+    wire::FrameReader reader(wire::kMaxRequestBody);
+    const auto frame = readmit_frame(true);
+    reader.append(std::span(frame).first(30));
+    EXPECT_FALSE(receive(passed, reader, std::span(frame).subspan(30), some_fd()));
+  }
+  {  // a frame announcing one that never came
+    server::PassedDescriptor passed;
+    wire::FrameReader reader(wire::kMaxRequestBody);
+    reader.append(readmit_frame(true));
+    EXPECT_FALSE(passed.claim(next_frame(reader)));
+  }
+  {  // a second one before the first was claimed
+    server::PassedDescriptor passed;
+    wire::FrameReader reader(wire::kMaxRequestBody);
+    const auto frame = readmit_frame(true);
+    ASSERT_TRUE(receive(passed, reader, std::span(frame).first(10), some_fd()));
+    EXPECT_FALSE(receive(passed, reader, std::span(frame).subspan(10), some_fd()));
+  }
 }
 
 TEST(StreamMessages, HostileBodiesAreProtocolErrors) {

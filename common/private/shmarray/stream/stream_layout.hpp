@@ -50,7 +50,11 @@ struct StreamControl {
   // Membership generation: the broker adds 1 (pwrite) whenever a subscriber joins or leaves.
   // The publisher loads it once per loan and asks the broker for the member list when it moved.
   alignas(64) std::atomic<std::uint32_t> members;
-  std::uint32_t reserved0;
+  // Written by the broker (pwrite) when it creates the stream or adopts it at start: a value of
+  // its own (random, never the one it finds there). A subscriber that sees it change hands its
+  // state page back to the new broker (re-admission, docs/streams.md). Shares the line of
+  // `members`, which changes as rarely. 0 in segments made before.
+  std::atomic<std::uint32_t> epoch;
   // 1 while the publisher waits for room (kBlock); a subscriber that moves on checks it and wakes
   // room_word. room_word never changes: the publisher sleeps on it in slices.
   alignas(64) std::atomic<std::uint32_t> room_waiting;
@@ -108,7 +112,7 @@ static_assert(offsetof(SubscriberState, held) + 3 * sizeof(HeldEntry) ==
               offsetof(SubscriberState, cursor) + 64);
 // The words every stream segment already had keep their offsets (segments outlive upgrades).
 static_assert(offsetof(StreamControl, latest_slot) + 8 <= offsetof(StreamControl, members));
-static_assert(offsetof(StreamControl, members) == 64 &&
+static_assert(offsetof(StreamControl, members) == 64 && offsetof(StreamControl, epoch) == 68 &&
               offsetof(StreamControl, room_waiting) == 128);
 static_assert(kControlOffset + sizeof(StreamControl) <= kPage);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

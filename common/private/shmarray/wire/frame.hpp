@@ -70,6 +70,10 @@ class FrameReader {
   [[nodiscard]] Result<std::optional<Frame>> next();
   // Bytes received but not yet returned as a frame.
   [[nodiscard]] std::size_t buffered() const noexcept { return buffer_.size() - consumed_; }
+  // Those bytes themselves (valid until the next append() or next()).
+  [[nodiscard]] std::span<const std::byte> pending() const noexcept {
+    return {buffer_.data() + consumed_, buffer_.size() - consumed_};
+  }
 
  private:
   std::uint32_t max_body_;

@@ -41,6 +41,8 @@
   X(SubscriberStateReply, 29)     \
   X(DetachRequest, 30)            \
   X(DetachReply, 31)              \
+  X(ReadmitSubscriberRequest, 32) \
+  X(ReadmitSubscriberReply, 33)   \
   X(MirrorRequest, 60)            \
   X(MirrorReply, 61)              \
   X(ErrorReply, 100)

@@ -86,6 +86,25 @@ struct DetachReply {
   static constexpr MessageType kType = MessageType::kDetachReply;
 };
 
+// After a broker restart (StreamControl::epoch moved): a subscriber of the previous broker hands
+// its state page back (the descriptor travels with this frame, the only request that may carry
+// one) with the fields the previous broker gave it and its position now. The broker checks the
+// page and admits the subscriber again, possibly under another index and generation (its reply
+// says which): docs/streams.md, "Broker killed and restarted".
+struct ReadmitSubscriberRequest {
+  static constexpr MessageType kType = MessageType::kReadmitSubscriberRequest;
+  std::string id;
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+  std::uint64_t cursor = 0;
+  std::uint32_t max_held = 0;
+};
+struct ReadmitSubscriberReply {
+  static constexpr MessageType kType = MessageType::kReadmitSubscriberReply;
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+};
+
 inline constexpr std::size_t kMaxMembersPerReply = kMaxStreamSubscribers;
 
 }  // namespace shmarray::wire
