@@ -145,14 +145,18 @@ class MirrorTest : public ::testing::Test {
       EXPECT_TRUE(mirror_->stop(SIGTERM).ok());
       for (pid_t b : bridges) EXPECT_TRUE(eventually([&] { return !process_exists(b); }, 5s));
     }
-    if (mirror_) EXPECT_TRUE(mirror_->segments().empty()) << "mirror segments left";
+    if (mirror_) {
+      EXPECT_TRUE(mirror_->segments().empty()) << "mirror segments left";
+    }
     mirror_.reset();
     if (source_ && source_->running()) {
       auto c = source_->client();
       for (const auto& info : c.list().value_or(std::vector<ArrayInfo>{})) (void)c.remove(info.name);
       EXPECT_TRUE(source_->stop(SIGTERM).ok());
     }
-    if (source_) EXPECT_TRUE(source_->segments().empty()) << "source segments left";
+    if (source_) {
+      EXPECT_TRUE(source_->segments().empty()) << "source segments left";
+    }
     source_.reset();
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
