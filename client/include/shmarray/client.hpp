@@ -35,7 +35,7 @@ struct ClientOptions {
   // Broker socket; empty means the default ($SHMARRAY_SOCKET, else your own broker's
   // $XDG_RUNTIME_DIR/shmarray.sock or /tmp/shmarray-$UID/shmarray.sock if it exists, else the
   // system broker's /run/shmarray/shmarray.sock if that exists: client_socket_path()).
-  std::string socket_path;
+  std::string socket_path{};
   // Longest wait for any one reply from the broker.
   std::chrono::milliseconds request_timeout{10'000};
   // Shown in the broker's debug log.
