@@ -255,6 +255,12 @@ std::vector<double> mirror_copy(const MirrorPair& pair, std::uint64_t size, int 
   }
   if (std::memcmp(mirror.data(), source.data(), size) != 0) die("the mirror's bytes differ");
   (void)a.remove(name);
+  // The next block creates the same name again: wait until the removal has reached B, or its
+  // open would find the old mirror (at the old block's last version).
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (b.stat(name) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
   return us;
 }
 
