@@ -12,6 +12,10 @@
 //   mirror        publish() of an N-byte array on broker A -> wait_newer_than() on its mirror on
 //                 broker B (shmarrayd --peer-listen / --mirror): the whole path through both
 //                 bridges; run only when this shmarrayd has --peer-listen.
+//   stream        (--stream-messages N) a mirrored stream (kBlock, 64 slots of 64 bytes) from A
+//                 to B: N messages published back to back on A and taken on B (messages/s, from
+//                 the first loan to the last take), then 200 single messages one at a time
+//                 (publish on A -> take() returning on B: per-message latency).
 // The tcp copy and mirror rounds run in alternating blocks (--blocks) so that a burst of other load
 // falls on both. GB/s is bytes / median latency (one transfer at a time). Nothing here asserts a
 // number.
@@ -27,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "bench_util.hpp"
 #include "forked_child.hpp"
@@ -53,6 +58,7 @@ struct Options {
   std::string shmarrayd = SHMARRAYD_PATH;
   std::string ucx_perftest = "/usr/bin/ucx_perftest";
   bool mirror = true;
+  int stream_messages = 0;  // 0: no stream measurement
 };
 
 // Unwraps a std::expected whose error is a sentence.
@@ -252,6 +258,56 @@ std::vector<double> mirror_copy(const MirrorPair& pair, std::uint64_t size, int 
   return us;
 }
 
+// Streams through the mirror: N messages back to back (messages/s), then one at a time
+// (latency, µs). Every message is checked on B (its sequence number in its first element).
+struct StreamResult {
+  double messages_per_s = 0;
+  std::vector<double> latency_us;
+};
+
+StreamResult mirror_stream(const MirrorPair& pair, int messages, int rounds) {
+  auto a = must(pair.source->connect(), "connect to the source broker");
+  auto b = must(pair.mirror->connect(), "connect to the mirror broker");
+  const std::string name = "bench/stream";
+  auto pub = must(a.create_stream(name, {.slots = 64, .slot_bytes = 64}), "create_stream");
+  auto sub = must(b.subscribe(name, {.wait = 60s, .max_held = 1}), "subscribe on B");
+  const std::uint64_t shape[] = {8};
+  std::uint64_t next = 1;
+  const auto publish = [&] {
+    auto loan = must(pub.loan("<u8", shape, 60s), "loan");
+    auto values = must(loan.as<std::uint64_t>(), "as");
+    values[0] = next++;
+    (void)must(pub.publish(std::move(loan)), "publish");
+  };
+  const auto take = [&] {
+    auto sample = must(sub.take(60s), "take on B");
+    const auto values = must(sample.as<std::uint64_t>(), "as");
+    return values[0];
+  };
+  StreamResult r;
+  std::uint64_t taken_last = 0;
+  std::thread consumer([&] {
+    for (int i = 0; i < messages; ++i) {
+      const std::uint64_t got = take();
+      if (got != taken_last + 1) die("stream: message " + std::to_string(got) + " after " +
+                                     std::to_string(taken_last));
+      taken_last = got;
+    }
+  });
+  const std::int64_t t0 = now_ns();
+  for (int i = 0; i < messages; ++i) publish();
+  consumer.join();
+  r.messages_per_s = messages / (static_cast<double>(now_ns() - t0) / 1e9);
+  for (int i = 0; i < rounds + 2; ++i) {
+    const std::int64_t t1 = now_ns();
+    publish();
+    if (take() != next - 1) die("stream: a message arrived out of order");
+    if (i >= 2) r.latency_us.push_back(static_cast<double>(now_ns() - t1) / 1e3);
+  }
+  (void)a.remove(name);
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -267,6 +323,8 @@ int main(int argc, char** argv) {
   app.add_option("--shmarrayd", o.shmarrayd, "the broker to run on both hosts");
   app.add_option("--ucx-perftest", o.ucx_perftest, "ucx_perftest binary (skipped if absent)");
   app.add_flag("!--no-mirror", o.mirror, "only the floors (TCP copy, ucx_perftest)");
+  app.add_option("--stream-messages", o.stream_messages,
+                 "also a mirrored stream: messages/s of N messages, and per-message latency");
   CLI11_PARSE(app, argc, argv);
 
   Csv csv(o.csv, "machine,link,method,size,rounds,p50_us,p99_us,min_us,gbps,ratio_to_tcp_p50");
@@ -312,6 +370,15 @@ int main(int argc, char** argv) {
         report("ucx_perftest", Stats{*lat, nan, nan, static_cast<std::size_t>(rounds)});
       }
       if (pair) report("mirror", summarise(mirror_us));
+    }
+    if (pair && o.stream_messages > 0) {
+      const StreamResult r = mirror_stream(*pair, o.stream_messages, 200);
+      const Stats s = summarise(r.latency_us);
+      std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  %10.0f messages/s\n",
+                  link.c_str(), "stream", "64 B", s.p50, s.p99, r.messages_per_s);
+      std::fflush(stdout);
+      csv.row(o.machine, link, "stream", 64, s.n, s.p50, s.p99, s.min, r.messages_per_s / 1e9 * 64,
+              std::numeric_limits<double>::quiet_NaN());
     }
   }
   std::error_code ignored;

@@ -3,7 +3,11 @@
 # test with CTest (each test has a timeout), then checks that nothing leaked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh build
+# -g1 (line tables only) instead of RelWithDebInfo's -g: backtraces and sanitizer reports keep
+# file:line, and compiling takes about 30% less CPU (measured: 11.0 -> 7.3 s for
+# reliability_test.cpp, 12.1 -> 9.1 s for array_handlers.cpp), which is minutes of a 2-core CI run.
+LINE_TABLES=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG")
+tools/setup.sh build "${LINE_TABLES[@]}"
 before=$(ls /dev/shm | grep -c '^shmarray\.' || true)
 cd build
 ctest --output-on-failure --timeout 300 -j2
@@ -13,7 +17,7 @@ cd ..
 # report fails its test. Python is not rebuilt here (it would need a sanitized interpreter).
 echo "==> configuring and building build-asan (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMARRAY_ASAN=ON \
-  -DSHMARRAY_BUILD_PYTHON=OFF -DPython3_EXECUTABLE=/usr/bin/python3 >/dev/null
+  -DSHMARRAY_BUILD_PYTHON=OFF -DPython3_EXECUTABLE=/usr/bin/python3 "${LINE_TABLES[@]}" >/dev/null
 cmake --build build-asan -j"$(nproc)" --target shmarray_unit_tests shmarray_integration_tests \
   shmarray_zero_copy_test shmarray_stream_tests shmarrayd shmarray_test_helper \
   shmarray_stream_helper shmarray shmarray_two_hosts_tests shmarray_across_hosts_tests \

@@ -3,6 +3,7 @@
 #include "shmarray/frame.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #include "shmarray/client.hpp"
@@ -66,8 +67,31 @@ Result<Frame> Client::create_frame(std::string_view name, const FrameSpec& spec)
 
 Result<Frame> Client::open_frame(std::string_view name, Access access,
                                  const OpenOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
   auto array = open(name, access, options);
   if (!array) return std::unexpected(array.error());
+  if (array->version() == 0) {
+    // A mirror (docs/across-hosts.md) exists from the moment its first version starts to
+    // arrive; until that version is whole it holds zeros, which are no table (a frame's
+    // categories, for one). Wait for it within `wait`, else say how to.
+    auto info = stat(name);
+    if (info && !info->mirror_of.empty()) {
+      const auto left = options.wait - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - start);
+      const std::string what = "frame '" + std::string(name) + "' is a mirror of " +
+                               info->mirror_of + " and has no version yet";
+      if (options.wait.count() <= 0) {
+        return fail(ErrorCode::kFailedPrecondition,
+                    what + ": wait for its first version (open_frame with OpenOptions::wait, or "
+                           "Array::wait_newer_than(0, ...) on the array), then open it");
+      }
+      if (auto v = array->wait_newer_than(0, std::max(left, std::chrono::milliseconds(1))); !v) {
+        return fail(v.error().code(), what + " after waiting " +
+                                          std::to_string(options.wait.count()) +
+                                          " ms: " + v.error().message());
+      }
+    }
+  }
   return Frame::from(std::move(*array));
 }
 

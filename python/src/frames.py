@@ -22,6 +22,7 @@ def _frames():
 
     import numpy as np
 
+    shmarray_wait = wait  # the module's wait(); open_frame's `wait` argument shadows it
     page = 4096
     mark, index_prefix, cats_prefix = "__frame__", "__index__:", "__categories__:"
 
@@ -134,10 +135,27 @@ def _frames():
 
     def open_frame(self, name, writable=False, *, wait=None):
         """Opens frame `name` as a pandas.DataFrame over the shared pages (read-only columns
-        unless `writable`). InvalidArgument if `name` is an array, not a frame."""
+        unless `writable`). InvalidArgument if `name` is an array, not a frame. A mirror
+        (docs/across-hosts.md) whose first version has not arrived yet holds no table: with
+        `wait`, this waits for that version too; without, FailedPrecondition says so."""
+        import time
+        start = time.monotonic()
         arr = self.open(name, writable, wait=wait)
         if not is_frame(arr):
             raise InvalidArgument(f"'{name}' is an array ({arr.dtype}), not a frame: use open()")
+        if version(arr) == 0:
+            source = self.stat(name).mirror_of
+            if source is not None:
+                what = f"frame '{name}' is a mirror of {source} and has no version yet"
+                if not wait:
+                    raise FailedPrecondition(
+                        f"{what}: wait for its first version (open_frame(..., wait=SECONDS), or "
+                        "shmarray.wait(arr, newer_than=0)), then open it")
+                try:
+                    shmarray_wait(arr, newer_than=0,
+                                  timeout=max(wait - (time.monotonic() - start), 0.001))
+                except DeadlineExceeded as e:
+                    raise DeadlineExceeded(f"{what} after waiting {wait} s") from e
         return to_dataframe(arr, arr)
 
     def put_frame(self, name, df, *, mode=0o600, ephemeral=False):

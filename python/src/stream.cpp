@@ -11,34 +11,13 @@
 #include <optional>
 
 #include "bindings.hpp"
+#include "interruptible.hpp"
 #include "shmarray/stream.hpp"
 
 namespace shmarray::python {
 namespace {
 
 std::chrono::nanoseconds forever() { return std::chrono::hours(24 * 365 * 100); }
-
-// Runs attempt(slice) without the GIL in slices of at most 100 ms until it gives something other
-// than kDeadlineExceeded or `wait` has passed, running the signal handlers between slices: so
-// other threads run and Ctrl-C raises promptly while a take or a loan waits. GIL held on entry.
-template <class T, class Attempt>
-Result<T> in_slices(std::chrono::nanoseconds wait, Attempt&& attempt) {
-  const auto deadline = std::chrono::steady_clock::now() + std::min(wait, forever());
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        deadline - std::chrono::steady_clock::now());
-    const auto slice = std::clamp(left, std::chrono::nanoseconds(0),
-                                  std::chrono::nanoseconds(std::chrono::milliseconds(100)));
-    Result<T> result = [&] {
-      py::gil_scoped_release nogil;
-      return attempt(slice);
-    }();
-    if (result || result.error().code() != ErrorCode::kDeadlineExceeded || left <= slice) {
-      return result;
-    }
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  }
-}
 
 Overflow overflow_of(const std::string& text) {
   if (text == "block") return Overflow::kBlock;

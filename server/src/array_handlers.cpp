@@ -78,13 +78,27 @@ void Broker::on_create(Session& s, const wire::Frame& f) {
   info.ephemeral = m->spec.ephemeral;
 
   if (info.segment_bytes >= config_.off_loop_create_bytes) return create_off_loop(s, id, std::move(info));
-  auto segment = Segment::create(segment_prefix_ + info.id, info);
+  auto segment = make_segment(info);
   if (!segment && segment.error().sys_errno() == ENOSPC) {
     // A writer may have grown some array past its record to fill /dev/shm: cut them back, retry.
     sweep_grown_segments();
     segment = Segment::create(segment_prefix_ + info.id, info);
   }
   finish_create(s, id, std::move(info), std::move(segment));
+}
+
+Result<Segment> Broker::make_segment(const ArrayInfo& info) {
+  const std::string shm_name = segment_prefix_ + info.id;
+  if (segment_pool_) {
+    if (UniqueFd pooled = segment_pool_->take(info.segment_bytes)) {
+      auto segment = Segment::create_from(std::move(pooled), config_.shm_dir, shm_name, info);
+      if (segment || segment.error().code() == ErrorCode::kAlreadyExists) return segment;
+      // Naming nameless files does not work here (no /proc, a policy...): stop pooling.
+      spdlog::warn("segment pool turned off: {}", segment.error().message());
+      segment_pool_.reset();
+    }
+  }
+  return Segment::create(shm_name, info);
 }
 
 void Broker::create_off_loop(Session& s, std::uint64_t request_id, ArrayInfo info, bool retried) {
@@ -192,9 +206,12 @@ void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Ac
   record.open_by.insert(s.id());
   s.opened.insert(record.info.name);
   spdlog::debug("open '{}' {} by pid {}", record.info.name, to_string(access), s.peer().pid);
-  s.send(wire::encode_message(wire::OpenReply{describe_live(record, fd->get()), access}, request_id,
-                              true),
-         std::move(*fd));
+  // Encoded before the call: as one argument list with std::move(*fd), the descriptor could be
+  // moved into send() first (the order is unspecified; g++ does so), leaving describe_live a -1
+  // and costing a second open, fstat, pread and close per open.
+  auto reply = wire::encode_message(wire::OpenReply{describe_live(record, fd->get()), access},
+                                    request_id, true);
+  s.send(std::move(reply), std::move(*fd));
 }
 
 void Broker::on_open(Session& s, const wire::Frame& f) {
@@ -320,6 +337,7 @@ Result<void> Broker::check_segment(ArrayRecord& record, int fd) {
 }
 
 void Broker::sweep_grown_segments() {
+  if (segment_pool_) segment_pool_->drain();  // its pages go back to /dev/shm first
   for (const ArrayRecord* found : registry_.with_prefix("")) {
     (void)check_segment(*registry_.find(found->info.name));
   }

@@ -143,6 +143,7 @@ Result<void> Broker::start() {
   recover();
   adopt_streams();
   if (auto ok = start_mirrors(); !ok) return ok;
+  segment_pool_ = SegmentPool::start(config_.shm_dir, config_.segment_pool_bytes);
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // see refuse_without_descriptors
   if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0) descriptor_limit_ = lim.rlim_cur;
   spdlog::info("shmarrayd {} listening on {} (pid {}, {} arrays, max {} bytes)", "0.1.0",

@@ -19,6 +19,7 @@
 #include "pending_opens.hpp"
 #include "registry.hpp"
 #include "page_worker.hpp"
+#include "segment_pool.hpp"
 #include "session.hpp"
 #include "stream_table.hpp"
 #include "shmarray/unique_fd.hpp"
@@ -74,6 +75,9 @@ class Broker {
   void create_off_loop(Session& s, std::uint64_t request_id, ArrayInfo info, bool retried = false);
   // Records, answers and announces a created segment (or reports why it could not be created).
   void finish_create(Session& s, std::uint64_t request_id, ArrayInfo info, Result<Segment> segment);
+  // The segment of a small create: a pooled one named for `info` when the pool has one of its
+  // size, else a fresh one (Segment::create).
+  [[nodiscard]] Result<Segment> make_segment(const ArrayInfo& info);
   void on_open(Session& s, const wire::Frame& f);
   void on_remove(Session& s, const wire::Frame& f);
   void on_list(Session& s, const wire::Frame& f);
@@ -175,6 +179,7 @@ class Broker {
   std::map<std::string, CreateInFlight> creating_;
   std::uint64_t creating_bytes_ = 0;
   std::optional<PageWorker> page_worker_;  // started by the first big create or remove
+  std::unique_ptr<SegmentPool> segment_pool_;  // started by start(); null: no pool
   std::size_t watchers_ = 0;
   bool trim_posted_ = false;
   std::size_t freed_since_trim_ = 0;  // estimated bytes connections let go of

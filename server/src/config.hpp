@@ -30,6 +30,9 @@ struct Config {
   // worker thread instead of the event loop (page_worker.hpp), so other clients are not kept
   // waiting (~0.2 ms per MiB).
   std::uint64_t off_loop_create_bytes = 8u << 20;
+  // Pre-made segments for small creates (segment_pool.hpp): all pooled segments together hold at
+  // most this many bytes of /dev/shm; segments up to a quarter of it are pooled. 0: no pool.
+  std::uint64_t segment_pool_bytes = 4u << 20;
   std::string shm_dir = "/dev/shm";                   // where POSIX shm segments appear
   // System mode (one broker shared by several users): permission bits and group applied to the
   // socket file right after bind. -1 / empty: leave it as bind made it (per-user socket in a

@@ -117,6 +117,9 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
   add_size_option(app, "--off-loop-create-bytes", config.off_loop_create_bytes,
                   "Segments this big or bigger have their pages reserved (create) and released "
                   "(remove) on a worker thread, so other clients are served meanwhile");
+  add_size_option(app, "--segment-pool-bytes", config.segment_pool_bytes,
+                  "Pre-made segments kept for small creates, all together (nameless, freed when "
+                  "the broker exits); segments up to a quarter of it are pooled; 0: no pool");
 }
 
 // Mirrors across hosts (docs/across-hosts.md).

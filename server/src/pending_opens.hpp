@@ -34,7 +34,8 @@ class PendingOpens {
     Access access = Access::kReadOnly;
     std::uint32_t wait_ms = 0;
     Clock::time_point deadline;
-    std::optional<std::uint32_t> owner;  // the owner the open requires (OpenOptions::owner)
+    // the owner the open requires (OpenOptions::owner)
+    std::optional<std::uint32_t> owner = std::nullopt;
   };
 
   explicit PendingOpens(Limits limits) : limits_(limits) {}

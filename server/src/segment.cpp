@@ -1,5 +1,7 @@
 #include "segment.hpp"
 
+#include "segment_pool.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -95,6 +97,23 @@ Result<Segment> Segment::create(const std::string& shm_name, const ArrayInfo& in
                       ok.error().sys_errno()));
   }
   return segment;
+}
+
+Result<Segment> Segment::create_from(UniqueFd nameless, const std::string& shm_dir,
+                                     const std::string& shm_name, const ArrayInfo& info) {
+  // The pool's segment is zero-filled: only the header's bytes need writing (the live fields that
+  // follow it start at zero, as init_segment_header would write them).
+  auto header = encode_segment_header(info);
+  if (!header) return std::unexpected(header.error());
+  if (auto ok = pwrite_full(nameless.get(), &*header, sizeof *header, 0); !ok) {
+    return std::unexpected(Error(ErrorCode::kInternal, "cannot write the header of array '" +
+                                                           info.name + "': " + ok.error().message(),
+                                 ok.error().sys_errno()));
+  }
+  if (auto ok = SegmentPool::link(nameless.get(), shm_dir + shm_name); !ok) {
+    return std::unexpected(ok.error());
+  }
+  return Segment(shm_name);
 }
 
 Result<UniqueFd> Segment::open_fd(Access access) const {

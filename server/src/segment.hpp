@@ -24,6 +24,12 @@ class Segment {
   // kAlreadyExists if the name is taken, kResourceExhausted (sys_errno ENOSPC) if /dev/shm cannot
   // hold it. On any failure nothing is left behind.
   [[nodiscard]] static Result<Segment> create(const std::string& shm_name, const ArrayInfo& info);
+  // Names `nameless`, a pooled segment of exactly info.segment_bytes (SegmentPool::take), as
+  // `shm_name` under `shm_dir` after writing its header, so it is never visible without one.
+  // kAlreadyExists if the name is taken; on failure no name is left behind.
+  [[nodiscard]] static Result<Segment> create_from(UniqueFd nameless, const std::string& shm_dir,
+                                                   const std::string& shm_name,
+                                                   const ArrayInfo& info);
   // Adopts an existing segment (recovery).
   [[nodiscard]] static Segment adopt(std::string shm_name) { return Segment(std::move(shm_name)); }
 

@@ -6,8 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +25,8 @@
 #include "broker_process.hpp"
 #include "process.hpp"
 #include "shmarray/shmarray.hpp"
+#include "shmarray/socket_path.hpp"
+#include "shmarray/unique_fd.hpp"
 
 namespace shmarray::test {
 namespace {
@@ -141,14 +145,18 @@ class MirrorTest : public ::testing::Test {
       EXPECT_TRUE(mirror_->stop(SIGTERM).ok());
       for (pid_t b : bridges) EXPECT_TRUE(eventually([&] { return !process_exists(b); }, 5s));
     }
-    if (mirror_) EXPECT_TRUE(mirror_->segments().empty()) << "mirror segments left";
+    if (mirror_) {
+      EXPECT_TRUE(mirror_->segments().empty()) << "mirror segments left";
+    }
     mirror_.reset();
     if (source_ && source_->running()) {
       auto c = source_->client();
       for (const auto& info : c.list().value_or(std::vector<ArrayInfo>{})) (void)c.remove(info.name);
       EXPECT_TRUE(source_->stop(SIGTERM).ok());
     }
-    if (source_) EXPECT_TRUE(source_->segments().empty()) << "source segments left";
+    if (source_) {
+      EXPECT_TRUE(source_->segments().empty()) << "source segments left";
+    }
     source_.reset();
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
@@ -382,6 +390,178 @@ TEST_F(MirrorTest, ASourceBrokerRestartResyncs) {
   const std::uint64_t v = write_all(a, 77);
   EXPECT_TRUE(eventually([&] { return m.version() >= v; }, 30s)) << "no resync after restart";
   EXPECT_EQ(read_mirror(m).first, 77u);
+}
+
+// A local client with a read-write grant may ftruncate a source segment at any moment, also while
+// the source's bridge sends it straight from its mapping. The bridge survives the SIGBUS (its
+// pid stays), the other arrays of the link keep flowing, and the mirror of the truncated array
+// never presents a version whose bytes are not that whole version (the damaged transfer ends
+// "torn": the mirror reads as possibly torn until a whole version arrives).
+TEST_F(MirrorTest, ALocalWriterTruncatingASourceMidSendNeitherKillsTheBridgeNorShowsOnTheMirror) {
+  auto src = source_->client();
+  constexpr std::uint64_t kElements = 4u << 20;  // 32 MiB: a send lasts many milliseconds
+  auto big = src.create("cam/big", {.dtype = "<u8", .shape = {kElements}, .mode = 0600}).value();
+  auto other = src.create("cam/other", {.dtype = "<u8", .shape = {512}}).value();
+  auto ticks = src.create_stream("cam/ticks", {.slots = 16, .slot_bytes = 8}).value();
+  const auto fill_of = [](std::uint64_t version) { return version * 1000 + 7; };
+  write_all(big, fill_of(1));
+  write_all(other, 1);
+  start_mirror();
+  Array m_big = mirrored("cam/big", 1);
+  Array m_other = mirrored("cam/other", 1);
+  auto tick_reader = mirror_->client().subscribe("cam/ticks", {.wait = 20s}).value();
+  const auto bridges = children_of(source_->pid());
+  ASSERT_EQ(bridges.size(), 1u);
+
+  // What any writer holding a read-write descriptor may do (root here opens it by name).
+  UniqueFd fd(::shm_open((segment_prefix(source_->socket_path()) + big.info().id).c_str(),
+                         O_RDWR | O_CLOEXEC, 0));
+  ASSERT_TRUE(fd);
+  const auto header_only = static_cast<off_t>(big.info().data_offset);
+  const auto whole = static_cast<off_t>(big.info().segment_bytes);
+
+  std::atomic<bool> stop{false};
+  std::uint64_t reads = 0, bad = 0, torn_seen = 0;
+  std::string first_bad;
+  std::thread reader([&] {  // on the mirror: every version it reads must be whole
+    std::vector<std::uint64_t> copy(kElements);
+    std::uint64_t last = 0;
+    bool was_torn = false;
+    while (!stop.load()) {
+      const bool torn = m_big.possibly_torn();
+      if (torn && !was_torn) ++torn_seen;
+      was_torn = torn;
+      if (torn || m_big.version() == last) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      auto v = m_big.read_consistent(
+          [&] { std::memcpy(copy.data(), m_big.data(), copy.size() * 8); }, 5s);
+      if (!v) continue;  // torn meanwhile
+      last = *v;
+      ++reads;
+      const bool whole_version = std::all_of(copy.begin(), copy.end(),
+                                             [&](std::uint64_t x) { return x == fill_of(*v); });
+      if (!whole_version && bad++ == 0) {
+        first_bad = "version " + std::to_string(*v) + " holds " + std::to_string(copy.front()) +
+                    " ... " + std::to_string(copy.back()) + ", want " +
+                    std::to_string(fill_of(*v)) + " everywhere";
+      }
+    }
+  });
+  std::thread other_writer([&] {
+    for (std::uint64_t n = 2; !stop.load(); ++n) {
+      write_all(other, n);
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  // A stream of the same link: its messages arrive without a gap, so the link itself was never
+  // dropped and resynced (a reconnect subscribes anew and loses what was published meanwhile).
+  std::atomic<std::uint64_t> published{0};
+  std::atomic<bool> ticks_done{false};
+  std::uint64_t last_tick = 0, gaps = 0;
+  std::string tick_error;
+  std::thread tick_consumer([&] {  // on the mirror, taking as they come (kBlock: no stalls)
+    while (!ticks_done.load() || last_tick < published.load()) {
+      auto sample = tick_reader.take(ticks_done.load() ? 20s : 100ms);
+      if (!sample) {
+        if (sample.error().code() == ErrorCode::kDeadlineExceeded && !ticks_done.load()) continue;
+        tick_error = sample.error().message();
+        return;
+      }
+      const std::uint64_t tick = sample->as<std::uint64_t>().value()[0];
+      if (last_tick != 0 && tick != last_tick + 1) ++gaps;
+      last_tick = tick;
+    }
+  });
+  std::thread stream_writer([&] {
+    const std::uint64_t shape[] = {1};
+    while (!stop.load()) {
+      auto loan = ticks.loan("<u8", shape, 20s);
+      if (!loan) break;
+      loan->as<std::uint64_t>().value()[0] = ++published;
+      if (!ticks.publish(std::move(*loan))) break;
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  for (int round = 0; round < 6; ++round) {
+    // A version, and while the bridge sends it: shrink to the header page (no write window: a
+    // hostile writer follows no protocol); some time later grow back and write the next version
+    // whole inside the write window (so the zeros of the regrown pages are never a published
+    // version on the source itself, and a whole version follows).
+    write_all(big, fill_of(big.version() + 1));
+    std::this_thread::sleep_for(3ms);  // the bridge woke and is sending (32 MiB take a while)
+    ASSERT_EQ(::ftruncate(fd.get(), header_only), 0);
+    std::this_thread::sleep_for(30ms);
+    const std::uint64_t next = big.version() + 1;
+    ASSERT_TRUE(big.write([&](std::span<std::byte> data) {
+      ASSERT_EQ(::ftruncate(fd.get(), whole), 0);
+      auto* p = reinterpret_cast<std::uint64_t*>(data.data());
+      std::fill(p, p + data.size() / 8, fill_of(next));
+    }));
+    std::this_thread::sleep_for(round % 2 == 0 ? 20ms : 600ms);  // also: quarantined, reopened
+  }
+  stop = true;
+  other_writer.join();
+  stream_writer.join();
+  reader.join();
+  ticks_done = true;
+  tick_consumer.join();
+  EXPECT_EQ(last_tick, published) << tick_error;
+  EXPECT_EQ(gaps, 0u) << "messages of cam/ticks were lost: the link was dropped and resynced";
+  const std::uint64_t other_final = write_all(other, 999'999);
+  EXPECT_TRUE(eventually([&] { return m_other.version() >= other_final; }, 20s))
+      << "the other array's mirror stopped at version " << m_other.version() << " of "
+      << other_final;
+  EXPECT_EQ(read_mirror(m_other).first, 999'999u);
+  EXPECT_EQ(bad, 0u) << first_bad << " (" << reads << " versions read)";
+  EXPECT_GT(torn_seen, 0u) << "no truncation landed during a send: the test proved nothing";
+  const auto now = children_of(source_->pid());
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0], bridges[0]) << "the source's bridge died (SIGBUS?) and was restarted";
+  // Once the array is whole again and published, its mirror catches up (the bridge maps it
+  // anew), unless the source broker saw the segment short (it then marks the array damaged for
+  // good, and the mirror keeps its last whole version).
+  const std::uint64_t final_version = write_all(big, fill_of(big.version() + 1));
+  if (!src.stat("cam/big").value().damaged.empty()) return;
+  EXPECT_TRUE(eventually([&] { return m_big.version() >= final_version && !m_big.possibly_torn(); },
+                         20s))
+      << "mirror of cam/big at version " << m_big.version() << ", want " << final_version;
+}
+
+// A mirror exists from the moment its first version starts to arrive (or, while the source has
+// never published, at version 0): version 0 means "no data yet". open_frame of such a mirror
+// says so, naming the source and how to wait; with OpenOptions::wait it returns once the first
+// version has fully arrived; wait_newer_than(0) on the array wakes at that version.
+TEST_F(MirrorTest, AMirrorWithNoVersionYetIsNoFrameUntilItsFirstVersionArrives) {
+  auto src = source_->client();
+  auto frame = src.create_frame("cam/table", FrameSpec{.columns = {{"price", "<f8"}},
+                                                       .rows = 1000,
+                                                       .mode = 0644})
+                   .value();
+  start_mirror();
+  auto dst = mirror_->client();
+  auto array = dst.open("cam/table", Access::kReadOnly, {.wait = 20s}).value();
+  EXPECT_EQ(array.version(), 0u);
+  auto early = dst.open_frame("cam/table", Access::kReadOnly);
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(early.error().message(), HasSubstr("mirror of " + peer_ + " and has no version yet"));
+  EXPECT_THAT(early.error().message(), HasSubstr("OpenOptions::wait"));
+  std::thread publisher([&] {
+    std::this_thread::sleep_for(200ms);
+    auto price = frame.column<double>("price").value();
+    std::fill(price.begin(), price.end(), 4.25);
+    (void)frame.publish();
+  });
+  auto waited = dst.open_frame("cam/table", Access::kReadOnly, {.wait = 20s});
+  publisher.join();
+  ASSERT_TRUE(waited) << waited.error().message();
+  EXPECT_EQ(waited->version(), 1u);
+  auto price = waited->column<const double>("price").value();
+  EXPECT_EQ(price.front(), 4.25);
+  EXPECT_EQ(price.back(), 4.25);
+  EXPECT_EQ(array.wait_newer_than(0, 20s).value(), 1u);
 }
 
 TEST_F(MirrorTest, MirrorAddRmLsAndAMirrorBrokerRestartKeepsTheMirror) {

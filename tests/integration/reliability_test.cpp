@@ -800,6 +800,30 @@ TEST_F(ReliabilityTest, DescriptorsSentToTheBrokerAreRefusedAndNotLeaked) {
       << open_fds(pid) << " fds, " << fds_before << " before: received descriptors leaked";
 }
 
+// Sends list requests on a fresh connection as fast as the broker takes them, never reading a
+// reply, until the broker closes it (true) or 30 s pass (false); `good` is checked to be served
+// all along. `sent`: request bytes the broker accepted.
+bool flood_lists_until_dropped(BrokerProcess& broker, Client& good, std::size_t& sent) {
+  UniqueFd greedy = hello_connection(broker.socket_path());
+  EXPECT_TRUE(greedy);
+  if (!greedy) return false;
+  const auto list = wire::encode_message(wire::ListRequest{}, 2);
+  const auto deadline = Clock::now() + 30s;
+  for (int i = 0; Clock::now() < deadline; ++i) {
+    auto n = wire::send_some(greedy.get(), list, -1);
+    if (!n) return true;  // EPIPE / ECONNRESET: the broker closed it
+    if (*n == 0) {
+      (void)wire::wait_writable(greedy.get(), wire::Clock::now() + 100ms);
+    } else {
+      sent += *n;
+    }
+    if (i % 200 == 0) {
+      EXPECT_TRUE(good.stat("arr0"));
+    }
+  }
+  return false;
+}
+
 TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
   BrokerProcess broker({"--max-pending-reply-bytes", std::to_string(256 * 1024)});
   {
@@ -807,27 +831,10 @@ TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(good.create("arr" + std::to_string(i), ArraySpec{.shape = {4}}));
     }
-    UniqueFd greedy = hello_connection(broker.socket_path());
-    ASSERT_TRUE(greedy);
-    // List requests (each reply ~20 array infos) sent as fast as possible, replies never read.
-    const auto list = wire::encode_message(wire::ListRequest{}, 2);
-    bool dropped = false;
+    // List requests (each reply ~20 array infos), replies never read.
     std::size_t sent = 0;
-    const auto deadline = Clock::now() + 30s;
-    for (int i = 0; !dropped && Clock::now() < deadline; ++i) {
-      auto n = wire::send_some(greedy.get(), list, -1);
-      if (!n) {
-        dropped = true;  // EPIPE / ECONNRESET: the broker closed it
-      } else if (*n == 0) {
-        (void)wire::wait_writable(greedy.get(), wire::Clock::now() + 100ms);
-      } else {
-        sent += *n;
-      }
-      if (i % 200 == 0) {
-        EXPECT_TRUE(good.stat("arr0"));
-      }
-    }
-    EXPECT_TRUE(dropped) << "still connected after sending " << sent << " bytes of requests";
+    EXPECT_TRUE(flood_lists_until_dropped(broker, good, sent))
+        << "still connected after sending " << sent << " bytes of requests";
     EXPECT_TRUE(good.stat("arr0"));
     for (int i = 0; i < 20; ++i) ASSERT_TRUE(good.remove("arr" + std::to_string(i)));
   }
@@ -844,24 +851,10 @@ TEST(HostilePeers, RepliesPiledUpPastTheBrokerWideCapDropTheGreedyConnection) {
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(good.create("arr" + std::to_string(i), ArraySpec{.shape = {4}}));
     }
-    UniqueFd greedy = hello_connection(broker.socket_path());
-    ASSERT_TRUE(greedy);
-    const auto list = wire::encode_message(wire::ListRequest{}, 2);
-    bool dropped = false;
     std::size_t sent = 0;
-    const auto deadline = Clock::now() + 30s;
-    while (!dropped && Clock::now() < deadline) {
-      auto n = wire::send_some(greedy.get(), list, -1);
-      if (!n) {
-        dropped = true;  // EPIPE / ECONNRESET: the broker closed it
-      } else if (*n == 0) {
-        (void)wire::wait_writable(greedy.get(), wire::Clock::now() + 100ms);
-      } else {
-        sent += *n;
-      }
-    }
-    EXPECT_TRUE(dropped) << "still connected after sending " << sent
-                         << " bytes of requests whose replies it never read";
+    EXPECT_TRUE(flood_lists_until_dropped(broker, good, sent))
+        << "still connected after sending " << sent
+        << " bytes of requests whose replies it never read";
     EXPECT_TRUE(good.stat("arr0")) << "the well-behaved client is still served";
     for (int i = 0; i < 20; ++i) ASSERT_TRUE(good.remove("arr" + std::to_string(i)));
   }

@@ -46,11 +46,11 @@ TEST_F(SyncTest, WriterKilledHoldingTheLockIsReportedToTheNextLocker) {
   EXPECT_TRUE(reader->possibly_torn());  // readers can tell too
   ASSERT_TRUE(a->publish());  // the new owner rewrote it
   EXPECT_FALSE(reader->possibly_torn());
-  lock->unlock();
+  ASSERT_TRUE(lock->unlock());
   auto next = a->lock(1s);
   ASSERT_TRUE(next);
   EXPECT_FALSE(next->previous_owner_died());
-  next->unlock();
+  ASSERT_TRUE(next->unlock());
   ASSERT_TRUE(client.remove("locked"));
 }
 

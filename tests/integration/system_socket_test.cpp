@@ -17,6 +17,7 @@
 
 #include "broker_process.hpp"
 #include "shmarray/socket_path.hpp"
+#include "temp_dir.hpp"
 #include "test_users.hpp"
 
 namespace shmarray::test {
@@ -24,32 +25,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  explicit TempDir(mode_t mode) {
-    char tmpl[] = "/tmp/shmarray-sys-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-    ::chmod(tmpl, mode);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// `sh -c 'exec "$@" 2>&1'`: argv with stderr folded into the captured stdout.
-RunResult run_with_stderr(std::vector<std::string> argv, const std::vector<std::string>& env) {
-  argv.insert(argv.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-  return run(argv, 20s, env);
-}
 
 class SystemSocketTest : public ::testing::Test {
  protected:
@@ -60,7 +35,7 @@ class SystemSocketTest : public ::testing::Test {
     if (!users) GTEST_SKIP() << skip_reason;
     if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs /usr/bin/setpriv (util-linux)";
     users_ = *users;
-    root_ = std::make_unique<TempDir>(0755);
+    root_ = std::make_unique<TempDir>(0755, "shmarray-sys");
     bin_ = root_->path() + "/shmarrayd";  // runnable by user A wherever the build lives
     fs::copy_file(SHMARRAYD_PATH, bin_);
     ::chmod(bin_.c_str(), 0755);

@@ -21,32 +21,13 @@
 
 #include "broker_process.hpp"
 #include "raw_client.hpp"
+#include "temp_dir.hpp"
 #include "shmarray/wire/fd_passing.hpp"
 
 namespace shmarray::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A fresh 0700 directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/shmarray-systemd-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // The service manager's end of NOTIFY_SOCKET: a bound datagram socket. `address` is a path or
 // "@name" (abstract).
@@ -98,7 +79,7 @@ class NotifyListener {
 // Starts a broker on <dir>/s.sock told to notify `listener`; checks READY=1 comes first and that
 // the broker serves as soon as it said so, then STOPPING=1 on SIGTERM and exit 0.
 void expect_ready_then_stopping(NotifyListener& listener) {
-  TempDir dir;
+  TempDir dir(0700, "shmarray-systemd");
   const std::string sock = dir.path() + "/s.sock";
   auto broker = ChildProcess::spawn({SHMARRAYD_PATH, "--socket", sock, "--log-level", "warn"},
                                     {"NOTIFY_SOCKET=" + listener.address()});
@@ -124,7 +105,7 @@ void expect_ready_then_stopping(NotifyListener& listener) {
 }
 
 TEST(Systemd, ReadinessOnANotifySocketPathSaysReadyThenStopping) {
-  TempDir dir;
+  TempDir dir(0700, "shmarray-systemd");
   NotifyListener listener(dir.path() + "/notify");
   ASSERT_TRUE(listener.bound());
   expect_ready_then_stopping(listener);
@@ -167,7 +148,7 @@ std::string exe_of(pid_t pid) {
 TEST(Systemd, SocketActivationStartsTheBrokerOnTheFirstConnection) {
   const auto activate = find_socket_activate();
   if (!activate) GTEST_SKIP() << "systemd-socket-activate not installed (Debian package systemd)";
-  TempDir dir;
+  TempDir dir(0700, "shmarray-systemd");
   const std::string sock = dir.path() + "/s.sock";
   // systemd-socket-activate binds and listens, waits for a connection, then execs the broker in
   // its own process with the socket as descriptor 3 (LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES).
@@ -209,7 +190,7 @@ TEST(Systemd, SocketActivationStartsTheBrokerOnTheFirstConnection) {
 TEST(Systemd, APassedSocketOfAnotherPathIsRefusedNamingBoth) {
   const auto activate = find_socket_activate();
   if (!activate) GTEST_SKIP() << "systemd-socket-activate not installed (Debian package systemd)";
-  TempDir dir;
+  TempDir dir(0700, "shmarray-systemd");
   const std::string passed = dir.path() + "/passed.sock";
   const std::string told = dir.path() + "/told.sock";
   // stderr into the captured stdout; exec keeps one process.
@@ -251,7 +232,7 @@ std::string broker_log(const TempDir& dir, bool journal) {
 }
 
 TEST(Systemd, JournalStreamLinesCarryAPriorityAndNoTimestamp) {
-  TempDir dir;
+  TempDir dir(0700, "shmarray-systemd");
   const std::string journal = broker_log(dir, true);
   EXPECT_NE(journal.find("<6>shmarrayd 0.1.0 listening on"), std::string::npos) << journal;
   EXPECT_EQ(journal.find("shmarrayd["), std::string::npos) << journal;  // no name[pid]

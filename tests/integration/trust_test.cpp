@@ -20,6 +20,7 @@
 
 #include "broker_process.hpp"
 #include "shmarray/socket_path.hpp"
+#include "temp_dir.hpp"
 #include "test_users.hpp"
 
 namespace shmarray::test {
@@ -27,27 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-// A temporary directory, removed with everything in it at the end of the scope.
-class TempDir {
- public:
-  explicit TempDir(mode_t mode = 0700) {
-    char tmpl[] = "/tmp/shmarray-trust-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-    ::chmod(tmpl, mode);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Copies `binary` into `dir` (0755) so that other users can run it wherever the build lives.
 std::string copy_for_other_users(const std::string& binary, const std::string& dir) {
@@ -65,12 +45,6 @@ std::vector<std::string> as_user(const Identity& who, std::vector<std::string> a
   return out;
 }
 
-// `sh -c 'exec "$@" 2>&1'`: runs argv with stderr folded into the captured stdout.
-RunResult run_with_stderr(std::vector<std::string> argv, const std::vector<std::string>& env = {}) {
-  argv.insert(argv.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-  return run(argv, 20s, env);
-}
-
 class TrustTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -80,7 +54,7 @@ class TrustTest : public ::testing::Test {
     if (!users) GTEST_SKIP() << skip_reason;
     if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs /usr/bin/setpriv (util-linux)";
     users_ = *users;
-    bin_ = std::make_unique<TempDir>(0755);
+    bin_ = std::make_unique<TempDir>(0755, "shmarray-trust");
     shmarrayd_ = copy_for_other_users(SHMARRAYD_PATH, bin_->path());
     helper_ = copy_for_other_users(SHMARRAY_HELPER_PATH, bin_->path());
   }
@@ -88,7 +62,7 @@ class TrustTest : public ::testing::Test {
   // Starts shmarrayd as `who` on <dir owned by who>/s.sock; returns once it listens (a root
   // client's connect is then refused by the trust check: that is the readiness signal).
   void start_impostor(const Identity& who) {
-    sock_dir_ = std::make_unique<TempDir>(0755);
+    sock_dir_ = std::make_unique<TempDir>(0755, "shmarray-trust");
     const std::string dir = sock_dir_->path() + "/d";
     ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
     ASSERT_EQ(::chown(dir.c_str(), who.uid, who.gid), 0);
@@ -200,7 +174,7 @@ RunResult start_broker(const std::string& socket, const std::vector<std::string>
 
 TEST(SocketDirectory, BrokerAndGcRefuseADirectoryOthersMayWrite) {
   for (const mode_t mode : {mode_t{0770}, mode_t{0777}, mode_t{01777}}) {
-    TempDir dir(mode);
+    TempDir dir(mode, "shmarray-trust");
     const std::string socket = dir.path() + "/s.sock";
     for (const bool gc : {false, true}) {
       const RunResult r = start_broker(socket, gc ? std::vector<std::string>{"--gc"}
@@ -217,7 +191,7 @@ TEST(SocketDirectory, BrokerAndGcRefuseADirectoryOthersMayWrite) {
 
 TEST(SocketDirectory, BrokerRefusesADirectoryOwnedBySomeoneElse) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the directory to another uid";
-  TempDir dir(0700);
+  TempDir dir(0700, "shmarray-trust");
   ASSERT_EQ(::chown(dir.path().c_str(), 65534, 65534), 0);
   const std::string socket = dir.path() + "/s.sock";
   const RunResult r = start_broker(socket);
@@ -229,8 +203,8 @@ TEST(SocketDirectory, BrokerRefusesADirectoryOwnedBySomeoneElse) {
 }
 
 TEST(SocketDirectory, PlantedLockFileSymlinkIsRefusedAndItsTargetNotCreated) {
-  TempDir dir(0700);
-  TempDir elsewhere(0700);
+  TempDir dir(0700, "shmarray-trust");
+  TempDir elsewhere(0700, "shmarray-trust");
   const std::string socket = dir.path() + "/s.sock";
   const std::string target = elsewhere.path() + "/created-by-the-broker";
   ASSERT_EQ(::symlink(target.c_str(), (socket + ".lock").c_str()), 0);
@@ -251,7 +225,7 @@ class OwnerTest : public TrustTest {
   void SetUp() override {
     TrustTest::SetUp();
     if (IsSkipped()) return;
-    sock_dir_ = std::make_unique<TempDir>(0755);
+    sock_dir_ = std::make_unique<TempDir>(0755, "shmarray-trust");
     broker_ = std::make_unique<BrokerProcess>(std::vector<std::string>{"--socket-mode", "0666"},
                                               sock_dir_->path() + "/s.sock");
   }

@@ -85,3 +85,18 @@ def test_python_producer_on_the_source_python_consumer_on_the_mirror(pair):
             assert info.mode == 0o444
             assert info.mirror["link"] == "up"
         del a
+
+
+def test_open_frame_of_a_mirror_with_no_version_yet_says_so_or_waits(pair):
+    source, mirror, peer = pair
+    with shmarray.Client(source.socket) as c, shmarray.Client(mirror.socket) as m:
+        df = c.create_frame("md/empty", {"price": "float64"}, 10, mode=0o644)
+        assert shmarray.version(m.open("md/empty", wait=20)) == 0  # mirrored, no version yet
+        with pytest.raises(shmarray.FailedPrecondition,
+                           match=f"mirror of {peer} and has no version yet"):
+            m.open_frame("md/empty")
+        arr = df.attrs["shmarray"]
+        arr["price"] = 2.5
+        shmarray.publish(arr)
+        got = m.open_frame("md/empty", wait=20)
+        assert list(got["price"]) == [2.5] * 10

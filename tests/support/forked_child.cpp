@@ -45,25 +45,10 @@ ForkedChild::~ForkedChild() {
 }
 
 ExitStatus ForkedChild::wait(std::chrono::milliseconds timeout) {
-  ExitStatus status;
-  if (pid_ <= 0) return status;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int raw = 0;
-  for (;;) {
-    const pid_t r = ::waitpid(pid_, &raw, WNOHANG);
-    if (r == pid_) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &raw, 0);
-      status.timed_out = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  if (pid_ <= 0) return {};
+  const pid_t pid = pid_;
   pid_ = -1;
-  if (WIFEXITED(raw)) status.exit_code = WEXITSTATUS(raw);
-  if (WIFSIGNALED(raw)) status.signal = WTERMSIG(raw);
-  return status;
+  return wait_for_exit(pid, timeout);
 }
 
 }  // namespace shmarray::test

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <string_view>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -161,26 +162,36 @@ void ChildProcess::kill(int signo) {
   if (pid_ > 0 && !reaped_) ::kill(pid_, signo);
 }
 
-ExitStatus ChildProcess::wait(std::chrono::milliseconds timeout) {
+RunResult run_with_stderr(std::vector<std::string> argv, const std::vector<std::string>& extra_env,
+                          std::chrono::milliseconds timeout) {
+  argv.insert(argv.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
+  return run(argv, timeout, extra_env);
+}
+
+ExitStatus wait_for_exit(pid_t pid, std::chrono::milliseconds timeout) {
   ExitStatus status;
-  if (pid_ <= 0 || reaped_) return status;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int raw = 0;
   for (;;) {
-    const pid_t r = ::waitpid(pid_, &raw, WNOHANG);
-    if (r == pid_) break;
+    const pid_t r = ::waitpid(pid, &raw, WNOHANG);
+    if (r == pid) break;
     if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &raw, 0);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &raw, 0);
       status.timed_out = true;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  reaped_ = true;
   if (WIFEXITED(raw)) status.exit_code = WEXITSTATUS(raw);
   if (WIFSIGNALED(raw)) status.signal = WTERMSIG(raw);
   return status;
+}
+
+ExitStatus ChildProcess::wait(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0 || reaped_) return {};
+  reaped_ = true;
+  return wait_for_exit(pid_, timeout);
 }
 
 RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
@@ -197,7 +208,14 @@ long open_fds(pid_t pid) {
   long n = 0;
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      // A broker's segment pool: nameless files, "/dev/shm/#<inode> (deleted)" (see process.hpp).
+      char target[64];
+      const ssize_t len = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target);
+      if (len >= 10 && std::string_view(target, 10) == "/dev/shm/#") continue;
+      ++n;
+    }
     ::closedir(d);
   }
   return n;

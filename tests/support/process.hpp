@@ -22,6 +22,9 @@ struct ExitStatus {
   [[nodiscard]] std::string describe() const;
 };
 
+// Reaps `pid` (a child of this process); SIGKILLs it when `timeout` passes (reported as timed out).
+ExitStatus wait_for_exit(pid_t pid, std::chrono::milliseconds timeout);
+
 class ChildProcess {
  public:
   // Starts argv[0] with arguments; stdout is a pipe read by read_line/read_all; stderr is
@@ -66,6 +69,10 @@ struct RunResult {
 [[nodiscard]] RunResult run(const std::vector<std::string>& argv,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30),
                             const std::vector<std::string>& extra_env = {});
+// run() of `sh -c 'exec "$@" 2>&1'`: argv with its stderr folded into the captured stdout.
+[[nodiscard]] RunResult run_with_stderr(std::vector<std::string> argv,
+                                        const std::vector<std::string>& extra_env = {},
+                                        std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // Environment for children that are meant to die of SIGSEGV (writes through read-only grants):
 // ASAN_OPTIONS and TSAN_OPTIONS as this process has them, plus handle_segv=0, so that a
@@ -73,7 +80,9 @@ struct RunResult {
 [[nodiscard]] std::vector<std::string> segv_passthrough_env();
 
 // A process seen from outside, through /proc.
-// Open descriptors of `pid` (entries of /proc/PID/fd; 0 if unreadable).
+// Open descriptors of `pid` (entries of /proc/PID/fd; 0 if unreadable), less those of a broker's
+// segment pool (nameless /dev/shm files: a bounded number that varies as the pool refills, tested
+// by SegmentPool.*), so that leak checks count connections and segments only.
 [[nodiscard]] long open_fds(pid_t pid);
 // Resident memory of `pid` in KiB (VmRSS), -1 if unknown.
 [[nodiscard]] long rss_kib(pid_t pid);

@@ -35,7 +35,7 @@ struct ClientOptions {
   // Broker socket; empty means the default ($SHMARRAY_SOCKET, else your own broker's
   // $XDG_RUNTIME_DIR/shmarray.sock or /tmp/shmarray-$UID/shmarray.sock if it exists, else the
   // system broker's /run/shmarray/shmarray.sock if that exists: client_socket_path()).
-  std::string socket_path;
+  std::string socket_path{};
   // Longest wait for any one reply from the broker.
   std::chrono::milliseconds request_timeout{10'000};
   // Shown in the broker's debug log.
@@ -98,7 +98,9 @@ class Client {
                                    const OpenOptions& options = {});
   // A frame (shmarray/frame.hpp): create makes a zero-filled table of spec.columns x spec.rows
   // (errors as create, plus kInvalidArgument for a bad spec); open_frame maps one (errors as
-  // open, plus kInvalidArgument if `name` is an array, not a frame).
+  // open, plus kInvalidArgument if `name` is an array, not a frame). A mirror at version 0 has
+  // no table yet (docs/across-hosts.md): open_frame then also waits for its first version within
+  // options.wait (kDeadlineExceeded), or without a wait fails with kFailedPrecondition.
   [[nodiscard]] Result<Frame> create_frame(std::string_view name, const FrameSpec& spec);
   [[nodiscard]] Result<Frame> open_frame(std::string_view name, Access access,
                                          const OpenOptions& options = {});

@@ -23,9 +23,9 @@ namespace shmarray {
 // What Client::create_frame makes: FrameSpec{.columns = {{"t", "<M8[ns]"}, {"price", "<f8"}},
 // .rows = n}.
 struct FrameSpec {
-  std::vector<FrameColumn> columns;  // in order
+  std::vector<FrameColumn> columns{};  // in order
   std::uint64_t rows = 0;
-  std::string index;           // the column that is the table's index ("" for none)
+  std::string index{};         // the column that is the table's index ("" for none)
   std::uint32_t mode = 0600;   // as ArraySpec
   bool ephemeral = false;
 };

@@ -18,6 +18,7 @@
 #include "mirror_reporter.hpp"
 #include "peer_key.hpp"
 #include "peer_messages.hpp"
+#include "sigbus_guard.hpp"
 #include "source_link.hpp"
 #include "ucx_listener.hpp"
 
@@ -51,6 +52,17 @@ void serve_peers(std::shared_ptr<UcxContext> context, UcxListener& listener, con
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(__SANITIZE_THREAD__)
+  // Under ThreadSanitizer only: UCX's memory hooks (libucm) intercept the madvise glibc makes
+  // while a thread exits, after TSan has torn down that thread's state, and TSan's interceptor
+  // of the hook's lock then faults (SIGSEGV whenever a link thread ends). libucm reads
+  // UCX_MEM_MMAP_HOOK_MODE when it loads, so set it and start again. The bridge needs no
+  // memory hooks over TCP (they keep RDMA registration caches coherent).
+  if (::getenv("UCX_MEM_MMAP_HOOK_MODE") == nullptr) {
+    ::setenv("UCX_MEM_MMAP_HOOK_MODE", "none", 1);
+    ::execv("/proc/self/exe", argv);  // returns only on failure: go on with the hooks
+  }
+#endif
   Options o;
   CLI::App app{"shmarray-bridge: carries mirrored arrays between brokers over UCX (started by "
                "shmarrayd; not meant to be run by hand)"};
@@ -75,6 +87,9 @@ int main(int argc, char** argv) {
   sigemptyset(&stop.sa_mask);
   ::sigaction(SIGTERM, &stop, nullptr);
   ::sigaction(SIGINT, &stop, nullptr);
+  // A local writer that truncates a source segment mid-send must not kill the bridge (and with it
+  // every mirror of this broker): sigbus_guard.hpp.
+  install_sigbus_guard();
 
   auto key = PeerKey::load(o.key_file, ::geteuid());
   if (!key) {

@@ -12,6 +12,7 @@
 #include "peer_handshake.hpp"
 #include "shmarray/client.hpp"
 #include "shmarray/watcher.hpp"
+#include "sigbus_guard.hpp"
 #include "ucx_endpoint.hpp"
 
 namespace shmarray::bridge {
@@ -21,8 +22,25 @@ using Clock = std::chrono::steady_clock;
 
 struct Source {
   Array array;
+  GuardedRange guard;  // declared after `array`: unregistered before the mapping goes
   std::optional<std::uint64_t> sent;  // version last sent whole
+  std::uint64_t attempted = 0;         // version of the last transfer begun
 };
+
+// A source array whose mapping a local writer truncated (a SIGBUS survived: sigbus_guard.hpp).
+// Its mapping is dropped; the array is opened again later (a fresh mapping, if the broker still
+// serves it), and only a version newer than `poisoned` is sent: the bytes of that one were lost.
+struct Truncated {
+  std::string id;
+  std::uint64_t poisoned = 0;
+  std::chrono::steady_clock::time_point retry_at;
+};
+constexpr std::chrono::milliseconds kReopenTruncatedEvery{500};
+
+// The whole mapping of `array`: header page and data (what a truncation can take away).
+std::span<const std::byte> mapping_of(const Array& array) {
+  return {array.bytes().data() - array.info().data_offset, array.info().segment_bytes};
+}
 
 // A stream is forwarded through a subscriber of its own (max_held 1): under kBlock the source's
 // publisher waits for it, so back-pressure from the mirror's subscribers crosses the link; under
@@ -33,6 +51,10 @@ struct StreamSource {
 };
 // Messages of one stream forwarded per round before the other arrays and streams get a turn.
 constexpr int kMessagesPerRound = 64;
+// The longest idle sleep: how late a change of anything but the object slept on is seen.
+constexpr std::chrono::milliseconds kIdleWait{2};
+// A message up to this size is copied behind its description and sent with it in one UCX send.
+constexpr std::size_t kCoalesceBytes = 4096;
 
 class SourceLink {
  public:
@@ -47,9 +69,10 @@ class SourceLink {
       if (auto ok = add(info.name, info.kind); !ok) return ok;
       if (info.kind == ObjectKind::kStream && streams_.contains(info.name)) ++count;
     }
-    for (auto& [name, source] : sources_) {
-      if (auto ok = send_array(name, source); !ok) return ok;
-      ++count;
+    for (auto it = sources_.begin(); it != sources_.end();) {
+      if (auto ok = send_array(it->first, it->second); !ok) return ok;
+      ++count;  // a truncated one was announced too (the mirror keeps its name)
+      it = it->second.guard.truncated() ? quarantine(it) : std::next(it);
     }
     if (auto ok = channel_.send(InventoryEnd{count}); !ok) return ok;
     spdlog::info("peer link '{}': initial sync sent ({} arrays)", prefix_, count);
@@ -61,18 +84,24 @@ class SourceLink {
         if (!forwarded) return std::unexpected(forwarded.error());
         sent = sent || *forwarded;
       }
-      for (auto& [name, source] : sources_) {
-        if (source.sent && *source.sent == source.array.version()) continue;
-        if (auto ok = send_array(name, source); !ok) return ok;
-        last_active_ = name;
+      for (auto it = sources_.begin(); it != sources_.end();) {
+        Source& source = it->second;
+        if (!source.guard.truncated() && source.sent && *source.sent == source.array.version()) {
+          ++it;
+          continue;
+        }
+        if (auto ok = send_array(it->first, source); !ok) return ok;
+        last_active_ = it->first;
         sent = true;
+        it = source.guard.truncated() ? quarantine(it) : std::next(it);
       }
+      reopen_truncated();
       if (sent) continue;
       if (Clock::now() - last_send_ >= kHeartbeatEvery) {
         if (auto ok = channel_.send(Heartbeat{}); !ok) return ok;
         last_send_ = Clock::now();
       }
-      idle_wait();
+      if (auto ok = idle_wait(); !ok) return ok;
     }
     return {};
   }
@@ -104,42 +133,120 @@ class SourceLink {
       last_send_ = Clock::now();
       return channel_.send(begin);
     }
-    auto array = client_.open(name, Access::kReadOnly);
-    if (!array) {
-      spdlog::warn("peer link '{}': cannot open '{}' to mirror it: {}", prefix_, name,
-                   array.error().message());
-      return {};
-    }
-    sources_.insert_or_assign(name, Source{std::move(*array), std::nullopt});
+    auto source = open_source(name);
+    if (source) sources_.insert_or_assign(name, std::move(*source));
     return {};
+  }
+
+  // The array `name` opened read-only and its mapping guarded against SIGBUS; nullopt (logged)
+  // if it cannot be, or if its mapping is one a local writer truncated (then it is quarantined).
+  std::optional<Source> open_source(const std::string& name) {
+    Result<Array> array = fail(ErrorCode::kUnavailable, "");
+    bool faulted = false;
+    {
+      // The client library reads the new mapping's header at once: a truncation just then is
+      // survived too (the open fails, as its header reads zeros).
+      OpenGuard open_guard;
+      array = client_.open(name, Access::kReadOnly);
+      faulted = open_guard.faulted();
+    }
+    if (!array || faulted) {
+      if (!truncated_.contains(name)) {
+        spdlog::warn("peer link '{}': cannot open '{}' to mirror it: {}", prefix_, name,
+                     faulted ? "a local writer truncated it while it was being mapped"
+                             : array.error().message());
+      }
+      if (faulted) truncated_.try_emplace(name, Truncated{"", 0, Clock::now()});
+      return std::nullopt;
+    }
+    auto guard = GuardedRange::watch(mapping_of(*array));
+    if (!guard) {
+      spdlog::warn("peer link '{}': '{}' is not mirrored: {}", prefix_, name,
+                   guard.error().message());
+      return std::nullopt;
+    }
+    std::optional<std::uint64_t> sent;
+    if (auto t = truncated_.find(name); t != truncated_.end()) {
+      if (guard->truncated()) return std::nullopt;  // the same damaged mapping: not reused
+      if (t->second.id.empty() || t->second.id == array->info().id) sent = t->second.poisoned;
+      truncated_.erase(t);
+      spdlog::info("peer link '{}': '{}' is mapped again; versions after {} are sent", prefix_,
+                   name, sent.value_or(0));
+    }
+    return Source{std::move(*array), std::move(*guard), sent, 0};
+  }
+
+  // `it`'s mapping was truncated under the bridge: it is dropped (never read again: part of it
+  // is zero pages now) and the array quarantined until it can be opened afresh. Returns the next
+  // iterator.
+  std::map<std::string, Source>::iterator quarantine(std::map<std::string, Source>::iterator it) {
+    spdlog::warn("peer link '{}': a local writer truncated '{}' while it was being sent; the "
+                 "mirror keeps its last whole version (flagged possibly torn) until a new "
+                 "version is published whole",
+                 prefix_, it->first);
+    truncated_.insert_or_assign(
+        it->first, Truncated{it->second.array.info().id,
+                             std::max(it->second.sent.value_or(0), it->second.attempted),
+                             Clock::now() + kReopenTruncatedEvery});
+    return sources_.erase(it);
+  }
+
+  // Quarantined arrays are opened again every kReopenTruncatedEvery (the broker refuses while
+  // the segment is short: kDataLoss).
+  void reopen_truncated() {
+    const auto now = Clock::now();
+    std::vector<std::string> due;
+    for (auto& [name, t] : truncated_) {
+      if (t.retry_at <= now) due.push_back(name);
+    }
+    for (const auto& name : due) {
+      truncated_.at(name).retry_at = now + kReopenTruncatedEvery;
+      if (auto source = open_source(name)) sources_.insert_or_assign(name, std::move(*source));
+    }
   }
 
   // Sends the messages the stream has now (at most kMessagesPerRound); true if any.
   Result<bool> forward_messages(const std::string& name, StreamSource& stream) {
     bool any = false;
     for (int i = 0; i < kMessagesPerRound; ++i) {
-      auto sample = stream.subscriber.take(std::chrono::nanoseconds(0));
-      if (!sample) {
-        if (sample.error().code() == ErrorCode::kDataLoss) continue;  // that message is skipped
-        if (sample.error().code() != ErrorCode::kDeadlineExceeded) {
-          spdlog::warn("peer link '{}': stream '{}': {}", prefix_, name,
-                       sample.error().message());
-        }
-        return any;
-      }
-      const MessageInfo& m = sample->info();
-      last_send_ = Clock::now();
-      if (auto ok = channel_.send(StreamMessage{name, sample->seq(), m.dtype, m.shape, m.order,
-                                                m.nbytes});
-          !ok) {
-        return std::unexpected(ok.error());
-      }
-      if (auto ok = channel_.send_bytes(sample->bytes().first(m.nbytes)); !ok) {
-        return std::unexpected(ok.error());
-      }
+      auto sample = take(name, stream, std::chrono::nanoseconds(0));
+      if (!sample) return any;
+      if (auto ok = forward(name, *sample); !ok) return std::unexpected(ok.error());
       any = true;
     }
     return any;
+  }
+
+  // The stream's next message within `timeout`, or nullopt (none came, or it could not be taken:
+  // logged).
+  std::optional<Sample> take(const std::string& name, StreamSource& stream,
+                             std::chrono::nanoseconds timeout) {
+    for (;;) {
+      auto sample = stream.subscriber.take(timeout);
+      if (sample) return std::move(*sample);
+      if (sample.error().code() == ErrorCode::kDataLoss) continue;  // that message is skipped
+      if (sample.error().code() != ErrorCode::kDeadlineExceeded) {
+        spdlog::warn("peer link '{}': stream '{}': {}", prefix_, name, sample.error().message());
+      }
+      return std::nullopt;
+    }
+  }
+
+  // One message: its description, then its bytes straight from the source's ring. A small one
+  // goes in the same send as its description (one UCX send and one wake-up on the mirror
+  // instead of two); the mirror reads the stream of bytes the same way.
+  Result<void> forward(const std::string& name, const Sample& sample) {
+    const MessageInfo& m = sample.info();
+    last_send_ = Clock::now();
+    last_stream_ = name;
+    const auto bytes = sample.bytes().first(m.nbytes);
+    auto head = encode_peer(StreamMessage{name, sample.seq(), m.dtype, m.shape, m.order, m.nbytes});
+    if (bytes.size() <= kCoalesceBytes) {
+      head.insert(head.end(), bytes.begin(), bytes.end());
+      return channel_.send_bytes(head);
+    }
+    if (auto ok = channel_.send_bytes(head); !ok) return ok;
+    return channel_.send_bytes(bytes);
   }
 
   Result<void> drain_events(Watcher& watcher) {
@@ -156,27 +263,35 @@ class SourceLink {
         if (!same) {
           sources_.erase(e.name);
           streams_.erase(e.name);
+          truncated_.erase(e.name);
           if (auto ok = add(e.name, e.info.kind); !ok) return ok;
         }
-      } else if (sources_.erase(e.name) + streams_.erase(e.name) > 0) {
+      } else if (sources_.erase(e.name) + streams_.erase(e.name) + truncated_.erase(e.name) > 0) {
         if (auto ok = channel_.send(ArrayRemoved{e.name}); !ok) return ok;
         last_send_ = Clock::now();
       }
     }
   }
 
-  // Sleeps until the most recently active array is published again, a few ms at most (other
-  // arrays and broker events are looked at between sleeps).
-  void idle_wait() {
+  // Sleeps until something is to be sent, kIdleWait at most (other arrays, streams and broker
+  // events are looked at between sleeps): on the stream that last forwarded a message (a take
+  // with a timeout, woken by its next message, which is forwarded at once), else on the array
+  // published last (woken by its next version).
+  Result<void> idle_wait() {
+    if (!streams_.empty()) {
+      auto it = streams_.find(last_stream_);
+      if (it == streams_.end()) it = streams_.begin();
+      if (auto sample = take(it->first, it->second, kIdleWait)) return forward(it->first, *sample);
+      return {};
+    }
     auto it = sources_.find(last_active_);
     if (it == sources_.end() && !sources_.empty()) it = sources_.begin();
-    if (it == sources_.end() || !streams_.empty()) {
-      // Streams have no version to sleep on here: look again in 1 ms.
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      return;
+    if (it == sources_.end()) {
+      std::this_thread::sleep_for(kIdleWait);  // nothing to wait on: broker events only
+      return {};
     }
-    (void)it->second.array.wait_newer_than(it->second.sent.value_or(0),
-                                           std::chrono::milliseconds(2));
+    (void)it->second.array.wait_newer_than(it->second.sent.value_or(0), kIdleWait);
+    return {};
   }
 
   ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version) {
@@ -187,6 +302,10 @@ class SourceLink {
 
   // One version of one array: zero-copy from the mapping when no write overlaps the send; else
   // the mirror is told to keep its window open and a consistent copy follows at once.
+  // A local writer may truncate the segment at any moment: the bridge then survives the SIGBUS
+  // (sigbus_guard.hpp) and reads zeros, and source.guard says so. Such a transfer always ends
+  // kTorn (the mirror abandons it: its readers never get those bytes as a version), and the
+  // caller quarantines the array.
   Result<void> send_array(const std::string& name, Source& source) {
     const Array& array = source.array;
     LiveFields& live = live_fields_of(array);
@@ -194,6 +313,8 @@ class SourceLink {
     const bool torn = (live.flags.load(std::memory_order_acquire) & kFlagPossiblyTorn) != 0;
     const std::uint64_t version = live.version.load(std::memory_order_acquire);
     last_send_ = Clock::now();
+    if (source.guard.truncated()) return {};  // nothing announced yet: nothing to end
+    source.attempted = version;
     if (torn) {
       // The source's own bytes cannot be trusted: the mirror reads as torn too, until the next
       // publish on the source.
@@ -203,6 +324,7 @@ class SourceLink {
     }
     if ((seq & 1u) == 0) {
       if (auto ok = send_whole(name, array, version, array.bytes()); !ok) return ok;
+      if (source.guard.truncated()) return channel_.send(ArrayEnd{TransferEnd::kTorn, version});
       const bool stable = live.write_seq.load(std::memory_order_acquire) == seq &&
                           live.version.load(std::memory_order_acquire) == version;
       if (stable) {
@@ -216,6 +338,10 @@ class SourceLink {
     staging_.resize(array.info().nbytes);
     for (;;) {
       auto copied = array.read_checked(staging_, std::chrono::seconds(1));
+      if (copied && source.guard.truncated()) {
+        // read_checked read the zero pages mapped over the truncated part: not the array's.
+        copied = fail(ErrorCode::kDataLoss, "truncated");
+      }
       if (copied) {
         if (auto ok = send_whole(name, array, *copied, staging_); !ok) return ok;
         source.sent = *copied;
@@ -243,7 +369,9 @@ class SourceLink {
   std::string prefix_;
   std::map<std::string, Source> sources_;
   std::map<std::string, StreamSource> streams_;
+  std::map<std::string, Truncated> truncated_;
   std::string last_active_;
+  std::string last_stream_;
   Clock::time_point last_send_ = Clock::now();
   std::vector<std::byte> staging_;
   std::uint64_t retries_ = 0;

@@ -28,6 +28,12 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
   // environment says otherwise.
   ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
   ::setenv("UCX_RDMA_CM_REUSEADDR", "y", 0);
+  // Sends copy from the source's mapping in user space (into UCX's send buffers), never let the
+  // kernel read it (TCP zero-copy: sendmsg straight from the mapping): a local writer may
+  // truncate the segment mid-send, and the kernel's read of a page that is gone fails the
+  // endpoint (EFAULT: the link drops, every mirror of the prefix resyncs), where a user-space
+  // read is a SIGBUS the bridge survives (sigbus_guard.hpp). Receives are not affected.
+  ::setenv("UCX_ZCOPY_THRESH", "inf", 0);
   ucp_config_t* config = nullptr;
   if (auto st = ::ucp_config_read(nullptr, nullptr, &config); st != UCS_OK) {
     return std::unexpected(ucx_error("UCX configuration (UCX_* environment)", st));

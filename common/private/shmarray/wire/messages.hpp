@@ -49,7 +49,8 @@ struct OpenRequest {
   std::string name;
   Access access = Access::kReadOnly;
   std::uint32_t wait_ms = 0;  // > 0: if absent, wait up to this long for it to be created
-  std::optional<std::uint32_t> owner;  // refused (kPermissionDenied) unless owned by this uid
+  // refused (kPermissionDenied) unless owned by this uid
+  std::optional<std::uint32_t> owner = std::nullopt;
 };
 struct OpenReply {  // carries a descriptor opened O_RDONLY or O_RDWR to match `access`
   static constexpr MessageType kType = MessageType::kOpenReply;
@@ -72,7 +73,7 @@ inline constexpr std::uint32_t kMaxListPage = 256;
 struct ListRequest {
   static constexpr MessageType kType = MessageType::kListRequest;
   std::string prefix;
-  std::string after;        // resume after this name (exclusive); empty: from the start
+  std::string after{};      // resume after this name (exclusive); empty: from the start
   std::uint32_t limit = 0;  // arrays per page; 0: all in one reply (clients before paging)
 };
 struct ListReply {
