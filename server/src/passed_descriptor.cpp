@@ -17,7 +17,9 @@ Error refused(const std::string& why) {
 
 Result<void> PassedDescriptor::arrived(UniqueFd fd, const wire::FrameReader& reader,
                                        std::size_t before) {
-  if (fd_) return std::unexpected(refused("a second descriptor arrived before the first was used"));
+  if (fd_) {
+    return std::unexpected(refused("a second descriptor arrived before the first was used"));
+  }
   const std::span<const std::byte> pending = reader.pending();
   // Walk the frame boundaries; the last one at or after `before` starts the frame it came with.
   std::size_t at = 0;
@@ -25,7 +27,8 @@ Result<void> PassedDescriptor::arrived(UniqueFd fd, const wire::FrameReader& rea
   while (at < pending.size()) {
     if (at >= before) last = at;
     if (pending.size() - at < wire::kFrameHeaderSize) break;
-    auto header = wire::decode_header(pending.subspan(at), std::numeric_limits<std::uint32_t>::max());
+    auto header =
+        wire::decode_header(pending.subspan(at), std::numeric_limits<std::uint32_t>::max());
     if (!header) break;  // the reader reports it when it gets there
     at += wire::kFrameHeaderSize + header->body_length;
   }
@@ -62,7 +65,9 @@ Result<UniqueFd> PassedDescriptor::claim(const wire::Frame& frame) {
   }
   if (fd_) {
     const std::size_t size = wire::kFrameHeaderSize + frame.body.size();
-    if (size > ahead_) return std::unexpected(refused("a descriptor arrived in the middle of a frame"));
+    if (size > ahead_) {
+      return std::unexpected(refused("a descriptor arrived in the middle of a frame"));
+    }
     ahead_ -= size;
   }
   return UniqueFd();

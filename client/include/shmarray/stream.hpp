@@ -171,7 +171,11 @@ class Subscriber {
   // The next message, in sequence order. Spins for SubscribeOptions::spin, then sleeps on a futex
   // (a publish is never missed). kDeadlineExceeded after `timeout` (0: only what is there now);
   // kResourceExhausted if max_held Samples are held (drop one first); kDataLoss if the message's
-  // descriptor in shared memory is invalid (that message is skipped).
+  // descriptor in shared memory is invalid (that message is skipped). After a broker restart the
+  // first take() (or the wait inside one) hands this subscriber's state page back to the new
+  // broker, one round trip; if that broker refuses it (no room left in the ring, say) that one
+  // take fails with the broker's reason and the subscriber goes on without the publisher waiting
+  // for it (docs/streams.md, "Broker killed and restarted").
   [[nodiscard]] Result<Sample> take(std::chrono::nanoseconds timeout);
   // Messages dropped (kDropOldest) before this subscriber could take them.
   [[nodiscard]] std::uint64_t missed() const noexcept;
