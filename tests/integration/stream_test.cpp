@@ -400,7 +400,9 @@ UniqueFd make_page(std::size_t size, bool seal, std::span<const std::byte> head 
   if (!head.empty()) {
     EXPECT_EQ(::pwrite(fd.get(), head.data(), head.size(), 0), ssize_t(head.size()));
   }
-  if (seal) EXPECT_EQ(::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+  if (seal) {
+    EXPECT_EQ(::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), 0);
+  }
   return fd;
 }
 

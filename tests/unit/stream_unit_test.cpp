@@ -181,7 +181,9 @@ TEST(PassedDescriptor, MayArriveBeforeTheHeaderIsComplete) {
     reader.append(all.subspan(10));
     auto fd = passed.claim(next_frame(reader));
     EXPECT_EQ(fd.has_value(), announce);
-    if (fd) EXPECT_TRUE(*fd);
+    if (fd) {
+      EXPECT_TRUE(*fd);
+    }
   }
 }
 
