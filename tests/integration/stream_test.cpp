@@ -273,6 +273,42 @@ TEST_F(StreamTest, DataPlaneKeepsFlowingWhileTheBrokerIsKilledAndRestarted) {
   ASSERT_TRUE(client.remove("live"));
 }
 
+// Issue 13: after a broker restart the new broker adopts the stream's publisher by pid (read from
+// the segment). A publisher destroyed before it made any request to the new broker releases the
+// stream there (its destructor reconnects); another process's detach does not release it.
+TEST_F(StreamTest, PublisherDestroyedAfterABrokerRestartReleasesTheStreamForOthers) {
+  auto owner = helper(args("drop-pub", "orphan", {"3"}));
+  ASSERT_EQ(owner.read_line(10s), std::optional<std::string>("created"));
+  broker_->stop(SIGKILL);
+  broker_->restart();
+  auto client = broker_->client();
+  auto info = client.stat("orphan");
+  ASSERT_TRUE(info) << info.error().to_string();
+  EXPECT_EQ(info->stream.publisher_pid, static_cast<std::uint32_t>(owner.pid()));
+  auto refused = client.open_publisher("orphan");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  // Another process asking for the publisher's release is ignored (not the adopted pid).
+  auto raw = test::RawClient::connect(broker_->socket_path());
+  ASSERT_TRUE(raw);
+  ASSERT_TRUE(raw->call(wire::DetachRequest{info->id, wire::kDetachPublisher, 0}));
+  EXPECT_EQ(client.stat("orphan")->stream.publisher_pid,
+            static_cast<std::uint32_t>(owner.pid()));
+
+  ASSERT_TRUE(owner.write_stdin("drop\n"));
+  ASSERT_EQ(owner.read_line(10s), std::optional<std::string>("dropped"));
+  // The owner still lives; the release was a round trip, so it is done.
+  EXPECT_EQ(client.stat("orphan")->stream.publisher_pid, 0u);
+  auto next = client.open_publisher("orphan");
+  ASSERT_TRUE(next) << next.error().to_string();
+  EXPECT_EQ(next->last_seq(), 3u);
+  EXPECT_EQ(publish(*next), 4u);
+  EXPECT_EQ(client.stat("orphan")->stream.publisher_pid, static_cast<std::uint32_t>(::getpid()));
+  owner.close_stdin();
+  EXPECT_TRUE(owner.wait(10s).ok());
+  ASSERT_TRUE(client.remove("orphan"));
+}
+
 // Issue 13: the broker dies between a subscribe and the publisher's next loan, so the publisher
 // never heard of the subscriber and the restarted broker's table is empty. The subscriber,
 // asleep in take(), sees the new epoch and hands its state page back; from then on the publisher
