@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "broker_process.hpp"
+#include "catalogue.hpp"
 #include "private_dev_shm.hpp"
 #include "raw_client.hpp"
 #include "shmarray/segment_layout.hpp"
@@ -235,15 +236,12 @@ TEST(BrokerGc, RemovesCorruptAndStaleSegmentsOnlyWhenAskedAndNeverWhileABrokerSe
 
 // Ids recorded in a broker's catalogue file (read while no broker runs, or between its writes).
 std::set<std::string> recorded_ids(const std::string& catalogue) {
-  std::set<std::string> ids;
-  std::ifstream in(catalogue, std::ios::binary);
-  std::vector<char> slot(2048);  // Catalogue::kSlotBytes
-  while (in.read(slot.data(), static_cast<std::streamsize>(slot.size()))) {
-    SegmentHeader header;
-    std::memcpy(&header, slot.data(), sizeof header);
-    if (auto info = decode_segment_header(header, header.segment_bytes)) ids.insert(info->id);
-  }
-  return ids;
+  auto opened = server::Catalogue::open(catalogue);
+  EXPECT_TRUE(opened) << opened.error().message();
+  if (!opened) return {};
+  EXPECT_TRUE(opened->damaged().empty());
+  const auto ids = opened->ids();
+  return {ids.begin(), ids.end()};
 }
 
 // The catalogue and /dev/shm disagree: a segment removed by hand (or by a reboot that cleared
