@@ -50,10 +50,10 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
 
 UcxContext::~UcxContext() { ::ucp_cleanup(context_); }
 
-Result<UcxWorker> UcxWorker::create(std::shared_ptr<UcxContext> context) {
+Result<UcxWorker> UcxWorker::create(std::shared_ptr<UcxContext> context, ucs_thread_mode_t mode) {
   ucp_worker_params_t params{};
   params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-  params.thread_mode = UCS_THREAD_MODE_SINGLE;
+  params.thread_mode = mode;
   ucp_worker_h worker = nullptr;
   if (auto st = ::ucp_worker_create(context->get(), &params, &worker); st != UCS_OK) {
     return std::unexpected(ucx_error("ucp_worker_create", st));

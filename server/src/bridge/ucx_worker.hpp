@@ -29,7 +29,10 @@ class UcxContext {
 
 class UcxWorker {
  public:
-  [[nodiscard]] static Result<UcxWorker> create(std::shared_ptr<UcxContext> context);
+  // `mode`: UCS_THREAD_MODE_SINGLE for a link thread's own worker; UCS_THREAD_MODE_SERIALIZED
+  // where several threads use it one at a time (a source link: LinkSender's lock).
+  [[nodiscard]] static Result<UcxWorker> create(std::shared_ptr<UcxContext> context,
+                                                ucs_thread_mode_t mode = UCS_THREAD_MODE_SINGLE);
   UcxWorker(UcxWorker&& other) noexcept;
   UcxWorker& operator=(UcxWorker&&) = delete;
   UcxWorker(const UcxWorker&) = delete;
