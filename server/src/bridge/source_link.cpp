@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "shmarray/client.hpp"
 #include "shmarray/watcher.hpp"
 #include "sigbus_guard.hpp"
+#include "spin_policy.hpp"
 #include "stream_forwarder.hpp"
 #include "ucx_endpoint.hpp"
 
@@ -52,6 +54,8 @@ std::span<const std::byte> mapping_of(const Array& array) {
 // event or a stream forwarder's failure wakes it); the sleep is bounded by what is due (the
 // heartbeat, a quarantined array's reopen) and by this, so that a stopping bridge is noticed.
 constexpr std::chrono::milliseconds kLongestSleep{100};
+// An array up to this size goes out in one UCX send with its description and end (send_small).
+constexpr std::uint64_t kCoalesceArrayBytes = 4096;
 
 class SourceLink {
  public:
@@ -240,7 +244,17 @@ class SourceLink {
       watches_.push_back(FutexWatch{&live.wake_word, live.wake_word.load(std::memory_order_acquire)});
       if (!source.sent || *source.sent != live.version.load(std::memory_order_acquire)) return;
     }
-    auto deadline = std::min(Clock::now() + kLongestSleep, sender_.last_send() + kHeartbeatEvery);
+    const auto last_send = sender_.last_send();
+    // Busy for a while after a send: the next version of a busy array is caught without a
+    // wake-up (spin_policy.hpp); the words are the ones the sleep below would watch.
+    const auto spin_end = last_send + spin_after_activity();
+    for (unsigned i = 1; Clock::now() < spin_end; ++i) {
+      for (const FutexWatch& w : watches_) {
+        if (w.word->load(std::memory_order_acquire) != w.expected) return;
+      }
+      if (i % 16 == 0) std::this_thread::yield();  // let a publisher on this core run
+    }
+    auto deadline = std::min(Clock::now() + kLongestSleep, last_send + kHeartbeatEvery);
     for (const auto& [name, t] : truncated_) deadline = std::min(deadline, t.retry_at);
     futex_wait_any(watches_, deadline);
   }
@@ -276,6 +290,12 @@ class SourceLink {
       if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
       source.sent = version;
       return channel.send(ArrayEnd{TransferEnd::kTorn, version});
+    }
+    if ((seq & 1u) == 0 && array.info().nbytes <= kCoalesceArrayBytes) {
+      if (auto sent = send_small(channel, name, source, seq, version); !sent || *sent) {
+        return sent ? Result<void>{} : std::unexpected(sent.error());
+      }
+      if (source.guard.truncated()) return {};  // nothing announced: the caller quarantines it
     }
     if ((seq & 1u) == 0) {
       if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
@@ -313,6 +333,30 @@ class SourceLink {
     }
   }
 
+  // A small array in one UCX send: its description, a copy of its bytes (taken here, where a
+  // truncation faults into the SIGBUS guard) and its end, so the mirror wakes once rather than
+  // once per part. True if sent; false (nothing sent) if a write overlapped the copy or the
+  // mapping was truncated under it.
+  Result<bool> send_small(PeerChannel& channel, const std::string& name, Source& source,
+                          std::uint64_t seq, std::uint64_t version) {
+    const Array& array = source.array;
+    LiveFields& live = live_fields_of(array);
+    const auto head = encode_peer(begin_of(name, array, version));
+    const auto end = encode_peer(ArrayEnd{TransferEnd::kCommit, version});
+    const auto bytes = array.bytes();
+    small_.resize(head.size() + bytes.size() + end.size());
+    std::memcpy(small_.data(), head.data(), head.size());
+    std::memcpy(small_.data() + head.size(), bytes.data(), bytes.size());
+    std::memcpy(small_.data() + head.size() + bytes.size(), end.data(), end.size());
+    const bool stable = !source.guard.truncated() &&
+                        live.write_seq.load(std::memory_order_acquire) == seq &&
+                        live.version.load(std::memory_order_acquire) == version;
+    if (!stable) return false;
+    if (auto ok = channel.send_bytes(small_); !ok) return std::unexpected(ok.error());
+    source.sent = version;
+    return true;
+  }
+
   Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array, std::uint64_t version,
                           std::span<const std::byte> bytes) {
     if (auto ok = channel.send(begin_of(name, array, version)); !ok) return ok;
@@ -332,6 +376,7 @@ class SourceLink {
   std::map<std::string, Truncated> truncated_;
   std::vector<FutexWatch> watches_;
   std::vector<std::byte> staging_;
+  std::vector<std::byte> small_;  // send_small's message
   std::uint64_t retries_ = 0;
   // Last: the forwarders stop (and are joined) before what they use goes.
   std::map<std::string, std::unique_ptr<StreamForwarder>> streams_;

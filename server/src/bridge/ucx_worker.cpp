@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "spin_policy.hpp"
+
 namespace shmarray::bridge {
 
 std::atomic<bool> g_stopping{false};
@@ -87,11 +89,23 @@ UcxWorker::~UcxWorker() {
 bool UcxWorker::progress() noexcept { return ::ucp_worker_progress(worker_) != 0; }
 
 void UcxWorker::wait(std::chrono::milliseconds timeout) noexcept {
-  if (progress()) return;
+  if (progress()) {
+    note_activity();
+    return;
+  }
+  // Busy for a while after activity: the next fragment or message of a busy link is caught
+  // without the wake-up from poll.
+  const auto spin_end = last_activity_ + spin_after_activity();
+  while (std::chrono::steady_clock::now() < spin_end) {
+    if (progress()) {
+      note_activity();
+      return;
+    }
+  }
   // Armed: the event fd signals the next event; BUSY means events are pending already.
   if (::ucp_worker_arm(worker_) == UCS_ERR_BUSY) return;
   pollfd p{efd_, POLLIN, 0};
-  (void)::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) > 0) note_activity();
 }
 
 }  // namespace shmarray::bridge
