@@ -6,7 +6,8 @@
 #   bench/ab_across_hosts.sh RUNS OUT_DIR BENCH_ACROSS_HOSTS LABEL 'ENV' [LABEL 'ENV']... -- ARGS
 # ENV: NAME=value words for that variant (e.g. SHMARRAY_BRIDGE=/tmp/old/shmarray-bridge to run an
 # older bridge under the same shmarrayd, or UCX_TCP_TX_SEG_SIZE=64K), '' for none. ARGS go to
-# every bench_across_hosts run (e.g. --links veth --sizes 4KiB,1MiB --repeat 20 --ucx-perftest none).
+# every bench_across_hosts run (e.g. --links veth --sizes 4KiB,1MiB --repeat 20
+# --ucx-perftest none). Give the binaries as absolute paths: host B runs in its own namespaces.
 # e.g. bench/ab_across_hosts.sh 3 /tmp/ab build/bench/bench_across_hosts \
 #   old SHMARRAY_BRIDGE=/tmp/old-bridge new '' -- --links veth --sizes 4KiB,64MiB
 set -euo pipefail

@@ -25,7 +25,8 @@ timespec monotonic(std::chrono::steady_clock::time_point t) noexcept {
   // libstdc++'s steady_clock is CLOCK_MONOTONIC.
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
   const auto count = std::max<std::int64_t>(ns.count(), 0);
-  return timespec{static_cast<time_t>(count / 1'000'000'000), static_cast<long>(count % 1'000'000'000)};
+  return timespec{static_cast<time_t>(count / 1'000'000'000),
+                  static_cast<long>(count % 1'000'000'000)};
 }
 
 }  // namespace

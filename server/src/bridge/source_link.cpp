@@ -241,7 +241,8 @@ class SourceLink {
       if (source.guard.truncated()) return;  // quarantined by the next round
       LiveFields& live = live_fields_of(source.array);
       // The wake word before the version: a publish after this read changes it.
-      watches_.push_back(FutexWatch{&live.wake_word, live.wake_word.load(std::memory_order_acquire)});
+      watches_.push_back(
+          FutexWatch{&live.wake_word, live.wake_word.load(std::memory_order_acquire)});
       if (!source.sent || *source.sent != live.version.load(std::memory_order_acquire)) return;
     }
     const auto last_send = sender_.last_send();
@@ -357,8 +358,8 @@ class SourceLink {
     return true;
   }
 
-  Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array, std::uint64_t version,
-                          std::span<const std::byte> bytes) {
+  Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array,
+                          std::uint64_t version, std::span<const std::byte> bytes) {
     if (auto ok = channel.send(begin_of(name, array, version)); !ok) return ok;
     return channel.send_bytes(bytes);
   }
