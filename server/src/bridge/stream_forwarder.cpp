@@ -8,7 +8,7 @@ namespace shmarray::bridge {
 namespace {
 
 // How often an idle forwarder looks whether it is to stop (its take() ends at a message at once).
-constexpr std::chrono::milliseconds kTakeSlice{20};
+constexpr std::chrono::milliseconds kTakeSlice{50};
 // A message up to this size is copied behind its description and sent with it in one UCX send.
 constexpr std::size_t kCoalesceBytes = 4096;
 
