@@ -6,6 +6,7 @@ namespaces cannot be made."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 
@@ -106,16 +107,25 @@ def test_broker_on_b_keeps_its_segments_in_bs_dev_shm(two_hosts):
 def test_teardown_kills_everything_inside_and_deletes_the_namespaces():
     hosts = make_or_skip()
     names = {hosts.netns(A), hosts.netns(B)}
-    on_a = hosts.popen(A, ["/bin/cat"], stdin=subprocess.PIPE)
-    on_b = hosts.popen(B, ["/bin/cat"], stdin=subprocess.PIPE)
-    hosts.close()
+    # Each says "ready" once it runs inside its host's namespaces (nsenter has finished): a close
+    # before that would find nothing to kill there.
+    inside = ["/bin/sh", "-c", "echo ready; exec cat"]
+    on_a = hosts.popen(A, inside, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    on_b = hosts.popen(B, inside, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
+        for p in (on_a, on_b):
+            readable, _, _ = select.select([p.stdout], [], [], 10)
+            assert readable, "a process did not start inside its host within 10 s"
+            assert p.stdout.readline() == b"ready\n"
+        hosts.close()
         assert on_a.wait(timeout=10) == -9
         assert on_b.wait(timeout=10) == -9
         for name in names:
             assert not os.path.exists(f"/run/netns/{name}")
     finally:
+        hosts.close()  # a second close finds nothing left to do
         for p in (on_a, on_b):
             p.kill()
             p.wait(timeout=10)
             p.stdin.close()
+            p.stdout.close()
