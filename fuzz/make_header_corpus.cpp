@@ -1,13 +1,16 @@
 // Writes the seed corpus for fuzz_header: 8 bytes of st_size then header-page bytes, for intact,
-// grown, shrunk, scribbled, empty and catalogue-like (duplicate record) pages.
+// grown, shrunk, scribbled, empty and catalogue-like (duplicate record) pages, and catalogue
+// records of the current layout (256-byte slots: a record, a duplicate, a record of 2 slots).
 // Usage: make_header_corpus OUT_DIR. Build from the repository root after a main build:
-//   g++ -std=c++2b -Icommon/include fuzz/make_header_corpus.cpp build/common/libshmarray_common.a
+//   g++ -std=c++2b -Icommon/include -Icommon/private -Iserver/src fuzz/make_header_corpus.cpp
+//     server/src/catalogue_record.cpp build/common/libshmarray_common.a
 //     -o /tmp/make_header_corpus && /tmp/make_header_corpus fuzz/corpus_header
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "catalogue_record.hpp"
 #include "shmarray/segment_layout.hpp"
 
 namespace {
@@ -64,5 +67,21 @@ int main(int argc, char** argv) {
   std::memcpy(slots, page, sizeof(shmarray::SegmentHeader));
   std::memcpy(slots + 2048, page, sizeof(shmarray::SegmentHeader));  // Catalogue::kSlotBytes
   ok = ok && write_seed(dir + "/catalogue_duplicate.bin", size, slots, sizeof slots);
+  // Compact records (Catalogue::kSlotBytes = 256): slot 0 a record, slot 1 the same one (a
+  // duplicate), slots 2-3 a record of a long name.
+  static std::byte records[1024];
+  auto one = shmarray::server::encode_catalogue_record(sample_info());
+  shmarray::ArrayInfo long_named = sample_info();
+  long_named.name = std::string(200, 'n');
+  long_named.id = "fedcba9876543210fedcba9876543210";
+  auto two = shmarray::server::encode_catalogue_record(long_named);
+  ok = ok && one && two;
+  if (ok) {
+    std::memcpy(records, one->bytes.data(), one->size);
+    std::memcpy(records + 256, one->bytes.data(), one->size);
+    std::memcpy(records + 512, two->bytes.data(), two->size);
+    ok = write_seed(dir + "/catalogue_records.bin", size, records, sizeof records) &&
+         write_seed(dir + "/catalogue_record_alone.bin", size, records, 256);
+  }
   return ok ? 0 : 1;
 }

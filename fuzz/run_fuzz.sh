@@ -49,7 +49,7 @@ HEADER_SOURCES=(common/src/error.cpp common/src/dtype.cpp common/src/dtype_parse
   common/src/segment_layout.cpp common/src/stream/stream_layout.cpp common/src/stream_types.cpp
   common/src/unique_fd.cpp
   common/src/sync/*.cpp
-  server/src/catalogue.cpp server/src/segment_check.cpp)
+  server/src/catalogue.cpp server/src/catalogue_record.cpp server/src/segment_check.cpp)
 # libstdc++ 12 hides std::expected unless __cpp_concepts says C++20 concepts are complete; clang
 # 16 implements what <expected> needs but still reports the older value.
 FLAGS=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Icommon/include -Icommon/private -Icommon/src/sync

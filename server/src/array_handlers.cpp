@@ -145,7 +145,9 @@ void Broker::finish_create(Session& s, std::uint64_t id, ArrayInfo info, Result<
     spdlog::error("create '{}' failed: {}", info.name, recorded.error().message());
     return s.send_error(id, recorded.error());
   }
-  auto fd = segment->open_fd(Access::kReadWrite);
+  // A pooled segment's own descriptor is the creator's grant: no second open by name.
+  UniqueFd made_with = segment->take_creation_fd();
+  auto fd = made_with ? Result<UniqueFd>(std::move(made_with)) : segment->open_fd(Access::kReadWrite);
   if (!fd) {
     segment->unlink();
     catalogue_->erase(info.id);

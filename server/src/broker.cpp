@@ -48,7 +48,8 @@ RegistryLimits limits_of(Config& config) {
 // segment, and running out would fail them for clients already connected.
 constexpr rlim_t kDescriptorReserve = 16;
 
-// The catalogue takes Catalogue::kSlotBytes (2 KiB) per array, often on a small tmpfs
+// The catalogue takes Catalogue::kSlotBytes (256 bytes) per plain array (up to 8 slots for a
+// long name with a long structured dtype), often on a small tmpfs
 // ($XDG_RUNTIME_DIR is typically 10% of RAM): say at start if --max-arrays would not fit, rather
 // than let creates fail one day for a reason nobody expects.
 void warn_if_catalogue_cannot_grow(const std::string& catalogue_path, std::uint64_t max_arrays) {
@@ -58,7 +59,8 @@ void warn_if_catalogue_cannot_grow(const std::string& catalogue_path, std::uint6
   const std::uint64_t room = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
   const std::uint64_t need = max_arrays * Catalogue::kSlotBytes;
   if (room < need) {
-    spdlog::warn("the catalogue {} needs {} bytes per array ({} MiB for --max-arrays {}), but its "
+    spdlog::warn("the catalogue {} needs {} bytes per array, more for long names or structured "
+                 "dtypes ({} MiB for --max-arrays {}), but its "
                  "file system has {} MiB free: creates will fail with ResourceExhausted before "
                  "that many arrays; lower --max-arrays or put the socket on a larger file system",
                  catalogue_path, Catalogue::kSlotBytes, need >> 20, max_arrays, room >> 20);

@@ -12,16 +12,39 @@
 #include <optional>
 #include <span>
 
+#include "catalogue_record.hpp"
 #include "shmarray/segment_layout.hpp"
 
 namespace shmarray::server {
 namespace {
 
-static_assert(sizeof(SegmentHeader) <= Catalogue::kSlotBytes);
-static_assert(4096 % Catalogue::kSlotBytes == 0, "a slot never spans two pages");
+constexpr std::uint64_t kSlotBytes = Catalogue::kSlotBytes;
+constexpr std::uint64_t kSlotsPerPage = 4096 / kSlotBytes;  // a record never crosses a page
+static_assert(4096 % kSlotBytes == 0);
+static_assert(kCatalogueRecordMaxBytes <= 4096, "a record fits in one page");
+static_assert(sizeof(CatalogueRecord::bytes) % kSlotBytes == 0, "whole slots are written");
+static_assert(sizeof(SegmentHeader) <= Catalogue::kOldSlotBytes);
 
-constexpr std::size_t kSlotsPerRead = 256;  // open() reads the file 256 KiB at a time
+constexpr std::size_t kBytesPerRead = 256 * 1024;  // open() reads the file 256 KiB at a time
+static_assert(kBytesPerRead % 4096 == 0 && kBytesPerRead % Catalogue::kOldSlotBytes == 0);
 constexpr std::uint64_t kMinGrowth = 64;    // slots added when the file is full (at least)
+constexpr std::size_t kHoleSearch = 256;    // holes looked at for a multi-slot record
+
+std::uint64_t slots_for(std::size_t bytes) { return (bytes + kSlotBytes - 1) / kSlotBytes; }
+
+// Reads [offset, offset + n) of `fd` into `out`; kInternal if the file is shorter.
+Result<void> pread_full(int fd, std::byte* out, std::size_t n, std::uint64_t offset,
+                        const std::string& path) {
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, out + got, n - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return std::unexpected(sys_error("cannot read " + path, errno));
+    if (r == 0) return fail(ErrorCode::kInternal, path + " shrank while being read");
+    got += static_cast<std::size_t>(r);
+  }
+  return {};
+}
 
 std::string octal(unsigned mode) {
   char buf[16];
@@ -64,15 +87,36 @@ Result<Catalogue> Catalogue::open(std::string path) {
                     ". Remove it (arrays are then not recovered) or fix its owner and mode");
   }
   Catalogue catalogue(std::move(path), std::move(fd));
-  auto file_bytes = catalogue.upgrade_legacy(static_cast<std::uint64_t>(st.st_size));
-  if (!file_bytes) return std::unexpected(file_bytes.error());
-  if (auto ok = catalogue.load(*file_bytes); !ok) {
-    return std::unexpected(ok.error());
+  const auto file_bytes = static_cast<std::uint64_t>(st.st_size);
+  std::array<std::byte, sizeof kFileMagic> magic{};
+  if (file_bytes >= magic.size()) {
+    if (auto ok = pread_full(catalogue.fd_.get(), magic.data(), magic.size(), 0, catalogue.path_);
+        !ok) {
+      return std::unexpected(ok.error());
+    }
   }
+  const bool ours = std::memcmp(magic.data(), kFileMagic, sizeof kFileMagic) == 0;
+  if (!ours && std::memcmp(magic.data(), kFileMagic, sizeof kFileMagic - 1) == 0) {
+    return fail(ErrorCode::kFailedPrecondition,
+                catalogue.path_ + " is in a catalogue layout newer than this shmarrayd reads: "
+                                  "run the newer shmarrayd (or move the file away, and its "
+                                  "arrays are not recovered)");
+  }
+  auto ok = file_bytes == 0 ? catalogue.load(0)
+            : ours          ? catalogue.load(file_bytes)
+                            : catalogue.convert(file_bytes);
+  if (!ok) return std::unexpected(ok.error());
   return catalogue;
 }
 
 Result<void> Catalogue::load(std::uint64_t file_bytes) {
+  if (file_bytes == 0) {  // new: its head, then room made as records come
+    std::array<std::byte, kSlotBytes> head{};
+    std::memcpy(head.data(), kFileMagic, sizeof kFileMagic);
+    if (auto ok = write_at(0, head.data(), head.size(), "cannot start"); !ok) return ok;
+    slots_ = 1;
+    return {};
+  }
   slots_ = file_bytes / kSlotBytes;
   if (file_bytes % kSlotBytes != 0) {
     damaged_.push_back({slots_, "a partial slot of " + std::to_string(file_bytes % kSlotBytes) +
@@ -81,110 +125,127 @@ Result<void> Catalogue::load(std::uint64_t file_bytes) {
       return std::unexpected(sys_error("cannot trim " + path_, errno));
     }
   }
-  std::vector<std::byte> buf(kSlotsPerRead * kSlotBytes);
-  const std::array<std::byte, kSlotBytes> zeros{};
+  std::vector<std::byte> buf(kBytesPerRead);
+  const std::array<std::byte, 4096> zeros{};
   std::vector<std::uint64_t> free_slots;
+  constexpr std::uint64_t kSlotsPerRead = kBytesPerRead / kSlotBytes;
+  // Records never cross a page, so never a read's end either.
   for (std::uint64_t first = 0; first < slots_; first += kSlotsPerRead) {
     const std::uint64_t n = std::min<std::uint64_t>(kSlotsPerRead, slots_ - first);
-    std::size_t got = 0;
-    while (got < n * kSlotBytes) {
-      const ssize_t r = ::pread(fd_.get(), buf.data() + got, n * kSlotBytes - got,
-                                static_cast<off_t>(first * kSlotBytes + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return std::unexpected(sys_error("cannot read " + path_, errno));
-      if (r == 0) return fail(ErrorCode::kInternal, path_ + " shrank while being read");
-      got += static_cast<std::size_t>(r);
+    if (auto ok = pread_full(fd_.get(), buf.data(), n * kSlotBytes, first * kSlotBytes, path_);
+        !ok) {
+      return ok;
     }
-    for (std::uint64_t i = 0; i < n; ++i) {
+    for (std::uint64_t i = first == 0 ? 1 : 0; i < n;) {  // slot 0: the head
       const std::uint64_t slot = first + i;
       const std::byte* p = buf.data() + i * kSlotBytes;
       if (all_zero(p, kSlotBytes)) {
         free_slots.push_back(slot);
+        ++i;
         continue;
       }
-      SegmentHeader header;
-      std::memcpy(&header, p, sizeof header);
-      auto info = decode_segment_header(header, header.segment_bytes);
+      // A damaged record whose length field is sound is cleared whole; otherwise slot by slot.
+      std::uint64_t count = slots_for(catalogue_record_size({p, kSlotBytes}));
+      if (count == 0 || slot % kSlotsPerPage + count > kSlotsPerPage || i + count > n) count = 1;
+      auto info = decode_catalogue_record({p, count * kSlotBytes});
       std::string problem;
       if (!info) {
         problem = info.error().message();
-      } else if (!all_zero(p + sizeof header, kSlotBytes - sizeof header)) {
-        problem = "bytes after the record are not zero";
-      } else if (auto [it, inserted] = slot_of_.emplace(info->id, slot); !inserted) {
+      } else if (auto [it, inserted] = place_of_.emplace(info->id, Place{slot, count});
+                 !inserted) {
         problem = "a second record of array id " + info->id + " (the first is in slot " +
-                  std::to_string(it->second) + ")";
+                  std::to_string(it->second.first) + ")";
       }
-      if (problem.empty()) continue;
-      damaged_.push_back({slot, problem + " (dropped)"});
-      (void)write_slot(slot, zeros.data(), zeros.size(), "cannot clear a damaged slot");
-      free_slots.push_back(slot);
+      if (problem.empty()) {
+        tail_ = slot + count;
+      } else {
+        damaged_.push_back({slot, problem + " (dropped)"});
+        (void)write_at(slot, zeros.data(), count * kSlotBytes, "cannot clear a damaged record");
+        for (std::uint64_t k = 0; k < count; ++k) free_slots.push_back(slot + k);
+      }
+      i += count;
     }
   }
-  free_.assign(free_slots.rbegin(), free_slots.rend());  // lowest last: taken first
+  for (std::uint64_t slot : free_slots) {
+    if (slot < tail_) holes_.insert(holes_.end(), slot);
+  }
   return {};
 }
 
-Result<std::uint64_t> Catalogue::upgrade_legacy(std::uint64_t file_bytes) {
-  // Legacy iff the first record (in 1 KiB steps) is a layout 1/2 header: new records start every
-  // 2 KiB and the second KiB of one lies inside its NUL-padded dtype text, never a header start.
-  std::vector<std::byte> old(file_bytes - file_bytes % kLegacySlotBytes);
-  std::size_t got = 0;
-  while (got < old.size()) {
-    const ssize_t r = ::pread(fd_.get(), old.data() + got, old.size() - got, static_cast<off_t>(got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return std::unexpected(sys_error("cannot read " + path_, errno));
-    if (r == 0) return fail(ErrorCode::kInternal, path_ + " shrank while being read");
-    got += static_cast<std::size_t>(r);
+Result<void> Catalogue::convert(std::uint64_t file_bytes) {
+  // Old slots: 1 KiB iff the first record (in 1 KiB steps) is a layout 1/2 header; a 2 KiB slot's
+  // second KiB lies inside its NUL-padded dtype text, never a header start.
+  std::vector<std::byte> buf(kBytesPerRead);
+  std::size_t old_slot = kOldSlotBytes;
+  for (std::uint64_t at = 0; at + kLegacySlotBytes <= file_bytes; at += kBytesPerRead) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
+        kBytesPerRead, (file_bytes - at) / kLegacySlotBytes * kLegacySlotBytes));
+    if (auto ok = pread_full(fd_.get(), buf.data(), n, at, path_); !ok) return ok;
+    const auto used = [&](std::size_t k) { return !all_zero(buf.data() + k, kLegacySlotBytes); };
+    std::size_t k = 0;
+    while (k < n && !used(k)) k += kLegacySlotBytes;
+    if (k == n) continue;
+    const std::uint32_t version = layout_version_of({buf.data() + k, kLegacySlotBytes});
+    if (version != 0 && version < kLayoutVersion) old_slot = kLegacySlotBytes;
+    break;
   }
-  std::uint32_t first_version = 0;
-  for (std::size_t at = 0; at < old.size() && first_version == 0; at += kLegacySlotBytes) {
-    if (!all_zero(old.data() + at, kLegacySlotBytes)) {
-      first_version = layout_version_of({old.data() + at, kLegacySlotBytes});
-    }
-  }
-  if (first_version == 0 || first_version >= kLayoutVersion) return file_bytes;
 
   const std::string tmp = path_ + ".upgrading";
-  (void)::unlink(tmp.c_str());  // left by a broker killed while upgrading
+  (void)::unlink(tmp.c_str());  // left by a broker killed while converting
   UniqueFd out(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out) return std::unexpected(sys_error("cannot create " + tmp, errno));
-  std::uint64_t written = 0;
-  for (std::size_t at = 0; at < old.size(); at += kLegacySlotBytes) {
-    const std::span<const std::byte> slot(old.data() + at, kLegacySlotBytes);
-    if (all_zero(slot.data(), slot.size())) continue;
-    auto info = decode_segment_header_bytes(slot, ~std::uint64_t{0});
-    std::optional<SegmentHeader> header;
-    if (info) {
-      auto encoded = encode_segment_header(*info);
-      if (encoded) header = *encoded;
-    }
-    if (!header) {
-      damaged_.push_back({at / kLegacySlotBytes,
-                          (info ? std::string("cannot re-encode") : info.error().message()) +
-                              " (dropped while upgrading a layout " +
-                              std::to_string(first_version) + " catalogue)"});
-      continue;
-    }
-    std::array<std::byte, kSlotBytes> record{};
-    std::memcpy(record.data(), &*header, sizeof *header);
-    if (::pwrite(out.get(), record.data(), record.size(),
-                 static_cast<off_t>(written * kSlotBytes)) != static_cast<ssize_t>(record.size())) {
-      (void)::unlink(tmp.c_str());
-      return std::unexpected(sys_error("cannot write " + tmp, errno));
-    }
-    ++written;
+  Catalogue next(tmp, std::move(out));
+  if (auto ok = next.load(0); !ok) {
+    (void)::unlink(tmp.c_str());
+    return ok;
   }
-  if (::fsync(out.get()) != 0 || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+  const std::string from = " (dropped while converting a catalogue of " +
+                           std::to_string(old_slot) + "-byte slots)";
+  const std::uint64_t whole = file_bytes / old_slot * old_slot;  // a partial slot is dropped
+  for (std::uint64_t at = 0; at < whole; at += kBytesPerRead) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kBytesPerRead, whole - at));
+    if (auto ok = pread_full(fd_.get(), buf.data(), n, at, path_); !ok) {
+      (void)::unlink(tmp.c_str());
+      return ok;
+    }
+    for (std::size_t k = 0; k < n; k += old_slot) {
+      const std::span<const std::byte> slot(buf.data() + k, old_slot);
+      if (all_zero(slot.data(), slot.size())) continue;
+      const std::uint64_t index = (at + k) / old_slot;
+      auto info = decode_segment_header_bytes(slot, ~std::uint64_t{0});
+      if (!info) {
+        damaged_.push_back({index, info.error().message() + from});
+      } else if (next.place_of_.contains(info->id)) {
+        damaged_.push_back({index, "a second record of array id " + info->id + from});
+      } else if (auto put = next.put(*info); !put) {
+        if (put.error().code() != ErrorCode::kInternal) {
+          (void)::unlink(tmp.c_str());
+          return put;
+        }
+        damaged_.push_back({index, put.error().message() + from});
+      }
+    }
+  }
+  if (file_bytes % old_slot != 0) {
+    damaged_.push_back({file_bytes / old_slot, "a partial slot of " +
+                                                   std::to_string(file_bytes % old_slot) +
+                                                   " bytes at the end" + from});
+  }
+  if (::fsync(next.fd_.get()) != 0 || ::rename(tmp.c_str(), path_.c_str()) != 0) {
     const int err = errno;
     (void)::unlink(tmp.c_str());
-    return std::unexpected(sys_error("cannot replace " + path_ + " with its upgrade", err));
+    return std::unexpected(sys_error("cannot replace " + path_ + " with its conversion", err));
   }
-  fd_ = std::move(out);
-  return written * kSlotBytes;
+  fd_ = std::move(next.fd_);
+  slots_ = next.slots_;
+  tail_ = next.tail_;
+  place_of_ = std::move(next.place_of_);
+  holes_ = std::move(next.holes_);
+  return {};
 }
 
-Result<void> Catalogue::write_slot(std::uint64_t slot, const void* bytes, std::size_t n,
-                                   const std::string& what) {
+Result<void> Catalogue::write_at(std::uint64_t slot, const void* bytes, std::size_t n,
+                                 const std::string& what) {
   const auto* p = static_cast<const char*>(bytes);
   std::size_t done = 0;
   while (done < n) {
@@ -197,70 +258,114 @@ Result<void> Catalogue::write_slot(std::uint64_t slot, const void* bytes, std::s
   return {};
 }
 
-Result<std::uint64_t> Catalogue::take_free_slot() {
-  if (free_.empty()) {
-    const std::uint64_t grow = std::max(kMinGrowth, slots_);  // doubling: O(1) amortised
-    if (::ftruncate(fd_.get(), static_cast<off_t>((slots_ + grow) * kSlotBytes)) != 0) {
-      return std::unexpected(sys_error("cannot grow " + path_, errno));
-    }
-    for (std::uint64_t s = slots_ + grow; s-- > slots_;) free_.push_back(s);
-    slots_ += grow;
+Result<Catalogue::Place> Catalogue::take_slots(std::uint64_t count) {
+  // A hole first: the lowest for one slot; for more, a run of free slots inside one page among
+  // the first kHoleSearch holes (a bounded look, so a create never walks a long list).
+  if (count == 1 && !holes_.empty()) {
+    const std::uint64_t slot = *holes_.begin();
+    holes_.erase(holes_.begin());
+    return Place{slot, 1};
   }
-  const std::uint64_t slot = free_.back();
-  free_.pop_back();
-  return slot;
+  if (count > 1) {
+    std::uint64_t run_start = 0, run = 0;
+    std::size_t looked = 0;
+    for (auto it = holes_.begin(); it != holes_.end() && looked < kHoleSearch; ++it, ++looked) {
+      const bool continues = run > 0 && *it == run_start + run && *it % kSlotsPerPage != 0;
+      run_start = continues ? run_start : *it;
+      run = continues ? run + 1 : 1;
+      if (run == count) {
+        for (std::uint64_t k = 0; k < count; ++k) holes_.erase(run_start + k);
+        return Place{run_start, count};
+      }
+    }
+  }
+  std::uint64_t first = tail_;
+  if (first % kSlotsPerPage + count > kSlotsPerPage) {  // to the next page
+    first = (first / kSlotsPerPage + 1) * kSlotsPerPage;
+    for (std::uint64_t s = tail_; s < first; ++s) holes_.insert(holes_.end(), s);
+  }
+  if (first + count > slots_) {
+    const std::uint64_t want = std::max({first + count, 2 * slots_, slots_ + kMinGrowth});
+    if (::ftruncate(fd_.get(), static_cast<off_t>(want * kSlotBytes)) != 0) {
+      const int err = errno;
+      for (std::uint64_t s = tail_; s < first; ++s) holes_.erase(s);
+      return std::unexpected(sys_error("cannot grow " + path_, err));
+    }
+    slots_ = want;
+  }
+  tail_ = first + count;
+  return Place{first, count};
+}
+
+void Catalogue::release(Place place) {
+  for (std::uint64_t k = 0; k < place.count; ++k) holes_.insert(place.first + k);
+  // Free slots at the end go back to the tail: the set of holes stays as small as the gaps.
+  while (!holes_.empty() && *holes_.rbegin() == tail_ - 1) {
+    holes_.erase(std::prev(holes_.end()));
+    --tail_;
+  }
 }
 
 Result<void> Catalogue::put(const ArrayInfo& info) {
-  auto header = encode_segment_header(info);
-  if (!header) return std::unexpected(header.error());
-  std::array<std::byte, kSlotBytes> record{};
-  std::memcpy(record.data(), &*header, sizeof *header);
+  auto record = encode_catalogue_record(info);
+  if (!record) return std::unexpected(record.error());
+  const std::uint64_t count = slots_for(record->size);
   const std::string what = "cannot record array '" + info.name + "'";
-  if (auto it = slot_of_.find(info.id); it != slot_of_.end()) {
-    return write_slot(it->second, record.data(), record.size(), what);
+  auto it = place_of_.find(info.id);
+  if (it != place_of_.end() && it->second.count == count) {  // in place: one write, not torn
+    return write_at(it->second.first, record->bytes.data(), count * kSlotBytes, what);
   }
-  auto slot = take_free_slot();
-  if (!slot) return std::unexpected(slot.error());
-  if (auto ok = write_slot(*slot, record.data(), record.size(), what); !ok) {
-    free_.push_back(*slot);
+  auto place = take_slots(count);
+  if (!place) return std::unexpected(place.error());
+  if (auto ok = write_at(place->first, record->bytes.data(), count * kSlotBytes, what); !ok) {
+    release(*place);
     return ok;
   }
-  slot_of_.emplace(info.id, *slot);
+  if (it != place_of_.end()) {  // another size: the new record is written, then the old cleared
+    const Place old = it->second;
+    it->second = *place;
+    const std::array<std::byte, 4096> zeros{};
+    (void)write_at(old.first, zeros.data(), old.count * kSlotBytes, "cannot erase a record");
+    release(old);
+    return {};
+  }
+  place_of_.emplace(info.id, *place);
   return {};
 }
 
 void Catalogue::erase(const std::string& id) noexcept {
-  auto it = slot_of_.find(id);
-  if (it == slot_of_.end()) return;
-  const std::array<std::byte, kSlotBytes> zeros{};
+  auto it = place_of_.find(id);
+  if (it == place_of_.end()) return;
+  const std::array<std::byte, 4096> zeros{};
   // A failure leaves the record behind; the next start then finds no segment and forgets it.
-  (void)write_slot(it->second, zeros.data(), zeros.size(), "cannot erase a record");
-  free_.push_back(it->second);
-  slot_of_.erase(it);
+  (void)write_at(it->second.first, zeros.data(), it->second.count * kSlotBytes,
+                 "cannot erase a record");
+  release(it->second);
+  place_of_.erase(it);
 }
 
 Result<ArrayInfo> Catalogue::get(const std::string& id) const {
-  auto it = slot_of_.find(id);
-  if (it == slot_of_.end()) return fail(ErrorCode::kNotFound, "no catalogue record");
-  SegmentHeader header;
-  const ssize_t r = ::pread(fd_.get(), &header, sizeof header,
-                            static_cast<off_t>(it->second * kSlotBytes));
-  if (r != static_cast<ssize_t>(sizeof header)) {
+  auto it = place_of_.find(id);
+  if (it == place_of_.end()) return fail(ErrorCode::kNotFound, "no catalogue record");
+  std::array<std::byte, 4096> bytes;
+  const std::size_t n = it->second.count * kSlotBytes;
+  const ssize_t r = ::pread(fd_.get(), bytes.data(), n,
+                            static_cast<off_t>(it->second.first * kSlotBytes));
+  if (r != static_cast<ssize_t>(n)) {
     return std::unexpected(sys_error("cannot read " + path_, r < 0 ? errno : EIO));
   }
-  auto info = decode_segment_header(header, header.segment_bytes);
+  auto info = decode_catalogue_record({bytes.data(), n});
   if (!info) {
-    return fail(ErrorCode::kProtocolError, path_ + " slot " + std::to_string(it->second) + ": " +
-                                               info.error().message());
+    return fail(ErrorCode::kProtocolError, path_ + " slot " + std::to_string(it->second.first) +
+                                               ": " + info.error().message());
   }
   return info;
 }
 
 std::vector<std::string> Catalogue::ids() const {
   std::vector<std::string> out;
-  out.reserve(slot_of_.size());
-  for (const auto& [id, slot] : slot_of_) out.push_back(id);
+  out.reserve(place_of_.size());
+  for (const auto& [id, place] : place_of_) out.push_back(id);
   return out;
 }
 

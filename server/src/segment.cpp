@@ -113,7 +113,9 @@ Result<Segment> Segment::create_from(UniqueFd nameless, const std::string& shm_d
   if (auto ok = SegmentPool::link(nameless.get(), shm_dir + shm_name); !ok) {
     return std::unexpected(ok.error());
   }
-  return Segment(shm_name);
+  Segment segment(shm_name);
+  segment.creation_fd_ = std::move(nameless);
+  return segment;
 }
 
 Result<UniqueFd> Segment::open_fd(Access access) const {

@@ -30,6 +30,10 @@ class Segment {
   [[nodiscard]] static Result<Segment> create_from(UniqueFd nameless, const std::string& shm_dir,
                                                    const std::string& shm_name,
                                                    const ArrayInfo& info);
+  // The descriptor create_from named the segment with, once; empty for any other segment. It is
+  // a description no other process ever held, read-write: the creator's grant, as
+  // open_fd(kReadWrite) would make it, without a second open by name (finish_create).
+  [[nodiscard]] UniqueFd take_creation_fd() noexcept { return std::move(creation_fd_); }
   // Adopts an existing segment (recovery).
   [[nodiscard]] static Segment adopt(std::string shm_name) { return Segment(std::move(shm_name)); }
 
@@ -62,6 +66,7 @@ class Segment {
  private:
   explicit Segment(std::string shm_name) : shm_name_(std::move(shm_name)) {}
   std::string shm_name_;
+  UniqueFd creation_fd_;  // see take_creation_fd; never kept past the create
 };
 
 // Reads up to `n` bytes at `offset` (fewer at the end of the file); an error only for I/O errors.

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -20,6 +21,7 @@
 #include "../support/legacy_header.hpp"
 #include "../support/raw_client.hpp"
 #include "broker_process.hpp"
+#include "catalogue.hpp"
 #include "shmarray/shmarray.hpp"
 
 namespace shmarray::test {
@@ -189,10 +191,12 @@ TEST_F(DTypeTest, FrameColumnsAreTypedViewsOfOnePageAlignedSegment) {
 // An array made by a layout 2 broker (header page and 1 KiB catalogue slot in the old format) is
 // adopted by this one: its catalogue is upgraded, its header rewritten, its data kept.
 TEST_F(DTypeTest, ArrayOfALayoutTwoBrokerIsAdoptedWithItsData) {
+  std::string id;
   {
     auto client = broker_->client();
     auto arr = client.create("old", ArraySpec{.dtype = "<f8", .shape = {16}});
     ASSERT_TRUE(arr);
+    id = arr->info().id;
     auto values = arr->as<double>();
     ASSERT_TRUE(values);
     for (std::size_t k = 0; k < values->size(); ++k) (*values)[k] = 0.5 * static_cast<double>(k);
@@ -201,13 +205,9 @@ TEST_F(DTypeTest, ArrayOfALayoutTwoBrokerIsAdoptedWithItsData) {
   ASSERT_TRUE(broker_->stop().ok());
   // Rewrite what the old broker would have left: its catalogue record and the header page.
   const std::string catalogue = broker_->socket_path() + ".catalogue";
-  std::ifstream in(catalogue, std::ios::binary);
-  std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
-  ASSERT_GE(file.size(), sizeof(SegmentHeader));
-  SegmentHeader current;
-  std::memcpy(&current, file.data(), sizeof current);
-  auto info = decode_segment_header(current, current.segment_bytes);
+  auto recorded = server::Catalogue::open(catalogue);
+  ASSERT_TRUE(recorded) << recorded.error().message();
+  auto info = recorded->get(id);
   ASSERT_TRUE(info) << info.error().message();
   const LegacySegmentHeader old = legacy_header(*info, 2);
   std::vector<char> legacy_file(1024, 0);
@@ -233,6 +233,72 @@ TEST_F(DTypeTest, ArrayOfALayoutTwoBrokerIsAdoptedWithItsData) {
   ASSERT_TRUE(values);
   for (std::size_t k = 0; k < values->size(); ++k) ASSERT_EQ((*values)[k], 0.5 * static_cast<double>(k));
   ASSERT_TRUE(client.remove("old"));
+}
+
+
+// The broker before the compact catalogue kept a 2 KiB slot per array (the whole SegmentHeader).
+// A broker that finds such a file adopts every array in it (data, dtype, a long name, a chmod
+// made under the old broker) and rewrites the file once in the compact layout.
+TEST_F(DTypeTest, ArraysInACatalogueOfTwoKibSlotsAreAdoptedAndTheFileConverted) {
+  const std::string long_name = "conv/" + std::string(240, 'x');
+  std::vector<std::string> ids;
+  {
+    auto client = broker_->client();
+    auto plain = client.create("conv/plain", ArraySpec{.dtype = "<i4", .shape = {4, 8}});
+    ASSERT_TRUE(plain);
+    auto values = plain->as<std::int32_t>();
+    ASSERT_TRUE(values);
+    for (std::size_t k = 0; k < values->size(); ++k) {
+      (*values)[k] = static_cast<std::int32_t>(k * 3);
+    }
+    ASSERT_TRUE(plain->publish());
+    ASSERT_TRUE(client.chmod("conv/plain", 0604));
+    auto structured = client.create(long_name, ArraySpec{.dtype = fields(40), .shape = {3}});
+    ASSERT_TRUE(structured) << structured.error().message();
+    ids = {plain->info().id, structured->info().id};
+  }
+  ASSERT_TRUE(broker_->stop().ok());
+  const std::string catalogue = broker_->socket_path() + ".catalogue";
+  std::vector<char> old_file(3 * server::Catalogue::kOldSlotBytes, 0);  // slot 0 free
+  {
+    auto current = server::Catalogue::open(catalogue);
+    ASSERT_TRUE(current) << current.error().message();
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      auto info = current->get(ids[k]);
+      ASSERT_TRUE(info) << info.error().message();
+      auto header = encode_segment_header(*info);
+      ASSERT_TRUE(header);
+      std::memcpy(old_file.data() + (k + 1) * server::Catalogue::kOldSlotBytes, &*header,
+                  sizeof *header);
+    }
+  }
+  std::ofstream(catalogue, std::ios::binary | std::ios::trunc)
+      .write(old_file.data(), static_cast<std::streamsize>(old_file.size()));
+
+  broker_->restart();
+  auto client = broker_->client();
+  auto plain = client.open("conv/plain", Access::kReadOnly);
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(plain->info().mode, 0604u);
+  EXPECT_EQ(plain->info().dtype, "<i4");
+  EXPECT_EQ(plain->version(), 1u);
+  auto values = plain->as<const std::int32_t>();
+  ASSERT_TRUE(values);
+  for (std::size_t k = 0; k < values->size(); ++k) {
+    ASSERT_EQ((*values)[k], static_cast<std::int32_t>(k * 3));
+  }
+  auto structured = client.stat(long_name);
+  ASSERT_TRUE(structured) << structured.error().message();
+  EXPECT_EQ(structured->dtype, fields(40));
+  {
+    std::ifstream in(catalogue, std::ios::binary);
+    char magic[8] = {};
+    in.read(magic, sizeof magic);
+    EXPECT_EQ(std::memcmp(magic, server::Catalogue::kFileMagic, sizeof magic), 0);
+  }
+  EXPECT_FALSE(std::filesystem::exists(catalogue + ".upgrading"));
+  ASSERT_TRUE(client.remove("conv/plain"));
+  ASSERT_TRUE(client.remove(long_name));
 }
 
 }  // namespace
