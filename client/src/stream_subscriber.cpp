@@ -282,6 +282,14 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
   // instruction (a full barrier on x86), which would otherwise wait on our hazard store.
   std::shared_ptr<SubscriberCore> self =
       t_spare.get() == this ? std::move(t_spare) : shared_from_this();
+  // A take that returns no Sample (timeout, kDataLoss) leaves the reference as the spare again:
+  // a polling take(0) counts nothing either.
+  struct KeepSpare {
+    std::shared_ptr<SubscriberCore>& self;
+    ~KeepSpare() {
+      if (self && !t_spare) t_spare = std::move(self);
+    }
+  } keep_spare{self};
   const MessageInfo* layout = last_layout_.get();
   const std::uint32_t n = view_.slot_count();
   auto& control = *view_.control;
