@@ -124,6 +124,7 @@ Result<void> Catalogue::load(std::uint64_t file_bytes) {
     if (::ftruncate(fd_.get(), static_cast<off_t>(slots_ * kSlotBytes)) != 0) {
       return std::unexpected(sys_error("cannot trim " + path_, errno));
     }
+    if (slots_ == 0) return load(0);  // not even the head is whole: write it again
   }
   std::vector<std::byte> buf(kBytesPerRead);
   const std::array<std::byte, 4096> zeros{};
