@@ -15,7 +15,9 @@
 //   stream        (--stream-messages N) a mirrored stream (kBlock, 64 slots of 64 bytes) from A
 //                 to B: N messages published back to back on A and taken on B (messages/s, from
 //                 the first loan to the last take), then 200 single messages one at a time
-//                 (publish on A -> take() returning on B: per-message latency).
+//                 (publish on A -> take() returning on B: per-message latency). With --streams K,
+//                 K such streams on the one link, the messages going to each in turn (a bridge
+//                 that sleeps on one stream sees the others late).
 // The tcp copy and mirror rounds run in alternating blocks (--blocks) so that a burst of other load
 // falls on both. GB/s is bytes / median latency (one transfer at a time). Nothing here asserts a
 // number.
@@ -59,6 +61,7 @@ struct Options {
   std::string ucx_perftest = "/usr/bin/ucx_perftest";
   bool mirror = true;
   int stream_messages = 0;  // 0: no stream measurement
+  int streams = 1;          // mirrored streams the messages go to in turn
 };
 
 // Unwraps a std::expected whose error is a sentence.
@@ -271,46 +274,52 @@ struct StreamResult {
   std::vector<double> latency_us;
 };
 
-StreamResult mirror_stream(const MirrorPair& pair, int messages, int rounds) {
+StreamResult mirror_stream(const MirrorPair& pair, int messages, int rounds, int streams) {
   auto a = must(pair.source->connect(), "connect to the source broker");
   auto b = must(pair.mirror->connect(), "connect to the mirror broker");
-  const std::string name = "bench/stream";
-  auto pub = must(a.create_stream(name, {.slots = 64, .slot_bytes = 64}), "create_stream");
-  auto sub = must(b.subscribe(name, {.wait = 60s, .max_held = 1}), "subscribe on B");
+  std::vector<shmarray::Publisher> pubs;
+  std::vector<shmarray::Subscriber> subs;
+  for (int i = 0; i < streams; ++i) {
+    const std::string name = "bench/stream" + std::to_string(i);
+    pubs.push_back(must(a.create_stream(name, {.slots = 64, .slot_bytes = 64}), "create_stream"));
+    subs.push_back(must(b.subscribe(name, {.wait = 60s, .max_held = 1}), "subscribe on B"));
+  }
   const std::uint64_t shape[] = {8};
-  std::uint64_t next = 1;
-  const auto publish = [&] {
-    auto loan = must(pub.loan("<u8", shape, 60s), "loan");
+  std::vector<std::uint64_t> next(streams, 1);
+  const auto publish = [&](int i) {
+    auto loan = must(pubs[i].loan("<u8", shape, 60s), "loan");
     auto values = must(loan.as<std::uint64_t>(), "as");
-    values[0] = next++;
-    (void)must(pub.publish(std::move(loan)), "publish");
+    values[0] = next[i]++;
+    (void)must(pubs[i].publish(std::move(loan)), "publish");
   };
-  const auto take = [&] {
-    auto sample = must(sub.take(60s), "take on B");
+  const auto take = [&](int i) {
+    auto sample = must(subs[i].take(60s), "take on B");
     const auto values = must(sample.as<std::uint64_t>(), "as");
     return values[0];
   };
   StreamResult r;
-  std::uint64_t taken_last = 0;
+  std::vector<std::uint64_t> taken_last(streams, 0);
   std::thread consumer([&] {
-    for (int i = 0; i < messages; ++i) {
-      const std::uint64_t got = take();
-      if (got != taken_last + 1) die("stream: message " + std::to_string(got) + " after " +
-                                     std::to_string(taken_last));
-      taken_last = got;
+    for (int m = 0; m < messages; ++m) {
+      const int i = m % streams;
+      const std::uint64_t got = take(i);
+      if (got != taken_last[i] + 1) die("stream: message " + std::to_string(got) + " after " +
+                                        std::to_string(taken_last[i]));
+      taken_last[i] = got;
     }
   });
   const std::int64_t t0 = now_ns();
-  for (int i = 0; i < messages; ++i) publish();
+  for (int m = 0; m < messages; ++m) publish(m % streams);
   consumer.join();
   r.messages_per_s = messages / (static_cast<double>(now_ns() - t0) / 1e9);
-  for (int i = 0; i < rounds + 2; ++i) {
+  for (int m = 0; m < rounds + 2; ++m) {
+    const int i = m % streams;
     const std::int64_t t1 = now_ns();
-    publish();
-    if (take() != next - 1) die("stream: a message arrived out of order");
-    if (i >= 2) r.latency_us.push_back(static_cast<double>(now_ns() - t1) / 1e3);
+    publish(i);
+    if (take(i) != next[i] - 1) die("stream: a message arrived out of order");
+    if (m >= 2) r.latency_us.push_back(static_cast<double>(now_ns() - t1) / 1e3);
   }
-  (void)a.remove(name);
+  for (int i = 0; i < streams; ++i) (void)a.remove("bench/stream" + std::to_string(i));
   return r;
 }
 
@@ -331,6 +340,7 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-mirror", o.mirror, "only the floors (TCP copy, ucx_perftest)");
   app.add_option("--stream-messages", o.stream_messages,
                  "also a mirrored stream: messages/s of N messages, and per-message latency");
+  app.add_option("--streams", o.streams, "with --stream-messages: this many streams, in turn");
   CLI11_PARSE(app, argc, argv);
 
   Csv csv(o.csv, "machine,link,method,size,rounds,p50_us,p99_us,min_us,gbps,ratio_to_tcp_p50");
@@ -378,12 +388,13 @@ int main(int argc, char** argv) {
       if (pair) report("mirror", summarise(mirror_us));
     }
     if (pair && o.stream_messages > 0) {
-      const StreamResult r = mirror_stream(*pair, o.stream_messages, 200);
+      const StreamResult r = mirror_stream(*pair, o.stream_messages, 200, std::max(1, o.streams));
       const Stats s = summarise(r.latency_us);
+      const std::string method = o.streams > 1 ? std::to_string(o.streams) + " streams" : "stream";
       std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  %10.0f messages/s\n",
-                  link.c_str(), "stream", "64 B", s.p50, s.p99, r.messages_per_s);
+                  link.c_str(), method.c_str(), "64 B", s.p50, s.p99, r.messages_per_s);
       std::fflush(stdout);
-      csv.row(o.machine, link, "stream", 64, s.n, s.p50, s.p99, s.min, r.messages_per_s / 1e9 * 64,
+      csv.row(o.machine, link, method, 64, s.n, s.p50, s.p99, s.min, r.messages_per_s / 1e9 * 64,
               std::numeric_limits<double>::quiet_NaN());
     }
   }

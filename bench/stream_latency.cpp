@@ -5,6 +5,8 @@
 //   mapped       one long-lived array: write (before the clock) -> publish() -> wait_newer_than
 //   socket copy  write() of the bytes over a Unix socketpair -> read() into a private buffer
 //   bare spin    the bytes in shared memory, a release-store of a counter, consumers spin on it
+//   local read   no handoff: the publisher reads a private buffer it has just written (the read
+//                loop's own speed, the memory-bandwidth floor of "read all"; --methods "local")
 // The clock runs from the hand-over to the last subscriber's end timestamp (CLOCK_MONOTONIC,
 // written into a shared page). Every subscriber acknowledges through that page (the same spin
 // for every method), and the publisher starts the next round when all have. "hot": the next round
@@ -76,13 +78,14 @@ struct Options {
   bool pin = true;
 };
 
-enum class Kind { kStream, kMapped, kSocket, kSpin };
+enum class Kind { kStream, kMapped, kSocket, kSpin, kLocal };
 const char* kind_name(Kind k) {
   switch (k) {
     case Kind::kStream: return "stream";
     case Kind::kMapped: return "mapped array";
     case Kind::kSocket: return "socket copy";
     case Kind::kSpin: return "bare spin";
+    case Kind::kLocal: return "local read";
   }
   return "?";
 }
@@ -168,9 +171,9 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
     array.emplace(must(client.create(name, {.dtype = "|u1", .shape = {bytes}}), "create"));
   }
   std::vector<int> sockets;
-  std::vector<std::byte> private_data(kind == Kind::kSocket ? bytes : 0);
+  std::vector<std::byte> private_data(kind == Kind::kSocket || kind == Kind::kLocal ? bytes : 0);
   std::vector<pid_t> children;
-  for (int i = 0; i < subs; ++i) {
+  for (int i = 0; i < (kind == Kind::kLocal ? 0 : subs); ++i) {
     int sv[2] = {-1, -1};
     if (kind == Kind::kSocket && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       die("socketpair");
@@ -186,7 +189,7 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
     }
     children.push_back(pid);
   }
-  for (int i = 0; i < subs; ++i) {
+  for (int i = 0; i < static_cast<int>(children.size()); ++i) {
     while (shared->subs[i].ack.load(std::memory_order_acquire) != ~0ull) std::this_thread::yield();
     shared->subs[i].ack.store(0);
   }
@@ -206,8 +209,17 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
         break;
       }
       case Kind::kMapped: fill(must(array->mutable_bytes(), "bytes"), marker); break;
-      case Kind::kSocket: fill(private_data, marker); break;
+      case Kind::kSocket:
+      case Kind::kLocal: fill(private_data, marker); break;
       case Kind::kSpin: fill({spin_data, bytes}, marker); break;
+    }
+    if (kind == Kind::kLocal) {
+      const std::int64_t t0 = now_ns();
+      const std::uint64_t value = sum_words(private_data.data(), bytes);
+      const std::int64_t t1 = now_ns();
+      if (value != expected_sum(bytes, marker)) die("local read: wrong data");
+      res.us.push_back(static_cast<double>(t1 - t0) / 1000.0);
+      continue;
     }
     const std::int64_t t0 = now_ns();
     switch (kind) {
@@ -219,6 +231,8 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
         }
         break;
       case Kind::kSpin: shared->round.store(static_cast<std::uint64_t>(r), std::memory_order_release);
+        break;
+      case Kind::kLocal: break;
     }
     std::int64_t t_end = 0;
     for (int i = 0; i < subs; ++i) {
@@ -232,7 +246,7 @@ Result run_method(Kind kind, int subs, bool hot, std::uint64_t bytes, int rounds
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   res.pub_faults = static_cast<double>(minor_faults() - faults0) / rounds;
-  for (int i = 0; i < subs; ++i) {
+  for (int i = 0; i < static_cast<int>(children.size()); ++i) {
     res.sub_faults = std::max(res.sub_faults, static_cast<double>(shared->subs[i].minflt) / rounds);
   }
   for (pid_t pid : children) {
@@ -277,7 +291,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--methods", o.methods,
                  "only these methods (comma-separated parts of: stream, mapped array, socket copy, "
-                 "bare spin)");
+                 "bare spin, local read)");
   CLI11_PARSE(app, argc, argv);
   if (o.pin) pin_to(0);  // the publisher; subscribers pin themselves after fork
   auto client = must(shmarray::Client::connect({.socket_path = o.socket}), "connect");
@@ -288,7 +302,8 @@ int main(int argc, char** argv) {
     int subs;
   };
   const std::vector<Case> cases = {{Kind::kSpin, 1},   {Kind::kStream, 1}, {Kind::kMapped, 1},
-                                   {Kind::kSocket, 1}, {Kind::kSpin, 4},   {Kind::kStream, 4}};
+                                   {Kind::kSocket, 1}, {Kind::kLocal, 1},  {Kind::kSpin, 4},
+                                   {Kind::kStream, 4}};
   std::printf("\nStream handoff (%s): publish -> every subscriber has read all of it\n",
               o.machine.c_str());
   std::printf("%-6s %-9s %-14s %4s %10s %10s %12s %9s %9s %8s\n", "mode", "size", "method", "subs",

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <thread>
+#include <utility>
 
 #include "shmarray/segment_layout.hpp"
 #include "stream_core.hpp"
@@ -192,8 +193,16 @@ const ArrayInfo& Publisher::info() const noexcept { return core_->info(); }
 
 Subscriber::Subscriber(std::shared_ptr<detail::SubscriberCore> core) : core_(std::move(core)) {}
 Subscriber::Subscriber(Subscriber&&) noexcept = default;
-Subscriber& Subscriber::operator=(Subscriber&&) noexcept = default;
-Subscriber::~Subscriber() = default;
+Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
+  if (this != &other) {
+    if (core_) core_->close();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+Subscriber::~Subscriber() {
+  if (core_) core_->close();
+}
 Result<Sample> Subscriber::take(std::chrono::nanoseconds timeout) { return core_->take(timeout); }
 std::uint64_t Subscriber::missed() const noexcept { return core_->missed(); }
 std::uint64_t Subscriber::position() const noexcept { return core_->position(); }
@@ -227,8 +236,8 @@ Result<void> Loan::check_type(std::string_view typestr) const {
 
 Sample::Sample(Sample&& other) noexcept
     : core_(std::move(other.core_)), held_index_(other.held_index_), seq_(other.seq_),
-      published_unix_ns_(other.published_unix_ns_), info_(std::move(other.info_)),
-      bytes_(other.bytes_) {}
+      published_unix_ns_(other.published_unix_ns_), info_(std::exchange(other.info_, nullptr)),
+      bytes_(std::exchange(other.bytes_, {})) {}
 Sample& Sample::operator=(Sample&& other) noexcept {
   if (this != &other) {
     release();
@@ -236,15 +245,17 @@ Sample& Sample::operator=(Sample&& other) noexcept {
     held_index_ = other.held_index_;
     seq_ = other.seq_;
     published_unix_ns_ = other.published_unix_ns_;
-    info_ = std::move(other.info_);
-    bytes_ = other.bytes_;
+    info_ = std::exchange(other.info_, nullptr);
+    bytes_ = std::exchange(other.bytes_, {});
   }
   return *this;
 }
 Sample::~Sample() { release(); }
 void Sample::release() noexcept {
-  if (auto core = std::move(core_)) core->release(held_index_);
+  // info_ points into the core's table, which may reuse the entry once the slot is released.
+  info_ = nullptr;
   bytes_ = {};
+  if (core_) detail::SubscriberCore::release(std::move(core_), held_index_);
 }
 Result<void> Sample::check_type(std::string_view typestr) const {
   if (typestr != info().dtype) {

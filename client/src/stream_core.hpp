@@ -4,13 +4,16 @@
 // subscribers' state pages; SubscriberCore owns a read-only mapping of the stream and the
 // read-write mapping of its own state page. Loans and Samples hold shared_ptrs to them.
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
 #include "broker_channel.hpp"
+#include "publish_clock.hpp"
 #include "slot_order.hpp"
 #include "shmarray/error.hpp"
 #include "shmarray/mapping.hpp"
@@ -110,6 +113,10 @@ class PublisherCore : public std::enable_shared_from_this<PublisherCore> {
   std::uint32_t members_seen_ = 0;
   bool members_known_ = false;
   std::chrono::steady_clock::time_point retry_members_at_{};
+  PublishClock clock_;  // the messages' published_unix_ns
+  // StreamControl::epoch when we attached: another value at destruction means a restarted
+  // broker, which must hear of the detach by a round trip (see ~PublisherCore).
+  std::uint32_t epoch_ = 0;
 };
 
 class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
@@ -122,7 +129,15 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   SubscriberCore& operator=(const SubscriberCore&) = delete;
 
   [[nodiscard]] Result<Sample> take(std::chrono::nanoseconds timeout);
-  void release(std::uint32_t held_index) noexcept;
+  // A Sample's release (any thread): frees its held index and takes back its reference `self`.
+  // While the Subscriber handle lives, the reference is kept as this thread's spare (no
+  // reference-count decrement) for the next take() on this thread to reuse (no increment):
+  // docs/streams.md, "Sample lifetime".
+  static void release(std::shared_ptr<SubscriberCore> self, std::uint32_t held_index) noexcept;
+  // The Subscriber handle lets go (its destructor or move assignment): from now on no
+  // reference is kept as a spare, and the subscription ends (cursor past everything, detach) at
+  // once if no Sample is held, else when the last one is released.
+  void close() noexcept;
   [[nodiscard]] std::uint64_t missed() const noexcept { return missed_; }
   [[nodiscard]] std::uint64_t position() const noexcept { return cursor_; }
   [[nodiscard]] std::uint32_t held() const noexcept;
@@ -150,6 +165,11 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   void skip(std::uint64_t count) noexcept;  // counts `count` messages as missed, moves past them
   void advance() noexcept;                  // past the message at cursor_ (taken or skipped)
   void wake_publisher() const noexcept;
+  // Frees held index `held_index`; false once the handle closed (see release()).
+  [[nodiscard]] bool release_index(std::uint32_t held_index) noexcept;
+  // Holding close_mutex_ after close(): ends the subscription when no index is held any more.
+  void finish_if_idle() noexcept;
+  void finish() noexcept;  // cursor past every message, detach (once)
   [[nodiscard]] Error too_many_held() const;  // take() beyond max_held: which samples are held
 
   std::shared_ptr<BrokerChannel> channel_;  // keeps the connection (and the subscription) open
@@ -166,6 +186,8 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   // The last message's validated layout and the descriptor words it came from: a message with
   // the same words reuses it (no parsing, no allocation per take).
   std::shared_ptr<const MessageInfo> last_layout_;
+  // The layout each held index's Sample points to (a raw pointer: its count is this entry).
+  std::array<std::shared_ptr<const MessageInfo>, kMaxHeldPerSubscriber> held_layout_;
   std::array<char, stream::kMaxDtypeBytes> last_dtype_{};
   std::uint32_t last_ndim_ = 0;
   std::uint32_t last_order_ = 0;
@@ -174,6 +196,13 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   std::uint32_t generation_ = 0;
   std::chrono::nanoseconds spin_{};
   bool drop_oldest_ = false;     // the stream's overflow mode (kBlock otherwise)
+  // This process joined process barriers: release() pairs with the publisher's barrier, no
+  // seq_cst store (docs/streams.md, "Sleeping without lost wake-ups").
+  bool barriers_ = false;
+  // Set by close(); read by every release (Dekker with the held entries, as room_waiting).
+  std::atomic<bool> closed_{false};
+  std::mutex close_mutex_;  // close() and releases after it: who ends the subscription
+  bool finished_ = false;   // under close_mutex_ (or in the destructor)
 };
 
 [[nodiscard]] Result<std::shared_ptr<PublisherCore>> create_stream(

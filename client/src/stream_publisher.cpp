@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "shmarray/sync/futex.hpp"
+#include "shmarray/sync/process_barrier.hpp"
 #include "stream_core.hpp"
 
 namespace shmarray::detail {
@@ -25,12 +26,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kRoomSlice = std::chrono::milliseconds(50);
 constexpr auto kMembersRetry = std::chrono::milliseconds(100);
 constexpr auto kRoomSpin = std::chrono::microseconds(20);
-
-std::int64_t unix_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no system call
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+constexpr auto kUnfencedRoomSlice = std::chrono::milliseconds(1);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -69,6 +65,7 @@ Result<std::shared_ptr<PublisherCore>> PublisherCore::attach(std::shared_ptr<Bro
   if (!view) return std::unexpected(view.error());
   core->view_ = *view;
   core->info_ = std::move(info);
+  core->epoch_ = core->view_.control->epoch.load(std::memory_order_acquire);
   const std::uint32_t n = core->view_.slot_count();
   // Continue after the last published message (open_publisher after a publisher died: its loan,
   // never published, is simply written over).
@@ -181,9 +178,14 @@ Result<void> PublisherCore::wait_for_room(std::uint64_t slot, std::uint64_t old,
     refresh_members();
     drop_dead_members();
     if (blocker(slot, old) == nullptr) return {};
-    // Say we wait, then look again: a subscriber moves on, then checks room_waiting (both
-    // seq_cst), so either we see its move or it sees our flag and wakes us.
+    // Say we wait, then look again: a subscriber moves on, then checks room_waiting, so either
+    // we see its move or it sees our flag and wakes us. A subscriber that skips stores seq_cst;
+    // one that releases a sample stores with release only and relies on this process barrier
+    // (docs/streams.md, "Sleeping without lost wake-ups"); without membarrier it stores seq_cst.
     control.room_waiting.store(1, std::memory_order_seq_cst);
+    // Without the barrier (membarrier refused here but not to a subscriber) a release may go
+    // unseen: then sleep in short slices, so that costs at most one.
+    const bool fenced = process_barrier();
     const Member* b = blocker(slot, old);
     if (b == nullptr) {
       control.room_waiting.store(0, std::memory_order_relaxed);
@@ -204,7 +206,8 @@ Result<void> PublisherCore::wait_for_room(std::uint64_t slot, std::uint64_t old,
                       std::to_string(old) + " in time; kBlock waits for the slowest subscriber "
                       "(use kDropOldest to never wait)");
     }
-    (void)futex_wait(control.room_word, 0, std::min(deadline, now + kRoomSlice));
+    (void)futex_wait(control.room_word, 0,
+                     std::min(deadline, now + (fenced ? kRoomSlice : kUnfencedRoomSlice)));
     control.room_waiting.store(0, std::memory_order_relaxed);
   }
 }
@@ -333,7 +336,7 @@ Result<std::uint64_t> PublisherCore::publish(Loan& loan) {
   const auto ndim = static_cast<std::uint32_t>(info.shape.size());
   const auto order = static_cast<std::uint32_t>(info.order);
   if (d.nbytes != info.nbytes) d.nbytes = info.nbytes;
-  d.published_unix_ns = unix_ns();
+  d.published_unix_ns = clock_.unix_ns();
   if (d.ndim != ndim) d.ndim = ndim;
   if (d.order != order) d.order = order;
   char dtype[stream::kMaxDtypeBytes] = {};
@@ -384,10 +387,18 @@ void PublisherCore::abandon(Loan& loan) noexcept {
 PublisherCore::~PublisherCore() {
   // The connection stays with the Client: tell the broker this process stopped publishing, so
   // open_publisher elsewhere may take over.
-  if (channel_) {
-    channel_->post(wire::DetachRequest::kType,
-                   wire::encode_body(wire::DetachRequest{info_.id, wire::kDetachPublisher, 0}));
+  if (!channel_) return;
+  const wire::DetachRequest detach{info_.id, wire::kDetachPublisher, 0};
+  if (view_.control != nullptr &&
+      view_.control->epoch.load(std::memory_order_relaxed) != epoch_) {
+    // The broker restarted since we attached: our connection may have died with the old one
+    // (a posted frame would be lost) and the new broker knows us only by pid, from the
+    // segment. A round trip reconnects if needed and reaches it (it accepts the release from
+    // the adopted pid only); without it the stream would stay ours while this process lives.
+    (void)request<wire::DetachReply>(*channel_, detach);
+    return;
   }
+  channel_->post(wire::DetachRequest::kType, wire::encode_body(detach));
 }
 
 }  // namespace shmarray::detail

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "shmarray/sync/futex.hpp"
+#include "shmarray/sync/process_barrier.hpp"
 #include "stream_core.hpp"
 
 namespace shmarray::detail {
@@ -72,13 +73,18 @@ Result<std::shared_ptr<SubscriberCore>> SubscriberCore::attach(
   core->cursor_ = std::max<std::uint64_t>(reply.start_seq, 1);
   core->max_held_ = std::clamp<std::uint32_t>(options.max_held, 1, kMaxHeldPerSubscriber);
   core->spin_ = options.spin;
+  core->barriers_ = join_process_barriers();
   return core;
 }
 
-SubscriberCore::~SubscriberCore() {
-  // Past every message from now on (no Sample is left: each holds this core): a publisher that
-  // still maps the page stops waiting for it at once. One that learnt of it from a broker that
-  // has since restarted hears of the detach from nobody, and this process may live on.
+SubscriberCore::~SubscriberCore() { finish(); }
+
+void SubscriberCore::finish() noexcept {
+  if (finished_) return;
+  finished_ = true;
+  // Past every message from now on (no Sample is held any more): a publisher that still maps
+  // the page stops waiting for it at once. One that learnt of it from a broker that has since
+  // restarted hears of the detach from nobody, and this process may live on.
   if (state_mapping_.data() != nullptr) {
     state().cursor.store(UINT64_MAX, std::memory_order_release);
   }
@@ -86,6 +92,36 @@ SubscriberCore::~SubscriberCore() {
     channel_->post(wire::DetachRequest::kType,
                    wire::encode_body(wire::DetachRequest{info_.id, index_, generation_}));
   }
+  // The core may live on as some thread's spare reference (below) for a while: the connection
+  // is not kept open for it (take() and re-admission, its only users, are over).
+  channel_.reset();
+}
+
+namespace {
+// This thread's spare reference to a subscriber core (see SubscriberCore::release): a Sample
+// released here leaves its reference in it, and the next take() of that subscriber on this
+// thread takes it back, so neither counts. One per thread, for whichever core came last.
+thread_local std::shared_ptr<SubscriberCore> t_spare;
+}  // namespace
+
+void SubscriberCore::close() noexcept {
+  // Dekker with release_index(): we store closed_ and then look at the held entries; a release
+  // stores its entry and then looks at closed_. Either we see the entry free, or that release
+  // sees closed_ (and keeps no spare; it ends the subscription if it is the last).
+  closed_.store(true, std::memory_order_seq_cst);
+  if (barriers_) (void)process_barrier();
+  {
+    std::lock_guard lock(close_mutex_);
+    finish_if_idle();
+  }
+  if (t_spare.get() == this) t_spare.reset();
+}
+
+void SubscriberCore::finish_if_idle() noexcept {
+  for (std::uint32_t i = 0; i < max_held_; ++i) {
+    if (state().held[i].seq.load(std::memory_order_seq_cst) != 0) return;  // its release ends it
+  }
+  finish();
 }
 
 std::uint32_t SubscriberCore::held() const noexcept {
@@ -117,16 +153,40 @@ void SubscriberCore::skip(std::uint64_t count) noexcept {
   advance();
 }
 
-void SubscriberCore::release(std::uint32_t held_index) noexcept {
-  if (held_index >= max_held_) return;
-  if (drop_oldest_) {
-    // kDropOldest: the publisher never waits for room, so there is nobody to wake; release
-    // orders our reads of the payload before the publisher's reuse of the slot.
-    state().held[held_index].seq.store(0, std::memory_order_release);
+void SubscriberCore::release(std::shared_ptr<SubscriberCore> self,
+                             std::uint32_t held_index) noexcept {
+  if (self->release_index(held_index)) {
+    // A move: no count. A spare of another core (or a second one of ours) is dropped instead,
+    // so a thread keeps at most one core alive this way, until its next release or its exit.
+    t_spare = std::move(self);
     return;
   }
-  state().held[held_index].seq.store(0, std::memory_order_seq_cst);
-  wake_publisher();
+  // The handle is gone: if this was the last held index, the subscription ends now. (Not in
+  // the destructor: another thread's spare may keep the core alive for a while.)
+  std::lock_guard lock(self->close_mutex_);
+  self->finish_if_idle();
+}
+
+bool SubscriberCore::release_index(std::uint32_t held_index) noexcept {
+  if (held_index >= max_held_) return !closed_.load(std::memory_order_seq_cst);
+  auto& held = state().held[held_index].seq;
+  if (!barriers_) {
+    held.store(0, std::memory_order_seq_cst);
+    if (!drop_oldest_) wake_publisher();
+    return !closed_.load(std::memory_order_seq_cst);
+  }
+  // Dekker with the fence on the other side only: the publisher sets room_waiting and close()
+  // sets closed_, each then issues a process barrier (docs/streams.md) and looks at our held
+  // entries. Our store and loads need no fence here: either our loads come after its barrier
+  // and see the flag, or our store came before it and its look sees the index free. kDropOldest:
+  // the publisher never waits for room, nobody to wake; release orders our reads of the
+  // payload before the publisher's reuse of the slot.
+  held.store(0, std::memory_order_release);
+  compiler_barrier();
+  if (!drop_oldest_ && view_.control->room_waiting.load(std::memory_order_relaxed) != 0) {
+    (void)futex_wake(view_.control->room_word);
+  }
+  return !closed_.load(std::memory_order_relaxed);
 }
 
 Result<void> SubscriberCore::readmit() {
@@ -217,10 +277,12 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
     }
   }
   if (free_index == max_held_) return std::unexpected(too_many_held());
-  // The Sample's references are counted now, before the message arrives: those counts are
-  // locked instructions (full barriers on x86), which would otherwise wait on our hazard store.
-  std::shared_ptr<SubscriberCore> self = shared_from_this();
-  std::shared_ptr<const MessageInfo> layout = last_layout_;
+  // The Sample's reference: this thread's spare when the last Sample released here was ours
+  // (no count at all), else counted now, before the message arrives: a count is a locked
+  // instruction (a full barrier on x86), which would otherwise wait on our hazard store.
+  std::shared_ptr<SubscriberCore> self =
+      t_spare.get() == this ? std::move(t_spare) : shared_from_this();
+  const MessageInfo* layout = last_layout_.get();
   const std::uint32_t n = view_.slot_count();
   auto& control = *view_.control;
   Clock::time_point deadline{};
@@ -321,7 +383,7 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
                                               checked.error().message() + "); it was skipped");
       }
       last_layout_ = std::make_shared<const MessageInfo>(std::move(*checked));
-      layout = last_layout_;
+      layout = last_layout_.get();
       last_dtype_ = dtype;
       last_ndim_ = ndim;
       last_order_ = order;
@@ -350,7 +412,11 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
     sample.seq_ = c;
     sample.published_unix_ns_ = published;
     sample.bytes_ = {view_.slot(slot), nbytes};
-    sample.info_ = std::move(layout);
+    // The layout stays alive in our per-index table while the Sample holds the index (it
+    // holds this core too): no reference count to drop at release. Replaced only when a
+    // message of another layout is taken into this index, after the Sample released it.
+    if (held_layout_[free_index] != last_layout_) held_layout_[free_index] = last_layout_;
+    sample.info_ = layout;
     return sample;
   }
 }

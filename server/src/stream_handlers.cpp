@@ -379,7 +379,9 @@ void Broker::on_detach(Session& s, const wire::Frame& f) {
   ArrayRecord* record = runtime == nullptr ? nullptr : registry_.find(runtime->name);
   if (record != nullptr && record->info.id == m->id) {
     if (m->index == wire::kDetachPublisher) {
-      if (runtime->publisher == s.id()) {
+      // is_publisher also accepts the publisher adopted after a restart, by its pid (SO_PEERCRED):
+      // one destroyed before it made any request to this broker releases the stream here.
+      if (is_publisher(s, *runtime)) {
         runtime->publisher = 0;
         runtime->publisher_pid = 0;
         write_stream_word(*record, kPublisherPidAt, 0);

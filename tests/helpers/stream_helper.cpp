@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -40,6 +41,9 @@ constexpr const char* kUsage = R"(usage: shmarray_stream_helper COMMAND SOCKET N
                           then sleep (the test kills it)
   loan-hang SOCK NAME K   create a kBlock stream, print "created", wait for stdin EOF, publish K
                           messages, loan the next and fill it with 0xee, print "loaned", sleep
+  drop-pub SOCK NAME K    create a kBlock stream, publish K messages, print "created", wait for
+                          a line on stdin, destroy the publisher (no other request), print
+                          "dropped", then live on until stdin EOF
   write-ro SOCK NAME      subscribe, take one message, write into it (must die of SIGSEGV)
   scribble SOCK NAME MS SEED   subscribe (max_held 1), print "subscribed", write random bytes over
                           its own state page for MS ms, print "done"
@@ -201,6 +205,23 @@ int cmd_loan_hang(Client& client, const std::string& name, const std::vector<std
   return 0;
 }
 
+int cmd_drop_pub(Client& client, const std::string& name, const std::vector<std::string>& a) {
+  if (a.size() != 1) return 2;
+  const std::uint64_t count = std::stoull(a[0]);
+  shmarray::StreamSpec spec;
+  spec.slots = 4;
+  spec.slot_bytes = 13 * 7 * 4;
+  std::optional<shmarray::Publisher> pub(must(client.create_stream(name, spec), "create_stream"));
+  for (std::uint64_t seq = 1; seq <= count; ++seq) publish_one(*pub, seq);
+  say("created");
+  char c = 0;
+  if (::read(STDIN_FILENO, &c, 1) != 1) return 1;
+  pub.reset();
+  say("dropped");
+  wait_stdin_eof();
+  return 0;
+}
+
 int cmd_write_ro(Client& client, const std::string& name) {
   auto sub = must(client.subscribe(name, {.wait = 10s}), "subscribe");
   say("subscribed");
@@ -263,6 +284,7 @@ int main(int argc, char** argv) {
   else if (cmd == "sub") rc = cmd_sub(client, name, rest);
   else if (cmd == "hold") rc = cmd_hold(client, name, rest);
   else if (cmd == "loan-hang") rc = cmd_loan_hang(client, name, rest);
+  else if (cmd == "drop-pub") rc = cmd_drop_pub(client, name, rest);
   else if (cmd == "write-ro") rc = cmd_write_ro(client, name);
   else if (cmd == "scribble") rc = cmd_scribble(client, name, rest);
   if (rc == 2) std::fputs(kUsage, stderr);

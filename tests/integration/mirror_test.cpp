@@ -646,5 +646,80 @@ TEST_F(MirrorTest, StreamMessagesArriveInOrderOnTheMirrorWithBackPressure) {
   EXPECT_EQ(taken.error().code(), ErrorCode::kPermissionDenied);
 }
 
+// Several streams and an array on one link: each stream has its own forwarder thread on the
+// source, all sending on one endpoint; a message and its bytes (8 KiB: two UCX sends) must never
+// interleave with another's, every message arrives in order, the array's last version arrives,
+// and a stream removed on the source goes on the mirror while the other keeps flowing.
+TEST_F(MirrorTest, SeveralStreamsAndAnArrayShareOneLinkWithoutInterleaving) {
+  auto src = source_->client();
+  constexpr int kStreams = 2;
+  constexpr std::uint64_t kMessages = 500;
+  constexpr std::uint64_t kValues = 1024;  // 8 KiB messages: description and bytes sent apart
+  std::vector<Publisher> pubs;
+  for (int s = 0; s < kStreams; ++s) {
+    pubs.push_back(src.create_stream("cam/s" + std::to_string(s),
+                                     {.slots = 8, .slot_bytes = kValues * 8,
+                                      .overflow = Overflow::kBlock, .mode = 0644})
+                       .value());
+  }
+  auto array = src.create("cam/a", {.dtype = "<u8", .shape = {4096}}).value();
+  start_mirror();
+  auto dst = mirror_->client();
+  std::vector<Subscriber> subs;
+  for (int s = 0; s < kStreams; ++s) {
+    subs.push_back(dst.subscribe("cam/s" + std::to_string(s), {.wait = 20s}).value());
+  }
+  std::vector<std::uint64_t> received(kStreams, 0), wrong(kStreams, 0);
+  std::vector<std::string> errors(kStreams);
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kStreams; ++s) {
+    threads.emplace_back([&, s] {  // consumer on the mirror
+      for (std::uint64_t i = 1; i <= kMessages; ++i) {
+        auto sample = subs[s].take(20s);
+        if (!sample) {
+          errors[s] = sample.error().message();
+          return;
+        }
+        const auto values = sample->as<std::uint64_t>().value();
+        const std::uint64_t want = i * 10 + static_cast<std::uint64_t>(s);
+        if (values.size() != kValues || values.front() != want || values.back() != want) {
+          ++wrong[s];
+        }
+        ++received[s];
+      }
+    });
+    threads.emplace_back([&, s] {  // producer on the source
+      const std::uint64_t shape[] = {kValues};
+      for (std::uint64_t i = 1; i <= kMessages; ++i) {
+        auto loan = pubs[s].loan("<u8", shape, 20s);
+        if (!loan) return;
+        const auto values = loan->as<std::uint64_t>().value();
+        std::fill(values.begin(), values.end(), i * 10 + static_cast<std::uint64_t>(s));
+        if (!pubs[s].publish(std::move(*loan))) return;
+      }
+    });
+  }
+  std::uint64_t last = 0;
+  for (std::uint64_t v = 1; v <= 50; ++v) last = write_all(array, v);
+  for (auto& t : threads) t.join();
+  for (int s = 0; s < kStreams; ++s) {
+    EXPECT_EQ(received[s], kMessages) << "stream " << s << ": " << errors[s];
+    EXPECT_EQ(wrong[s], 0u) << "stream " << s;
+  }
+  Array m = mirrored("cam/a", last);
+  EXPECT_EQ(read_mirror(m).first, 50u);
+  // One stream removed on the source: gone on the mirror, the other still forwarded.
+  subs.erase(subs.begin() + 1);
+  ASSERT_TRUE(src.remove("cam/s1"));
+  EXPECT_TRUE(eventually([&] { return !dst.stat("cam/s1"); }, 20s)) << "remove did not follow";
+  const std::uint64_t shape[] = {kValues};
+  auto loan = pubs[0].loan("<u8", shape, 20s).value();
+  std::ranges::fill(loan.as<std::uint64_t>().value(), std::uint64_t{7});
+  ASSERT_TRUE(pubs[0].publish(std::move(loan)));
+  auto sample = subs[0].take(20s);
+  ASSERT_TRUE(sample) << sample.error().message();
+  EXPECT_EQ(sample->as<std::uint64_t>().value().front(), 7u);
+}
+
 }  // namespace
 }  // namespace shmarray::test

@@ -27,6 +27,7 @@
 
 #include "broker_process.hpp"
 #include "catalogue.hpp"
+#include "private_dev_shm.hpp"
 #include "raw_client.hpp"
 #include "shmarray/segment_layout.hpp"
 #include "shmarray/socket_path.hpp"
@@ -593,17 +594,10 @@ TEST_F(ReliabilityTest, NameOf256BytesIsInvalidArgumentInTheClientAndInTheBroker
 TEST(BrokerLimits, FullDevShmFailsCleanlyAndTheBrokerKeepsServing) {
   // The broker gets a private mount namespace with a 16 MiB tmpfs over /dev/shm; clients receive
   // descriptors, so they need not see that /dev/shm.
-  const std::vector<std::string> probe{"/usr/bin/unshare", "-m", "--propagation", "private",
-                                       "/bin/sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"};
-  if (!std::filesystem::exists(probe[0]) || !run(probe, 10s).status.ok()) {
-    GTEST_SKIP() << "cannot give the broker a private /dev/shm here (unshare -m and mount need "
-                    "CAP_SYS_ADMIN)";
-  }
-  const std::vector<std::string> in_small_shm{
-      "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
-      "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$0\" \"$@\""};
+  const auto in_small_shm = private_dev_shm("16m");
+  if (!in_small_shm) GTEST_SKIP() << in_small_shm.error();
   // --max-bytes above the tmpfs size, so that the tmpfs itself runs out.
-  BrokerProcess broker({"--max-bytes", std::to_string(1ull << 30)}, {}, in_small_shm);
+  BrokerProcess broker({"--max-bytes", std::to_string(1ull << 30)}, {}, *in_small_shm);
   const std::string private_shm = "/proc/" + std::to_string(broker.pid()) + "/root/dev/shm";
   auto entries = [&] {
     std::size_t n = 0;

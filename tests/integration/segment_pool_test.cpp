@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "broker_process.hpp"
+#include "private_dev_shm.hpp"
 #include "shmarray/socket_path.hpp"
 
 namespace shmarray::test {
@@ -207,17 +208,10 @@ TEST(SegmentPool, QuotasCountTheArraysOnlyWithOrWithoutThePool) {
 // In a 16 MiB /dev/shm of its own, the broker's pool holds 2 MiB (two 1 MiB segments) beside a
 // 1 MiB array; a 13.5 MiB create fits only in what the pool gives back, and succeeds.
 TEST(SegmentPool, AFullDevShmDrainsThePoolBeforeACreateIsRefused) {
-  const std::vector<std::string> probe{"/usr/bin/unshare", "-m", "--propagation", "private",
-                                       "/bin/sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"};
-  if (!std::filesystem::exists(probe[0]) || !run(probe, 10s).status.ok()) {
-    GTEST_SKIP() << "cannot give the broker a private /dev/shm here (unshare -m and mount need "
-                    "CAP_SYS_ADMIN)";
-  }
-  const std::vector<std::string> in_small_shm{
-      "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
-      "mount -t tmpfs -o size=16m tmpfs /dev/shm && exec \"$0\" \"$@\""};
+  const auto in_small_shm = private_dev_shm("16m");
+  if (!in_small_shm) GTEST_SKIP() << in_small_shm.error();
   BrokerProcess broker({"--max-bytes", std::to_string(1ull << 30), "--segment-pool-bytes", "8M"},
-                       {}, in_small_shm);
+                       {}, *in_small_shm);
   auto client = broker.client();
   const ArraySpec small{.dtype = "|u1", .shape = {(1u << 20) - 4096}};  // a 1 MiB segment
   ASSERT_TRUE(client.create("small", small));

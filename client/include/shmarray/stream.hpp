@@ -116,7 +116,7 @@ class Sample {
   [[nodiscard]] Result<std::span<const T>> as() const;
   [[nodiscard]] std::uint64_t seq() const noexcept { return seq_; }
   [[nodiscard]] std::int64_t published_unix_ns() const noexcept { return published_unix_ns_; }
-  // Releases the slot now (as destruction does).
+  // Releases the slot now (as destruction does); bytes() and info() are empty afterwards.
   void release() noexcept;
 
  private:
@@ -127,8 +127,9 @@ class Sample {
   std::uint32_t held_index_ = 0;
   std::uint64_t seq_ = 0;
   std::int64_t published_unix_ns_ = 0;
-  // Shared with the subscriber's cache: messages of one shape allocate nothing per take.
-  std::shared_ptr<const MessageInfo> info_;
+  // Kept alive by the subscriber's core (held through core_) until release(): messages of one
+  // shape allocate and count nothing per take.
+  const MessageInfo* info_ = nullptr;
   std::span<const std::byte> bytes_;
 };
 

@@ -2,17 +2,25 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "doorbell.hpp"
+#include "event_pump.hpp"
+#include "futex_wait_any.hpp"
+#include "link_sender.hpp"
 #include "live_fields_of.hpp"
 #include "peer_channel.hpp"
 #include "peer_handshake.hpp"
 #include "shmarray/client.hpp"
 #include "shmarray/watcher.hpp"
 #include "sigbus_guard.hpp"
+#include "spin_policy.hpp"
+#include "stream_forwarder.hpp"
 #include "ucx_endpoint.hpp"
 
 namespace shmarray::bridge {
@@ -42,26 +50,20 @@ std::span<const std::byte> mapping_of(const Array& array) {
   return {array.bytes().data() - array.info().data_offset, array.info().segment_bytes};
 }
 
-// A stream is forwarded through a subscriber of its own (max_held 1): under kBlock the source's
-// publisher waits for it, so back-pressure from the mirror's subscribers crosses the link; under
-// kDropOldest messages it could not forward in time are dropped and counted in its `missed`.
-struct StreamSource {
-  Subscriber subscriber;
-  std::string id;
-};
-// Messages of one stream forwarded per round before the other arrays and streams get a turn.
-constexpr int kMessagesPerRound = 64;
-// The longest idle sleep: how late a change of anything but the object slept on is seen.
-constexpr std::chrono::milliseconds kIdleWait{2};
-// A message up to this size is copied behind its description and sent with it in one UCX send.
-constexpr std::size_t kCoalesceBytes = 4096;
+// The link thread sleeps on every array's wake word and the doorbell at once (a publish, a broker
+// event or a stream forwarder's failure wakes it); the sleep is bounded by what is due (the
+// heartbeat, a quarantined array's reopen) and by this, so that a stopping bridge is noticed.
+constexpr std::chrono::milliseconds kLongestSleep{100};
+// An array up to this size goes out in one UCX send with its description and end (send_small).
+constexpr std::uint64_t kCoalesceArrayBytes = 4096;
 
 class SourceLink {
  public:
   SourceLink(PeerChannel& channel, Client& client, std::string prefix)
-      : channel_(channel), client_(client), prefix_(std::move(prefix)) {}
+      : sender_(channel, doorbell_), client_(client), prefix_(std::move(prefix)) {}
 
   Result<void> run(Watcher& watcher) {
+    EventPump events(watcher, doorbell_);
     auto listed = client_.list(prefix_);
     if (!listed) return std::unexpected(listed.error());
     std::uint32_t count = 0;
@@ -74,16 +76,15 @@ class SourceLink {
       ++count;  // a truncated one was announced too (the mirror keeps its name)
       it = it->second.guard.truncated() ? quarantine(it) : std::next(it);
     }
-    if (auto ok = channel_.send(InventoryEnd{count}); !ok) return ok;
+    if (auto ok = send(InventoryEnd{count}); !ok) return ok;
     spdlog::info("peer link '{}': initial sync sent ({} arrays)", prefix_, count);
     while (!g_stopping.load()) {
-      if (auto ok = drain_events(watcher); !ok) return ok;
+      if (auto failed = sender_.failure()) return std::unexpected(*failed);  // a forwarder's
+      // Read before looking at the events and arrays: a ring or publish after the look ends the
+      // sleep below at once.
+      const FutexWatch bell = doorbell_.watch();
+      if (auto ok = drain_events(events); !ok) return ok;
       bool sent = false;
-      for (auto& [name, stream] : streams_) {
-        auto forwarded = forward_messages(name, stream);
-        if (!forwarded) return std::unexpected(forwarded.error());
-        sent = sent || *forwarded;
-      }
       for (auto it = sources_.begin(); it != sources_.end();) {
         Source& source = it->second;
         if (!source.guard.truncated() && source.sent && *source.sent == source.array.version()) {
@@ -91,17 +92,15 @@ class SourceLink {
           continue;
         }
         if (auto ok = send_array(it->first, source); !ok) return ok;
-        last_active_ = it->first;
         sent = true;
         it = source.guard.truncated() ? quarantine(it) : std::next(it);
       }
       reopen_truncated();
       if (sent) continue;
-      if (Clock::now() - last_send_ >= kHeartbeatEvery) {
-        if (auto ok = channel_.send(Heartbeat{}); !ok) return ok;
-        last_send_ = Clock::now();
+      if (Clock::now() - sender_.last_send() >= kHeartbeatEvery) {
+        if (auto ok = send(Heartbeat{}); !ok) return ok;
       }
-      if (auto ok = idle_wait(); !ok) return ok;
+      idle_wait(bell);
     }
     return {};
   }
@@ -120,6 +119,7 @@ class SourceLink {
                      name, subscriber.error().message());
         return {};
       }
+      streams_.erase(name);  // a forwarder of an older stream of that name stops first
       const ArrayInfo& info = subscriber->info();
       StreamBegin begin{name,
                         info.stream.slots,
@@ -129,9 +129,11 @@ class SourceLink {
                         info.stream.overflow,
                         info.mode,
                         info.id};
-      streams_.insert_or_assign(name, StreamSource{std::move(*subscriber), info.id});
-      last_send_ = Clock::now();
-      return channel_.send(begin);
+      if (auto ok = send(begin); !ok) return ok;
+      streams_.insert_or_assign(
+          name, std::make_unique<StreamForwarder>(prefix_, name, info.id, std::move(*subscriber),
+                                                  sender_));
+      return {};
     }
     auto source = open_source(name);
     if (source) sources_.insert_or_assign(name, std::move(*source));
@@ -205,61 +207,16 @@ class SourceLink {
     }
   }
 
-  // Sends the messages the stream has now (at most kMessagesPerRound); true if any.
-  Result<bool> forward_messages(const std::string& name, StreamSource& stream) {
-    bool any = false;
-    for (int i = 0; i < kMessagesPerRound; ++i) {
-      auto sample = take(name, stream, std::chrono::nanoseconds(0));
-      if (!sample) return any;
-      if (auto ok = forward(name, *sample); !ok) return std::unexpected(ok.error());
-      any = true;
-    }
-    return any;
-  }
-
-  // The stream's next message within `timeout`, or nullopt (none came, or it could not be taken:
-  // logged).
-  std::optional<Sample> take(const std::string& name, StreamSource& stream,
-                             std::chrono::nanoseconds timeout) {
-    for (;;) {
-      auto sample = stream.subscriber.take(timeout);
-      if (sample) return std::move(*sample);
-      if (sample.error().code() == ErrorCode::kDataLoss) continue;  // that message is skipped
-      if (sample.error().code() != ErrorCode::kDeadlineExceeded) {
-        spdlog::warn("peer link '{}': stream '{}': {}", prefix_, name, sample.error().message());
-      }
-      return std::nullopt;
-    }
-  }
-
-  // One message: its description, then its bytes straight from the source's ring. A small one
-  // goes in the same send as its description (one UCX send and one wake-up on the mirror
-  // instead of two); the mirror reads the stream of bytes the same way.
-  Result<void> forward(const std::string& name, const Sample& sample) {
-    const MessageInfo& m = sample.info();
-    last_send_ = Clock::now();
-    last_stream_ = name;
-    const auto bytes = sample.bytes().first(m.nbytes);
-    auto head = encode_peer(StreamMessage{name, sample.seq(), m.dtype, m.shape, m.order, m.nbytes});
-    if (bytes.size() <= kCoalesceBytes) {
-      head.insert(head.end(), bytes.begin(), bytes.end());
-      return channel_.send_bytes(head);
-    }
-    if (auto ok = channel_.send_bytes(head); !ok) return ok;
-    return channel_.send_bytes(bytes);
-  }
-
-  Result<void> drain_events(Watcher& watcher) {
-    for (;;) {
-      auto event = watcher.next(std::chrono::milliseconds(0));
-      if (!event) return std::unexpected(event.error());
-      if (!*event) return {};
-      const auto& e = **event;
+  Result<void> drain_events(EventPump& events) {
+    auto queued = events.take();
+    if (!queued) return std::unexpected(queued.error());
+    for (const WatchEvent& e : *queued) {
       if (e.kind == WatchEvent::Kind::kCreated) {
         const auto known = sources_.find(e.name);
         const auto known_stream = streams_.find(e.name);
         const bool same = (known != sources_.end() && known->second.array.info().id == e.info.id) ||
-                          (known_stream != streams_.end() && known_stream->second.id == e.info.id);
+                          (known_stream != streams_.end() &&
+                           known_stream->second->source_id() == e.info.id);
         if (!same) {
           sources_.erase(e.name);
           streams_.erase(e.name);
@@ -267,31 +224,40 @@ class SourceLink {
           if (auto ok = add(e.name, e.info.kind); !ok) return ok;
         }
       } else if (sources_.erase(e.name) + streams_.erase(e.name) + truncated_.erase(e.name) > 0) {
-        if (auto ok = channel_.send(ArrayRemoved{e.name}); !ok) return ok;
-        last_send_ = Clock::now();
+        // A stream's forwarder has stopped (erase joined it): no message of it follows this.
+        if (auto ok = send(ArrayRemoved{e.name}); !ok) return ok;
       }
     }
+    return {};
   }
 
-  // Sleeps until something is to be sent, kIdleWait at most (other arrays, streams and broker
-  // events are looked at between sleeps): on the stream that last forwarded a message (a take
-  // with a timeout, woken by its next message, which is forwarded at once), else on the array
-  // published last (woken by its next version).
-  Result<void> idle_wait() {
-    if (!streams_.empty()) {
-      auto it = streams_.find(last_stream_);
-      if (it == streams_.end()) it = streams_.begin();
-      if (auto sample = take(it->first, it->second, kIdleWait)) return forward(it->first, *sample);
-      return {};
+  // Sleeps until something is to be sent: a publish on any array (its wake word), a broker event
+  // or a forwarder's failure (the doorbell, read as `bell` before the caller looked), or what is
+  // due next (the heartbeat, a quarantined array's reopen). Streams need no look: their forwarders
+  // send on their own threads.
+  void idle_wait(const FutexWatch& bell) {
+    watches_.assign(1, bell);
+    for (auto& [name, source] : sources_) {
+      if (source.guard.truncated()) return;  // quarantined by the next round
+      LiveFields& live = live_fields_of(source.array);
+      // The wake word before the version: a publish after this read changes it.
+      watches_.push_back(
+          FutexWatch{&live.wake_word, live.wake_word.load(std::memory_order_acquire)});
+      if (!source.sent || *source.sent != live.version.load(std::memory_order_acquire)) return;
     }
-    auto it = sources_.find(last_active_);
-    if (it == sources_.end() && !sources_.empty()) it = sources_.begin();
-    if (it == sources_.end()) {
-      std::this_thread::sleep_for(kIdleWait);  // nothing to wait on: broker events only
-      return {};
+    const auto last_send = sender_.last_send();
+    // Busy for a while after a send: the next version of a busy array is caught without a
+    // wake-up (spin_policy.hpp); the words are the ones the sleep below would watch.
+    const auto spin_end = last_send + spin_after_activity();
+    for (unsigned i = 1; Clock::now() < spin_end; ++i) {
+      for (const FutexWatch& w : watches_) {
+        if (w.word->load(std::memory_order_acquire) != w.expected) return;
+      }
+      if (i % 16 == 0) std::this_thread::yield();  // let a publisher on this core run
     }
-    (void)it->second.array.wait_newer_than(it->second.sent.value_or(0), kIdleWait);
-    return {};
+    auto deadline = std::min(Clock::now() + kLongestSleep, last_send + kHeartbeatEvery);
+    for (const auto& [name, t] : truncated_) deadline = std::min(deadline, t.retry_at);
+    futex_wait_any(watches_, deadline);
   }
 
   ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version) {
@@ -307,31 +273,41 @@ class SourceLink {
   // kTorn (the mirror abandons it: its readers never get those bytes as a version), and the
   // caller quarantines the array.
   Result<void> send_array(const std::string& name, Source& source) {
+    return sender_.locked(
+        [&](PeerChannel& channel) { return send_array_locked(channel, name, source); });
+  }
+
+  Result<void> send_array_locked(PeerChannel& channel, const std::string& name, Source& source) {
     const Array& array = source.array;
     LiveFields& live = live_fields_of(array);
     const std::uint64_t seq = live.write_seq.load(std::memory_order_acquire);
     const bool torn = (live.flags.load(std::memory_order_acquire) & kFlagPossiblyTorn) != 0;
     const std::uint64_t version = live.version.load(std::memory_order_acquire);
-    last_send_ = Clock::now();
     if (source.guard.truncated()) return {};  // nothing announced yet: nothing to end
     source.attempted = version;
     if (torn) {
       // The source's own bytes cannot be trusted: the mirror reads as torn too, until the next
       // publish on the source.
-      if (auto ok = send_whole(name, array, version, array.bytes()); !ok) return ok;
+      if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
       source.sent = version;
-      return channel_.send(ArrayEnd{TransferEnd::kTorn, version});
+      return channel.send(ArrayEnd{TransferEnd::kTorn, version});
+    }
+    if ((seq & 1u) == 0 && array.info().nbytes <= kCoalesceArrayBytes) {
+      if (auto sent = send_small(channel, name, source, seq, version); !sent || *sent) {
+        return sent ? Result<void>{} : std::unexpected(sent.error());
+      }
+      if (source.guard.truncated()) return {};  // nothing announced: the caller quarantines it
     }
     if ((seq & 1u) == 0) {
-      if (auto ok = send_whole(name, array, version, array.bytes()); !ok) return ok;
-      if (source.guard.truncated()) return channel_.send(ArrayEnd{TransferEnd::kTorn, version});
+      if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
+      if (source.guard.truncated()) return channel.send(ArrayEnd{TransferEnd::kTorn, version});
       const bool stable = live.write_seq.load(std::memory_order_acquire) == seq &&
                           live.version.load(std::memory_order_acquire) == version;
       if (stable) {
         source.sent = version;
-        return channel_.send(ArrayEnd{TransferEnd::kCommit, version});
+        return channel.send(ArrayEnd{TransferEnd::kCommit, version});
       }
-      if (auto ok = channel_.send(ArrayEnd{TransferEnd::kRetry, version}); !ok) return ok;
+      if (auto ok = channel.send(ArrayEnd{TransferEnd::kRetry, version}); !ok) return ok;
       ++retries_;
     }
     // A write overlapped (or was in progress): a consistent private copy, then send that.
@@ -343,45 +319,76 @@ class SourceLink {
         copied = fail(ErrorCode::kDataLoss, "truncated");
       }
       if (copied) {
-        if (auto ok = send_whole(name, array, *copied, staging_); !ok) return ok;
+        if (auto ok = send_whole(channel, name, array, *copied, staging_); !ok) return ok;
         source.sent = *copied;
-        return channel_.send(ArrayEnd{TransferEnd::kCommit, *copied});
+        return channel.send(ArrayEnd{TransferEnd::kCommit, *copied});
       }
       if (copied.error().code() == ErrorCode::kDataLoss) {
         // Torn (or truncated) meanwhile: say so rather than send half a version as whole.
         std::fill(staging_.begin(), staging_.end(), std::byte{0});
-        if (auto ok = send_whole(name, array, version, staging_); !ok) return ok;
+        if (auto ok = send_whole(channel, name, array, version, staging_); !ok) return ok;
         source.sent = array.version();
-        return channel_.send(ArrayEnd{TransferEnd::kTorn, version});
+        return channel.send(ArrayEnd{TransferEnd::kTorn, version});
       }
       if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
     }
   }
 
-  Result<void> send_whole(const std::string& name, const Array& array, std::uint64_t version,
-                          std::span<const std::byte> bytes) {
-    if (auto ok = channel_.send(begin_of(name, array, version)); !ok) return ok;
-    return channel_.send_bytes(bytes);
+  // A small array in one UCX send: its description, a copy of its bytes (taken here, where a
+  // truncation faults into the SIGBUS guard) and its end, so the mirror wakes once rather than
+  // once per part. True if sent; false (nothing sent) if a write overlapped the copy or the
+  // mapping was truncated under it.
+  Result<bool> send_small(PeerChannel& channel, const std::string& name, Source& source,
+                          std::uint64_t seq, std::uint64_t version) {
+    const Array& array = source.array;
+    LiveFields& live = live_fields_of(array);
+    const auto head = encode_peer(begin_of(name, array, version));
+    const auto end = encode_peer(ArrayEnd{TransferEnd::kCommit, version});
+    const auto bytes = array.bytes();
+    small_.resize(head.size() + bytes.size() + end.size());
+    std::memcpy(small_.data(), head.data(), head.size());
+    std::memcpy(small_.data() + head.size(), bytes.data(), bytes.size());
+    std::memcpy(small_.data() + head.size() + bytes.size(), end.data(), end.size());
+    const bool stable = !source.guard.truncated() &&
+                        live.write_seq.load(std::memory_order_acquire) == seq &&
+                        live.version.load(std::memory_order_acquire) == version;
+    if (!stable) return false;
+    if (auto ok = channel.send_bytes(small_); !ok) return std::unexpected(ok.error());
+    source.sent = version;
+    return true;
   }
 
-  PeerChannel& channel_;
+  Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array,
+                          std::uint64_t version, std::span<const std::byte> bytes) {
+    if (auto ok = channel.send(begin_of(name, array, version)); !ok) return ok;
+    return channel.send_bytes(bytes);
+  }
+
+  // One whole message under the send lock.
+  Result<void> send(const PeerMessage& m) {
+    return sender_.locked([&](PeerChannel& channel) { return channel.send(m); });
+  }
+
+  Doorbell doorbell_;
+  LinkSender sender_;  // the channel, shared with the stream forwarders
   Client& client_;
   std::string prefix_;
   std::map<std::string, Source> sources_;
-  std::map<std::string, StreamSource> streams_;
   std::map<std::string, Truncated> truncated_;
-  std::string last_active_;
-  std::string last_stream_;
-  Clock::time_point last_send_ = Clock::now();
+  std::vector<FutexWatch> watches_;
   std::vector<std::byte> staging_;
+  std::vector<std::byte> small_;  // send_small's message
   std::uint64_t retries_ = 0;
+  // Last: the forwarders stop (and are joined) before what they use goes.
+  std::map<std::string, std::unique_ptr<StreamForwarder>> streams_;
 };
 
 }  // namespace
 
 void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h request,
                      const PeerKey& key, const SourceSettings& settings) {
-  auto worker = UcxWorker::create(std::move(context));
+  // Serialized: the stream forwarders send from threads of their own (under LinkSender's lock).
+  auto worker = UcxWorker::create(std::move(context), UCS_THREAD_MODE_SERIALIZED);
   if (!worker) {
     spdlog::error("peer link: {}", worker.error().message());
     return;

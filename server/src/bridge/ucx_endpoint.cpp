@@ -115,6 +115,7 @@ Result<void> UcxEndpoint::finish(void* request, bool is_recv, std::string_view w
     close();
     return std::unexpected(ucx_error(what, status));
   }
+  worker_->note_activity();
   return {};
 }
 

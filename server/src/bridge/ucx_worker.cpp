@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "spin_policy.hpp"
+
 namespace shmarray::bridge {
 
 std::atomic<bool> g_stopping{false};
@@ -34,6 +36,15 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
   // endpoint (EFAULT: the link drops, every mirror of the prefix resyncs), where a user-space
   // read is a SIGBUS the bridge survives (sigbus_guard.hpp). Receives are not affected.
   ::setenv("UCX_ZCOPY_THRESH", "inf", 0);
+  // UCX's TCP transport sends a stream in fragments of at most TX_SEG_SIZE (8 KiB by default:
+  // one sendto() and one memcpy per 8 KiB, 8,192 per 64 MiB) and receives in RX_SEG_SIZE reads
+  // (64 KiB). 256 KiB fragments cut the system calls 32-fold and bring large arrays close to a
+  // plain TCP copy (docs/benchmarks.md "Across hosts": 64 MiB over veth 1.35x -> 1.18x the TCP
+  // copy's time, same run). RX_SEG_SIZE must hold a whole TX fragment.
+  if (::getenv("UCX_TCP_TX_SEG_SIZE") == nullptr) {
+    ::setenv("UCX_TCP_TX_SEG_SIZE", "256K", 1);
+    ::setenv("UCX_TCP_RX_SEG_SIZE", "256K", 0);
+  }
   ucp_config_t* config = nullptr;
   if (auto st = ::ucp_config_read(nullptr, nullptr, &config); st != UCS_OK) {
     return std::unexpected(ucx_error("UCX configuration (UCX_* environment)", st));
@@ -50,10 +61,10 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
 
 UcxContext::~UcxContext() { ::ucp_cleanup(context_); }
 
-Result<UcxWorker> UcxWorker::create(std::shared_ptr<UcxContext> context) {
+Result<UcxWorker> UcxWorker::create(std::shared_ptr<UcxContext> context, ucs_thread_mode_t mode) {
   ucp_worker_params_t params{};
   params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-  params.thread_mode = UCS_THREAD_MODE_SINGLE;
+  params.thread_mode = mode;
   ucp_worker_h worker = nullptr;
   if (auto st = ::ucp_worker_create(context->get(), &params, &worker); st != UCS_OK) {
     return std::unexpected(ucx_error("ucp_worker_create", st));
@@ -78,11 +89,23 @@ UcxWorker::~UcxWorker() {
 bool UcxWorker::progress() noexcept { return ::ucp_worker_progress(worker_) != 0; }
 
 void UcxWorker::wait(std::chrono::milliseconds timeout) noexcept {
-  if (progress()) return;
+  if (progress()) {
+    note_activity();
+    return;
+  }
+  // Busy for a while after activity: the next fragment or message of a busy link is caught
+  // without the wake-up from poll.
+  const auto spin_end = last_activity_ + spin_after_activity();
+  while (std::chrono::steady_clock::now() < spin_end) {
+    if (progress()) {
+      note_activity();
+      return;
+    }
+  }
   // Armed: the event fd signals the next event; BUSY means events are pending already.
   if (::ucp_worker_arm(worker_) == UCS_ERR_BUSY) return;
   pollfd p{efd_, POLLIN, 0};
-  (void)::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) > 0) note_activity();
 }
 
 }  // namespace shmarray::bridge

@@ -29,7 +29,10 @@ class UcxContext {
 
 class UcxWorker {
  public:
-  [[nodiscard]] static Result<UcxWorker> create(std::shared_ptr<UcxContext> context);
+  // `mode`: UCS_THREAD_MODE_SINGLE for a link thread's own worker; UCS_THREAD_MODE_SERIALIZED
+  // where several threads use it one at a time (a source link: LinkSender's lock).
+  [[nodiscard]] static Result<UcxWorker> create(std::shared_ptr<UcxContext> context,
+                                                ucs_thread_mode_t mode = UCS_THREAD_MODE_SINGLE);
   UcxWorker(UcxWorker&& other) noexcept;
   UcxWorker& operator=(UcxWorker&&) = delete;
   UcxWorker(const UcxWorker&) = delete;
@@ -38,8 +41,11 @@ class UcxWorker {
   [[nodiscard]] ucp_worker_h get() const noexcept { return worker_; }
   // One round of progress; true if anything happened.
   bool progress() noexcept;
-  // Progresses; if nothing is pending, sleeps on the event fd for up to `timeout`.
+  // Progresses; if nothing is pending, keeps progressing until spin_after_activity() has passed
+  // since the last activity (spin_policy.hpp), then sleeps on the event fd for up to `timeout`.
   void wait(std::chrono::milliseconds timeout) noexcept;
+  // A request completed: the next wait() spins before it sleeps.
+  void note_activity() noexcept { last_activity_ = std::chrono::steady_clock::now(); }
 
  private:
   UcxWorker(std::shared_ptr<UcxContext> c, ucp_worker_h w, int efd)
@@ -47,6 +53,7 @@ class UcxWorker {
   std::shared_ptr<UcxContext> context_;
   ucp_worker_h worker_ = nullptr;
   int efd_ = -1;
+  std::chrono::steady_clock::time_point last_activity_{};
 };
 
 // A UCX status as an Error: "what: <ucs_status_string>".
