@@ -56,6 +56,25 @@ bool all_zero(const std::byte* p, std::size_t n) {
   return std::all_of(p, p + n, [](std::byte b) { return b == std::byte{0}; });
 }
 
+// The slot size of an old layout's file: 1 KiB iff its first record (in 1 KiB steps) is a layout
+// 1/2 header, else 2 KiB (a 2 KiB slot's second KiB lies inside its NUL-padded dtype text, never
+// a header start).
+Result<std::size_t> old_slot_bytes(int fd, std::uint64_t file_bytes, const std::string& path) {
+  constexpr std::size_t kStep = Catalogue::kLegacySlotBytes;
+  std::vector<std::byte> buf(kBytesPerRead);
+  for (std::uint64_t at = 0; at + kStep <= file_bytes; at += kBytesPerRead) {
+    const auto n = static_cast<std::size_t>(
+        std::min<std::uint64_t>(kBytesPerRead, (file_bytes - at) / kStep * kStep));
+    if (auto ok = pread_full(fd, buf.data(), n, at, path); !ok) return std::unexpected(ok.error());
+    for (std::size_t k = 0; k < n; k += kStep) {
+      if (all_zero(buf.data() + k, kStep)) continue;
+      const std::uint32_t version = layout_version_of({buf.data() + k, kStep});
+      return version != 0 && version < kLayoutVersion ? kStep : Catalogue::kOldSlotBytes;
+    }
+  }
+  return Catalogue::kOldSlotBytes;
+}
+
 }  // namespace
 
 std::string catalogue_path_for(const std::string& socket_path) {
@@ -124,6 +143,7 @@ Result<void> Catalogue::load(std::uint64_t file_bytes) {
     if (::ftruncate(fd_.get(), static_cast<off_t>(slots_ * kSlotBytes)) != 0) {
       return std::unexpected(sys_error("cannot trim " + path_, errno));
     }
+    if (slots_ == 0) return load(0);  // not even the head is whole: write it again
   }
   std::vector<std::byte> buf(kBytesPerRead);
   const std::array<std::byte, 4096> zeros{};
@@ -173,23 +193,10 @@ Result<void> Catalogue::load(std::uint64_t file_bytes) {
 }
 
 Result<void> Catalogue::convert(std::uint64_t file_bytes) {
-  // Old slots: 1 KiB iff the first record (in 1 KiB steps) is a layout 1/2 header; a 2 KiB slot's
-  // second KiB lies inside its NUL-padded dtype text, never a header start.
+  auto slot_bytes = old_slot_bytes(fd_.get(), file_bytes, path_);
+  if (!slot_bytes) return std::unexpected(slot_bytes.error());
+  const std::size_t old_slot = *slot_bytes;
   std::vector<std::byte> buf(kBytesPerRead);
-  std::size_t old_slot = kOldSlotBytes;
-  for (std::uint64_t at = 0; at + kLegacySlotBytes <= file_bytes; at += kBytesPerRead) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
-        kBytesPerRead, (file_bytes - at) / kLegacySlotBytes * kLegacySlotBytes));
-    if (auto ok = pread_full(fd_.get(), buf.data(), n, at, path_); !ok) return ok;
-    const auto used = [&](std::size_t k) { return !all_zero(buf.data() + k, kLegacySlotBytes); };
-    std::size_t k = 0;
-    while (k < n && !used(k)) k += kLegacySlotBytes;
-    if (k == n) continue;
-    const std::uint32_t version = layout_version_of({buf.data() + k, kLegacySlotBytes});
-    if (version != 0 && version < kLayoutVersion) old_slot = kLegacySlotBytes;
-    break;
-  }
-
   const std::string tmp = path_ + ".upgrading";
   (void)::unlink(tmp.c_str());  // left by a broker killed while converting
   UniqueFd out(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));

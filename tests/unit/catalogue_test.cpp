@@ -457,6 +457,26 @@ TEST_F(CatalogueTest, CatalogueOfTwoKibSlotsIsConvertedOnOpenWithNoRecordLost) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+// A file cut inside its head (shorter than one slot) gets its head back: the records written next
+// are found by the next open, not taken for an old layout's file.
+TEST_F(CatalogueTest, AHeadCutShortIsWrittenAgain) {
+  std::string cut(100, '\0');
+  std::memcpy(cut.data(), Catalogue::kFileMagic, sizeof Catalogue::kFileMagic);
+  std::ofstream(path_, std::ios::binary) << cut;
+  ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
+  {
+    auto catalogue = Catalogue::open(path_);
+    ASSERT_TRUE(catalogue) << catalogue.error().message();
+    ASSERT_THAT(catalogue->damaged(), SizeIs(1));
+    EXPECT_THAT(catalogue->damaged()[0].reason, HasSubstr("partial slot of 100 bytes"));
+    ASSERT_TRUE(catalogue->put(sample(kId1, "a")));
+  }
+  auto catalogue = Catalogue::open(path_);
+  ASSERT_TRUE(catalogue);
+  EXPECT_THAT(catalogue->damaged(), IsEmpty());
+  EXPECT_THAT(catalogue->ids(), UnorderedElementsAre(kId1));
+}
+
 // A file in a later layout of this format is refused, not converted (converting would drop it).
 TEST_F(CatalogueTest, ANewerLayoutIsRefusedWithTheRemedy) {
   std::string head(Catalogue::kSlotBytes, '\0');
