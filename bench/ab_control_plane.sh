@@ -9,16 +9,8 @@
 #     build/bench/bench_control_plane on build/server/shmarrayd build/bench/bench_control_plane
 # ITERATIONS (default 2000) operations per phase.
 set -euo pipefail
-RUNS=$1
-OUT=$2
-shift 2
-mkdir -p "$OUT"
-variants=()
-while [ $# -ge 3 ]; do
-  variants+=("$1|$2|$3")
-  shift 3
-done
-[ ${#variants[@]} -gt 0 ] || { echo "usage: $0 RUNS OUT_DIR LABEL 'SHMARRAYD ARGS' BENCH ..." >&2; exit 2; }
+. "$(dirname "$0")"/ab_args.sh
+ab_parse_args "$0 RUNS OUT_DIR LABEL 'SHMARRAYD ARGS' BENCH ..." "$@"
 for r in $(seq 1 "$RUNS"); do
   for v in "${variants[@]}"; do
     IFS='|' read -r label broker bench <<<"$v"

@@ -10,16 +10,8 @@
 # SIZES (default 64,4KiB), ROUNDS (default 5000) per run. Run as root to get nice -15 (pinned
 # processes cannot move away from other work on their core: they need the priority).
 set -euo pipefail
-RUNS=$1
-OUT=$2
-shift 2
-mkdir -p "$OUT"
-variants=()
-while [ $# -ge 3 ]; do
-  variants+=("$1|$2|$3")
-  shift 3
-done
-[ ${#variants[@]} -gt 0 ] || { echo "usage: $0 RUNS OUT_DIR LABEL SHMARRAYD BENCH ..." >&2; exit 2; }
+. "$(dirname "$0")"/ab_args.sh
+ab_parse_args "$0 RUNS OUT_DIR LABEL SHMARRAYD BENCH ..." "$@"
 NICE=()
 [ "$(id -u)" -eq 0 ] && NICE=(nice -n -15)
 for r in $(seq 1 "$RUNS"); do

@@ -289,20 +289,7 @@ if wants iceoryx; then
   fi
   if [ -z "$status" ]; then
     stage "iceoryx: starting iox-roudi with pools for 64 B and $ICE_SIZES"
-    python3 - "$ICE_SIZES" > "$TMP/roudi.toml" <<'EOF'
-import sys
-units = {"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
-def size(t):
-    t = t.strip().upper()
-    for u, m in units.items():
-        if t.endswith(u):
-            return int(t[:-len(u)]) * m
-    return int(t)
-pools = [(128, 64)] + [(size(s) + 256, 4 if size(s) < (64 << 20) else 1) for s in sys.argv[1].split(",")]
-print("[general]\nversion = 1\n\n[[segment]]\n")
-for chunk, count in sorted(pools):
-    print(f"[[segment.mempool]]\nsize = {chunk}\ncount = {count}\n")
-EOF
+    python3 bench/roudi_config.py "$ICE_SIZES" > "$TMP/roudi.toml"
     iox-roudi -c "$TMP/roudi.toml" -l info > "$TMP/roudi.log" 2>&1 &
     ROUDI=$!
     for _ in $(seq 1800); do grep -q "RouDi is ready" "$TMP/roudi.log" && break; kill -0 "$ROUDI" 2>/dev/null || break; sleep 0.1; done

@@ -19,20 +19,7 @@ NICE=()
 TMP=$(mktemp -d /tmp/shmarray-iox-XXXXXX)
 exec 9>/tmp/shmarray-bench-iceoryx.lock
 flock -w 120 9 || { echo "another benchmark run holds the iceoryx lock" >&2; exit 1; }
-python3 - "$SIZES" > "$TMP/roudi.toml" <<'PY'
-import sys
-units = {"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30}
-def size(t):
-    t = t.strip().upper()
-    for u, m in units.items():
-        if t.endswith(u):
-            return int(t[:-len(u)]) * m
-    return int(t)
-pools = [(128, 64)] + [(size(s) + 256, 4 if size(s) < (64 << 20) else 1) for s in sys.argv[1].split(",")]
-print("[general]\nversion = 1\n\n[[segment]]\n")
-for chunk, count in sorted(pools):
-    print(f"[[segment.mempool]]\nsize = {chunk}\ncount = {count}\n")
-PY
+python3 "$(dirname "$0")"/roudi_config.py "$SIZES" > "$TMP/roudi.toml"
 iox-roudi -c "$TMP/roudi.toml" -l info > "$TMP/roudi.log" 2>&1 &
 ROUDI=$!
 "$3/server/shmarrayd" --socket "$TMP/s.sock" --log-level warn &
