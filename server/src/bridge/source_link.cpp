@@ -301,8 +301,8 @@ class SourceLink {
     auto done = sender_.locked(
         [&](PeerChannel& channel) { return send_array_locked(channel, name, source); });
     // What the link sent last, for a mirror that looks stuck (--log-level debug).
-    spdlog::debug("peer link '{}': '{}' version {} sent{} (last whole: {})", prefix_, name,
-                  source.attempted, done ? "" : " (failed)", source.sent.value_or(0));
+    spdlog::debug("peer link '{}': '{}' {}: version {} whole (looked at version {})", prefix_,
+                  name, done ? "sent" : "failed", source.sent.value_or(0), source.attempted);
     return done;
   }
 
