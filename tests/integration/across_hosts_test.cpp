@@ -234,14 +234,17 @@ void AcrossHostsTest::link_cut_resyncs_with_no_torn_version(const std::function<
     ASSERT_TRUE(reached) << "the mirror did not resync past version " << after_cut
                          << " within 60 s of link_up(): " << reached.error().message();
   }
-  // And after the producer stops, the mirror holds exactly its last version.
+  // And after the producer stops, the mirror holds exactly its last version (the producer
+  // removes the array right after it: the bridge sends that version before the removal).
   producer.close_stdin();
   auto last_line = producer.read_line(30s);
   ASSERT_TRUE(last_line);
   const std::uint64_t last = std::stoull(last_line->substr(last_line->find(' ') + 1));
   if (mirror->version() < last) {
     auto reached = mirror->wait_newer_than(last - 1, 60s);
-    ASSERT_TRUE(reached) << reached.error().message();
+    ASSERT_TRUE(reached) << "the mirror stayed at version " << mirror->version()
+                         << ", the producer's last (published just before it removed the array) is "
+                         << last << ": " << reached.error().message();
   }
   EXPECT_EQ(mirror->version(), last);
   EXPECT_TRUE(producer.wait(30s).ok());

@@ -294,6 +294,51 @@ TEST_F(MirrorTest, CreateRemoveAndResizeOnTheSourceFollowOnTheMirror) {
   EXPECT_FALSE(dst.stat("dog/x"));
 }
 
+// Issue 15's stall: a producer publishes its last version and removes the array at once. The
+// bridge used to drop an array as soon as the removal event reached its link thread, before that
+// thread had looked at the array's last version: the mirror removed its copy at the version
+// before, and a reader holding it waited for the last one in vain. Made deterministic: the link
+// thread is kept busy by a write window held open on "cam/z_hold" (it waits for a consistent
+// copy of z_hold's new version, after it has looked at "cam/a_last", which sorts first) while
+// a_last gets its last version and is removed; it meets the removal first when it goes on.
+// The pause inside the window only gives the link thread the time to reach z_hold; the verdict
+// does not depend on it (a link thread that has not looked at a_last yet sends its last version
+// in the same pass, and the test passes with or without the bug). With the bug it failed 6 of 6.
+TEST_F(MirrorTest, AVersionPublishedJustBeforeARemoveReachesTheMirrorFirst) {
+  auto src = source_->client();
+  auto last = src.create("cam/a_last", {.dtype = "<u8", .shape = {512}}).value();
+  auto hold = src.create("cam/z_hold", {.dtype = "<u8", .shape = {128 * 1024}}).value();
+  write_all(last, 1);
+  write_all(hold, 1);
+  start_mirror();
+  Array m_last = mirrored("cam/a_last", 1);
+  Array m_hold = mirrored("cam/z_hold", 1);
+  std::uint64_t last_version = 0;
+  auto held = hold.write([&](std::span<std::byte> data) {
+    // Version 2 inside the window: the link thread wakes and waits for a consistent z_hold.
+    ASSERT_TRUE(hold.publish());
+    std::this_thread::sleep_for(100ms);
+    const std::uint64_t v = write_all(last, 42);
+    ASSERT_TRUE(src.remove("cam/a_last")) << "remove";
+    last_version = v;
+    auto* p = reinterpret_cast<std::uint64_t*>(data.data());
+    std::fill(p, p + data.size() / 8, 3);
+  });
+  ASSERT_TRUE(held) << held.error().message();
+  ASSERT_EQ(last_version, 2u);
+  auto reached = m_last.wait_newer_than(1, 20s);
+  ASSERT_TRUE(reached) << "the version published just before the remove never reached the mirror: "
+                       << reached.error().message();
+  const Seen seen = read_mirror(m_last);
+  EXPECT_EQ(seen.version, 2u);
+  EXPECT_TRUE(seen.uniform);
+  EXPECT_EQ(seen.first, 42u);
+  auto dst = mirror_->client();
+  EXPECT_TRUE(eventually([&] { return !dst.stat("cam/a_last"); }, 20s)) << "remove did not follow";
+  EXPECT_TRUE(eventually([&] { return m_hold.version() >= 3; }, 20s));
+  EXPECT_EQ(read_mirror(m_hold).first, 3u);
+}
+
 TEST_F(MirrorTest, ALocalWriteOpenOrCreateOnTheMirrorIsRefusedNamingTheSource) {
   auto src = source_->client();
   auto a = src.create("cam/ro", {.dtype = "<u8", .shape = {4}, .mode = 0666}).value();

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -56,6 +57,9 @@ std::span<const std::byte> mapping_of(const Array& array) {
 constexpr std::chrono::milliseconds kLongestSleep{100};
 // An array up to this size goes out in one UCX send with its description and end (send_small).
 constexpr std::uint64_t kCoalesceArrayBytes = 4096;
+// An array whose consistent copy takes this long (a local writer keeps rewriting it, or holds
+// its write window open) is logged once at info: the link sends nothing else meanwhile.
+constexpr std::chrono::seconds kStallLogAfter{2};
 
 class SourceLink {
  public:
@@ -218,17 +222,38 @@ class SourceLink {
                           (known_stream != streams_.end() &&
                            known_stream->second->source_id() == e.info.id);
         if (!same) {
+          if (auto ok = send_last_version(e.name); !ok) return ok;
           sources_.erase(e.name);
           streams_.erase(e.name);
           truncated_.erase(e.name);
           if (auto ok = add(e.name, e.info.kind); !ok) return ok;
         }
-      } else if (sources_.erase(e.name) + streams_.erase(e.name) + truncated_.erase(e.name) > 0) {
-        // A stream's forwarder has stopped (erase joined it): no message of it follows this.
-        if (auto ok = send(ArrayRemoved{e.name}); !ok) return ok;
+      } else {
+        if (auto ok = send_last_version(e.name); !ok) return ok;
+        if (sources_.erase(e.name) + streams_.erase(e.name) + truncated_.erase(e.name) > 0) {
+          // A stream's forwarder has stopped (erase joined it): no message of it follows this.
+          if (auto ok = send(ArrayRemoved{e.name}); !ok) return ok;
+          spdlog::debug("peer link '{}': '{}' removed on the source; removal sent", prefix_,
+                        e.name);
+        }
       }
     }
     return {};
+  }
+
+  // Before an array is dropped (removed or replaced on the source), the version it was left
+  // with goes out if it has not yet: a producer that publishes its last version and removes the
+  // array at once must not lose that version because the removal event reached this thread
+  // before it looked at the array (the mirror then held the version before it, and its readers
+  // waited for the last one in vain). The mapping is still this bridge's, so it is readable.
+  Result<void> send_last_version(const std::string& name) {
+    const auto it = sources_.find(name);
+    if (it == sources_.end() || it->second.guard.truncated()) return {};
+    Source& source = it->second;
+    if (source.sent && *source.sent == source.array.version()) return {};
+    spdlog::debug("peer link '{}': '{}' goes; its version {} is sent first (last sent: {})",
+                  prefix_, name, source.array.version(), source.sent.value_or(0));
+    return send_array(name, source);
   }
 
   // Sleeps until something is to be sent: a publish on any array (its wake word), a broker event
@@ -273,8 +298,12 @@ class SourceLink {
   // kTorn (the mirror abandons it: its readers never get those bytes as a version), and the
   // caller quarantines the array.
   Result<void> send_array(const std::string& name, Source& source) {
-    return sender_.locked(
+    auto done = sender_.locked(
         [&](PeerChannel& channel) { return send_array_locked(channel, name, source); });
+    // What the link sent last, for a mirror that looks stuck (--log-level debug).
+    spdlog::debug("peer link '{}': '{}' {}: version {} whole (looked at version {})", prefix_,
+                  name, done ? "sent" : "failed", source.sent.value_or(0), source.attempted);
+    return done;
   }
 
   Result<void> send_array_locked(PeerChannel& channel, const std::string& name, Source& source) {
@@ -301,6 +330,7 @@ class SourceLink {
     if ((seq & 1u) == 0) {
       if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
       if (source.guard.truncated()) return channel.send(ArrayEnd{TransferEnd::kTorn, version});
+      std::atomic_thread_fence(std::memory_order_acquire);  // UCX's copy before the re-read
       const bool stable = live.write_seq.load(std::memory_order_acquire) == seq &&
                           live.version.load(std::memory_order_acquire) == version;
       if (stable) {
@@ -312,6 +342,8 @@ class SourceLink {
     }
     // A write overlapped (or was in progress): a consistent private copy, then send that.
     staging_.resize(array.info().nbytes);
+    const auto copy_start = Clock::now();
+    bool stall_logged = false;
     for (;;) {
       auto copied = array.read_checked(staging_, std::chrono::seconds(1));
       if (copied && source.guard.truncated()) {
@@ -331,6 +363,17 @@ class SourceLink {
         return channel.send(ArrayEnd{TransferEnd::kTorn, version});
       }
       if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
+      if (!stall_logged && Clock::now() - copy_start >= kStallLogAfter) {
+        // Every array of the link (and its heartbeat) waits behind this one meanwhile.
+        spdlog::info("peer link '{}': no consistent copy of '{}' (version {}) for {} ms: {}; "
+                     "the link's other arrays wait until a local writer lets it be read",
+                     prefix_, name, version,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                           copy_start)
+                         .count(),
+                     copied.error().message());
+        stall_logged = true;
+      }
     }
   }
 
@@ -349,6 +392,9 @@ class SourceLink {
     std::memcpy(small_.data(), head.data(), head.size());
     std::memcpy(small_.data() + head.size(), bytes.data(), bytes.size());
     std::memcpy(small_.data() + head.size() + bytes.size(), end.data(), end.size());
+    // The seqlock reader's fence (sync/seqlock.hpp): the copy's loads are ordered before the
+    // re-read of write_seq; an acquire load alone would let them move after it.
+    std::atomic_thread_fence(std::memory_order_acquire);
     const bool stable = !source.guard.truncated() &&
                         live.write_seq.load(std::memory_order_acquire) == seq &&
                         live.version.load(std::memory_order_acquire) == version;
