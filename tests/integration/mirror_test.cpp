@@ -339,6 +339,46 @@ TEST_F(MirrorTest, AVersionPublishedJustBeforeARemoveReachesTheMirrorFirst) {
   EXPECT_EQ(read_mirror(m_hold).first, 3u);
 }
 
+// A local writer that publishes inside its write window and keeps the window open (hostile, or
+// just slow) holds up only its own array: the link gives that version up after a short wait
+// (kConsistentCopyBudget), and another array published meanwhile reaches the mirror while the
+// window is still open. Before, the link waited for a consistent copy until the window closed,
+// and every array, stream and heartbeat of the link waited with it.
+TEST_F(MirrorTest, AWriterHoldingItsWindowOpenHoldsUpOnlyItsOwnArray) {
+  auto src = source_->client();
+  auto stuck = src.create("cam/a_stuck", {.dtype = "<u8", .shape = {64 * 1024}}).value();
+  auto other = src.create("cam/z_other", {.dtype = "<u8", .shape = {512}}).value();
+  write_all(stuck, 1);
+  write_all(other, 1);
+  start_mirror();
+  Array m_stuck = mirrored("cam/a_stuck", 1);
+  Array m_other = mirrored("cam/z_other", 1);
+  auto held = stuck.write([&](std::span<std::byte> data) {
+    // Version 2 inside the window: the link wakes and finds no consistent copy of it. The link
+    // looks at its arrays in name order, so a_stuck before z_other, whenever it wakes.
+    ASSERT_TRUE(stuck.publish());
+    const std::uint64_t v = write_all(other, 7);
+    auto reached = m_other.wait_newer_than(v - 1, 20s);
+    ASSERT_TRUE(reached) << "another array's version waited behind the open window: "
+                         << reached.error().message();
+    const Seen seen = read_mirror(m_other);
+    EXPECT_EQ(seen.version, v);
+    EXPECT_TRUE(seen.uniform);
+    EXPECT_EQ(seen.first, 7u);
+    auto* p = reinterpret_cast<std::uint64_t*>(data.data());
+    std::fill(p, p + data.size() / 8, 3);
+  });
+  ASSERT_TRUE(held) << held.error().message();
+  // The window closed with a publish: that version crosses whole.
+  const std::uint64_t closed = stuck.version();
+  auto reached = m_stuck.wait_newer_than(closed - 1, 20s);
+  ASSERT_TRUE(reached) << reached.error().message();
+  const Seen seen = read_mirror(m_stuck);
+  EXPECT_EQ(seen.version, closed);
+  EXPECT_TRUE(seen.uniform);
+  EXPECT_EQ(seen.first, 3u);
+}
+
 TEST_F(MirrorTest, ALocalWriteOpenOrCreateOnTheMirrorIsRefusedNamingTheSource) {
   auto src = source_->client();
   auto a = src.create("cam/ro", {.dtype = "<u8", .shape = {4}, .mode = 0666}).value();
@@ -446,14 +486,14 @@ TEST_F(MirrorTest, ALocalWriterTruncatingASourceMidSendNeitherKillsTheBridgeNorS
   auto src = source_->client();
   constexpr std::uint64_t kElements = 4u << 20;  // 32 MiB: a send lasts many milliseconds
   auto big = src.create("cam/big", {.dtype = "<u8", .shape = {kElements}, .mode = 0600}).value();
-  auto other = src.create("cam/other", {.dtype = "<u8", .shape = {512}}).value();
+  auto other = src.create("cam/z_other", {.dtype = "<u8", .shape = {512}}).value();
   auto ticks = src.create_stream("cam/ticks", {.slots = 16, .slot_bytes = 8}).value();
   const auto fill_of = [](std::uint64_t version) { return version * 1000 + 7; };
   write_all(big, fill_of(1));
   write_all(other, 1);
   start_mirror();
   Array m_big = mirrored("cam/big", 1);
-  Array m_other = mirrored("cam/other", 1);
+  Array m_other = mirrored("cam/z_other", 1);
   auto tick_reader = mirror_->client().subscribe("cam/ticks", {.wait = 20s}).value();
   const auto bridges = children_of(source_->pid());
   ASSERT_EQ(bridges.size(), 1u);

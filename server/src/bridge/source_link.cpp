@@ -57,9 +57,12 @@ std::span<const std::byte> mapping_of(const Array& array) {
 constexpr std::chrono::milliseconds kLongestSleep{100};
 // An array up to this size goes out in one UCX send with its description and end (send_small).
 constexpr std::uint64_t kCoalesceArrayBytes = 4096;
-// An array whose consistent copy takes this long (a local writer keeps rewriting it, or holds
-// its write window open) is logged once at info: the link sends nothing else meanwhile.
-constexpr std::chrono::seconds kStallLogAfter{2};
+// How long the link waits for a consistent copy of one array (a local writer keeps rewriting it,
+// or holds its write window open) before it gives that version up: the link's other arrays, its
+// streams (which wait for the same sender) and its heartbeat wait meanwhile, so a writer must not
+// be able to hold them longer than this. The version given up is gone from the source anyway (the
+// writer is overwriting it); its next publish is sent as usual.
+constexpr std::chrono::milliseconds kConsistentCopyBudget{100};
 
 class SourceLink {
  public:
@@ -341,11 +344,13 @@ class SourceLink {
       ++retries_;
     }
     // A write overlapped (or was in progress): a consistent private copy, then send that.
+    // The zero-copy send above ran and ended kRetry: the mirror holds its window open for a copy.
+    const bool announced = (seq & 1u) == 0;
     staging_.resize(array.info().nbytes);
-    const auto copy_start = Clock::now();
-    bool stall_logged = false;
+    const auto give_up_at = Clock::now() + kConsistentCopyBudget;
     for (;;) {
-      auto copied = array.read_checked(staging_, std::chrono::seconds(1));
+      const auto left = std::max(std::chrono::nanoseconds(0), give_up_at - Clock::now());
+      auto copied = array.read_checked(staging_, left);
       if (copied && source.guard.truncated()) {
         // read_checked read the zero pages mapped over the truncated part: not the array's.
         copied = fail(ErrorCode::kDataLoss, "truncated");
@@ -355,25 +360,25 @@ class SourceLink {
         source.sent = *copied;
         return channel.send(ArrayEnd{TransferEnd::kCommit, *copied});
       }
-      if (copied.error().code() == ErrorCode::kDataLoss) {
-        // Torn (or truncated) meanwhile: say so rather than send half a version as whole.
+      const bool out_of_time = Clock::now() >= give_up_at;
+      if (copied.error().code() == ErrorCode::kDataLoss || out_of_time) {
+        if (out_of_time) {
+          // Logged at debug only: a writer that holds its window open is not the link's fault.
+          spdlog::debug("peer link '{}': no consistent copy of '{}' (version {}) within {} ms ({}); "
+                        "that version is given up, the next publish is sent",
+                        prefix_, name, version, kConsistentCopyBudget.count(),
+                        copied.error().message());
+        }
+        // Torn (or truncated, or rewritten for too long) meanwhile: say so rather than send half
+        // a version as whole. Out of time with nothing sent yet: the mirror keeps its last whole
+        // version, and there is no transfer to end.
+        source.sent = out_of_time ? version : array.version();
+        if (out_of_time && !announced) return {};
         std::fill(staging_.begin(), staging_.end(), std::byte{0});
         if (auto ok = send_whole(channel, name, array, version, staging_); !ok) return ok;
-        source.sent = array.version();
         return channel.send(ArrayEnd{TransferEnd::kTorn, version});
       }
       if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
-      if (!stall_logged && Clock::now() - copy_start >= kStallLogAfter) {
-        // Every array of the link (and its heartbeat) waits behind this one meanwhile.
-        spdlog::info("peer link '{}': no consistent copy of '{}' (version {}) for {} ms: {}; "
-                     "the link's other arrays wait until a local writer lets it be read",
-                     prefix_, name, version,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
-                                                                           copy_start)
-                         .count(),
-                     copied.error().message());
-        stall_logged = true;
-      }
     }
   }
 
