@@ -35,7 +35,7 @@ else
 fi
 
 log "probe (per-call costs: shows whether system calls and page faults are cheap here)"
-timeout 120 bench_probe --mib "$probe_mib" --csv "$OUT/probe.csv" --machine "$LABEL"
+timeout 60 bench_probe --mib "$probe_mib" --csv "$OUT/probe.csv" --machine "$LABEL"
 
 log "request path: $cp_runs runs, a fresh broker each"
 for r in $(seq 1 "$cp_runs"); do
@@ -69,12 +69,12 @@ PY
 log "across hosts: bridges sleeping (default) and spinning 50 us after activity, alternating"
 common=(--shmarrayd "$BUNDLE/bin/shmarrayd" --ucx-perftest "$BUNDLE/bin/ucx_perftest"
   --links loopback,veth --repeat "$repeat" --repeat-large 6 --blocks 3)
-timeout 400 "$HERE/ab_across_hosts.sh" "$runs" "$OUT/ab" "$BUNDLE/bin/bench_across_hosts" \
+timeout 240 "$HERE/ab_across_hosts.sh" "$runs" "$OUT/ab" "$BUNDLE/bin/bench_across_hosts" \
   sleep '' spin50 'SHMARRAY_BRIDGE_SPIN_US=50' -- "${common[@]}" --sizes "$sizes"
 for f in "$OUT"/ab/*.log; do grep -iE 'fail|error|skip' "$f" | sed "s|^|$(basename "$f"): |" | head -5; done
 if [ -n "$large" ]; then
   log "across hosts: $large"
-  timeout 300 bench_across_hosts "${common[@]}" --sizes "$large" --repeat-large 4 --blocks 2 \
+  timeout 120 bench_across_hosts "${common[@]}" --sizes "$large" --repeat-large 4 --blocks 2 \
     --machine "$LABEL" --csv "$OUT/across_hosts.csv" 2>&1 | grep -E 'GB/s|rror|kip'
 fi
 cp "$OUT/ab/across_hosts.csv" "$OUT/across_hosts_ab.csv" 2>/dev/null
