@@ -2,22 +2,35 @@
 # The request-path and across-hosts benchmarks from a bench/bundle.sh folder, on a machine without
 # this project's packages (docs/benchmarks.md, "Runs on other machines"), as root (the across-hosts
 # harness makes network namespaces). Everything is compared within this run only.
-#   bench/portable_run.sh BUNDLE OUT_DIR [LABEL]
-# Writes OUT_DIR/{probe,control_plane,across_hosts}.csv and prints the summaries. Set
-# QUICK=1 for a short smoke run (what the script itself is checked with on the dev VM).
+#   bench/portable_run.sh BUNDLE OUT_DIR LABEL [VARIANT 'ENV']...
+# VARIANT 'ENV' pairs are the across-hosts variants, alternated run by run (bench/ab_across_hosts.sh;
+# e.g. old 'SHMARRAY_BRIDGE=/old/bundle/bin/shmarray-bridge' new ''); the default compares bridges
+# that sleep at once (SHMARRAY_BRIDGE_SPIN_US=0) with the default spin policy.
+# Knobs (environment):
+#   PARTS       which parts, of "probe cp ah large" (default: all)
+#   CP_BUNDLES  request path: more bundles to alternate with BUNDLE, as LABEL=DIR words
+#   QUICK=1     a short smoke run (what the script itself is checked with on the dev VM)
+# Writes OUT_DIR/{probe,control_plane,across_hosts_ab,across_hosts}.csv and prints the summaries.
+# Run it under `taskset -c 0-3` to see the machine as a 4-CPU host (the bridges' spin policy
+# counts the CPUs they may run on).
 set -uo pipefail
 BUNDLE=$(cd "$1" && pwd)
 OUT=$2
-LABEL=${3:-$(hostname)}
+LABEL=$3
+shift 3
+variants=("$@")
+[ ${#variants[@]} -gt 0 ] || variants=(sleep 'SHMARRAY_BRIDGE_SPIN_US=0' default '')
+PARTS=${PARTS:-probe cp ah large}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 # shellcheck source=/dev/null
 . "$BUNDLE/env.sh"
 log() { echo "== $(date -u +%T) $*"; }
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 
-log machine
+log "machine ($LABEL)"
 uname -a
-echo "cpus: $(nproc)"
+echo "cpus: $(nproc) usable here, $(getconf _NPROCESSORS_ONLN) online"
 grep -m1 'model name' /proc/cpuinfo
 free -g | head -2
 echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)"
@@ -34,48 +47,79 @@ else
   cp_runs=7 probe_mib=64 sizes=4KiB,1MiB,64MiB large=1GiB repeat=50 runs=2
 fi
 
-log "probe (per-call costs: shows whether system calls and page faults are cheap here)"
-timeout 60 bench_probe --mib "$probe_mib" --csv "$OUT/probe.csv" --machine "$LABEL"
+if has probe; then
+  log "probe (per-call costs: shows whether system calls and page faults are cheap here)"
+  timeout 60 bench_probe --mib "$probe_mib" --csv "$OUT/probe.csv" --machine "$LABEL"
+fi
 
-log "request path: $cp_runs runs, a fresh broker each"
-for r in $(seq 1 "$cp_runs"); do
+# One request-path run: a fresh broker of bundle $2 and its bench; $1 labels the row. With $3 =
+# awake, broker and client are pinned to CPUs 1 and 2 (0 and 1 on 2 CPUs) and a nice-19 busy loop runs on each, so
+# that neither CPU is idle between requests (a wake-up then preempts the loop instead of waking a
+# halted CPU: what a busy machine sees).
+cp_run() {
+  local label=$1 bundle=$2 mode=$3 dir pid pin_b=() pin_c=() loops=()
+  if [ "$mode" = awake ]; then
+    local a=1 b=2
+    [ "$(nproc)" -ge 3 ] || { a=0 b=1; }
+    pin_b=(taskset -c $a) pin_c=(taskset -c $b)
+    for c in $a $b; do taskset -c "$c" nice -n 19 sh -c 'while :; do :; done' & loops+=($!); done
+  fi
   dir=$(mktemp -d /tmp/shmarray-cp-XXXXXX)
-  shmarrayd --socket "$dir/s.sock" --log-level warn &
+  "${pin_b[@]}" "$bundle/bin/shmarrayd" --socket "$dir/s.sock" --log-level warn &
   pid=$!
   for _ in $(seq 1 200); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
-  timeout 120 bench_control_plane --socket "$dir/s.sock" --clients 1 --iterations 2000 \
-    --machine "$LABEL" --csv "$OUT/control_plane.csv" >"$OUT/control_plane.$r.log" 2>&1 ||
-    { echo "control plane run $r failed:"; cat "$OUT/control_plane.$r.log"; }
+  "${pin_c[@]}" timeout 120 "$bundle/bin/bench_control_plane" --socket "$dir/s.sock" --clients 1 \
+    --iterations 2000 --machine "$label $mode" --csv "$OUT/control_plane.csv" \
+    >"$OUT/cp.log" 2>&1 || { echo "request path $label $mode failed:"; cat "$OUT/cp.log"; }
   kill "$pid"
   wait "$pid" 2>/dev/null
+  [ ${#loops[@]} -eq 0 ] || { kill "${loops[@]}"; wait "${loops[@]}" 2>/dev/null; }
   rm -rf "$dir"
-done
-python3 - "$OUT/control_plane.csv" <<'PY'
+}
+
+if has cp; then
+  cp_bundles=("$LABEL=$BUNDLE")
+  for b in ${CP_BUNDLES:-}; do cp_bundles+=("$b"); done
+  log "request path: $cp_runs runs of each of ${#cp_bundles[@]} build(s), idle and awake CPUs, alternating"
+  for r in $(seq 1 "$cp_runs"); do
+    for mode in idle awake; do
+      for b in "${cp_bundles[@]}"; do cp_run "${b%%=*}" "${b#*=}" "$mode"; done
+    done
+  done
+  python3 - "$OUT/control_plane.csv" <<'PY'
 import collections, csv, statistics, sys
-runs = []
+runs = collections.defaultdict(list)
 for row in csv.DictReader(open(sys.argv[1])):
     if row["op"].startswith("baseline"):
-        runs.append({"echo": float(row["p50_us"]), "ops": {}})
-    runs[-1]["ops"][row["op"]] = float(row["p50_us"])
-print(f"{len(runs)} runs; median of p50 and of the ratio to the same run's 64-byte echo")
-print(f"{'operation':<16} {'p50 (us)':>9} {'x echo':>8}")
-print(f"{'echo':<16} {statistics.median(s['echo'] for s in runs):9.2f} {'1.00x':>8}")
-for op in ["create", "open read-only", "open read-write", "stat", "remove"]:
-    p50 = statistics.median(s["ops"][op] for s in runs)
-    ratio = statistics.median(s["ops"][op] / s["echo"] for s in runs)
-    print(f"{op:<16} {p50:9.2f} {ratio:7.2f}x")
+        runs[row["machine"]].append({"echo": float(row["p50_us"]), "ops": {}})
+    runs[row["machine"]][-1]["ops"][row["op"]] = float(row["p50_us"])
+print("medians over runs of p50 and of the ratio to the same run's 64-byte echo")
+print(f"{'variant':<28} {'operation':<16} {'p50 (us)':>9} {'x echo':>8}")
+for label, samples in runs.items():
+    print(f"{label:<28} {'echo':<16} {statistics.median(s['echo'] for s in samples):9.2f} {'1.00x':>8}")
+    for op in ["create", "open read-only", "open read-write", "stat", "remove"]:
+        p50 = statistics.median(s["ops"][op] for s in samples)
+        ratio = statistics.median(s["ops"][op] / s["echo"] for s in samples)
+        print(f"{label:<28} {op:<16} {p50:9.2f} {ratio:7.2f}x")
 PY
-
-log "across hosts: bridges sleeping (default) and spinning 50 us after activity, alternating"
-common=(--shmarrayd "$BUNDLE/bin/shmarrayd" --ucx-perftest "$BUNDLE/bin/ucx_perftest"
-  --links loopback,veth --repeat "$repeat" --repeat-large 6 --blocks 3)
-timeout 240 "$HERE/ab_across_hosts.sh" "$runs" "$OUT/ab" "$BUNDLE/bin/bench_across_hosts" \
-  sleep '' spin50 'SHMARRAY_BRIDGE_SPIN_US=50' -- "${common[@]}" --sizes "$sizes"
-for f in "$OUT"/ab/*.log; do grep -iE 'fail|error|skip' "$f" | sed "s|^|$(basename "$f"): |" | head -5; done
-if [ -n "$large" ]; then
-  log "across hosts: $large"
-  timeout 120 bench_across_hosts "${common[@]}" --sizes "$large" --repeat-large 4 --blocks 2 \
-    --machine "$LABEL" --csv "$OUT/across_hosts.csv" 2>&1 | grep -E 'GB/s|rror|kip'
 fi
-cp "$OUT/ab/across_hosts.csv" "$OUT/across_hosts_ab.csv" 2>/dev/null
+
+common=(--shmarrayd "$BUNDLE/bin/shmarrayd" --ucx-perftest "$BUNDLE/bin/ucx_perftest"
+  --links loopback,veth --repeat "$repeat")
+if has ah; then
+  log "across hosts: variants ${variants[*]}, alternating"
+  timeout 300 "$HERE/ab_across_hosts.sh" "$runs" "$OUT/ab" "$BUNDLE/bin/bench_across_hosts" \
+    "${variants[@]}" -- "${common[@]}" --sizes "$sizes" --repeat-large 6 --blocks 3
+  for f in "$OUT"/ab/*.log; do
+    grep -iE 'fail|error|skip' "$f" | sed "s|^|$(basename "$f"): |" | head -5
+  done
+  cp "$OUT/ab/across_hosts.csv" "$OUT/across_hosts_ab.csv" 2>/dev/null
+fi
+if has large && [ -n "$large" ]; then
+  log "across hosts: $large (${variants[1]:-default})"
+  # shellcheck disable=SC2086  # the variant's NAME=value words are split on purpose
+  env ${variants[1]:-} timeout 150 bench_across_hosts "${common[@]}" --sizes "$large" \
+    --repeat-large 4 --blocks 2 --machine "$LABEL" --csv "$OUT/across_hosts.csv" 2>&1 |
+    grep -E 'GB/s|rror|kip'
+fi
 log done

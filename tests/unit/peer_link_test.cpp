@@ -16,6 +16,7 @@
 
 #include "bridge/peer_key.hpp"
 #include "bridge/peer_messages.hpp"
+#include "bridge/spin_policy.hpp"
 #include "mirror_table.hpp"
 
 namespace shmarray::bridge {
@@ -228,6 +229,30 @@ TEST(PeerProof, VerifiesOnlyWithTheSameKeyRoleAndNonces) {
   EXPECT_FALSE(key.verify(PeerRole::kSource, m, s, mac));           // reflected to the other role
   EXPECT_FALSE(key.verify(PeerRole::kMirror, s, m, mac));           // nonces swapped
   EXPECT_FALSE(key.verify(PeerRole::kMirror, m, random_nonce(), mac));  // replayed on a new link
+}
+
+// The bridges' polling after activity: on by default only where there are cores to spare (on 2
+// vCPUs the spinning bridges took the CPU from the publisher and the reader), and the variable's
+// text is taken only when it is a sane number of microseconds.
+TEST(SpinPolicyTest, SpinsByDefaultOnlyWithCoresToSpare) {
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(default_spin_for(1), nanoseconds(0));
+  EXPECT_EQ(default_spin_for(2), nanoseconds(0));
+  EXPECT_EQ(default_spin_for(kMinCpusToSpin - 1), nanoseconds(0));
+  EXPECT_EQ(default_spin_for(kMinCpusToSpin), nanoseconds(kSpinWithIdleCores));
+  EXPECT_EQ(default_spin_for(16), nanoseconds(kSpinWithIdleCores));
+  EXPECT_GT(kSpinWithIdleCores.count(), 0);
+}
+
+TEST(SpinPolicyTest, TheVariableIsAWholeNumberOfMicroseconds) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(parse_spin_us("0"), microseconds(0));
+  EXPECT_EQ(parse_spin_us("120"), microseconds(120));
+  EXPECT_EQ(parse_spin_us("10000"), microseconds(10'000));
+  for (const char* bad : {"", "-1", "+5", " 5", "5us", "abc", "10001", "99999999999999999999"}) {
+    EXPECT_EQ(parse_spin_us(bad), std::nullopt) << "'" << bad << "'";
+  }
+  EXPECT_EQ(parse_spin_us(nullptr), std::nullopt);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "peer_messages.hpp"
 #include "sigbus_guard.hpp"
 #include "source_link.hpp"
+#include "spin_policy.hpp"
 #include "ucx_listener.hpp"
 
 namespace {
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     }
     mirrors.push_back(MirrorSettings{m.substr(0, eq), m.substr(eq + 1), o.socket});
   }
+  spdlog::info("{}", describe_spin());
   std::vector<std::thread> threads;
   std::unique_ptr<UcxListener> listener;
   SourceSettings source{o.socket, o.allowed};

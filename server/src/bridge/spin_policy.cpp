@@ -1,21 +1,58 @@
 #include "spin_policy.hpp"
 
+#include <sched.h>
+
 #include <cstdlib>
+#include <string>
 
 namespace shmarray::bridge {
+namespace {
+
+unsigned cpus_of_this_process() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;  // unknown: the cautious default
+  return static_cast<unsigned>(CPU_COUNT(&set));
+}
+
+const char* spin_env() noexcept { return std::getenv("SHMARRAY_BRIDGE_SPIN_US"); }
+
+}  // namespace
+
+std::chrono::nanoseconds default_spin_for(unsigned cpus) noexcept {
+  return cpus >= kMinCpusToSpin ? std::chrono::nanoseconds(kSpinWithIdleCores)
+                                : std::chrono::nanoseconds(0);
+}
+
+std::optional<std::chrono::nanoseconds> parse_spin_us(const char* text) noexcept {
+  if (text == nullptr || *text < '0' || *text > '9') return std::nullopt;
+  char* end = nullptr;
+  const long long us = std::strtoll(text, &end, 10);
+  if (*end != '\0' || us < 0 || us > kMaxSpin.count()) return std::nullopt;
+  return std::chrono::microseconds(us);
+}
 
 std::chrono::nanoseconds spin_after_activity() noexcept {
-  static const std::chrono::nanoseconds spin = [] {
-    const char* env = std::getenv("SHMARRAY_BRIDGE_SPIN_US");
-    if (env == nullptr || *env == '\0') return std::chrono::nanoseconds(kDefaultSpinAfterActivity);
-    char* end = nullptr;
-    const long long us = std::strtoll(env, &end, 10);
-    if (*end != '\0' || us < 0 || us > 10'000) {
-      return std::chrono::nanoseconds(kDefaultSpinAfterActivity);  // not a sane number of µs
-    }
-    return std::chrono::nanoseconds(std::chrono::microseconds(us));
-  }();
+  static const std::chrono::nanoseconds spin =
+      parse_spin_us(spin_env()).value_or(default_spin_for(cpus_of_this_process()));
   return spin;
+}
+
+std::string describe_spin() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(spin_after_activity());
+  const char* env = spin_env();
+  std::string text = us.count() == 0 ? std::string("bridge threads sleep at once when idle")
+                                     : "bridge threads poll " + std::to_string(us.count()) +
+                                           " us after activity before they sleep";
+  if (parse_spin_us(env)) return text + " (SHMARRAY_BRIDGE_SPIN_US)";
+  std::string why = " (" + std::to_string(cpus_of_this_process()) + " CPUs; the default polls " +
+                    std::to_string(kSpinWithIdleCores.count()) + " us from " +
+                    std::to_string(kMinCpusToSpin) + " CPUs; SHMARRAY_BRIDGE_SPIN_US sets it)";
+  if (env != nullptr && *env != '\0') {
+    why += "; SHMARRAY_BRIDGE_SPIN_US='" + std::string(env) + "' ignored: not a whole number of "
+           "microseconds from 0 to " + std::to_string(kMaxSpin.count());
+  }
+  return text + why;
 }
 
 }  // namespace shmarray::bridge
