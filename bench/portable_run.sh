@@ -116,9 +116,10 @@ if has ah; then
   cp "$OUT/ab/across_hosts.csv" "$OUT/across_hosts_ab.csv" 2>/dev/null
 fi
 if has large && [ -n "$large" ]; then
-  log "across hosts: $large (${variants[1]:-default})"
+  last=${variants[${#variants[@]}-1]}
+  log "across hosts: $large (the last variant: ${variants[${#variants[@]}-2]})"
   # shellcheck disable=SC2086  # the variant's NAME=value words are split on purpose
-  env ${variants[1]:-} timeout 150 bench_across_hosts "${common[@]}" --sizes "$large" \
+  env $last timeout 150 bench_across_hosts "${common[@]}" --sizes "$large" \
     --repeat-large 4 --blocks 2 --machine "$LABEL" --csv "$OUT/across_hosts.csv" 2>&1 |
     grep -E 'GB/s|rror|kip'
 fi
