@@ -14,10 +14,35 @@ namespace {
 namespace fb = shmarray::fb;
 using Builder = flatbuffers::FlatBufferBuilder;
 
-std::vector<std::byte> finish(Builder& b, flatbuffers::Offset<void> root) {
+// One builder per thread, reused: Clear() keeps its buffer, so encoding a message allocates only
+// the bytes it returns (a new builder allocated and freed its own buffer for every message).
+// A buffer grown past kKeptBuilderBytes (a big list reply) is freed after use, not kept.
+constexpr std::size_t kKeptBuilderBytes = 64 * 1024;
+
+class ReusedBuilder {
+ public:
+  ReusedBuilder() : b_(builder()) { b_.Clear(); }
+  ~ReusedBuilder() {
+    if (b_.GetSize() > kKeptBuilderBytes) b_.Reset();
+  }
+  ReusedBuilder(const ReusedBuilder&) = delete;
+  ReusedBuilder& operator=(const ReusedBuilder&) = delete;
+  Builder& get() noexcept { return b_; }
+
+ private:
+  static Builder& builder() {
+    thread_local Builder b(1024);
+    return b;
+  }
+  Builder& b_;
+};
+
+// The finished buffer of `b`, after `prefix` bytes left for the caller (a frame header).
+std::vector<std::byte> finish(Builder& b, flatbuffers::Offset<void> root, std::size_t prefix = 0) {
   b.Finish(root);
-  const auto* p = reinterpret_cast<const std::byte*>(b.GetBufferPointer());
-  return {p, p + b.GetSize()};
+  std::vector<std::byte> out(prefix + b.GetSize());
+  std::memcpy(out.data() + prefix, b.GetBufferPointer(), b.GetSize());
+  return out;
 }
 
 template <class T>
@@ -537,13 +562,32 @@ SHMARRAY_WIRE_MESSAGES(SHMARRAY_TABLE_OF)
 // --- the generic pair, instantiated once per message of the table --------------------------------
 
 template <class M>
-std::vector<std::byte> encode_body(const M& m) {
-  Builder b;
+std::vector<std::byte> encode_with_prefix(const M& m, std::size_t prefix) {
+  ReusedBuilder reused;
+  Builder& b = reused.get();
   if constexpr (std::is_empty_v<M>) {
-    return finish(b, empty_table<M>(b));
+    return finish(b, empty_table<M>(b), prefix);
   } else {
-    return finish(b, as_void(to_table(b, m)));
+    return finish(b, as_void(to_table(b, m)), prefix);
   }
+}
+
+template <class M>
+std::vector<std::byte> encode_body(const M& m) {
+  return encode_with_prefix(m, 0);
+}
+
+template <class M>
+std::vector<std::byte> encode_message(const M& m, std::uint64_t request_id, bool has_fd) {
+  auto frame = encode_with_prefix(m, kFrameHeaderSize);
+  FrameHeader h;
+  h.type = M::kType;
+  h.request_id = request_id;
+  h.body_length = static_cast<std::uint32_t>(frame.size() - kFrameHeaderSize);
+  h.flags = has_fd ? kFlagHasFd : 0;
+  const auto header = encode_header(h);
+  std::memcpy(frame.data(), header.data(), header.size());
+  return frame;
 }
 
 template <class M>
@@ -560,7 +604,8 @@ Result<M> decode(std::span<const std::byte> body) {
 
 #define SHMARRAY_INSTANTIATE_CODEC(name, number)                  \
   template std::vector<std::byte> encode_body<name>(const name&); \
-  template Result<name> decode<name>(std::span<const std::byte>);
+  template Result<name> decode<name>(std::span<const std::byte>); \
+  template std::vector<std::byte> encode_message<name>(const name&, std::uint64_t, bool);
 SHMARRAY_WIRE_MESSAGES(SHMARRAY_INSTANTIATE_CODEC)
 #undef SHMARRAY_INSTANTIATE_CODEC
 

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <type_traits>
@@ -31,28 +32,43 @@ constexpr auto kFnvPowers = [] {
 // FNV-1a, 64 bit. A zero byte only multiplies the hash by the prime (the xor changes nothing), so
 // a run of zero 8-byte words is one multiplication by a precomputed power: a header is mostly
 // zero (unused name, dtype, shape slots), and byte by byte it cost ~2 us per open and create on
-// the dev VM. Same result as the byte loop (SegmentLayout.ChecksumMatchesByteWiseFnv1a).
+// the dev VM. Same result as the byte loop (SegmentLayout.ChecksumMatchesByteWiseFnv1a). Zero
+// runs are found eight words at a time and a non-zero word is mixed from the word already loaded:
+// ~3,400 -> ~1,000 instructions per header (callgrind; bench/count_request_path.sh).
 std::uint64_t fnv1a(std::span<const std::byte> bytes) {
   std::uint64_t hash = 0xcbf29ce484222325ull;
+  const std::byte* const p = bytes.data();
+  const std::size_t n = bytes.size();
   std::size_t i = 0;
-  while (i + 8 <= bytes.size()) {
+  while (i + 8 <= n) {
     std::size_t zero_words = 0;
+    while (zero_words + 8 <= kMaxZeroWords && i + 64 <= n) {
+      std::uint64_t w[8];
+      std::memcpy(w, p + i, sizeof w);
+      if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0) break;
+      zero_words += 8;
+      i += 64;
+    }
     std::uint64_t word = 0;
-    while (i + 8 <= bytes.size() && zero_words < kMaxZeroWords) {
-      std::memcpy(&word, bytes.data() + i, 8);
+    while (zero_words < kMaxZeroWords && i + 8 <= n) {
+      std::memcpy(&word, p + i, 8);
       if (word != 0) break;
       ++zero_words;
       i += 8;
     }
     hash *= kFnvPowers[zero_words];
-    if (zero_words == kMaxZeroWords || i + 8 > bytes.size()) continue;
-    for (std::size_t end = i + 8; i < end; ++i) {
-      hash ^= static_cast<std::uint64_t>(bytes[i]);
+    if (zero_words == kMaxZeroWords || i + 8 > n) continue;
+    // `word` holds the non-zero bytes p[i..i+8): mixed in memory order.
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const unsigned shift = std::endian::native == std::endian::little ? 8 * k : 8 * (7 - k);
+      hash ^= (word >> shift) & 0xff;
       hash *= kFnvPrime;
     }
+    i += 8;
   }
-  for (; i < bytes.size(); ++i) {
-    hash ^= static_cast<std::uint64_t>(bytes[i]);
+  for (; i < n; ++i) {
+    hash ^= static_cast<std::uint64_t>(p[i]);
     hash *= kFnvPrime;
   }
   return hash;

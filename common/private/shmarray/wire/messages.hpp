@@ -144,19 +144,18 @@ template <class M>
 [[nodiscard]] std::vector<std::byte> encode_body(const M& m);
 template <class M>
 [[nodiscard]] Result<M> decode(std::span<const std::byte> body);
+// A whole frame for `m`: what encode_frame(M::kType, request_id, encode_body(m), has_fd) makes,
+// in one allocation.
+template <class M>
+[[nodiscard]] std::vector<std::byte> encode_message(const M& m, std::uint64_t request_id,
+                                                    bool has_fd = false);
 
 #define SHMARRAY_DECLARE_CODEC(name, number)                                         \
   static_assert(name::kType == MessageType::k##name, #name " has the wrong kType"); \
   extern template std::vector<std::byte> encode_body<name>(const name&);          \
-  extern template Result<name> decode<name>(std::span<const std::byte>);
+  extern template Result<name> decode<name>(std::span<const std::byte>);            \
+  extern template std::vector<std::byte> encode_message<name>(const name&, std::uint64_t, bool);
 SHMARRAY_WIRE_MESSAGES(SHMARRAY_DECLARE_CODEC)
 #undef SHMARRAY_DECLARE_CODEC
-
-// A whole frame for `m`.
-template <class M>
-[[nodiscard]] std::vector<std::byte> encode_message(const M& m, std::uint64_t request_id,
-                                                    bool has_fd = false) {
-  return encode_frame(M::kType, request_id, encode_body(m), has_fd);
-}
 
 }  // namespace shmarray::wire
