@@ -255,6 +255,71 @@ Result<ArrayInfo> decode_segment_header(const SegmentHeader& h, std::uint64_t av
   return decode_any(h, segment_header_checksum(h), available_bytes);
 }
 
+Result<void> check_segment_header(const SegmentHeader& h, const ArrayInfo& expected,
+                                  std::uint64_t available_bytes) {
+  if (h.layout_version != kLayoutVersion) {
+    return corrupt("layout version " + std::to_string(h.layout_version) + ", expected " +
+                   std::to_string(kLayoutVersion));
+  }
+  if (h.kind != kSegmentKindArray) {  // a stream's header: decoded whole, as it always was
+    auto decoded = decode_segment_header(h, available_bytes);
+    if (!decoded) return std::unexpected(decoded.error());
+    if (decoded->id != expected.id || decoded->nbytes != expected.nbytes ||
+        decoded->dtype != expected.dtype || decoded->shape != expected.shape) {
+      return fail(ErrorCode::kProtocolError,
+                  "the segment received for '" + expected.name + "' does not match its metadata");
+    }
+    return {};
+  }
+  // The checks of decode_any, in its order, on the header's own fields.
+  if (std::memcmp(h.magic, kSegmentMagic, sizeof h.magic) != 0) return corrupt("bad magic");
+  if (h.checksum != segment_header_checksum(h)) return corrupt("checksum mismatch");
+  if (h.header_bytes != kHeaderBytes || h.data_offset != kHeaderBytes) {
+    return corrupt("unexpected header size or data offset");
+  }
+  if (h.ndim > kMaxNdim || h.name_length == 0 || h.name_length > kMaxNameLength ||
+      h.order > 1 || h.dtype[sizeof h.dtype - 1] != '\0') {
+    return corrupt("field out of range");
+  }
+  // Then: the header describes exactly the metadata (field by field, no decoded copy)...
+  const std::string_view dtype(h.dtype);
+  bool same = expected.id.size() == 2 * sizeof h.id && dtype == expected.dtype &&
+              h.ndim == expected.shape.size() && h.ndim == expected.strides.size() &&
+              h.itemsize == expected.itemsize && h.nbytes == expected.nbytes &&
+              h.data_offset == expected.data_offset && h.segment_bytes == expected.segment_bytes &&
+              h.order == static_cast<std::uint32_t>(expected.order);
+  for (std::size_t i = 0; same && i < h.ndim; ++i) {
+    same = h.shape[i] == expected.shape[i] && h.strides[i] == expected.strides[i];
+  }
+  for (std::size_t i = 0; same && i < sizeof h.id; ++i) {
+    const int hi = hex_value(expected.id[2 * i]);
+    const int lo = hex_value(expected.id[2 * i + 1]);
+    same = hi >= 0 && lo >= 0 && h.id[i] == hi * 16 + lo;
+  }
+  if (!same) {
+    return fail(ErrorCode::kProtocolError,
+                "the segment received for '" + expected.name + "' does not match its metadata");
+  }
+  // ... and what both say is consistent, as decode_any checks it (one dtype parse: the layout's).
+  auto layout = compute_layout(ArraySpec{expected.dtype, expected.shape, expected.order},
+                               std::numeric_limits<std::uint64_t>::max());
+  if (!layout) {
+    return corrupt(DType::parse(expected.dtype) ? "shape, strides and size disagree"
+                                                : "bad dtype");
+  }
+  if (layout->dtype.itemsize() != h.itemsize || layout->dtype.str() != dtype) {
+    return corrupt("bad dtype");
+  }
+  if (layout->nbytes != h.nbytes || layout->strides != expected.strides) {
+    return corrupt("shape, strides and size disagree");
+  }
+  auto size = segment_size_for(h.nbytes);
+  if (!size || *size != h.segment_bytes || h.segment_bytes > available_bytes) {
+    return corrupt("segment size disagrees with the array size");
+  }
+  return {};
+}
+
 std::uint32_t layout_version_of(std::span<const std::byte> bytes) noexcept {
   std::uint32_t v = 0;
   if (bytes.size() >= offsetof(SegmentHeader, layout_version) + sizeof v) {
