@@ -45,6 +45,18 @@ std::vector<std::byte> finish(Builder& b, flatbuffers::Offset<void> root, std::s
   return out;
 }
 
+// Fills the kFrameHeaderSize bytes that `frame` starts with (finish() left them).
+void put_frame_header(std::vector<std::byte>& frame, MessageType type, std::uint64_t request_id,
+                      bool has_fd) {
+  FrameHeader h;
+  h.type = type;
+  h.request_id = request_id;
+  h.body_length = static_cast<std::uint32_t>(frame.size() - kFrameHeaderSize);
+  h.flags = has_fd ? kFlagHasFd : 0;
+  const auto header = encode_header(h);
+  std::memcpy(frame.data(), header.data(), header.size());
+}
+
 template <class T>
 flatbuffers::Offset<void> as_void(flatbuffers::Offset<T> o) {
   return flatbuffers::Offset<void>(o.o);
@@ -100,7 +112,8 @@ Result<StreamStatus> get_stream_status(const fb::StreamStatus* f) {
   return s;
 }
 
-flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
+flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i,
+                                            std::uint32_t open_handles, std::uint64_t version) {
   const auto name = b.CreateString(i.name);
   const auto dtype = b.CreateString(i.dtype);
   const auto shape = b.CreateVector(i.shape);
@@ -116,10 +129,14 @@ flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
                                                  : b.CreateString(i.mirror_link);
   return fb::CreateArrayInfo(b, name, dtype, shape, strides, static_cast<std::uint8_t>(i.order),
                              i.itemsize, i.nbytes, i.data_offset, i.segment_bytes, id,
-                             i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, i.open_handles,
-                             i.version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
+                             i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, open_handles,
+                             version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
                              stream, mirror_of, mirror_link, i.mirror_source_version,
                              i.mirror_lag_versions, i.mirror_lag_ms);
+}
+
+flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
+  return put_info(b, i, i.open_handles, i.version);
 }
 
 Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
@@ -580,13 +597,7 @@ std::vector<std::byte> encode_body(const M& m) {
 template <class M>
 std::vector<std::byte> encode_message(const M& m, std::uint64_t request_id, bool has_fd) {
   auto frame = encode_with_prefix(m, kFrameHeaderSize);
-  FrameHeader h;
-  h.type = M::kType;
-  h.request_id = request_id;
-  h.body_length = static_cast<std::uint32_t>(frame.size() - kFrameHeaderSize);
-  h.flags = has_fd ? kFlagHasFd : 0;
-  const auto header = encode_header(h);
-  std::memcpy(frame.data(), header.data(), header.size());
+  put_frame_header(frame, M::kType, request_id, has_fd);
   return frame;
 }
 
@@ -608,5 +619,37 @@ Result<M> decode(std::span<const std::byte> body) {
   template std::vector<std::byte> encode_message<name>(const name&, std::uint64_t, bool);
 SHMARRAY_WIRE_MESSAGES(SHMARRAY_INSTANTIATE_CODEC)
 #undef SHMARRAY_INSTANTIATE_CODEC
+
+namespace {
+
+// A frame whose body is the table `make(builder)` returns.
+template <class Make>
+std::vector<std::byte> encode_frame_of(MessageType type, std::uint64_t request_id, bool has_fd,
+                                       Make make) {
+  ReusedBuilder reused;
+  Builder& b = reused.get();
+  auto frame = finish(b, as_void(make(b)), kFrameHeaderSize);
+  put_frame_header(frame, type, request_id, has_fd);
+  return frame;
+}
+
+}  // namespace
+
+std::vector<std::byte> encode_open_reply(const ArrayInfo& info, std::uint32_t open_handles,
+                                         std::uint64_t version, Access access,
+                                         std::uint64_t request_id, bool has_fd) {
+  return encode_frame_of(MessageType::kOpenReply, request_id, has_fd, [&](Builder& b) {
+    const auto table = put_info(b, info, open_handles, version);
+    return fb::CreateOpenReply(b, table, static_cast<std::uint8_t>(access));
+  });
+}
+
+std::vector<std::byte> encode_create_reply(const ArrayInfo& info, std::uint32_t open_handles,
+                                           std::uint64_t version, std::uint64_t request_id,
+                                           bool has_fd) {
+  return encode_frame_of(MessageType::kCreateReply, request_id, has_fd, [&](Builder& b) {
+    return fb::CreateCreateReply(b, put_info(b, info, open_handles, version));
+  });
+}
 
 }  // namespace shmarray::wire

@@ -150,6 +150,18 @@ template <class M>
 [[nodiscard]] std::vector<std::byte> encode_message(const M& m, std::uint64_t request_id,
                                                     bool has_fd = false);
 
+// The broker's OpenReply and CreateReply of an array, encoded straight from its record's `info`
+// with `open_handles` and `version` in place of info's (the bytes encode_message makes of the
+// reply struct holding such a copy, without the copy: ~1,300 instructions per open).
+[[nodiscard]] std::vector<std::byte> encode_open_reply(const ArrayInfo& info,
+                                                       std::uint32_t open_handles,
+                                                       std::uint64_t version, Access access,
+                                                       std::uint64_t request_id, bool has_fd);
+[[nodiscard]] std::vector<std::byte> encode_create_reply(const ArrayInfo& info,
+                                                         std::uint32_t open_handles,
+                                                         std::uint64_t version,
+                                                         std::uint64_t request_id, bool has_fd);
+
 #define SHMARRAY_DECLARE_CODEC(name, number)                                         \
   static_assert(name::kType == MessageType::k##name, #name " has the wrong kType"); \
   extern template std::vector<std::byte> encode_body<name>(const name&);          \
