@@ -1,6 +1,8 @@
 // libFuzzer target for the decoders of bytes that any writer of a segment controls: the header
 // page and its size. Input: 8 bytes of st_size (little-endian), then the page (any length).
-//   - client side: read_segment_header on the page (as mapped: random bytes, random size);
+//   - client side: read_segment_header on the page (as mapped: random bytes, random size), and
+//     check_segment_header (an open's check of a granted segment) against a fixed record and
+//     against the page's own decoding;
 //   - broker side: decode_segment_header with the random size, the recovery decision
 //     (decide_recovery) against a fixed catalogue record and against the page's own record, the
 //     catalogue record decoder (decode_catalogue_record on the page bytes), and the catalogue
@@ -8,6 +10,8 @@
 //     a file holding the bytes alone (an older layout's file: the conversion path).
 // Properties beyond "no crash, no sanitizer report, no hang":
 //   - a header that decodes re-encodes to one that decodes to the same array;
+//   - check_segment_header accepts only headers that decode to the metadata given, and always a
+//     header against its own decoding;
 //   - the recovery decision never restores a header into a shrunk segment, always marks it
 //     damaged, and restores exactly when the page differs from the record;
 //   - a record that decodes re-encodes to one that decodes to the same array;
@@ -157,7 +161,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto own = shmarray::decode_segment_header(header, found_bytes);
   if (own) check_round_trip(*own);
 
-  check_recovery(sample_record(), mapped, found_bytes);
+  // Client side, as an open checks a granted segment's header copy: check_segment_header accepts
+  // a header only if it decodes and describes the metadata, and always a header that decodes
+  // against its own decoding.
+  const ArrayInfo sample = sample_record();
+  if (shmarray::check_segment_header(header, sample, found_bytes)) {
+    check(own && own->id == sample.id && own->dtype == sample.dtype &&
+          own->shape == sample.shape && own->strides == sample.strides &&
+          own->nbytes == sample.nbytes && own->segment_bytes == sample.segment_bytes);
+  }
+  if (own) check(shmarray::check_segment_header(header, *own, found_bytes).has_value());
+
+  check_recovery(sample, mapped, found_bytes);
   if (own) check_recovery(*own, mapped, found_bytes);
 
   check_record(rest);

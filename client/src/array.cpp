@@ -8,7 +8,7 @@
 
 namespace shmarray {
 
-Array::Array(std::shared_ptr<const detail::MappedSegment> segment, ArrayInfo info, Access access)
+Array::Array(std::shared_ptr<const detail::MappedSegment> segment, ArrayInfo&& info, Access access)
     : segment_(std::move(segment)), info_(std::move(info)), access_(access) {}
 
 Array::Array(Array&&) noexcept = default;

@@ -141,7 +141,8 @@ class Client::Impl {
       if (raw->reply_lost_once) return std::unexpected(explain_retry(Request::kType, reply.error()));
       return std::unexpected(reply.error());
     }
-    return std::pair<Reply, UniqueFd>(std::move(*reply), std::move(raw->reply.fd));
+    return Result<std::pair<Reply, UniqueFd>>(std::in_place, std::move(*reply),
+                                              std::move(raw->reply.fd));
   }
 
   // A retried create/remove whose first reply was lost may have been applied by the first try.
@@ -192,7 +193,9 @@ class Client::Impl {
   }
 
   // Maps the descriptor of a create/open reply (or reuses this process's mapping of it).
-  Result<Array> make_array(ArrayInfo info, Access access, UniqueFd fd, bool populate) {
+  // `info` is taken by reference: an ArrayInfo move is ~250 instructions (six strings, three
+  // vectors), and an open used to move it about eight times on its way to the Array.
+  Result<Array> make_array(ArrayInfo&& info, Access access, UniqueFd fd, bool populate) {
     auto segment = detail::find_mapping(info.id, access);
     if (!segment) {
       if (!fd) {

@@ -110,12 +110,9 @@ Result<std::shared_ptr<const MappedSegment>> map_segment(int fd, const ArrayInfo
                     ", expected " + std::to_string(kLayoutVersion) +
                     " (restart shmarrayd so that it upgrades the segment, or upgrade this client)");
   }
-  auto header = decode_segment_header(raw, info.segment_bytes);
-  if (!header) return std::unexpected(header.error());
-  if (header->id != info.id || header->nbytes != info.nbytes || header->dtype != info.dtype ||
-      header->shape != info.shape) {
-    return fail(ErrorCode::kProtocolError,
-                "the segment received for '" + info.name + "' does not match its metadata");
+  // Every check of decode_segment_header, and the header must describe `info` exactly.
+  if (auto ok = check_segment_header(raw, info, info.segment_bytes); !ok) {
+    return std::unexpected(ok.error());
   }
   auto mapping = Mapping::map(
       fd, info.segment_bytes, writable ? Mapping::Protection::kReadWrite : Mapping::Protection::kRead,

@@ -14,10 +14,47 @@ namespace {
 namespace fb = shmarray::fb;
 using Builder = flatbuffers::FlatBufferBuilder;
 
-std::vector<std::byte> finish(Builder& b, flatbuffers::Offset<void> root) {
+// One builder per thread, reused: Clear() keeps its buffer, so encoding a message allocates only
+// the bytes it returns (a new builder allocated and freed its own buffer for every message).
+// A buffer grown past kKeptBuilderBytes (a big list reply) is freed after use, not kept.
+constexpr std::size_t kKeptBuilderBytes = 64 * 1024;
+
+class ReusedBuilder {
+ public:
+  ReusedBuilder() : b_(builder()) { b_.Clear(); }
+  ~ReusedBuilder() {
+    if (b_.GetSize() > kKeptBuilderBytes) b_.Reset();
+  }
+  ReusedBuilder(const ReusedBuilder&) = delete;
+  ReusedBuilder& operator=(const ReusedBuilder&) = delete;
+  Builder& get() noexcept { return b_; }
+
+ private:
+  static Builder& builder() {
+    thread_local Builder b(1024);
+    return b;
+  }
+  Builder& b_;
+};
+
+// The finished buffer of `b`, after `prefix` bytes left for the caller (a frame header).
+std::vector<std::byte> finish(Builder& b, flatbuffers::Offset<void> root, std::size_t prefix = 0) {
   b.Finish(root);
-  const auto* p = reinterpret_cast<const std::byte*>(b.GetBufferPointer());
-  return {p, p + b.GetSize()};
+  std::vector<std::byte> out(prefix + b.GetSize());
+  std::memcpy(out.data() + prefix, b.GetBufferPointer(), b.GetSize());
+  return out;
+}
+
+// Fills the kFrameHeaderSize bytes that `frame` starts with (finish() left them).
+void put_frame_header(std::vector<std::byte>& frame, MessageType type, std::uint64_t request_id,
+                      bool has_fd) {
+  FrameHeader h;
+  h.type = type;
+  h.request_id = request_id;
+  h.body_length = static_cast<std::uint32_t>(frame.size() - kFrameHeaderSize);
+  h.flags = has_fd ? kFlagHasFd : 0;
+  const auto header = encode_header(h);
+  std::memcpy(frame.data(), header.data(), header.size());
 }
 
 template <class T>
@@ -75,7 +112,8 @@ Result<StreamStatus> get_stream_status(const fb::StreamStatus* f) {
   return s;
 }
 
-flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
+flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i,
+                                            std::uint32_t open_handles, std::uint64_t version) {
   const auto name = b.CreateString(i.name);
   const auto dtype = b.CreateString(i.dtype);
   const auto shape = b.CreateVector(i.shape);
@@ -91,15 +129,20 @@ flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
                                                  : b.CreateString(i.mirror_link);
   return fb::CreateArrayInfo(b, name, dtype, shape, strides, static_cast<std::uint8_t>(i.order),
                              i.itemsize, i.nbytes, i.data_offset, i.segment_bytes, id,
-                             i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, i.open_handles,
-                             i.version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
+                             i.owner_uid, i.owner_gid, i.mode, i.created_unix_ns, open_handles,
+                             version, i.ephemeral, damaged, static_cast<std::uint8_t>(i.kind),
                              stream, mirror_of, mirror_link, i.mirror_source_version,
                              i.mirror_lag_versions, i.mirror_lag_ms);
 }
 
-Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
+flatbuffers::Offset<fb::ArrayInfo> put_info(Builder& b, const ArrayInfo& i) {
+  return put_info(b, i, i.open_handles, i.version);
+}
+
+// Fills `i` (a default ArrayInfo) from `f`: in place, so that a reply holding the info is not
+// moved member by member once more (an ArrayInfo move is ~250 instructions).
+Result<void> get_info_into(const fb::ArrayInfo* f, ArrayInfo& i) {
   if (f == nullptr) return fail(ErrorCode::kProtocolError, "message lacks its array info");
-  ArrayInfo i;
   i.name = str(f->name());
   i.dtype = str(f->dtype());
   i.shape = copy_scalars(f->shape());
@@ -131,6 +174,12 @@ Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
   i.mirror_source_version = f->mirror_source_version();
   i.mirror_lag_versions = f->mirror_lag_versions();
   i.mirror_lag_ms = f->mirror_lag_ms();
+  return {};
+}
+
+Result<ArrayInfo> get_info(const fb::ArrayInfo* f) {
+  ArrayInfo i;
+  if (auto ok = get_info_into(f, i); !ok) return std::unexpected(ok.error());
   return i;
 }
 
@@ -214,9 +263,9 @@ flatbuffers::Offset<fb::CreateReply> to_table(Builder& b, const CreateReply& m) 
   return fb::CreateCreateReply(b, put_info(b, m.info));
 }
 Result<CreateReply> from_table(const fb::CreateReply& f) {
-  auto info = get_info(f.info());
-  if (!info) return std::unexpected(info.error());
-  return CreateReply{std::move(*info)};
+  Result<CreateReply> m(std::in_place);
+  if (auto ok = get_info_into(f.info(), m->info); !ok) return std::unexpected(ok.error());
+  return m;
 }
 
 flatbuffers::Offset<fb::OpenRequest> to_table(Builder& b, const OpenRequest& m) {
@@ -242,11 +291,12 @@ flatbuffers::Offset<fb::OpenReply> to_table(Builder& b, const OpenReply& m) {
   return fb::CreateOpenReply(b, info, static_cast<std::uint8_t>(m.access));
 }
 Result<OpenReply> from_table(const fb::OpenReply& f) {
-  auto info = get_info(f.info());
-  if (!info) return std::unexpected(info.error());
+  Result<OpenReply> m(std::in_place);
+  if (auto ok = get_info_into(f.info(), m->info); !ok) return std::unexpected(ok.error());
   auto access = get_access(f.access());
   if (!access) return std::unexpected(access.error());
-  return OpenReply{std::move(*info), *access};
+  m->access = *access;
+  return m;
 }
 
 flatbuffers::Offset<fb::RemoveRequest> to_table(Builder& b, const RemoveRequest& m) {
@@ -537,13 +587,26 @@ SHMARRAY_WIRE_MESSAGES(SHMARRAY_TABLE_OF)
 // --- the generic pair, instantiated once per message of the table --------------------------------
 
 template <class M>
-std::vector<std::byte> encode_body(const M& m) {
-  Builder b;
+std::vector<std::byte> encode_with_prefix(const M& m, std::size_t prefix) {
+  ReusedBuilder reused;
+  Builder& b = reused.get();
   if constexpr (std::is_empty_v<M>) {
-    return finish(b, empty_table<M>(b));
+    return finish(b, empty_table<M>(b), prefix);
   } else {
-    return finish(b, as_void(to_table(b, m)));
+    return finish(b, as_void(to_table(b, m)), prefix);
   }
+}
+
+template <class M>
+std::vector<std::byte> encode_body(const M& m) {
+  return encode_with_prefix(m, 0);
+}
+
+template <class M>
+std::vector<std::byte> encode_message(const M& m, std::uint64_t request_id, bool has_fd) {
+  auto frame = encode_with_prefix(m, kFrameHeaderSize);
+  put_frame_header(frame, M::kType, request_id, has_fd);
+  return frame;
 }
 
 template <class M>
@@ -560,8 +623,41 @@ Result<M> decode(std::span<const std::byte> body) {
 
 #define SHMARRAY_INSTANTIATE_CODEC(name, number)                  \
   template std::vector<std::byte> encode_body<name>(const name&); \
-  template Result<name> decode<name>(std::span<const std::byte>);
+  template Result<name> decode<name>(std::span<const std::byte>); \
+  template std::vector<std::byte> encode_message<name>(const name&, std::uint64_t, bool);
 SHMARRAY_WIRE_MESSAGES(SHMARRAY_INSTANTIATE_CODEC)
 #undef SHMARRAY_INSTANTIATE_CODEC
+
+namespace {
+
+// A frame whose body is the table `make(builder)` returns.
+template <class Make>
+std::vector<std::byte> encode_frame_of(MessageType type, std::uint64_t request_id, bool has_fd,
+                                       Make make) {
+  ReusedBuilder reused;
+  Builder& b = reused.get();
+  auto frame = finish(b, as_void(make(b)), kFrameHeaderSize);
+  put_frame_header(frame, type, request_id, has_fd);
+  return frame;
+}
+
+}  // namespace
+
+std::vector<std::byte> encode_open_reply(const ArrayInfo& info, std::uint32_t open_handles,
+                                         std::uint64_t version, Access access,
+                                         std::uint64_t request_id, bool has_fd) {
+  return encode_frame_of(MessageType::kOpenReply, request_id, has_fd, [&](Builder& b) {
+    const auto table = put_info(b, info, open_handles, version);
+    return fb::CreateOpenReply(b, table, static_cast<std::uint8_t>(access));
+  });
+}
+
+std::vector<std::byte> encode_create_reply(const ArrayInfo& info, std::uint32_t open_handles,
+                                           std::uint64_t version, std::uint64_t request_id,
+                                           bool has_fd) {
+  return encode_frame_of(MessageType::kCreateReply, request_id, has_fd, [&](Builder& b) {
+    return fb::CreateCreateReply(b, put_info(b, info, open_handles, version));
+  });
+}
 
 }  // namespace shmarray::wire

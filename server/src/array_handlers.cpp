@@ -160,7 +160,10 @@ void Broker::finish_create(Session& s, std::uint64_t id, ArrayInfo info, Result<
   spdlog::info("create '{}' {} shape ({}) {} bytes by pid {} uid {}{}", record.info.name,
                record.info.dtype, fmt::join(record.info.shape, ", "), record.info.nbytes, s.peer().pid,
                s.peer().uid, record.info.ephemeral ? " (ephemeral)" : "");
-  s.send(wire::encode_message(wire::CreateReply{Registry::describe(record)}, id, true),
+  // Encoded from the record (Registry::describe without its copy of the info).
+  s.send(wire::encode_create_reply(record.info,
+                                   static_cast<std::uint32_t>(record.open_by.size()),
+                                   record.info.version, id, true),
          std::move(*fd));
   notify_watchers(wire::EventKind::kCreated, record);
   wake_pending_opens(record.info.name);
@@ -209,10 +212,14 @@ void Broker::grant(Session& s, std::uint64_t request_id, ArrayRecord& record, Ac
   s.opened.insert(record.info.name);
   spdlog::debug("open '{}' {} by pid {}", record.info.name, to_string(access), s.peer().pid);
   // Encoded before the call: as one argument list with std::move(*fd), the descriptor could be
-  // moved into send() first (the order is unspecified; g++ does so), leaving describe_live a -1
-  // and costing a second open, fstat, pread and close per open.
-  auto reply = wire::encode_message(wire::OpenReply{describe_live(record, fd->get()), access},
-                                    request_id, true);
+  // moved into send() first (the order is unspecified; g++ does so), leaving the version read a
+  // -1. What describe_live(record, fd) says of an array (streams were refused above), encoded
+  // from the record without copying its info: open handles and the version read on the granted,
+  // size-checked descriptor.
+  auto reply = wire::encode_open_reply(record.info,
+                                       static_cast<std::uint32_t>(record.open_by.size()),
+                                       record.segment.read_version(fd->get()), access,
+                                       request_id, true);
   s.send(std::move(reply), std::move(*fd));
 }
 

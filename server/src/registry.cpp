@@ -3,13 +3,13 @@
 namespace shmarray::server {
 
 ArrayRecord* Registry::find(std::string_view name) {
-  const auto it = records_.find(name);
-  return it == records_.end() ? nullptr : &it->second;
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 const ArrayRecord* Registry::find(std::string_view name) const {
-  const auto it = records_.find(name);
-  return it == records_.end() ? nullptr : &it->second;
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 ArrayRecord* Registry::find_by_id(std::string_view id) {
@@ -46,6 +46,7 @@ ArrayRecord& Registry::insert(ArrayRecord record) {
   std::string name = record.info.name;
   auto [it, inserted] = records_.emplace(std::move(name), std::move(record));
   if (inserted) {
+    by_name_.emplace(it->first, &it->second);
     by_id_.emplace(it->second.info.id, &it->second);
     total_bytes_ += bytes;
     bytes_per_user_[uid] += bytes;
@@ -60,6 +61,7 @@ std::optional<ArrayRecord> Registry::erase(std::string_view name) {
       id != by_id_.end() && id->second == &it->second) {
     by_id_.erase(id);
   }
+  by_name_.erase(it->first);
   ArrayRecord record = std::move(it->second);
   records_.erase(it);
   total_bytes_ -= record.info.segment_bytes;

@@ -72,6 +72,10 @@ class Registry {
  private:
   RegistryLimits limits_;
   std::map<std::string, ArrayRecord, std::less<>> records_;
+  // name -> record, for find(): a hash lookup instead of ~log2(n) string compares in records_
+  // (1,800 -> ~300 instructions per lookup with 500 arrays named alike; callgrind). The key views
+  // the map node's own key (map nodes do not move). records_ keeps the name order for list.
+  std::unordered_map<std::string_view, ArrayRecord*> by_name_;
   // id -> record; the key views the record's own info.id (map nodes do not move).
   std::unordered_map<std::string_view, ArrayRecord*> by_id_;
   std::map<std::uint32_t, std::uint64_t> bytes_per_user_;

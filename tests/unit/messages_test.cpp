@@ -344,6 +344,25 @@ TYPED_TEST(EveryMessage, SingleBitFlipAnywhereIsAnErrorOrAMessage) {
   }
 }
 
+TEST(Messages, RepliesEncodedFromARecordAreTheBytesOfTheReplyStruct) {
+  // encode_open_reply / encode_create_reply (the broker's, without a copy of the info) must be
+  // byte for byte what encode_message makes of the struct with open_handles and version set.
+  const ArrayInfo record = full_info(3);
+  ArrayInfo described = record;
+  described.open_handles = 7;
+  described.version = 123'456'789'000ull;
+  EXPECT_EQ(encode_open_reply(record, 7, 123'456'789'000ull, Access::kReadOnly, 41, true),
+            encode_message(OpenReply{described, Access::kReadOnly}, 41, true));
+  EXPECT_EQ(encode_open_reply(record, 7, 123'456'789'000ull, Access::kReadWrite, 42, false),
+            encode_message(OpenReply{described, Access::kReadWrite}, 42, false));
+  EXPECT_EQ(encode_create_reply(record, 7, 123'456'789'000ull, 43, true),
+            encode_message(CreateReply{described}, 43, true));
+  // And encode_message is encode_frame of encode_body.
+  EXPECT_EQ(encode_message(OpenReply{described, Access::kReadOnly}, 44, true),
+            encode_frame(MessageType::kOpenReply, 44,
+                         encode_body(OpenReply{described, Access::kReadOnly}), true));
+}
+
 // --- a reply carrying a descriptor ------------------------------------------------------------
 
 TEST(Messages, CreateReplyCarriesARealDescriptorToTheSameFile) {

@@ -60,6 +60,11 @@ class SegmentHeaderTest : public ::testing::Test {
     ASSERT_FALSE(info.has_value()) << "corrupt header accepted";
     EXPECT_EQ(info.error().code(), ErrorCode::kProtocolError);
     EXPECT_THAT(info.error().message(), HasSubstr(std::string(what)));
+    // A client's check of the same header against the metadata it was written from refuses it
+    // too (with this message, or as not matching the metadata).
+    auto checked = check_segment_header(*header(), sample_info(), length);
+    ASSERT_FALSE(checked.has_value()) << "corrupt header passed the client's check";
+    EXPECT_EQ(checked.error().code(), ErrorCode::kProtocolError);
   }
 
   std::unique_ptr<SegmentBuffer> buffer_;
@@ -256,6 +261,57 @@ TEST_F(SegmentHeaderTest, SegmentBytesNotMatchingTheDataSizeIsRejected) {
   header()->segment_bytes = kHeaderBytes;  // no room for the data page
   reseal(header());
   expect_corrupt("segment size disagrees");
+}
+
+TEST_F(SegmentHeaderTest, ClientCheckAcceptsOnlyTheHeaderOfItsOwnMetadata) {
+  ASSERT_TRUE(check_segment_header(*header(), sample_info(), kSegmentBytes).has_value());
+  const auto refused = [&](ArrayInfo expected, std::string_view what) {
+    auto ok = check_segment_header(*header(), expected, kSegmentBytes);
+    ASSERT_FALSE(ok.has_value()) << what;
+    EXPECT_EQ(ok.error().code(), ErrorCode::kProtocolError);
+    EXPECT_THAT(ok.error().message(), HasSubstr("does not match its metadata")) << what;
+  };
+  ArrayInfo other = sample_info();
+  other.id[31] = 'd';
+  refused(other, "id");
+  other = sample_info();
+  other.id = "0123456789ABCDEF00FF10EE20DD30CC";  // the same bytes, but not the id's spelling
+  refused(other, "id spelling");
+  other = sample_info();
+  other.dtype = "<i8";
+  refused(other, "dtype");
+  other = sample_info();
+  other.strides = {8, 16};
+  refused(other, "strides");
+  other = sample_info();
+  other.shape = {3, 2};
+  refused(other, "shape");
+  other = sample_info();
+  other.data_offset = 0;
+  refused(other, "data offset");
+  other = sample_info();
+  other.order = Order::kF;
+  refused(other, "order");
+}
+
+TEST_F(SegmentHeaderTest, ClientCheckRefusesAHeaderThatAgreesWithInconsistentMetadata) {
+  // The broker's metadata is checked through the header: equal but inconsistent is refused.
+  ArrayInfo bad = sample_info();
+  bad.itemsize = 4;
+  header()->itemsize = 4;
+  reseal(header());
+  auto ok = check_segment_header(*header(), bad, kSegmentBytes);
+  ASSERT_FALSE(ok.has_value());
+  EXPECT_THAT(ok.error().message(), HasSubstr("bad dtype"));
+  SetUp();
+  bad = sample_info();
+  bad.strides = {8, 16};
+  header()->strides[0] = 8;
+  header()->strides[1] = 16;
+  reseal(header());
+  ok = check_segment_header(*header(), bad, kSegmentBytes);
+  ASSERT_FALSE(ok.has_value());
+  EXPECT_THAT(ok.error().message(), HasSubstr("disagree"));
 }
 
 TEST_F(SegmentHeaderTest, SegmentShorterThanSegmentBytesIsRejected) {

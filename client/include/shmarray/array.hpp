@@ -141,7 +141,7 @@ class Array {
 
  private:
   friend class Client;
-  Array(std::shared_ptr<const detail::MappedSegment> segment, ArrayInfo info, Access access);
+  Array(std::shared_ptr<const detail::MappedSegment> segment, ArrayInfo&& info, Access access);
   [[nodiscard]] LiveFields& live() const noexcept;
   [[nodiscard]] Result<std::uint64_t> read_consistent_impl(detail::CallbackRef copy,
                                                            std::chrono::nanoseconds timeout) const;

@@ -163,6 +163,16 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "futex words are 32-bit")
 [[nodiscard]] Result<ArrayInfo> decode_segment_header(const SegmentHeader& header,
                                                       std::uint64_t available_bytes);
 
+// A client's check of the header of a segment it was granted for `expected` (the broker's
+// metadata): every check of decode_segment_header, and the header describes exactly `expected`'s
+// id, dtype, itemsize, shape, strides, order, nbytes, data offset and segment size. Builds no
+// ArrayInfo (the client keeps the broker's), so it costs about half a decode. kProtocolError
+// describing the first problem ("... does not match its metadata" for a header that is intact
+// but describes another array).
+[[nodiscard]] Result<void> check_segment_header(const SegmentHeader& header,
+                                                const ArrayInfo& expected,
+                                                std::uint64_t available_bytes);
+
 // As decode_segment_header for the header at the start of `bytes` in any layout from
 // kOldestAdoptableLayoutVersion to kLayoutVersion (how the broker reads what it may adopt).
 // kProtocolError if `bytes` is shorter than that layout's header.
