@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <ucp/api/ucp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -409,6 +410,96 @@ TEST_F(MirrorTest, AWrongKeyIsRefusedAndNoNameCrosses) {
       << "link: " << link_state();
   EXPECT_THAT(link_state(), HasSubstr("peer refused: wrong key"));
   EXPECT_TRUE(mirror_->client().list("cam/").value().empty());
+}
+
+// A mirror bridge of the release before (peer-link version 1), as far as its first message: the
+// source's real bridge answers with a Refused in version 1's header, which that bridge reads and
+// shows as its link state, naming both versions and the remedy. Raw UCX here (the old bridge's
+// side of the handshake: its Hello over a UCX stream endpoint, as shmarray-bridge sends it).
+TEST_F(MirrorTest, AMirrorOfAnotherPeerLinkVersionIsRefusedNamingBothVersionsAndTheRemedy) {
+  // The source's bridge is serving once a real mirror is in sync.
+  auto a = source_->client().create("cam/v", {.dtype = "<u8", .shape = {4}}).value();
+  write_all(a, 1);
+  start_mirror();
+  (void)mirrored("cam/v", 1);
+
+  ucp_params_t params{};
+  params.field_mask = UCP_PARAM_FIELD_FEATURES;
+  params.features = UCP_FEATURE_STREAM;
+  ucp_config_t* config = nullptr;
+  ASSERT_EQ(ucp_config_read(nullptr, nullptr, &config), UCS_OK);
+  ucp_context_h context = nullptr;
+  ASSERT_EQ(ucp_init(&params, config, &context), UCS_OK);
+  ucp_config_release(config);
+  ucp_worker_params_t wp{};
+  ucp_worker_h worker = nullptr;
+  ASSERT_EQ(ucp_worker_create(context, &wp, &worker), UCS_OK);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ucp_ep_params_t ep_params{};
+  ep_params.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR |
+                         UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
+  ep_params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+  ep_params.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+  ep_params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&addr);
+  ep_params.sockaddr.addrlen = sizeof addr;
+  ucp_ep_h ep = nullptr;
+  ASSERT_EQ(ucp_ep_create(worker, &ep_params, &ep), UCS_OK);
+  // Waits (progressing, at most 10 s) for a request; true if it completed without error.
+  const auto finish = [&](void* request) {
+    if (request == nullptr) return true;
+    if (UCS_PTR_IS_ERR(request)) return false;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (ucp_request_check_status(request) == UCS_INPROGRESS &&
+           std::chrono::steady_clock::now() < until) {
+      ucp_worker_progress(worker);
+    }
+    const bool ok = ucp_request_check_status(request) == UCS_OK;
+    if (!ok) ucp_request_cancel(worker, request);
+    while (ucp_request_check_status(request) == UCS_INPROGRESS) ucp_worker_progress(worker);
+    ucp_request_free(request);
+    return ok;
+  };
+  // Version 1's Hello: header (magic "SHMP", version 1, type Hello, body 33 bytes), role mirror,
+  // a nonce.
+  std::vector<std::uint8_t> hello{'S', 'H', 'M', 'P', 1, 0, 1, 0, 33, 0, 0, 0, 0, 0, 0, 0, 1};
+  hello.resize(16 + 33, 0x5a);
+  ucp_request_param_t send{};
+  EXPECT_TRUE(finish(ucp_stream_send_nbx(ep, hello.data(), hello.size(), &send)));
+  std::uint8_t header[16] = {};
+  ucp_request_param_t recv{};
+  recv.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  recv.flags = UCP_STREAM_RECV_FLAG_WAITALL;
+  std::size_t got = 0;
+  const bool have_header = finish(ucp_stream_recv_nbx(ep, header, sizeof header, &got, &recv));
+  std::string text;
+  if (have_header) {
+    EXPECT_EQ(std::memcmp(header, "SHMP", 4), 0);
+    EXPECT_EQ(header[4] | header[5] << 8, 1) << "the refusal is not in the peer's version";
+    EXPECT_EQ(header[6] | header[7] << 8, 3) << "not a Refused";
+    const std::uint32_t body_bytes = header[8] | header[9] << 8 | header[10] << 16;
+    std::vector<std::uint8_t> body(std::min<std::uint32_t>(body_bytes, 4096));
+    if (finish(ucp_stream_recv_nbx(ep, body.data(), body.size(), &got, &recv)) &&
+        body.size() >= 4) {
+      text.assign(reinterpret_cast<const char*>(body.data()) + 4, body.size() - 4);
+    }
+  }
+  ucp_request_param_t close{};
+  close.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+  close.flags = UCP_EP_CLOSE_FLAG_FORCE;
+  (void)finish(ucp_ep_close_nbx(ep, &close));
+  ucp_worker_destroy(worker);
+  ucp_cleanup(context);
+  ASSERT_TRUE(have_header) << "the source's bridge did not answer a version-1 Hello";
+  EXPECT_THAT(text, HasSubstr("peer refused"));
+  EXPECT_THAT(text, HasSubstr("peer-link version 2"));
+  EXPECT_THAT(text, HasSubstr("version 1"));
+  EXPECT_THAT(text, HasSubstr("upgrade both brokers"));
+  // The source's bridge still serves its real mirror.
+  const std::uint64_t next = write_all(a, 2);
+  EXPECT_EQ(mirrored("cam/v", next).version(), next);
 }
 
 TEST_F(MirrorTest, APrefixOutsidePeerAllowIsRefused) {

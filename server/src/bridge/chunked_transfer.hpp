@@ -1,0 +1,79 @@
+#pragma once
+// Array bytes above kCoalesceArrayBytes on the peer link (docs/protocol.md "Peer link"): not on
+// the UCX stream with the control messages but on the tag API, in chunks, each a rendezvous
+// (UCX_RNDV_THRESH is below a chunk) whose receive the mirror posts straight into the mirror
+// segment at the chunk's offset. Over TCP, UCX's rendezvous is a put_zcopy: the source's kernel
+// sends from the chunk's buffer and the mirror's kernel receives (recv) straight into the
+// segment, so no user-space copy is left on the mirror; on RDMA hardware it is an RDMA write (or
+// read) between the two registered buffers.
+//
+// The source never lets the kernel read a source mapping (a local writer may truncate it: the
+// kernel's read of a page that is gone is EFAULT, which fails the UCX endpoint and drops the
+// link). ChunkSender copies each chunk of a mapping in user space, where a truncation faults
+// into sigbus_guard, into a private staging ring of a few chunks and sends it from there, the
+// next chunk copied while the previous ones travel. Bytes that are the bridge's own (a
+// seqlock-consistent copy) are sent straight from where they are.
+//
+// Tags: the link's transfer number (one per ArrayBegin, increasing) in the high bits, the chunk
+// index in the low kChunkIndexBits, matched with a full mask: a chunk of an abandoned, stale or
+// retried transfer can never land in another transfer's buffer.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "peer_messages.hpp"
+#include "shmarray/error.hpp"
+#include "ucx_endpoint.hpp"
+#include "ucx_memory.hpp"
+
+namespace shmarray::bridge {
+
+[[nodiscard]] constexpr std::uint64_t data_tag(std::uint64_t transfer, std::uint64_t chunk) {
+  return (transfer << kChunkIndexBits) | chunk;
+}
+// How many chunks `nbytes` make (the last one may be short).
+[[nodiscard]] constexpr std::uint64_t chunk_count(std::uint64_t nbytes, std::uint64_t chunk) {
+  return chunk == 0 ? 0 : (nbytes + chunk - 1) / chunk;
+}
+
+// The source side: the staging ring of one link.
+class ChunkSender {
+ public:
+  // Chunk size and ring slots: SHMARRAY_BRIDGE_CHUNK_BYTES / SHMARRAY_BRIDGE_CHUNK_SLOTS if set
+  // (for measurements), else 4 MiB x 4 (docs/benchmarks.md "Across hosts").
+  [[nodiscard]] static Result<ChunkSender> create(std::shared_ptr<UcxContext> context);
+  ChunkSender(ChunkSender&&) noexcept = default;
+  ChunkSender& operator=(ChunkSender&&) = delete;
+
+  [[nodiscard]] std::uint64_t chunk_bytes() const noexcept { return chunk_bytes_; }
+  // Sends `bytes` as transfer `transfer` in chunks of chunk_bytes(). `shared`: the bytes lie in
+  // a mapping another process may truncate: copied through the ring first. Returns when UCX is
+  // done with every chunk (the mirror has them); a failure force-closes the endpoint.
+  [[nodiscard]] Result<void> send(UcxEndpoint& ep, std::span<const std::byte> bytes,
+                                  std::uint64_t transfer, bool shared);
+
+ private:
+  ChunkSender(std::uint64_t chunk, std::size_t slots, std::vector<std::byte> ring)
+      : chunk_bytes_(chunk), slots_(slots), ring_(std::move(ring)) {}
+  std::uint64_t chunk_bytes_;
+  std::size_t slots_;
+  std::vector<std::byte> ring_;
+  std::optional<UcxMemory> ring_memh_;  // after ring_: unregistered before it goes
+};
+
+// The mirror side: receives transfer `transfer` (chunks of `chunk_bytes`) straight into `into`
+// (`memh`: its registration, or nullptr). All the chunks' receives are posted at once; returns
+// when every chunk has arrived. On failure (peer gone, timeout, a chunk of the wrong size) the
+// endpoint is force-closed and no receive is left writing into `into`.
+[[nodiscard]] Result<void> receive_chunks(UcxEndpoint& ep, std::span<std::byte> into,
+                                          std::uint64_t transfer, std::uint64_t chunk_bytes,
+                                          ucp_mem_h memh);
+// Receives and drops transfer `transfer` of `nbytes` (an array this side cannot hold).
+[[nodiscard]] Result<void> discard_chunks(UcxEndpoint& ep, std::uint64_t nbytes,
+                                          std::uint64_t transfer, std::uint64_t chunk_bytes);
+
+}  // namespace shmarray::bridge
