@@ -31,6 +31,8 @@ std::uint64_t from_env(const char* name, std::uint64_t fallback, std::uint64_t l
   return v;
 }
 
+}  // namespace
+
 // The requests of one transfer in flight, by slot. Whatever is left when it goes (the transfer
 // failed) is cancelled, and UCX has let go of its buffer before the destructor returns.
 class InFlight {
@@ -95,11 +97,9 @@ class InFlight {
   Clock::time_point deadline_;
 };
 
-}  // namespace
-
 Result<ChunkSender> ChunkSender::create(std::shared_ptr<UcxContext> context) {
   const std::uint64_t chunk = from_env("SHMARRAY_BRIDGE_CHUNK_BYTES", kDefaultChunkBytes,
-                                       kMinChunkBytes, kMaxChunkBytes);
+                                       kMinPipelineChunk, kMaxChunkBytes);
   const std::size_t slots = from_env("SHMARRAY_BRIDGE_CHUNK_SLOTS", kDefaultSlots, 1, 64);
   ChunkSender sender(chunk, slots, std::vector<std::byte>(chunk * slots));
   auto memh = UcxMemory::map(std::move(context), sender.ring_);
@@ -108,38 +108,51 @@ Result<ChunkSender> ChunkSender::create(std::shared_ptr<UcxContext> context) {
   return sender;
 }
 
-Result<void> ChunkSender::send(UcxEndpoint& ep, std::span<const std::byte> bytes,
-                               std::uint64_t transfer, bool shared) {
-  const std::uint64_t chunks = chunk_count(bytes.size(), chunk_bytes_);
+ChunkSender::ChunkSender(std::uint64_t chunk, std::size_t slots, std::vector<std::byte> ring)
+    : chunk_bytes_(chunk), slots_(slots), ring_(std::move(ring)) {}
+ChunkSender::ChunkSender(ChunkSender&&) noexcept = default;
+ChunkSender::~ChunkSender() = default;
+
+std::uint64_t ChunkSender::chunk_bytes_for(std::uint64_t nbytes) const noexcept {
+  const std::uint64_t quarter = (nbytes / 4 + kMinChunkBytes - 1) / kMinChunkBytes * kMinChunkBytes;
+  return std::min(chunk_bytes_, std::max(kMinPipelineChunk, quarter));
+}
+
+Result<void> ChunkSender::finish() {
+  if (!pending_) return {};
+  auto done = pending_->wait();
+  pending_.reset();  // what a failure left is cancelled here
+  return done;
+}
+
+Result<void> ChunkSender::start(UcxEndpoint& ep, std::span<const std::byte> bytes,
+                                std::uint64_t transfer, bool shared) {
+  if (auto ok = finish(); !ok) return ok;  // the ring's slots are free again
+  const std::uint64_t chunk = chunk_bytes_for(bytes.size());
+  const std::uint64_t chunks = chunk_count(bytes.size(), chunk);
   if (chunks > kMaxChunks || transfer > kMaxTransfer) {
     return fail(ErrorCode::kResourceExhausted,
                 "an array of " + std::to_string(bytes.size()) + " bytes is over the peer link's " +
-                    std::to_string(kMaxChunks) + " chunks of " + std::to_string(chunk_bytes_) +
-                    " bytes");
+                    std::to_string(kMaxChunks) + " chunks of " + std::to_string(chunk) + " bytes");
   }
   const auto deadline = Clock::now() + transfer_timeout(bytes.size());
-  if (!shared) {
-    // The bridge's own bytes: the chunks straight from them, kChunksInFlight in flight.
-    const std::size_t window = std::min<std::uint64_t>(chunks, kChunksInFlight);
-    InFlight sends(ep, window, "send to peer", deadline);
-    for (std::uint64_t i = 0; i < chunks; ++i) {
-      const std::size_t slot = i % window;
-      if (auto ok = sends.wait(slot); !ok) return ok;
-      const auto piece = bytes.subspan(
-          i * chunk_bytes_, std::min<std::uint64_t>(chunk_bytes_, bytes.size() - i * chunk_bytes_));
-      if (auto ok = sends.put(slot, ep.tag_send_start(piece, data_tag(transfer, i), nullptr));
+  const std::size_t window = std::min<std::uint64_t>(chunks, shared ? slots_ : kChunksInFlight);
+  pending_ = std::make_unique<InFlight>(ep, window, "send to peer", deadline);
+  InFlight& sends = *pending_;
+  for (std::uint64_t i = 0; i < chunks; ++i) {
+    const std::size_t slot = i % window;
+    if (auto ok = sends.wait(slot); !ok) return ok;  // the slot's previous chunk has left
+    const std::uint64_t at = i * chunk;
+    const std::size_t n = std::min<std::uint64_t>(chunk, bytes.size() - at);
+    if (!shared) {
+      // The bridge's own bytes: straight from them.
+      if (auto ok = sends.put(slot, ep.tag_send_start(bytes.subspan(at, n), data_tag(transfer, i),
+                                                      nullptr));
           !ok) {
         return ok;
       }
+      continue;
     }
-    return sends.wait();
-  }
-  InFlight sends(ep, slots_, "send to peer", deadline);
-  for (std::uint64_t i = 0; i < chunks; ++i) {
-    const std::size_t slot = i % slots_;
-    if (auto ok = sends.wait(slot); !ok) return ok;  // the slot's previous chunk has left
-    const std::uint64_t at = i * chunk_bytes_;
-    const std::size_t n = std::min<std::uint64_t>(chunk_bytes_, bytes.size() - at);
     std::byte* into = ring_.data() + slot * chunk_bytes_;
     for (std::size_t done = 0; done < n; done += kCopyPiece) {
       // A user-space read of the mapping: a truncation faults here, into sigbus_guard (zeros).
@@ -152,7 +165,7 @@ Result<void> ChunkSender::send(UcxEndpoint& ep, std::span<const std::byte> bytes
       return ok;
     }
   }
-  return sends.wait();
+  return {};
 }
 
 Result<void> receive_chunks(UcxEndpoint& ep, std::span<std::byte> into, std::uint64_t transfer,

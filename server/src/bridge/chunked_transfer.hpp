@@ -32,6 +32,9 @@
 
 namespace shmarray::bridge {
 
+// The smallest chunk ChunkSender splits an array into.
+inline constexpr std::uint64_t kMinPipelineChunk = 256 * 1024;
+
 [[nodiscard]] constexpr std::uint64_t data_tag(std::uint64_t transfer, std::uint64_t chunk) {
   return (transfer << kChunkIndexBits) | chunk;
 }
@@ -40,29 +43,41 @@ namespace shmarray::bridge {
   return chunk == 0 ? 0 : (nbytes + chunk - 1) / chunk;
 }
 
+class InFlight;
+
 // The source side: the staging ring of one link.
 class ChunkSender {
  public:
-  // Chunk size and ring slots: SHMARRAY_BRIDGE_CHUNK_BYTES / SHMARRAY_BRIDGE_CHUNK_SLOTS if set
-  // (for measurements), else 4 MiB x 4 (docs/benchmarks.md "Across hosts").
+  // The largest chunk and the ring's slots: SHMARRAY_BRIDGE_CHUNK_BYTES /
+  // SHMARRAY_BRIDGE_CHUNK_SLOTS if set (for measurements), else 4 MiB x 4 (docs/benchmarks.md
+  // "Across hosts").
   [[nodiscard]] static Result<ChunkSender> create(std::shared_ptr<UcxContext> context);
-  ChunkSender(ChunkSender&&) noexcept = default;
+  ChunkSender(ChunkSender&&) noexcept;
   ChunkSender& operator=(ChunkSender&&) = delete;
+  ~ChunkSender();
 
-  [[nodiscard]] std::uint64_t chunk_bytes() const noexcept { return chunk_bytes_; }
-  // Sends `bytes` as transfer `transfer` in chunks of chunk_bytes(). `shared`: the bytes lie in
-  // a mapping another process may truncate: copied through the ring first. Returns when UCX is
-  // done with every chunk (the mirror has them); a failure force-closes the endpoint.
-  [[nodiscard]] Result<void> send(UcxEndpoint& ep, std::span<const std::byte> bytes,
-                                  std::uint64_t transfer, bool shared);
+  // The chunk size for an array of `nbytes`: a quarter of it (so that copying the next chunk
+  // overlaps sending the previous ones), at least kMinPipelineChunk, at most the largest chunk.
+  [[nodiscard]] std::uint64_t chunk_bytes_for(std::uint64_t nbytes) const noexcept;
+  // Starts sending `bytes` as transfer `transfer` in chunks of chunk_bytes_for(bytes.size()).
+  // `shared`: the bytes lie in a mapping another process may truncate: each chunk is copied
+  // through the ring first (returns once the last one is copied, so the caller's seqlock check
+  // after it covers every byte sent); else they are sent straight from `bytes`, which must stay
+  // unchanged until finish(). The chunks still in flight complete in finish(), which the caller
+  // calls (under the same send lock) after the transfer's ArrayEnd: that message need not wait
+  // for the last chunk's acknowledgement. A failure force-closes the endpoint.
+  [[nodiscard]] Result<void> start(UcxEndpoint& ep, std::span<const std::byte> bytes,
+                                   std::uint64_t transfer, bool shared);
+  // Waits until UCX is done with every chunk started (the mirror has them).
+  [[nodiscard]] Result<void> finish();
 
  private:
-  ChunkSender(std::uint64_t chunk, std::size_t slots, std::vector<std::byte> ring)
-      : chunk_bytes_(chunk), slots_(slots), ring_(std::move(ring)) {}
+  ChunkSender(std::uint64_t chunk, std::size_t slots, std::vector<std::byte> ring);
   std::uint64_t chunk_bytes_;
   std::size_t slots_;
   std::vector<std::byte> ring_;
   std::optional<UcxMemory> ring_memh_;  // after ring_: unregistered before it goes
+  std::unique_ptr<InFlight> pending_;   // last: cancelled before the ring goes
 };
 
 // The mirror side: receives transfer `transfer` (chunks of `chunk_bytes`) straight into `into`

@@ -307,8 +307,13 @@ class SourceLink {
   // kTorn (the mirror abandons it: its readers never get those bytes as a version), and the
   // caller quarantines the array.
   Result<void> send_array(const std::string& name, Source& source) {
-    auto done = sender_.locked(
-        [&](PeerChannel& channel) { return send_array_locked(channel, name, source); });
+    auto done = sender_.locked([&](PeerChannel& channel) {
+      auto sent = send_array_locked(channel, name, source);
+      // The chunks still in flight land (the ArrayEnd went out behind them, on the stream); the
+      // ring and the staging copy are free again.
+      auto landed = chunks_.finish();
+      return sent ? landed : sent;
+    });
     // What the link sent last, for a mirror that looks stuck (--log-level debug).
     spdlog::debug("peer link '{}': '{}' {}: version {} whole (looked at version {})", prefix_,
                   name, done ? "sent" : "failed", source.sent.value_or(0), source.attempted);
@@ -417,14 +422,17 @@ class SourceLink {
 
   // An ArrayBegin and the bytes: up to kCoalesceArrayBytes raw on the stream (UCX copies them
   // in user space), else in chunks on the tag API. `shared`: `bytes` is the source's mapping
-  // (copied through the staging ring, under the SIGBUS guard); else the bridge's own copy.
+  // (copied through the staging ring, under the SIGBUS guard: when this returns, every byte is
+  // copied); else the bridge's own copy. The last chunks may still travel: send_array waits for
+  // them after the ArrayEnd.
   Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array,
                           std::uint64_t version, std::span<const std::byte> bytes, bool shared) {
     const bool chunked = bytes.size() > kCoalesceArrayBytes;
-    const ArrayBegin begin = begin_of(name, array, version, chunked ? chunks_.chunk_bytes() : 0);
+    const ArrayBegin begin =
+        begin_of(name, array, version, chunked ? chunks_.chunk_bytes_for(bytes.size()) : 0);
     if (auto ok = channel.send(begin); !ok) return ok;
     if (!chunked) return channel.send_bytes(bytes);
-    return chunks_.send(channel.endpoint(), bytes, begin.transfer, shared);
+    return chunks_.start(channel.endpoint(), bytes, begin.transfer, shared);
   }
 
   // One whole message under the send lock.
