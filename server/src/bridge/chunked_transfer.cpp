@@ -14,6 +14,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kDefaultChunkBytes = 4 * 1024 * 1024;
 constexpr std::size_t kDefaultSlots = 4;
+constexpr std::uint64_t kDefaultChunkedMinBytes = 16 * 1024 * 1024;
 // The ring's copy goes in pieces of this size, with a round of UCX progress after each, so the
 // chunks already posted keep moving (over TCP: the socket is refilled) while the next is copied.
 constexpr std::size_t kCopyPiece = 256 * 1024;
@@ -101,15 +102,18 @@ Result<ChunkSender> ChunkSender::create(std::shared_ptr<UcxContext> context) {
   const std::uint64_t chunk = from_env("SHMARRAY_BRIDGE_CHUNK_BYTES", kDefaultChunkBytes,
                                        kMinPipelineChunk, kMaxChunkBytes);
   const std::size_t slots = from_env("SHMARRAY_BRIDGE_CHUNK_SLOTS", kDefaultSlots, 1, 64);
-  ChunkSender sender(chunk, slots, std::vector<std::byte>(chunk * slots));
+  const std::uint64_t min_bytes = from_env("SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES",
+                                           kDefaultChunkedMinBytes, 4097, UINT64_MAX);
+  ChunkSender sender(chunk, slots, min_bytes, std::vector<std::byte>(chunk * slots));
   auto memh = UcxMemory::map(std::move(context), sender.ring_);
   if (!memh) return std::unexpected(memh.error());
   sender.ring_memh_.emplace(std::move(*memh));
   return sender;
 }
 
-ChunkSender::ChunkSender(std::uint64_t chunk, std::size_t slots, std::vector<std::byte> ring)
-    : chunk_bytes_(chunk), slots_(slots), ring_(std::move(ring)) {}
+ChunkSender::ChunkSender(std::uint64_t chunk, std::size_t slots, std::uint64_t min_bytes,
+                         std::vector<std::byte> ring)
+    : chunk_bytes_(chunk), slots_(slots), min_bytes_(min_bytes), ring_(std::move(ring)) {}
 ChunkSender::ChunkSender(ChunkSender&&) noexcept = default;
 ChunkSender::~ChunkSender() = default;
 

@@ -48,14 +48,18 @@ class InFlight;
 // The source side: the staging ring of one link.
 class ChunkSender {
  public:
-  // The largest chunk and the ring's slots: SHMARRAY_BRIDGE_CHUNK_BYTES /
-  // SHMARRAY_BRIDGE_CHUNK_SLOTS if set (for measurements), else 4 MiB x 4 (docs/benchmarks.md
-  // "Across hosts").
+  // The largest chunk, the ring's slots and the smallest array sent in chunks:
+  // SHMARRAY_BRIDGE_CHUNK_BYTES / SHMARRAY_BRIDGE_CHUNK_SLOTS / SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES
+  // if set (for measurements), else 4 MiB x 4 and 16 MiB (docs/benchmarks.md "Across hosts").
   [[nodiscard]] static Result<ChunkSender> create(std::shared_ptr<UcxContext> context);
   ChunkSender(ChunkSender&&) noexcept;
   ChunkSender& operator=(ChunkSender&&) = delete;
   ~ChunkSender();
 
+  // Whether an array of `nbytes` goes in chunks on the tag API (else raw on the stream). Over TCP
+  // on the 2-vCPU dev VM the rendezvous' round trips made 1 MiB arrays slower than the stream's
+  // copies (docs/benchmarks.md "Across hosts"); from 64 MiB the chunks were faster.
+  [[nodiscard]] bool takes(std::uint64_t nbytes) const noexcept { return nbytes >= min_bytes_; }
   // The chunk size for an array of `nbytes`: a quarter of it (so that copying the next chunk
   // overlaps sending the previous ones), at least kMinPipelineChunk, at most the largest chunk.
   [[nodiscard]] std::uint64_t chunk_bytes_for(std::uint64_t nbytes) const noexcept;
@@ -72,9 +76,11 @@ class ChunkSender {
   [[nodiscard]] Result<void> finish();
 
  private:
-  ChunkSender(std::uint64_t chunk, std::size_t slots, std::vector<std::byte> ring);
+  ChunkSender(std::uint64_t chunk, std::size_t slots, std::uint64_t min_bytes,
+              std::vector<std::byte> ring);
   std::uint64_t chunk_bytes_;
   std::size_t slots_;
+  std::uint64_t min_bytes_;
   std::vector<std::byte> ring_;
   std::optional<UcxMemory> ring_memh_;  // after ring_: unregistered before it goes
   std::unique_ptr<InFlight> pending_;   // last: cancelled before the ring goes

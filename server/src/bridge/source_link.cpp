@@ -57,7 +57,7 @@ std::span<const std::byte> mapping_of(const Array& array) {
 // heartbeat, a quarantined array's reopen) and by this, so that a stopping bridge is noticed.
 constexpr std::chrono::milliseconds kLongestSleep{100};
 // An array up to this size goes out in one UCX send with its description and end (send_small);
-// a bigger one in chunks on the tag API (chunked_transfer.hpp).
+// a big one in chunks on the tag API (chunked_transfer.hpp).
 constexpr std::uint64_t kCoalesceArrayBytes = 4096;
 // How long the link waits for a consistent copy of one array (a local writer keeps rewriting it,
 // or holds its write window open) before it gives that version up: the link's other arrays, its
@@ -420,14 +420,14 @@ class SourceLink {
     return true;
   }
 
-  // An ArrayBegin and the bytes: up to kCoalesceArrayBytes raw on the stream (UCX copies them
-  // in user space), else in chunks on the tag API. `shared`: `bytes` is the source's mapping
+  // An ArrayBegin and the bytes: below ChunkSender::takes (16 MiB) raw on the stream (UCX copies
+  // them in user space), else in chunks on the tag API. `shared`: `bytes` is the source's mapping
   // (copied through the staging ring, under the SIGBUS guard: when this returns, every byte is
   // copied); else the bridge's own copy. The last chunks may still travel: send_array waits for
   // them after the ArrayEnd.
   Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array,
                           std::uint64_t version, std::span<const std::byte> bytes, bool shared) {
-    const bool chunked = bytes.size() > kCoalesceArrayBytes;
+    const bool chunked = bytes.size() > kCoalesceArrayBytes && chunks_.takes(bytes.size());
     const ArrayBegin begin =
         begin_of(name, array, version, chunked ? chunks_.chunk_bytes_for(bytes.size()) : 0);
     if (auto ok = channel.send(begin); !ok) return ok;
