@@ -58,7 +58,8 @@ class ChunkSender {
 
   // Whether an array of `nbytes` goes in chunks on the tag API (else raw on the stream). Over TCP
   // on the 2-vCPU dev VM the rendezvous' round trips made 1 MiB arrays slower than the stream's
-  // copies (docs/benchmarks.md "Across hosts"); from 64 MiB the chunks were faster.
+  // copies (docs/benchmarks.md "Across hosts"); from 64 MiB the chunks were as fast or a few
+  // per cent faster.
   [[nodiscard]] bool takes(std::uint64_t nbytes) const noexcept { return nbytes >= min_bytes_; }
   // The chunk size for an array of `nbytes`: a quarter of it (so that copying the next chunk
   // overlaps sending the previous ones), at least kMinPipelineChunk, at most the largest chunk.
