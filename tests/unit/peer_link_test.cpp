@@ -38,7 +38,7 @@ M round_trip(const M& m) {
 
 ArrayBegin sample_begin() {
   return ArrayBegin{"cam/0", "<f4", {480, 640}, Order::kF, 0644, 42, 480 * 640 * 4,
-                    "0123456789abcdef0123456789abcdef"};
+                    "0123456789abcdef0123456789abcdef", 3, 256 * 1024};
 }
 
 TEST(PeerMessages, EveryMessageRoundTrips) {
@@ -59,6 +59,11 @@ TEST(PeerMessages, EveryMessageRoundTrips) {
   EXPECT_EQ(b.version, 42u);
   EXPECT_EQ(b.nbytes, 480u * 640 * 4);
   EXPECT_EQ(b.source_id, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(b.transfer, 3u);
+  EXPECT_EQ(b.chunk_bytes, 256u * 1024);
+  auto on_stream = sample_begin();
+  on_stream.chunk_bytes = 0;  // the bytes follow on the stream
+  EXPECT_EQ(round_trip(on_stream).chunk_bytes, 0u);
   EXPECT_EQ(round_trip(ArrayEnd{TransferEnd::kRetry, 9}).end, TransferEnd::kRetry);
   EXPECT_EQ(round_trip(ArrayRemoved{"cam/1"}).name, "cam/1");
   EXPECT_EQ(round_trip(InventoryEnd{5}).count, 5u);
@@ -156,6 +161,58 @@ TEST(PeerMessages, BodiesRejectHostileFieldsNamingThem) {
   auto hello = body_of(Hello{PeerRole::kMirror, {}});
   hello[0] = std::byte{3};
   EXPECT_THAT(decode_peer_body(PeerType::kHello, hello).error().message(), HasSubstr("role"));
+}
+
+// The array bytes' tag API fields (chunked_transfer.hpp): a transfer number a tag can hold, and
+// chunks neither tiny (a chunk index per 1 byte) nor more than a tag can count.
+TEST(PeerMessages, ArrayBeginRejectsTransferAndChunkFieldsATagCannotHold) {
+  const auto body_of = [](const PeerMessage& m) {
+    auto bytes = encode_peer(m);
+    return std::vector<std::byte>(bytes.begin() + kPeerHeaderBytes, bytes.end());
+  };
+  auto begin = sample_begin();
+  begin.transfer = 0;
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("transfer 0"));
+  begin.transfer = kMaxTransfer + 1;
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("transfer"));
+  begin = sample_begin();
+  begin.chunk_bytes = 1;
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("chunk bytes 1 "));
+  begin.chunk_bytes = kMaxChunkBytes + 1;
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("chunk bytes"));
+  begin = sample_begin();
+  begin.chunk_bytes = kMinChunkBytes;
+  begin.nbytes = kMinChunkBytes * kMaxChunks + 1;
+  begin.shape = {begin.nbytes};
+  begin.dtype = "|u1";
+  EXPECT_THAT(decode_peer_body(PeerType::kArrayBegin, body_of(begin)).error().message(),
+              HasSubstr("chunks"));
+  begin.nbytes -= 1;
+  begin.shape = {begin.nbytes};
+  EXPECT_TRUE(decode_peer_body(PeerType::kArrayBegin, body_of(begin)));
+}
+
+// A peer of another release: refused in its own version's header (the header and Refused keep
+// their layout), naming both versions and the remedy.
+TEST(PeerMessages, APeerOfAnotherVersionIsRefusedInItsOwnVersionNamingBoth) {
+  auto bytes = encode_peer(Hello{PeerRole::kMirror, {}});
+  bytes[4] = std::byte{1};  // a version-1 bridge's Hello
+  EXPECT_EQ(peer_version_of(bytes), std::uint16_t{1});
+  const auto refused = decode_peer_header(bytes);
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message(), HasSubstr("peer-link version 1"));
+  EXPECT_THAT(refused.error().message(), HasSubstr("version " + std::to_string(kPeerVersion)));
+  EXPECT_THAT(refused.error().message(), HasSubstr("upgrade both brokers"));
+  const auto answer = encode_refusal(1, Refused{ErrorCode::kPermissionDenied, "why"});
+  EXPECT_EQ(peer_version_of(answer), std::uint16_t{1});
+  EXPECT_EQ(static_cast<int>(answer[6]), static_cast<int>(PeerType::kRefused));
+  std::vector<std::byte> not_ours(bytes);
+  not_ours[0] = std::byte{'X'};
+  EXPECT_FALSE(peer_version_of(not_ours));
 }
 
 TEST(PeerMessages, PrefixAllowedOnlyUnderAnAllowedPrefix) {

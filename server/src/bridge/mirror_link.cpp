@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -11,7 +12,9 @@
 #include "peer_handshake.hpp"
 #include "shmarray/client.hpp"
 #include "shmarray/sync/seqlock.hpp"
+#include "chunked_transfer.hpp"
 #include "ucx_endpoint.hpp"
+#include "ucx_memory.hpp"
 
 namespace shmarray::bridge {
 namespace {
@@ -21,6 +24,10 @@ using Clock = std::chrono::steady_clock;
 struct Local {
   Array array;
   std::string source_id;  // empty: adopted after a bridge restart (source id unknown)
+  // The mirror segment registered with UCX once (the chunks' receives land in it: rendezvous);
+  // after `array`, so unregistered before the mapping goes. Empty if registration failed (each
+  // receive then registers its own chunk).
+  std::optional<UcxMemory> memh;
 };
 
 // The mirror's publisher of one stream.
@@ -114,12 +121,13 @@ class MirrorSession {
 
   // The local array for `b`: reused if its layout (and, when known, source id) matches; else
   // removed and created again. nullptr if it cannot be made (the reason is logged).
-  Array* local_for(const ArrayBegin& b) {
+  Local* local_for(const ArrayBegin& b) {
     auto it = locals_.find(b.name);
     if (it == locals_.end()) {
       auto opened = client_.open(b.name, Access::kReadWrite);
       if (opened) {
-        it = locals_.emplace(b.name, Local{std::move(*opened), ""}).first;
+        it = locals_.emplace(b.name, Local{std::move(*opened), "", std::nullopt}).first;
+        register_memory(it->second);
       }
     }
     if (it != locals_.end()) {
@@ -128,7 +136,7 @@ class MirrorSession {
                                                    : l.source_id == b.source_id;
       if (same_source && same_layout(l.array.info(), b)) {
         it->second.source_id = b.source_id;
-        return &it->second.array;
+        return &it->second;
       }
       remove_local(b.name, "recreated on the source");
     }
@@ -150,19 +158,59 @@ class MirrorSession {
     }
     spdlog::info("mirror '{}': created '{}' ({} bytes) from {}", settings_.prefix, b.name,
                  b.nbytes, settings_.peer);
-    return &locals_.insert_or_assign(b.name, Local{std::move(*created), b.source_id})
-                .first->second.array;
+    Local& made = locals_.insert_or_assign(b.name, Local{std::move(*created), b.source_id,
+                                                         std::nullopt})
+                      .first->second;
+    register_memory(made);
+    return &made;
+  }
+
+  void register_memory(Local& local) {
+    auto data = local.array.mutable_bytes();
+    if (!data || data->size() < kMinChunkBytes) return;  // small ones: one chunk or the stream
+    auto memh = UcxMemory::map(channel_.endpoint().worker().context(), *data);
+    if (!memh) {
+      spdlog::warn("mirror '{}': '{}': {}", settings_.prefix, local.array.info().name,
+                   memh.error().message());
+      return;
+    }
+    local.memh.emplace(std::move(*memh));
+  }
+
+  // The bytes of transfer `b` into `data`: on the stream, or on the tag API in chunks straight
+  // into the segment (chunked_transfer.hpp). Transfer numbers only grow on a link: a peer that
+  // reuses one is refused (its chunks could match another transfer's receives).
+  Result<void> receive_data(const ArrayBegin& b, std::span<std::byte> data, ucp_mem_h memh) {
+    if (b.transfer <= last_transfer_) {
+      return fail(ErrorCode::kProtocolError,
+                  "peer link: transfer " + std::to_string(b.transfer) + " of '" + b.name +
+                      "' is not after transfer " + std::to_string(last_transfer_));
+    }
+    last_transfer_ = b.transfer;
+    if (b.chunk_bytes == 0) return channel_.receive_bytes(data);
+    return receive_chunks(channel_.endpoint(), data, b.transfer, b.chunk_bytes, memh);
+  }
+
+  Result<void> discard_data(const ArrayBegin& b) {
+    if (b.transfer <= last_transfer_) {
+      return fail(ErrorCode::kProtocolError, "peer link: a transfer number was reused");
+    }
+    last_transfer_ = b.transfer;
+    if (b.chunk_bytes == 0) return channel_.discard_bytes(b.nbytes);
+    return discard_chunks(channel_.endpoint(), b.nbytes, b.transfer, b.chunk_bytes);
   }
 
   Result<void> receive_array(ArrayBegin begin) {
     if (auto ok = check_under_prefix(begin.name); !ok) return ok;
-    Array* target = local_for(begin);
-    if (target == nullptr) {
-      if (auto ok = channel_.discard_bytes(begin.nbytes); !ok) return ok;
+    Local* local = local_for(begin);
+    if (local == nullptr) {
+      if (auto ok = discard_data(begin); !ok) return ok;
       auto end = channel_.receive();
       if (!end) return std::unexpected(end.error());
       return {};
     }
+    Array* target = &local->array;
+    const ucp_mem_h memh = local->memh ? local->memh->get() : nullptr;
     MirroredArrayStatus status{begin.version, target->version(), Clock::now()};
     board_.set_array(settings_.prefix, begin.name, status);
     auto lock = target->lock(std::chrono::seconds(5));
@@ -175,7 +223,9 @@ class MirrorSession {
     // never see these bytes half-received; if the link fails midway the write is abandoned
     // (possibly torn until the next complete version arrives).
     for (;;) {
-      auto received = channel_.receive_bytes(*data);
+      // Every chunk of the transfer has landed before its ArrayEnd is read: the tag API and the
+      // stream are not ordered with each other.
+      auto received = receive_data(begin, *data, memh);
       if (!received) {
         abandon_write(live);
         return received;
@@ -268,6 +318,7 @@ class MirrorSession {
   MirrorStatusBoard& board_;
   std::map<std::string, Local> locals_;
   std::map<std::string, LocalStream> streams_;
+  std::uint64_t last_transfer_ = 0;  // the link's last transfer number (they only grow)
 };
 
 void sleep_unless_stopping(std::chrono::milliseconds total) {
@@ -303,7 +354,10 @@ void run_mirror_link(std::shared_ptr<UcxContext> context, const PeerKey& key,
         auto shaken = handshake_as_mirror(channel, key, settings.prefix);
         if (!shaken) {
           why = shaken.error().message();
-          if (shaken.error().code() == ErrorCode::kPermissionDenied) {
+          // Refused (wrong key, prefix not allowed) or another peer-link version: retrying soon
+          // would not help.
+          if (shaken.error().code() == ErrorCode::kPermissionDenied ||
+              shaken.error().code() == ErrorCode::kFailedPrecondition) {
             board.set_link(settings.prefix, settings.peer, why);
             spdlog::error("mirror '{}' from {}: {}", settings.prefix, settings.peer, why);
             sleep_unless_stopping(kMaxBackoff);

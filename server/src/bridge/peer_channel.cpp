@@ -22,7 +22,10 @@ Result<PeerMessage> PeerChannel::receive(std::chrono::milliseconds timeout) {
   std::array<std::byte, kPeerHeaderBytes> raw{};
   if (auto ok = ep_.recv(raw, timeout); !ok) return std::unexpected(ok.error());
   auto header = decode_peer_header(raw);
-  if (!header) return std::unexpected(header.error());
+  if (!header) {
+    if (auto v = peer_version_of(raw); v && *v != kPeerVersion) mismatched_version_ = *v;
+    return std::unexpected(header.error());
+  }
   std::vector<std::byte> body(header->body_bytes);
   if (auto ok = ep_.recv(body, kLinkSilence); !ok) return std::unexpected(ok.error());
   return decode_peer_body(header->type, body);

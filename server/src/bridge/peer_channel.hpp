@@ -2,6 +2,7 @@
 // Peer-link messages (peer_messages.hpp) over one UcxEndpoint: whole messages, and the raw array
 // bytes that follow an ArrayBegin.
 #include <chrono>
+#include <optional>
 #include <span>
 
 #include "peer_messages.hpp"
@@ -26,9 +27,17 @@ class PeerChannel {
   [[nodiscard]] Result<void> receive_bytes(std::span<std::byte> bytes);
   // Receives and drops `nbytes` (bytes for an array this side cannot hold).
   [[nodiscard]] Result<void> discard_bytes(std::uint64_t nbytes);
+  // The version of the last header received that had the peer link's magic but another version
+  // (the peer runs another release), if any.
+  [[nodiscard]] std::optional<std::uint16_t> mismatched_version() const noexcept {
+    return mismatched_version_;
+  }
+  // The endpoint, for the array bytes on the tag API (chunked_transfer.hpp).
+  [[nodiscard]] UcxEndpoint& endpoint() noexcept { return ep_; }
 
  private:
   UcxEndpoint& ep_;
+  std::optional<std::uint16_t> mismatched_version_;
 };
 
 }  // namespace shmarray::bridge

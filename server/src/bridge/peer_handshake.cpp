@@ -19,7 +19,19 @@ Result<M> expect(PeerChannel& channel, std::string_view what) {
 Result<std::string> handshake_as_source(PeerChannel& channel, const PeerKey& key,
                                         const std::vector<std::string>& allowed) {
   auto hello = expect<Hello>(channel, "Hello");
-  if (!hello) return std::unexpected(hello.error());
+  if (!hello) {
+    if (auto theirs = channel.mismatched_version()) {
+      // A mirror of another release: refused in its own version's words (the header and Refused
+      // keep their layout in every version), so its link state says why.
+      const std::string why = "peer refused: the source's bridge speaks peer-link version " +
+                              std::to_string(kPeerVersion) + ", this mirror's version " +
+                              std::to_string(*theirs) +
+                              ": upgrade both brokers to the same shmarray release";
+      (void)channel.endpoint().send(
+          encode_refusal(*theirs, Refused{ErrorCode::kPermissionDenied, why}), kLinkSilence);
+    }
+    return std::unexpected(hello.error());
+  }
   if (hello->role != PeerRole::kMirror) {
     return fail(ErrorCode::kProtocolError, "peer link: the connecting side must be a mirror");
   }
@@ -59,7 +71,17 @@ Result<void> handshake_as_mirror(PeerChannel& channel, const PeerKey& key,
   const auto nonce_m = random_nonce();
   if (auto ok = channel.send(Hello{PeerRole::kMirror, nonce_m}); !ok) return ok;
   auto hello = expect<Hello>(channel, "Hello");
-  if (!hello) return std::unexpected(hello.error());
+  if (!hello) {
+    if (hello.error().code() == ErrorCode::kUnavailable) {
+      // A source bridge of an earlier release (peer-link version 1) cannot read this Hello and
+      // closes the link without an answer.
+      return fail(ErrorCode::kUnavailable,
+                  hello.error().message() +
+                      " (the source closed the link at the handshake: if its shmarray release "
+                      "differs from this one, upgrade both brokers to the same release)");
+    }
+    return std::unexpected(hello.error());
+  }
   if (hello->role != PeerRole::kSource) {
     return fail(ErrorCode::kProtocolError, "peer link: the listening side must be a source");
   }

@@ -133,6 +133,8 @@ void encode_body(Writer& w, const PeerMessage& m) {
           w.text(v.source_id);
           w.u32(static_cast<std::uint32_t>(v.shape.size()));
           for (auto d : v.shape) w.u64(d);
+          w.u64(v.transfer);
+          w.u64(v.chunk_bytes);
         } else if constexpr (std::is_same_v<T, ArrayEnd>) {
           w.u8(static_cast<std::uint8_t>(v.end));
           w.u64(v.version);
@@ -241,6 +243,27 @@ std::vector<std::byte> encode_peer(const PeerMessage& m) {
   return w.take();
 }
 
+std::vector<std::byte> encode_refusal(std::uint16_t version, const Refused& m) {
+  auto bytes = encode_peer(m);
+  bytes[4] = static_cast<std::byte>(version & 0xff);
+  bytes[5] = static_cast<std::byte>(version >> 8);
+  return bytes;
+}
+
+std::optional<std::uint16_t> peer_version_of(std::span<const std::byte> header) {
+  Reader r(header.first(std::min(header.size(), kPeerHeaderBytes)));
+  const auto magic = r.u32("magic");
+  const auto version = r.u16("version");
+  if (!r.ok() || magic != kPeerMagic) return std::nullopt;
+  return version;
+}
+
+std::string version_mismatch(std::uint16_t theirs) {
+  return "the peer's bridge speaks peer-link version " + std::to_string(theirs) +
+         ", this bridge version " + std::to_string(kPeerVersion) +
+         ": upgrade both brokers to the same shmarray release";
+}
+
 Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes) {
   Reader r(bytes.first(std::min(bytes.size(), kPeerHeaderBytes)));
   const auto magic = r.u32("magic");
@@ -254,10 +277,7 @@ Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes) {
                 "the peer is not a shmarray bridge (bad magic): check --mirror HOST:PORT");
   }
   if (version != kPeerVersion) {
-    return fail(ErrorCode::kProtocolError, "the peer speaks peer-link version " +
-                                               std::to_string(version) + ", this bridge " +
-                                               std::to_string(kPeerVersion) +
-                                               ": run the same shmarray release on both hosts");
+    return fail(ErrorCode::kFailedPrecondition, version_mismatch(version));
   }
   if (type < 1 || type > static_cast<std::uint16_t>(PeerType::kStreamMessage)) {
     return fail(ErrorCode::kProtocolError, "peer sent unknown message type " + std::to_string(type));
@@ -318,9 +338,26 @@ Result<PeerMessage> decode_peer_body(PeerType type, std::span<const std::byte> b
         r.fail_with("ndim " + std::to_string(ndim) + " is over " + std::to_string(kMaxNdim));
       }
       for (std::uint32_t i = 0; r.ok() && i < ndim; ++i) a.shape.push_back(r.u64("shape"));
+      a.transfer = r.u64("transfer");
+      a.chunk_bytes = r.u64("chunk bytes");
       if (r.ok() && order > 1) r.fail_with("order " + std::to_string(order) + " is not C or F");
       a.order = static_cast<Order>(order);
       if (r.ok() && (a.mode & ~0777u) != 0) r.fail_with("mode is not within 0777");
+      if (r.ok() && (a.transfer == 0 || a.transfer > kMaxTransfer)) {
+        r.fail_with("transfer " + std::to_string(a.transfer) + " is not within 1.." +
+                    std::to_string(kMaxTransfer));
+      }
+      if (r.ok() && a.chunk_bytes != 0 &&
+          (a.chunk_bytes < kMinChunkBytes || a.chunk_bytes > kMaxChunkBytes)) {
+        r.fail_with("chunk bytes " + std::to_string(a.chunk_bytes) + " is not 0 or within " +
+                    std::to_string(kMinChunkBytes) + ".." + std::to_string(kMaxChunkBytes));
+      }
+      if (r.ok() && a.chunk_bytes != 0 &&
+          a.nbytes / a.chunk_bytes + (a.nbytes % a.chunk_bytes != 0 ? 1 : 0) > kMaxChunks) {
+        r.fail_with(std::to_string(a.nbytes) + " bytes in chunks of " +
+                    std::to_string(a.chunk_bytes) + " are over " + std::to_string(kMaxChunks) +
+                    " chunks");
+      }
       if (r.ok() && !is_hex_id(a.source_id)) r.fail_with("source id is not 32 hex digits");
       if (r.ok()) {
         if (auto ok = check_name(a.name, "array name"); !ok) r.fail_with(ok.error().message());

@@ -1,8 +1,10 @@
 #pragma once
 // The peer link between two bridges (docs/protocol.md, "Peer link"): small fixed-layout control
 // messages on a UCX stream endpoint, each a 16-byte header and a body of at most kMaxPeerBody
-// bytes, little-endian. Array bytes follow an ArrayBegin raw on the same stream (nbytes of them),
-// then an ArrayEnd says whether they form a consistent version.
+// bytes, little-endian. An array's bytes follow its ArrayBegin: raw on the same stream when
+// chunk_bytes is 0 (arrays of up to 4 KiB), else on the UCX tag API in chunks of chunk_bytes
+// tagged with the ArrayBegin's transfer number (chunked_transfer.hpp); then an ArrayEnd on the
+// stream says whether they form a consistent version.
 //
 // Nothing from the peer is trusted: decode_peer_header and decode_peer_body check every field
 // (magic, version, type, lengths, names, counts) and return kProtocolError naming the field;
@@ -11,6 +13,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -22,12 +25,22 @@
 namespace shmarray::bridge {
 
 inline constexpr std::uint32_t kPeerMagic = 0x504d4853;  // "SHMP" little-endian
-inline constexpr std::uint16_t kPeerVersion = 1;
+// 2: array bytes above 4 KiB on the tag API (ArrayBegin's transfer and chunk_bytes). The header,
+// Hello and Refused keep their layout in every version, so a bridge can refuse a peer of another
+// version in words that peer reads (encode_refusal).
+inline constexpr std::uint16_t kPeerVersion = 2;
 inline constexpr std::size_t kPeerHeaderBytes = 16;
 inline constexpr std::size_t kMaxPeerBody = 64 * 1024;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kMaxPeerMessageText = 1024;
+// Array bytes on the tag API (chunked_transfer.hpp): tag = transfer << kChunkIndexBits | chunk.
+inline constexpr unsigned kChunkIndexBits = 24;
+inline constexpr std::uint64_t kMaxChunks = std::uint64_t{1} << kChunkIndexBits;
+inline constexpr std::uint64_t kMaxTransfer = (std::uint64_t{1} << (64 - kChunkIndexBits)) - 1;
+// Chunk sizes a peer may announce (ArrayBegin::chunk_bytes other than 0).
+inline constexpr std::uint64_t kMinChunkBytes = 64 * 1024;
+inline constexpr std::uint64_t kMaxChunkBytes = 256 * 1024 * 1024;
 
 // Wire-stable values: never renumber.
 enum class PeerType : std::uint16_t {
@@ -82,6 +95,9 @@ struct ArrayBegin {
   std::uint64_t version = 0;
   std::uint64_t nbytes = 0;
   std::string source_id;  // the source array's id: a new id is a new array (recreate)
+  std::uint64_t transfer = 0;  // the link's transfer number: 1, 2, 3, ... (one per ArrayBegin)
+  // 0: the nbytes follow raw on the stream; else on the tag API in chunks of this many bytes.
+  std::uint64_t chunk_bytes = 0;
 };
 struct ArrayEnd {
   TransferEnd end = TransferEnd::kCommit;
@@ -122,6 +138,13 @@ using PeerMessage = std::variant<Hello, Proof, Refused, Subscribe, Subscribed, A
 
 // Header + body of `m`.
 [[nodiscard]] std::vector<std::byte> encode_peer(const PeerMessage& m);
+// A Refused as a bridge speaking `version` reads it (the header and Refused have the same layout
+// in every version): the answer to a peer of another version.
+[[nodiscard]] std::vector<std::byte> encode_refusal(std::uint16_t version, const Refused& m);
+// The version a header announces, if its magic is the peer link's (whatever the version).
+[[nodiscard]] std::optional<std::uint16_t> peer_version_of(std::span<const std::byte> header);
+// Why a peer speaking `theirs` is refused, naming both versions and the remedy.
+[[nodiscard]] std::string version_mismatch(std::uint16_t theirs);
 // Checks magic, version, known type and body_bytes <= kMaxPeerBody.
 [[nodiscard]] Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes);
 // Decodes and validates a body of `type` (exactly body.size() bytes must be consumed).

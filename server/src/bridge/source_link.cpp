@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "chunked_transfer.hpp"
 #include "doorbell.hpp"
 #include "event_pump.hpp"
 #include "futex_wait_any.hpp"
@@ -55,7 +56,8 @@ std::span<const std::byte> mapping_of(const Array& array) {
 // event or a stream forwarder's failure wakes it); the sleep is bounded by what is due (the
 // heartbeat, a quarantined array's reopen) and by this, so that a stopping bridge is noticed.
 constexpr std::chrono::milliseconds kLongestSleep{100};
-// An array up to this size goes out in one UCX send with its description and end (send_small).
+// An array up to this size goes out in one UCX send with its description and end (send_small);
+// a big one in chunks on the tag API (chunked_transfer.hpp).
 constexpr std::uint64_t kCoalesceArrayBytes = 4096;
 // How long the link waits for a consistent copy of one array (a local writer keeps rewriting it,
 // or holds its write window open) before it gives that version up: the link's other arrays, its
@@ -66,8 +68,11 @@ constexpr std::chrono::milliseconds kConsistentCopyBudget{100};
 
 class SourceLink {
  public:
-  SourceLink(PeerChannel& channel, Client& client, std::string prefix)
-      : sender_(channel, doorbell_), client_(client), prefix_(std::move(prefix)) {}
+  SourceLink(PeerChannel& channel, Client& client, std::string prefix, ChunkSender chunks)
+      : sender_(channel, doorbell_),
+        client_(client),
+        prefix_(std::move(prefix)),
+        chunks_(std::move(chunks)) {}
 
   Result<void> run(Watcher& watcher) {
     EventPump events(watcher, doorbell_);
@@ -288,10 +293,11 @@ class SourceLink {
     futex_wait_any(watches_, deadline);
   }
 
-  ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version) {
+  ArrayBegin begin_of(const std::string& name, const Array& array, std::uint64_t version,
+                      std::uint64_t chunk_bytes) {
     const auto& info = array.info();
-    return ArrayBegin{name,         info.dtype, info.shape, info.order, info.mode,
-                      version,      info.nbytes, info.id};
+    return ArrayBegin{name,    info.dtype,  info.shape, info.order,   info.mode,
+                      version, info.nbytes, info.id,    ++transfers_, chunk_bytes};
   }
 
   // One version of one array: zero-copy from the mapping when no write overlaps the send; else
@@ -301,8 +307,13 @@ class SourceLink {
   // kTorn (the mirror abandons it: its readers never get those bytes as a version), and the
   // caller quarantines the array.
   Result<void> send_array(const std::string& name, Source& source) {
-    auto done = sender_.locked(
-        [&](PeerChannel& channel) { return send_array_locked(channel, name, source); });
+    auto done = sender_.locked([&](PeerChannel& channel) {
+      auto sent = send_array_locked(channel, name, source);
+      // The chunks still in flight land (the ArrayEnd went out behind them, on the stream); the
+      // ring and the staging copy are free again.
+      auto landed = chunks_.finish();
+      return sent ? landed : sent;
+    });
     // What the link sent last, for a mirror that looks stuck (--log-level debug).
     spdlog::debug("peer link '{}': '{}' {}: version {} whole (looked at version {})", prefix_,
                   name, done ? "sent" : "failed", source.sent.value_or(0), source.attempted);
@@ -320,7 +331,7 @@ class SourceLink {
     if (torn) {
       // The source's own bytes cannot be trusted: the mirror reads as torn too, until the next
       // publish on the source.
-      if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
+      if (auto ok = send_whole(channel, name, array, version, array.bytes(), true); !ok) return ok;
       source.sent = version;
       return channel.send(ArrayEnd{TransferEnd::kTorn, version});
     }
@@ -331,9 +342,9 @@ class SourceLink {
       if (source.guard.truncated()) return {};  // nothing announced: the caller quarantines it
     }
     if ((seq & 1u) == 0) {
-      if (auto ok = send_whole(channel, name, array, version, array.bytes()); !ok) return ok;
+      if (auto ok = send_whole(channel, name, array, version, array.bytes(), true); !ok) return ok;
       if (source.guard.truncated()) return channel.send(ArrayEnd{TransferEnd::kTorn, version});
-      std::atomic_thread_fence(std::memory_order_acquire);  // UCX's copy before the re-read
+      std::atomic_thread_fence(std::memory_order_acquire);  // the send's copy before the re-read
       const bool stable = live.write_seq.load(std::memory_order_acquire) == seq &&
                           live.version.load(std::memory_order_acquire) == version;
       if (stable) {
@@ -356,7 +367,7 @@ class SourceLink {
         copied = fail(ErrorCode::kDataLoss, "truncated");
       }
       if (copied) {
-        if (auto ok = send_whole(channel, name, array, *copied, staging_); !ok) return ok;
+        if (auto ok = send_whole(channel, name, array, *copied, staging_, false); !ok) return ok;
         source.sent = *copied;
         return channel.send(ArrayEnd{TransferEnd::kCommit, *copied});
       }
@@ -375,7 +386,7 @@ class SourceLink {
         source.sent = out_of_time ? version : array.version();
         if (out_of_time && !announced) return {};
         std::fill(staging_.begin(), staging_.end(), std::byte{0});
-        if (auto ok = send_whole(channel, name, array, version, staging_); !ok) return ok;
+        if (auto ok = send_whole(channel, name, array, version, staging_, false); !ok) return ok;
         return channel.send(ArrayEnd{TransferEnd::kTorn, version});
       }
       if (g_stopping.load()) return fail(ErrorCode::kCancelled, "the bridge is stopping");
@@ -390,7 +401,7 @@ class SourceLink {
                           std::uint64_t seq, std::uint64_t version) {
     const Array& array = source.array;
     LiveFields& live = live_fields_of(array);
-    const auto head = encode_peer(begin_of(name, array, version));
+    const auto head = encode_peer(begin_of(name, array, version, 0));
     const auto end = encode_peer(ArrayEnd{TransferEnd::kCommit, version});
     const auto bytes = array.bytes();
     small_.resize(head.size() + bytes.size() + end.size());
@@ -409,10 +420,19 @@ class SourceLink {
     return true;
   }
 
+  // An ArrayBegin and the bytes: below ChunkSender::takes (16 MiB) raw on the stream (UCX copies
+  // them in user space), else in chunks on the tag API. `shared`: `bytes` is the source's mapping
+  // (copied through the staging ring, under the SIGBUS guard: when this returns, every byte is
+  // copied); else the bridge's own copy. The last chunks may still travel: send_array waits for
+  // them after the ArrayEnd.
   Result<void> send_whole(PeerChannel& channel, const std::string& name, const Array& array,
-                          std::uint64_t version, std::span<const std::byte> bytes) {
-    if (auto ok = channel.send(begin_of(name, array, version)); !ok) return ok;
-    return channel.send_bytes(bytes);
+                          std::uint64_t version, std::span<const std::byte> bytes, bool shared) {
+    const bool chunked = bytes.size() > kCoalesceArrayBytes && chunks_.takes(bytes.size());
+    const ArrayBegin begin =
+        begin_of(name, array, version, chunked ? chunks_.chunk_bytes_for(bytes.size()) : 0);
+    if (auto ok = channel.send(begin); !ok) return ok;
+    if (!chunked) return channel.send_bytes(bytes);
+    return chunks_.start(channel.endpoint(), bytes, begin.transfer, shared);
   }
 
   // One whole message under the send lock.
@@ -429,6 +449,8 @@ class SourceLink {
   std::vector<FutexWatch> watches_;
   std::vector<std::byte> staging_;
   std::vector<std::byte> small_;  // send_small's message
+  ChunkSender chunks_;            // the staging ring of the chunks on the tag API
+  std::uint64_t transfers_ = 0;   // the link's last transfer number (one per ArrayBegin)
   std::uint64_t retries_ = 0;
   // Last: the forwarders stop (and are joined) before what they use goes.
   std::map<std::string, std::unique_ptr<StreamForwarder>> streams_;
@@ -474,7 +496,12 @@ void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h req
     spdlog::error("peer link '{}': {}", *prefix, watcher.error().message());
     return;
   }
-  SourceLink link(channel, *client, *prefix);
+  auto chunks = ChunkSender::create(worker->context());
+  if (!chunks) {
+    spdlog::error("peer link '{}': {}", *prefix, chunks.error().message());
+    return;
+  }
+  SourceLink link(channel, *client, *prefix, std::move(*chunks));
   auto ended = link.run(*watcher);
   if (!ended) {
     spdlog::info("peer link '{}' ended: {}", *prefix, ended.error().message());

@@ -139,4 +139,69 @@ Result<void> UcxEndpoint::recv(std::span<std::byte> bytes, std::chrono::millisec
   return finish(request, true, "receive from peer", timeout);
 }
 
+Result<void*> UcxEndpoint::tag_send_start(std::span<const std::byte> bytes, std::uint64_t tag,
+                                          ucp_mem_h memh) {
+  if (broken_ || ep_ == nullptr) return fail(ErrorCode::kUnavailable, "the peer link is closed");
+  ucp_request_param_t param{};
+  if (memh != nullptr) {
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;
+    param.memh = memh;
+  }
+  void* request = ::ucp_tag_send_nbx(ep_, bytes.data(), bytes.size(), tag, &param);
+  if (UCS_PTR_IS_ERR(request)) {
+    close();
+    return std::unexpected(ucx_error("send to peer", UCS_PTR_STATUS(request)));
+  }
+  return request;
+}
+
+Result<void*> UcxEndpoint::tag_recv_start(std::span<std::byte> bytes, std::uint64_t tag,
+                                          ucp_mem_h memh) {
+  if (broken_ || ep_ == nullptr) return fail(ErrorCode::kUnavailable, "the peer link is closed");
+  ucp_request_param_t param{};
+  if (memh != nullptr) {
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;
+    param.memh = memh;
+  }
+  // Every bit of the tag must match: the transfer number and the chunk index (a stale transfer's
+  // bytes can never land in this buffer).
+  void* request = ::ucp_tag_recv_nbx(worker_->get(), bytes.data(), bytes.size(), tag,
+                                     ~std::uint64_t{0}, &param);
+  if (UCS_PTR_IS_ERR(request)) {
+    close();
+    return std::unexpected(ucx_error("receive from peer", UCS_PTR_STATUS(request)));
+  }
+  return request;
+}
+
+Result<bool> UcxEndpoint::poll_request(void* request, std::string_view what) {
+  const ucs_status_t status = ::ucp_request_check_status(request);
+  if (status == UCS_INPROGRESS) {
+    if (*peer_error_ == UCS_OK && !broken_) return false;
+    close();  // fails the endpoint's sends; a receive (the worker's) is cancelled here
+    cancel_request(request);
+    if (*peer_error_ != UCS_OK) return std::unexpected(ucx_error(what, *peer_error_));
+    return fail(ErrorCode::kUnavailable, std::string(what) + ": the peer link is closed");
+  }
+  ::ucp_request_free(request);
+  if (status != UCS_OK) {
+    close();
+    return std::unexpected(ucx_error(what, status));
+  }
+  worker_->note_activity();
+  return true;
+}
+
+void UcxEndpoint::cancel_request(void* request) noexcept {
+  ::ucp_request_cancel(worker_->get(), request);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (::ucp_request_check_status(request) == UCS_INPROGRESS &&
+         std::chrono::steady_clock::now() < give_up) {
+    worker_->wait(std::chrono::milliseconds(10));
+  }
+  // One UCX never completes is left to the worker, whose destruction (the link's end) releases
+  // it; a force-closed endpoint receives nothing more into its buffer.
+  ::ucp_request_free(request);
+}
+
 }  // namespace shmarray::bridge

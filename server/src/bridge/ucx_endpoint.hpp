@@ -5,6 +5,7 @@
 #include <ucp/api/ucp.h>
 
 #include <chrono>
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -31,6 +32,23 @@ class UcxEndpoint {
                                   std::chrono::milliseconds timeout);
   // Receives exactly bytes.size() bytes into `bytes`.
   [[nodiscard]] Result<void> recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout);
+  // The tag API, for array bytes (chunked_transfer.hpp): starts a send of `bytes` tagged `tag`,
+  // or a receive into `bytes` of the message tagged `tag` from this endpoint's worker (`memh`:
+  // their registration, or nullptr). Above UCX_RNDV_THRESH UCX uses rendezvous: the receiver's
+  // buffer is where the bytes land. Returns the request (nullptr: completed at once); the buffer
+  // must stay valid until poll_request says done, or cancel_request returned.
+  [[nodiscard]] Result<void*> tag_send_start(std::span<const std::byte> bytes, std::uint64_t tag,
+                                             ucp_mem_h memh);
+  [[nodiscard]] Result<void*> tag_recv_start(std::span<std::byte> bytes, std::uint64_t tag,
+                                             ucp_mem_h memh);
+  // True once `request` completed (then freed); false while in progress; an error (the request
+  // freed, the endpoint force-closed) if it failed or the peer failed.
+  [[nodiscard]] Result<bool> poll_request(void* request, std::string_view what);
+  // Cancels `request` (a failed or abandoned transfer), waits up to 500 ms for UCX to let go of
+  // its buffer, and frees it.
+  void cancel_request(void* request) noexcept;
+  // Force-closes the endpoint (a transfer failed midway: nothing more may be sent or received).
+  void fail_link() noexcept { close(); }
   [[nodiscard]] bool broken() const noexcept { return broken_; }
   [[nodiscard]] UcxWorker& worker() noexcept { return *worker_; }
 

@@ -30,12 +30,20 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
   // environment says otherwise.
   ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
   ::setenv("UCX_RDMA_CM_REUSEADDR", "y", 0);
-  // Sends copy from the source's mapping in user space (into UCX's send buffers), never let the
-  // kernel read it (TCP zero-copy: sendmsg straight from the mapping): a local writer may
-  // truncate the segment mid-send, and the kernel's read of a page that is gone fails the
-  // endpoint (EFAULT: the link drops, every mirror of the prefix resyncs), where a user-space
-  // read is a SIGBUS the bridge survives (sigbus_guard.hpp). Receives are not affected.
+  // Stream sends (control messages, arrays of up to 4 KiB, stream messages straight from the
+  // source's ring) copy in user space (into UCX's send buffers), never let the kernel read the
+  // source's mapping (TCP zero-copy: sendmsg straight from it): a local writer may truncate the
+  // segment mid-send, and the kernel's read of a page that is gone fails the endpoint (EFAULT:
+  // the link drops, every mirror of the prefix resyncs), where a user-space read is a SIGBUS the
+  // bridge survives (sigbus_guard.hpp). Array bytes above 4 KiB go zero-copy on the tag API,
+  // but from the bridge's private staging ring (chunked_transfer.hpp), never from a mapping.
   ::setenv("UCX_ZCOPY_THRESH", "inf", 0);
+  // Tag messages of at least this size (the array chunks) use rendezvous: the receive is posted
+  // straight into the mirror segment, and over TCP the mirror's kernel receives into it (UCX's
+  // put_zcopy), no user-space copy; smaller ones are eager (one UCX copy on each side, no extra
+  // round trip). UCX_RNDV_SCHEME stays UCX's choice: put_zcopy over TCP; on RDMA hardware an
+  // RDMA read (get_zcopy) of the source's ring or write into the mirror segment.
+  ::setenv("UCX_RNDV_THRESH", "64K", 0);
   // UCX's TCP transport sends a stream in fragments of at most TX_SEG_SIZE (8 KiB by default:
   // one sendto() and one memcpy per 8 KiB, 8,192 per 64 MiB) and receives in RX_SEG_SIZE reads
   // (64 KiB). 256 KiB fragments cut the system calls 32-fold and bring large arrays close to a
@@ -51,7 +59,7 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
   }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
-  params.features = UCP_FEATURE_STREAM | UCP_FEATURE_WAKEUP;
+  params.features = UCP_FEATURE_STREAM | UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
   ucp_context_h context = nullptr;
   const auto st = ::ucp_init(&params, config, &context);
   ::ucp_config_release(config);

@@ -14,7 +14,7 @@ namespace shmarray::bridge {
 
 class UcxContext {
  public:
-  // ucp_init with the stream and wakeup features, configured from the UCX_* environment
+  // ucp_init with the stream, tag and wakeup features, configured from the UCX_* environment
   // (UCX_TLS, UCX_NET_DEVICES: docs/across-hosts.md).
   [[nodiscard]] static Result<std::shared_ptr<UcxContext>> create();
   ~UcxContext();
@@ -39,6 +39,7 @@ class UcxWorker {
   ~UcxWorker();
 
   [[nodiscard]] ucp_worker_h get() const noexcept { return worker_; }
+  [[nodiscard]] const std::shared_ptr<UcxContext>& context() const noexcept { return context_; }
   // One round of progress; true if anything happened.
   bool progress() noexcept;
   // Progresses; if nothing is pending, keeps progressing until spin_after_activity() has passed
