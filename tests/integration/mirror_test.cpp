@@ -194,7 +194,23 @@ class MirrorTest : public ::testing::Test {
   std::unique_ptr<BrokerProcess> mirror_;
 };
 
-TEST_F(MirrorTest, EveryPublishedVersionArrivesWithTheSourcesNumberAndBytes) {
+// The tests that move array bytes run on both data paths of the source bridge: the stream (the
+// default) and chunks on UCX's tag API received straight into the mirror segment
+// (SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES, here from just above the 4 KiB sent in one message).
+class MirrorPathTest : public MirrorTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) ::setenv("SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES", "4097", 1);
+    MirrorTest::SetUp();  // the source broker (and so its bridge) starts with it
+    ::unsetenv("SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES");
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Paths, MirrorPathTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "Chunked" : "Stream");
+                         });
+
+TEST_P(MirrorPathTest, EveryPublishedVersionArrivesWithTheSourcesNumberAndBytes) {
   auto src = source_->client();
   auto a = src.create("cam/frames", {.dtype = "<u8", .shape = {128 * 1024}, .mode = 0640}).value();
   const std::uint64_t v1 = write_all(a, 1000);
@@ -226,7 +242,7 @@ TEST_F(MirrorTest, EveryPublishedVersionArrivesWithTheSourcesNumberAndBytes) {
   EXPECT_EQ(info.version, a.version());
 }
 
-TEST_F(MirrorTest, AReaderOfTheMirrorNeverSeesATornVersionWhileTheSourcePublishesFast) {
+TEST_P(MirrorPathTest, AReaderOfTheMirrorNeverSeesATornVersionWhileTheSourcePublishesFast) {
   auto src = source_->client();
   auto a = src.create("cam/fast", {.dtype = "<u8", .shape = {8 * 1024}}).value();
   write_all(a, 1);
@@ -658,7 +674,7 @@ TEST_F(MirrorTest, ASourceBrokerRestartResyncs) {
 // pid stays), the other arrays of the link keep flowing, and the mirror of the truncated array
 // never presents a version whose bytes are not that whole version (the damaged transfer ends
 // "torn": the mirror reads as possibly torn until a whole version arrives).
-TEST_F(MirrorTest, ALocalWriterTruncatingASourceMidSendNeitherKillsTheBridgeNorShowsOnTheMirror) {
+TEST_P(MirrorPathTest, ALocalWriterTruncatingASourceMidSendNeitherKillsTheBridgeNorShowsOnTheMirror) {
   auto src = source_->client();
   constexpr std::uint64_t kElements = 4u << 20;  // 32 MiB: a send lasts many milliseconds
   auto big = src.create("cam/big", {.dtype = "<u8", .shape = {kElements}, .mode = 0600}).value();

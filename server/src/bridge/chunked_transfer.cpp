@@ -14,7 +14,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::uint64_t kDefaultChunkBytes = 4 * 1024 * 1024;
 constexpr std::size_t kDefaultSlots = 4;
-constexpr std::uint64_t kDefaultChunkedMinBytes = 16 * 1024 * 1024;
+// Off unless SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES turns it on: over TCP the stream measured faster
+// on a 16-CPU host at 64 MiB and 1 GiB (veth 0.99x / 0.92x the TCP copy's time on the stream,
+// 1.15x / 1.02x chunked; docs/benchmarks.md "Across hosts", 16-CPU host). The chunked path is
+// the one that lets RDMA hardware move the bytes with no CPU copy on the mirror host.
+constexpr std::uint64_t kDefaultChunkedMinBytes = UINT64_MAX;
 // The ring's copy goes in pieces of this size, with a round of UCX progress after each, so the
 // chunks already posted keep moving (over TCP: the socket is refilled) while the next is copied.
 constexpr std::size_t kCopyPiece = 256 * 1024;
@@ -104,6 +108,9 @@ Result<ChunkSender> ChunkSender::create(std::shared_ptr<UcxContext> context) {
   const std::size_t slots = from_env("SHMARRAY_BRIDGE_CHUNK_SLOTS", kDefaultSlots, 1, 64);
   const std::uint64_t min_bytes = from_env("SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES",
                                            kDefaultChunkedMinBytes, 4097, UINT64_MAX);
+  if (min_bytes == UINT64_MAX) {
+    return ChunkSender(chunk, slots, min_bytes, {});  // off: no ring, nothing registered
+  }
   ChunkSender sender(chunk, slots, min_bytes, std::vector<std::byte>(chunk * slots));
   auto memh = UcxMemory::map(std::move(context), sender.ring_);
   if (!memh) return std::unexpected(memh.error());

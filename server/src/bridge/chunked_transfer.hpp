@@ -50,7 +50,7 @@ class ChunkSender {
  public:
   // The largest chunk, the ring's slots and the smallest array sent in chunks:
   // SHMARRAY_BRIDGE_CHUNK_BYTES / SHMARRAY_BRIDGE_CHUNK_SLOTS / SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES
-  // if set (for measurements), else 4 MiB x 4 and 16 MiB (docs/benchmarks.md "Across hosts").
+  // if set, else 4 MiB x 4 and never (the chunked path is off by default: docs/across-hosts.md).
   [[nodiscard]] static Result<ChunkSender> create(std::shared_ptr<UcxContext> context);
   ChunkSender(ChunkSender&&) noexcept;
   ChunkSender& operator=(ChunkSender&&) = delete;

@@ -127,7 +127,6 @@ class MirrorSession {
       auto opened = client_.open(b.name, Access::kReadWrite);
       if (opened) {
         it = locals_.emplace(b.name, Local{std::move(*opened), "", std::nullopt}).first;
-        register_memory(it->second);
       }
     }
     if (it != locals_.end()) {
@@ -161,7 +160,6 @@ class MirrorSession {
     Local& made = locals_.insert_or_assign(b.name, Local{std::move(*created), b.source_id,
                                                          std::nullopt})
                       .first->second;
-    register_memory(made);
     return &made;
   }
 
@@ -210,6 +208,8 @@ class MirrorSession {
       return {};
     }
     Array* target = &local->array;
+    // Registered at its first chunked transfer (the chunked path is off by default on sources).
+    if (begin.chunk_bytes != 0 && !local->memh) register_memory(*local);
     const ucp_mem_h memh = local->memh ? local->memh->get() : nullptr;
     MirroredArrayStatus status{begin.version, target->version(), Clock::now()};
     board_.set_array(settings_.prefix, begin.name, status);

@@ -420,7 +420,7 @@ class SourceLink {
     return true;
   }
 
-  // An ArrayBegin and the bytes: below ChunkSender::takes (16 MiB) raw on the stream (UCX copies
+  // An ArrayBegin and the bytes: below ChunkSender::takes (off by default) raw on the stream (UCX copies
   // them in user space), else in chunks on the tag API. `shared`: `bytes` is the source's mapping
   // (copied through the staging ring, under the SIGBUS guard: when this returns, every byte is
   // copied); else the bridge's own copy. The last chunks may still travel: send_array waits for
