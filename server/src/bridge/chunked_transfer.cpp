@@ -1,10 +1,10 @@
 #include "chunked_transfer.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "env_number.hpp"
 #include "peer_channel.hpp"
 
 namespace shmarray::bridge {
@@ -25,16 +25,6 @@ constexpr std::size_t kCopyPiece = 256 * 1024;
 // Chunks in flight at once: receives the mirror keeps posted ahead (more than the source's ring
 // holds, so a chunk's rendezvous finds its receive posted), sends of the bridge's own bytes.
 constexpr std::uint64_t kChunksInFlight = 16;
-
-std::uint64_t from_env(const char* name, std::uint64_t fallback, std::uint64_t lo,
-                       std::uint64_t hi) {
-  const char* text = ::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0' || v < lo || v > hi) return fallback;
-  return v;
-}
 
 }  // namespace
 
@@ -103,10 +93,10 @@ class InFlight {
 };
 
 Result<ChunkSender> ChunkSender::create(std::shared_ptr<UcxContext> context) {
-  const std::uint64_t chunk = from_env("SHMARRAY_BRIDGE_CHUNK_BYTES", kDefaultChunkBytes,
+  const std::uint64_t chunk = env_number("SHMARRAY_BRIDGE_CHUNK_BYTES", kDefaultChunkBytes,
                                        kMinPipelineChunk, kMaxChunkBytes);
-  const std::size_t slots = from_env("SHMARRAY_BRIDGE_CHUNK_SLOTS", kDefaultSlots, 1, 64);
-  const std::uint64_t min_bytes = from_env("SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES",
+  const std::size_t slots = env_number("SHMARRAY_BRIDGE_CHUNK_SLOTS", kDefaultSlots, 1, 64);
+  const std::uint64_t min_bytes = env_number("SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES",
                                            kDefaultChunkedMinBytes, 4097, UINT64_MAX);
   if (min_bytes == UINT64_MAX) {
     return ChunkSender(chunk, slots, min_bytes, {});  // off: no ring, nothing registered

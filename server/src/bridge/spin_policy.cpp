@@ -1,5 +1,7 @@
 #include "spin_policy.hpp"
 
+#include "env_number.hpp"
+
 #include <sched.h>
 
 #include <cstdlib>
@@ -25,11 +27,9 @@ std::chrono::nanoseconds default_spin_for(unsigned cpus) noexcept {
 }
 
 std::optional<std::chrono::nanoseconds> parse_spin_us(const char* text) noexcept {
-  if (text == nullptr || *text < '0' || *text > '9') return std::nullopt;
-  char* end = nullptr;
-  const long long us = std::strtoll(text, &end, 10);
-  if (*end != '\0' || us < 0 || us > kMaxSpin.count()) return std::nullopt;
-  return std::chrono::microseconds(us);
+  const auto us = parse_whole_number(text, 0, static_cast<std::uint64_t>(kMaxSpin.count()));
+  if (!us) return std::nullopt;
+  return std::chrono::microseconds(*us);
 }
 
 std::chrono::nanoseconds spin_after_activity() noexcept {

@@ -139,39 +139,44 @@ Result<void> UcxEndpoint::recv(std::span<std::byte> bytes, std::chrono::millisec
   return finish(request, true, "receive from peer", timeout);
 }
 
-Result<void*> UcxEndpoint::tag_send_start(std::span<const std::byte> bytes, std::uint64_t tag,
-                                          ucp_mem_h memh) {
-  if (broken_ || ep_ == nullptr) return fail(ErrorCode::kUnavailable, "the peer link is closed");
+namespace {
+
+// A request's parameters: registered memory where the caller has it (else UCX registers).
+ucp_request_param_t with_memh(ucp_mem_h memh) noexcept {
   ucp_request_param_t param{};
   if (memh != nullptr) {
     param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;
     param.memh = memh;
   }
-  void* request = ::ucp_tag_send_nbx(ep_, bytes.data(), bytes.size(), tag, &param);
+  return param;
+}
+
+}  // namespace
+
+Result<void*> UcxEndpoint::started(void* request, std::string_view what) {
   if (UCS_PTR_IS_ERR(request)) {
     close();
-    return std::unexpected(ucx_error("send to peer", UCS_PTR_STATUS(request)));
+    return std::unexpected(ucx_error(what, UCS_PTR_STATUS(request)));
   }
   return request;
+}
+
+Result<void*> UcxEndpoint::tag_send_start(std::span<const std::byte> bytes, std::uint64_t tag,
+                                          ucp_mem_h memh) {
+  if (broken_ || ep_ == nullptr) return fail(ErrorCode::kUnavailable, "the peer link is closed");
+  ucp_request_param_t param = with_memh(memh);
+  return started(::ucp_tag_send_nbx(ep_, bytes.data(), bytes.size(), tag, &param), "send to peer");
 }
 
 Result<void*> UcxEndpoint::tag_recv_start(std::span<std::byte> bytes, std::uint64_t tag,
                                           ucp_mem_h memh) {
   if (broken_ || ep_ == nullptr) return fail(ErrorCode::kUnavailable, "the peer link is closed");
-  ucp_request_param_t param{};
-  if (memh != nullptr) {
-    param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMH;
-    param.memh = memh;
-  }
+  ucp_request_param_t param = with_memh(memh);
   // Every bit of the tag must match: the transfer number and the chunk index (a stale transfer's
   // bytes can never land in this buffer).
-  void* request = ::ucp_tag_recv_nbx(worker_->get(), bytes.data(), bytes.size(), tag,
-                                     ~std::uint64_t{0}, &param);
-  if (UCS_PTR_IS_ERR(request)) {
-    close();
-    return std::unexpected(ucx_error("receive from peer", UCS_PTR_STATUS(request)));
-  }
-  return request;
+  return started(::ucp_tag_recv_nbx(worker_->get(), bytes.data(), bytes.size(), tag,
+                                    ~std::uint64_t{0}, &param),
+                 "receive from peer");
 }
 
 Result<bool> UcxEndpoint::poll_request(void* request, std::string_view what) {

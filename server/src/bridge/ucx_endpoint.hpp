@@ -56,6 +56,8 @@ class UcxEndpoint {
   UcxEndpoint(UcxWorker& worker) : worker_(&worker) {}
   static void on_error(void* arg, ucp_ep_h ep, ucs_status_t status);
   // Waits for `request` (send or receive); force-closes the endpoint on failure.
+  // A request just started: itself, or (an error pointer) the endpoint force-closed and the error.
+  [[nodiscard]] Result<void*> started(void* request, std::string_view what);
   [[nodiscard]] Result<void> finish(void* request, bool is_recv, std::string_view what,
                                     std::chrono::milliseconds timeout);
   void close() noexcept;
