@@ -27,6 +27,10 @@ class PeerChannel {
   [[nodiscard]] Result<void> receive_bytes(std::span<std::byte> bytes);
   // Receives and drops `nbytes` (bytes for an array this side cannot hold).
   [[nodiscard]] Result<void> discard_bytes(std::uint64_t nbytes);
+  // Drops whatever the peer still sends until it closes the link or `timeout` passes: a refusal
+  // just sent reaches the peer before this side's (forced) close, however much of the peer's
+  // message is still unread here.
+  void linger(std::chrono::milliseconds timeout) noexcept;
   // The version of the last header received that had the peer link's magic but another version
   // (the peer runs another release), if any.
   [[nodiscard]] std::optional<std::uint16_t> mismatched_version() const noexcept {

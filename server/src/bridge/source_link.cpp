@@ -476,7 +476,7 @@ void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h req
   if (!prefix) {
     spdlog::warn("peer link refused: {}", prefix.error().message());
     // Let the Refused message reach the peer before the endpoint closes.
-    (void)channel.receive(std::chrono::milliseconds(500));
+    channel.linger(std::chrono::milliseconds(500));
     return;
   }
   spdlog::info("peer link: a mirror subscribed to '{}'", *prefix);
