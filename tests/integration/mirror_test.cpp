@@ -5,7 +5,10 @@
 // two_hosts_test.cpp's; these check the mirroring machinery itself.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,12 +19,14 @@
 #include <ucp/api/ucp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 #include "broker_process.hpp"
@@ -77,6 +82,58 @@ std::vector<pid_t> children_of(pid_t parent) {
 }
 
 bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+// The local addresses ("127.0.0.1", "::1", ...) of the TCP sockets process `pid` listens on: its
+// descriptors' socket inodes looked up in its network namespace's /proc/PID/net/tcp and tcp6.
+std::vector<std::string> listening_addresses(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::vector<std::string> inodes;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator(proc + "/fd", ec)) {
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(fd.path(), link_ec).string();
+    if (target.rfind("socket:[", 0) == 0) inodes.push_back(target.substr(8, target.size() - 9));
+  }
+  std::vector<std::string> out;
+  for (const bool v6 : {false, true}) {
+    std::ifstream table(proc + (v6 ? "/net/tcp6" : "/net/tcp"));
+    std::string line;
+    std::getline(table, line);  // the column names
+    while (std::getline(table, line)) {
+      std::istringstream in(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      in >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+          inode;
+      if (state != "0A" || std::find(inodes.begin(), inodes.end(), inode) == inodes.end()) {
+        continue;  // not listening, or not this process's
+      }
+      // The address is hex in the kernel's byte order, 32-bit word by word.
+      const std::string hex = local.substr(0, local.find(':'));
+      unsigned char bytes[16] = {};
+      for (std::size_t w = 0; w < hex.size() / 8; ++w) {
+        const std::uint32_t word = static_cast<std::uint32_t>(std::stoul(hex.substr(w * 8, 8), nullptr, 16));
+        std::memcpy(bytes + w * 4, &word, 4);
+      }
+      char text[INET6_ADDRSTRLEN] = "";
+      ::inet_ntop(v6 ? AF_INET6 : AF_INET, bytes, text, sizeof text);
+      out.push_back(text);
+    }
+  }
+  return out;
+}
+
+// True if this host has an address outside loopback (an interface a remote peer could use).
+bool has_non_loopback_address() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    found = found || i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
 
 // Writes a key file of `bytes` random bytes with `mode`.
 void write_key(const std::string& path, std::size_t bytes, mode_t mode) {
@@ -610,6 +667,32 @@ TEST_F(MirrorTest, APrefixOutsidePeerAllowIsRefused) {
       << "link: " << link_state();
   EXPECT_THAT(link_state(), HasSubstr("--peer-allow"));
   EXPECT_TRUE(mirror_->client().list("secret/").value().empty());
+}
+
+// UCX's TCP transport listens on ports of its own (besides --peer-listen) and acts on what a
+// connected peer sends there before the bridges' handshake (docs/security.md): the bridges keep
+// those listeners on the interfaces they need, so a host that can reach only another interface
+// of this one cannot talk to UCX at all. Here both bridges use loopback: nothing may listen on
+// eth0 (or any other interface).
+TEST_F(MirrorTest, TheBridgesListenOnlyOnTheInterfacesTheyNeed) {
+  if (!has_non_loopback_address()) GTEST_SKIP() << "this host has no interface besides loopback";
+  auto a = source_->client().create("cam/n", {.dtype = "<u8", .shape = {8}}).value();
+  write_all(a, 1);
+  start_mirror();
+  (void)mirrored("cam/n", 1);  // both bridges' UCX workers and endpoints exist
+  for (BrokerProcess* broker : {source_.get(), mirror_.get()}) {
+    const auto bridges = children_of(broker->pid());
+    ASSERT_EQ(bridges.size(), 1u);
+    const auto addresses = listening_addresses(bridges[0]);
+    // The source's --peer-listen and UCX's own; the mirror's UCX listener.
+    EXPECT_GE(addresses.size(), broker == source_.get() ? 2u : 1u);
+    for (const auto& address : addresses) {
+      EXPECT_TRUE(address == "127.0.0.1" || address == "::1")
+          << "bridge " << bridges[0] << " listens on " << address;
+    }
+  }
+  const std::uint64_t next = write_all(a, 2);
+  EXPECT_EQ(mirrored("cam/n", next).version(), next);
 }
 
 TEST_F(MirrorTest, AKeyFileReadableByOthersIsRefusedAtStart) {

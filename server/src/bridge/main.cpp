@@ -16,9 +16,11 @@
 
 #include "mirror_link.hpp"
 #include "mirror_reporter.hpp"
+#include "net_devices.hpp"
 #include "peer_key.hpp"
 #include "peer_messages.hpp"
 #include "sigbus_guard.hpp"
+#include "socket_address.hpp"
 #include "source_link.hpp"
 #include "spin_policy.hpp"
 #include "ucx_listener.hpp"
@@ -35,6 +37,36 @@ struct Options {
   std::vector<std::string> mirrors;  // PREFIX=HOST:PORT
   std::string log_level = "info";
 };
+
+// Limits UCX's TCP transport to the interfaces the bridge needs (net_devices.hpp), unless the
+// user set UCX_NET_DEVICES. Before the UCX context exists: UCX reads the variable then.
+void limit_net_devices(const Options& o) {
+  if (const char* set = ::getenv("UCX_NET_DEVICES")) {
+    spdlog::info("UCX_NET_DEVICES={} (set by the environment)", set);
+    return;
+  }
+  std::optional<sockaddr_storage> listen;
+  if (!o.listen.empty()) {
+    if (auto a = resolve_address(o.listen, true)) listen = a->storage;
+  }
+  std::vector<sockaddr_storage> sources;
+  std::vector<std::string> unresolved;
+  for (const auto& m : o.mirrors) {
+    const std::string address = m.substr(m.find('=') + 1);
+    if (auto a = resolve_address(address)) {
+      sources.push_back(a->storage);
+    } else {
+      unresolved.push_back(address);
+    }
+  }
+  const NetDevicesChoice choice = choose_net_devices(listen, sources, unresolved);
+  if (choice.devices) {
+    ::setenv("UCX_NET_DEVICES", choice.devices->c_str(), 1);
+    spdlog::info("{}", choice.why);
+  } else if (!choice.why.empty()) {
+    spdlog::warn("{}", choice.why);
+  }
+}
 
 extern "C" void on_stop_signal(int) { g_stopping.store(true); }  // lock-free: signal-safe
 
@@ -97,6 +129,13 @@ int main(int argc, char** argv) {
     spdlog::error("{}", key.error().message());
     return 2;
   }
+  for (const auto& m : o.mirrors) {
+    if (m.find('=') == std::string::npos) {
+      spdlog::error("--mirror '{}' is not PREFIX=HOST:PORT", m);
+      return 2;
+    }
+  }
+  limit_net_devices(o);
   auto context = UcxContext::create();
   if (!context) {
     spdlog::error("{}", context.error().message());
