@@ -601,9 +601,11 @@ TEST_F(MirrorTest, AMirrorOfAnotherPeerLinkVersionIsRefusedNamingBothVersionsAnd
     return ok;
   };
   // Version 1's Hello: header (magic "SHMP", version 1, type Hello, body 33 bytes), role mirror,
-  // a nonce.
+  // a nonce; then 4 KiB more, as a chatty bridge of another release might send before it reads
+  // the answer: the source's Refused must still arrive (it drains what the peer sends until the
+  // peer closes, PeerChannel::linger, rather than close with those bytes unread).
   std::vector<std::uint8_t> hello{'S', 'H', 'M', 'P', 1, 0, 1, 0, 33, 0, 0, 0, 0, 0, 0, 0, 1};
-  hello.resize(16 + 33, 0x5a);
+  hello.resize(16 + 33 + 4096, 0x5a);
   ucp_request_param_t send{};
   EXPECT_TRUE(finish(ucx.stream_send_nbx(ep, hello.data(), hello.size(), &send)));
   // The answer: whatever the stream holds (no WAITALL), until a whole message is in.
