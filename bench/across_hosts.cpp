@@ -9,7 +9,8 @@
 //                 60 KiB, measured twice: one send() of everything ("tcp one send") and sends of
 //                 60 KiB ("tcp 60K sends"); the floor ("tcp copy", every ratio's base) is the
 //                 faster of the two in this run.
-//   ucx_perftest  tag_lat (half a ping-pong of N bytes each way) where installed, over UCX_TLS=tcp:
+//   ucx_perftest  tag_lat (half a ping-pong of N bytes each way) where installed, over UCX_TLS=tcp
+//                 with the bridge's TCP fragments (60 KiB unless UCX_TCP_TX_SEG_SIZE is set):
 //                 what UCX itself gets out of the link; its median (it busy-polls: on a loaded
 //                 machine with few cores its numbers follow the scheduler tick, not the link).
 //   mirror        publish() of an N-byte array on broker A -> wait_newer_than() on its mirror on
@@ -161,7 +162,11 @@ std::vector<double> tcp_copy(const TwoHosts& hosts, std::uint64_t size, int roun
 std::optional<double> ucx_tag_lat(const Options& o, const TwoHosts& hosts, const std::string& dev,
                                   std::uint64_t size, int rounds) {
   if (::access(o.ucx_perftest.c_str(), X_OK) != 0) return std::nullopt;
-  const std::vector<std::string> env{"UCX_TLS=tcp", "UCX_NET_DEVICES=" + dev};
+  std::vector<std::string> env{"UCX_TLS=tcp", "UCX_NET_DEVICES=" + dev};
+  if (::getenv("UCX_TCP_TX_SEG_SIZE") == nullptr) {
+    // The bridge's fragments (ucx_worker.cpp), so that this row is UCX on the bridge's settings.
+    env.insert(env.end(), {"UCX_TCP_TX_SEG_SIZE=60K", "UCX_TCP_RX_SEG_SIZE=64K"});
+  }
   const std::string port = "13337";
   const std::vector<std::string> args{"-t", "tag_lat", "-s", std::to_string(size), "-n",
                                       std::to_string(rounds), "-w", "2", "-p", port, "-f", "-v"};
