@@ -135,19 +135,15 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  limit_net_devices(o);
+  limit_net_devices(o);  // before the UCX context: UCX reads UCX_NET_DEVICES when it is made
   auto context = UcxContext::create();
   if (!context) {
     spdlog::error("{}", context.error().message());
     return 1;
   }
   std::vector<MirrorSettings> mirrors;
-  for (const auto& m : o.mirrors) {
+  for (const auto& m : o.mirrors) {  // each has its '=' (checked above)
     const auto eq = m.find('=');
-    if (eq == std::string::npos) {
-      spdlog::error("--mirror '{}' is not PREFIX=HOST:PORT", m);
-      return 2;
-    }
     mirrors.push_back(MirrorSettings{m.substr(0, eq), m.substr(eq + 1), o.socket});
   }
   spdlog::info("{}", describe_spin());
