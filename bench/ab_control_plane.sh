@@ -28,18 +28,4 @@ for r in $(seq 1 "$RUNS"); do
     rm -rf "$dir"
   done
 done
-python3 - "$OUT/control_plane.csv" <<'PY'
-import collections, csv, statistics, sys
-runs = collections.defaultdict(list)
-for row in csv.DictReader(open(sys.argv[1])):
-    if row["op"].startswith("baseline"):
-        runs[row["machine"]].append({"echo": float(row["p50_us"]), "ops": {}})
-    runs[row["machine"]][-1]["ops"][row["op"]] = float(row["p50_us"])
-print(f"{'variant':<20} {'operation':<16} {'p50 (us)':>9} {'x echo':>8}")
-for label, samples in runs.items():
-    print(f"{label:<20} {'echo':<16} {statistics.median(s['echo'] for s in samples):9.1f} {'1.00x':>8}")
-    for op in ["create", "open read-only", "open read-write", "stat", "remove"]:
-        p50 = statistics.median(s["ops"][op] for s in samples)
-        ratio = statistics.median(s["ops"][op] / s["echo"] for s in samples)
-        print(f"{label:<20} {op:<16} {p50:9.1f} {ratio:7.2f}x")
-PY
+python3 "$(dirname "$0")/control_plane_ab_summary.py" "$OUT/control_plane.csv"

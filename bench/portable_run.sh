@@ -86,22 +86,7 @@ if has cp; then
       for b in "${cp_bundles[@]}"; do cp_run "${b%%=*}" "${b#*=}" "$mode"; done
     done
   done
-  python3 - "$OUT/control_plane.csv" <<'PY'
-import collections, csv, statistics, sys
-runs = collections.defaultdict(list)
-for row in csv.DictReader(open(sys.argv[1])):
-    if row["op"].startswith("baseline"):
-        runs[row["machine"]].append({"echo": float(row["p50_us"]), "ops": {}})
-    runs[row["machine"]][-1]["ops"][row["op"]] = float(row["p50_us"])
-print("medians over runs of p50 and of the ratio to the same run's 64-byte echo")
-print(f"{'variant':<28} {'operation':<16} {'p50 (us)':>9} {'x echo':>8}")
-for label, samples in runs.items():
-    print(f"{label:<28} {'echo':<16} {statistics.median(s['echo'] for s in samples):9.2f} {'1.00x':>8}")
-    for op in ["create", "open read-only", "open read-write", "stat", "remove"]:
-        p50 = statistics.median(s["ops"][op] for s in samples)
-        ratio = statistics.median(s["ops"][op] / s["echo"] for s in samples)
-        print(f"{label:<28} {op:<16} {p50:9.2f} {ratio:7.2f}x")
-PY
+  python3 "$HERE/control_plane_ab_summary.py" "$OUT/control_plane.csv"
 fi
 
 common=(--shmarrayd "$BUNDLE/bin/shmarrayd" --ucx-perftest "$BUNDLE/bin/ucx_perftest"

@@ -157,10 +157,8 @@ class MirrorSession {
     }
     spdlog::info("mirror '{}': created '{}' ({} bytes) from {}", settings_.prefix, b.name,
                  b.nbytes, settings_.peer);
-    Local& made = locals_.insert_or_assign(b.name, Local{std::move(*created), b.source_id,
-                                                         std::nullopt})
-                      .first->second;
-    return &made;
+    return &locals_.insert_or_assign(b.name, Local{std::move(*created), b.source_id, std::nullopt})
+                .first->second;
   }
 
   void register_memory(Local& local) {
@@ -175,25 +173,28 @@ class MirrorSession {
     local.memh.emplace(std::move(*memh));
   }
 
-  // The bytes of transfer `b` into `data`: on the stream, or on the tag API in chunks straight
-  // into the segment (chunked_transfer.hpp). Transfer numbers only grow on a link: a peer that
-  // reuses one is refused (its chunks could match another transfer's receives).
-  Result<void> receive_data(const ArrayBegin& b, std::span<std::byte> data, ucp_mem_h memh) {
+  // Transfer numbers only grow on a link: a peer that reuses one is refused (its chunks could
+  // match another transfer's receives).
+  Result<void> take_transfer(const ArrayBegin& b) {
     if (b.transfer <= last_transfer_) {
       return fail(ErrorCode::kProtocolError,
                   "peer link: transfer " + std::to_string(b.transfer) + " of '" + b.name +
                       "' is not after transfer " + std::to_string(last_transfer_));
     }
     last_transfer_ = b.transfer;
+    return {};
+  }
+
+  // The bytes of transfer `b` into `data`: on the stream, or on the tag API in chunks straight
+  // into the segment (chunked_transfer.hpp).
+  Result<void> receive_data(const ArrayBegin& b, std::span<std::byte> data, ucp_mem_h memh) {
+    if (auto ok = take_transfer(b); !ok) return ok;
     if (b.chunk_bytes == 0) return channel_.receive_bytes(data);
     return receive_chunks(channel_.endpoint(), data, b.transfer, b.chunk_bytes, memh);
   }
 
   Result<void> discard_data(const ArrayBegin& b) {
-    if (b.transfer <= last_transfer_) {
-      return fail(ErrorCode::kProtocolError, "peer link: a transfer number was reused");
-    }
-    last_transfer_ = b.transfer;
+    if (auto ok = take_transfer(b); !ok) return ok;
     if (b.chunk_bytes == 0) return channel_.discard_bytes(b.nbytes);
     return discard_chunks(channel_.endpoint(), b.nbytes, b.transfer, b.chunk_bytes);
   }

@@ -48,13 +48,13 @@ Result<void> PeerChannel::discard_bytes(std::uint64_t nbytes) {
 
 void PeerChannel::linger(std::chrono::milliseconds timeout) noexcept {
   const auto until = std::chrono::steady_clock::now() + timeout;
-  std::array<std::byte, 64> scratch{};
+  std::byte scratch{};
   while (!ep_.broken()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         until - std::chrono::steady_clock::now());
     if (left <= std::chrono::milliseconds::zero()) return;
     // One byte at a time: a receive of more would wait for bytes a closing peer never sends.
-    if (!ep_.recv(std::span(scratch).first(1), left)) return;  // the peer closed, or time is up
+    if (!ep_.recv(std::span(&scratch, 1), left)) return;  // the peer closed, or time is up
   }
 }
 

@@ -57,7 +57,8 @@ std::span<const std::byte> mapping_of(const Array& array) {
 // heartbeat, a quarantined array's reopen) and by this, so that a stopping bridge is noticed.
 constexpr std::chrono::milliseconds kLongestSleep{100};
 // An array up to this size goes out in one UCX send with its description and end (send_small);
-// a big one in chunks on the tag API (chunked_transfer.hpp).
+// a bigger one raw on the stream after its ArrayBegin, or in chunks on the tag API where
+// SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES turns that on (chunked_transfer.hpp).
 constexpr std::uint64_t kCoalesceArrayBytes = 4096;
 // How long the link waits for a consistent copy of one array (a local writer keeps rewriting it,
 // or holds its write window open) before it gives that version up: the link's other arrays, its

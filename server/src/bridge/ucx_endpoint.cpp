@@ -78,10 +78,7 @@ void UcxEndpoint::close() noexcept {
 Result<void> UcxEndpoint::finish(void* request, bool is_recv, std::string_view what,
                                  std::chrono::milliseconds timeout) {
   if (request == nullptr) return {};
-  if (UCS_PTR_IS_ERR(request)) {
-    close();
-    return std::unexpected(ucx_error(what, UCS_PTR_STATUS(request)));
-  }
+  if (auto ok = started(request, what); !ok) return std::unexpected(ok.error());
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   ucs_status_t status = UCS_INPROGRESS;
   std::size_t length = 0;

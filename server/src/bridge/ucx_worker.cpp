@@ -30,13 +30,14 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
   // environment says otherwise.
   ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
   ::setenv("UCX_RDMA_CM_REUSEADDR", "y", 0);
-  // Stream sends (control messages, arrays of up to 4 KiB, stream messages straight from the
-  // source's ring) copy in user space (into UCX's send buffers), never let the kernel read the
-  // source's mapping (TCP zero-copy: sendmsg straight from it): a local writer may truncate the
-  // segment mid-send, and the kernel's read of a page that is gone fails the endpoint (EFAULT:
-  // the link drops, every mirror of the prefix resyncs), where a user-space read is a SIGBUS the
-  // bridge survives (sigbus_guard.hpp). Array bytes above 4 KiB go zero-copy on the tag API,
-  // but from the bridge's private staging ring (chunked_transfer.hpp), never from a mapping.
+  // Stream sends (control messages, arrays, stream messages straight from the source's ring)
+  // copy in user space (into UCX's send buffers), never let the kernel read the source's mapping
+  // (TCP zero-copy: sendmsg straight from it): a local writer may truncate the segment mid-send,
+  // and the kernel's read of a page that is gone fails the endpoint (EFAULT: the link drops,
+  // every mirror of the prefix resyncs), where a user-space read is a SIGBUS the bridge survives
+  // (sigbus_guard.hpp). Where SHMARRAY_BRIDGE_CHUNKED_MIN_BYTES turns the chunked path on, big
+  // arrays go zero-copy on the tag API, but from the bridge's private staging ring
+  // (chunked_transfer.hpp), never from a mapping.
   ::setenv("UCX_ZCOPY_THRESH", "inf", 0);
   // Tag messages of at least this size (the array chunks) use rendezvous: the receive is posted
   // straight into the mirror segment, and over TCP the mirror's kernel receives into it (UCX's
