@@ -80,6 +80,36 @@ TEST(PeerMessages, EveryMessageRoundTrips) {
   EXPECT_EQ(sm.seq, 77u);
   EXPECT_EQ(sm.shape, (std::vector<std::uint64_t>{8}));
   EXPECT_EQ(sm.nbytes, 64u);
+  PeerAddresses addresses;
+  addresses.addresses.push_back({});
+  addresses.addresses.back()[15] = std::byte{1};
+  EXPECT_EQ(round_trip(addresses).addresses, addresses.addresses);
+  const WorkerAddress worker{{std::byte{1}, std::byte{2}, std::byte{3}}};
+  EXPECT_EQ(round_trip(worker).address, worker.address);
+}
+
+TEST(PeerMessages, TheAddressMessagesAreBounded) {
+  const auto body_of = [](const PeerMessage& m) {
+    auto bytes = encode_peer(m);
+    return std::vector<std::byte>(bytes.begin() + kPeerHeaderBytes, bytes.end());
+  };
+  PeerAddresses many;
+  many.addresses.resize(kMaxPeerAddresses + 1);
+  EXPECT_THAT(decode_peer_body(PeerType::kPeerAddresses, body_of(many)).error().message(),
+              HasSubstr("address count 65 is over 64"));
+  auto truncated = body_of(PeerAddresses{{{}, {}}});
+  truncated.resize(truncated.size() - 1);
+  EXPECT_THAT(decode_peer_body(PeerType::kPeerAddresses, truncated).error().message(),
+              HasSubstr("truncated at address"));
+  EXPECT_THAT(decode_peer_body(PeerType::kWorkerAddress, body_of(WorkerAddress{})).error().message(),
+              HasSubstr("worker address length 0"));
+  WorkerAddress huge;
+  huge.address.resize(kMaxWorkerAddressBytes + 1);
+  EXPECT_FALSE(decode_peer_body(PeerType::kWorkerAddress, body_of(huge)));
+  auto longer = body_of(WorkerAddress{{std::byte{1}, std::byte{2}}});
+  longer[0] = std::byte{3};  // says 3 bytes, holds 2
+  EXPECT_THAT(decode_peer_body(PeerType::kWorkerAddress, longer).error().message(),
+              HasSubstr("truncated"));
 }
 
 TEST(PeerMessages, StreamBeginIsCheckedWithTheStreamRules) {

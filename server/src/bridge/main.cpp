@@ -23,7 +23,7 @@
 #include "socket_address.hpp"
 #include "source_link.hpp"
 #include "spin_policy.hpp"
-#include "ucx_listener.hpp"
+#include "peer_control.hpp"
 
 namespace {
 
@@ -70,14 +70,15 @@ void limit_net_devices(const Options& o) {
 
 extern "C" void on_stop_signal(int) { g_stopping.store(true); }  // lock-free: signal-safe
 
-void serve_peers(std::shared_ptr<UcxContext> context, UcxListener& listener, const PeerKey& key,
+void serve_peers(std::shared_ptr<UcxContext> context, TcpListener& listener, const PeerKey& key,
                  const SourceSettings& settings) {
   std::vector<std::thread> links;
   while (!g_stopping.load()) {
-    ucp_conn_request_h request = listener.take(std::chrono::milliseconds(100));
-    if (request == nullptr) continue;
-    links.emplace_back(
-        [context, request, &key, &settings] { run_source_link(context, request, key, settings); });
+    auto connection = listener.take(std::chrono::milliseconds(100));
+    if (!connection) continue;
+    links.emplace_back([context, c = std::move(*connection), &key, &settings]() mutable {
+      run_source_link(context, std::move(c), key, settings);
+    });
   }
   for (auto& t : links) t.join();
 }
@@ -148,15 +149,15 @@ int main(int argc, char** argv) {
   }
   spdlog::info("{}", describe_spin());
   std::vector<std::thread> threads;
-  std::unique_ptr<UcxListener> listener;
+  std::optional<TcpListener> listener;
   SourceSettings source{o.socket, o.allowed};
   if (!o.listen.empty()) {
-    auto l = UcxListener::listen(*context, o.listen);
+    auto l = TcpListener::listen(o.listen);
     if (!l) {
       spdlog::error("{}", l.error().message());
       return 1;
     }
-    listener = std::move(*l);
+    listener.emplace(std::move(*l));
     spdlog::info("serving peers on {} (allowed prefixes: {})", listener->bound_address(),
                  o.allowed.size());
     threads.emplace_back([&] { serve_peers(*context, *listener, *key, source); });

@@ -9,7 +9,9 @@
 
 #include "live_fields_of.hpp"
 #include "peer_channel.hpp"
+#include "peer_control.hpp"
 #include "peer_handshake.hpp"
+#include "ucx_link_setup.hpp"
 #include "shmarray/client.hpp"
 #include "shmarray/sync/seqlock.hpp"
 #include "chunked_transfer.hpp"
@@ -345,14 +347,12 @@ void run_mirror_link(std::shared_ptr<UcxContext> context, const PeerKey& key,
   while (!g_stopping.load()) {
     std::string why;
     {
-      auto worker = UcxWorker::create(context);
-      auto ep = worker ? UcxEndpoint::connect(*worker, settings.peer)
-                       : Result<UcxEndpoint>(std::unexpected(worker.error()));
-      if (!ep) {
-        why = ep.error().message();
+      auto connection = TcpLink::connect(settings.peer, kLinkSilence);
+      if (!connection) {
+        why = connection.error().message();
       } else {
-        PeerChannel channel(*ep);
-        auto shaken = handshake_as_mirror(channel, key, settings.prefix);
+        PeerChannel control(*connection);
+        auto shaken = handshake_as_mirror(control, key, settings.prefix);
         if (!shaken) {
           why = shaken.error().message();
           // Refused (wrong key, prefix not allowed) or another peer-link version: retrying soon
@@ -364,7 +364,12 @@ void run_mirror_link(std::shared_ptr<UcxContext> context, const PeerKey& key,
             sleep_unless_stopping(kMaxBackoff);
             continue;
           }
+        } else if (auto ucx = open_ucx_link(control, *connection, context, UCS_THREAD_MODE_SINGLE);
+                   !ucx) {
+          why = ucx.error().message();
         } else {
+          connection->close();  // the link goes on over UCX
+          PeerChannel channel(*ucx->endpoint);
           auto client = Client::connect(options);
           if (!client) {
             why = client.error().message();

@@ -1,11 +1,13 @@
 #pragma once
-// Peer-link messages (peer_messages.hpp) over one UcxEndpoint: whole messages, and the raw array
-// bytes that follow an ArrayBegin.
+// Peer-link messages (peer_messages.hpp) over one ByteLink (the handshake's TCP connection, then
+// the UCX endpoint): whole messages, and the raw array bytes that follow an ArrayBegin.
 #include <chrono>
 #include <optional>
 #include <span>
+#include <string_view>
 
 #include "peer_messages.hpp"
+#include "byte_link.hpp"
 #include "ucx_endpoint.hpp"
 
 namespace shmarray::bridge {
@@ -19,7 +21,8 @@ inline constexpr std::chrono::milliseconds kLinkSilence{5000};
 
 class PeerChannel {
  public:
-  explicit PeerChannel(UcxEndpoint& ep) : ep_(ep) {}
+  explicit PeerChannel(UcxEndpoint& ep) : ep_(ep), ucx_(&ep) {}
+  explicit PeerChannel(ByteLink& link) : ep_(link) {}
   [[nodiscard]] Result<void> send(const PeerMessage& m);
   [[nodiscard]] Result<void> send_bytes(std::span<const std::byte> bytes);
   // The next whole message; kDeadlineExceeded when none arrives within `timeout`.
@@ -36,12 +39,25 @@ class PeerChannel {
   [[nodiscard]] std::optional<std::uint16_t> mismatched_version() const noexcept {
     return mismatched_version_;
   }
-  // The endpoint, for the array bytes on the tag API (chunked_transfer.hpp).
-  [[nodiscard]] UcxEndpoint& endpoint() noexcept { return ep_; }
+  // The UCX endpoint, for the array bytes on the tag API (chunked_transfer.hpp); only for a
+  // channel made on one.
+  [[nodiscard]] UcxEndpoint& endpoint() noexcept { return *ucx_; }
 
  private:
-  UcxEndpoint& ep_;
+  ByteLink& ep_;
+  UcxEndpoint* ucx_ = nullptr;
   std::optional<std::uint16_t> mismatched_version_;
 };
+
+// The next message on `channel`, which must be an M: a Refused becomes its error, another
+// message kProtocolError "peer link: expected <what>".
+template <class M>
+[[nodiscard]] Result<M> expect_message(PeerChannel& channel, std::string_view what) {
+  auto m = channel.receive();
+  if (!m) return std::unexpected(m.error());
+  if (auto* refused = std::get_if<Refused>(&*m)) return fail(refused->code, refused->message);
+  if (auto* wanted = std::get_if<M>(&*m)) return std::move(*wanted);
+  return fail(ErrorCode::kProtocolError, "peer link: expected " + std::string(what));
+}
 
 }  // namespace shmarray::bridge

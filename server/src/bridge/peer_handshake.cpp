@@ -1,24 +1,10 @@
 #include "peer_handshake.hpp"
 
 namespace shmarray::bridge {
-namespace {
-
-template <class M>
-Result<M> expect(PeerChannel& channel, std::string_view what) {
-  auto m = channel.receive();
-  if (!m) return std::unexpected(m.error());
-  if (auto* refused = std::get_if<Refused>(&*m)) {
-    return fail(refused->code, refused->message);
-  }
-  if (auto* wanted = std::get_if<M>(&*m)) return std::move(*wanted);
-  return fail(ErrorCode::kProtocolError, "peer link: expected " + std::string(what));
-}
-
-}  // namespace
 
 Result<std::string> handshake_as_source(PeerChannel& channel, const PeerKey& key,
                                         const std::vector<std::string>& allowed) {
-  auto hello = expect<Hello>(channel, "Hello");
+  auto hello = expect_message<Hello>(channel, "Hello");
   if (!hello) {
     if (auto theirs = channel.mismatched_version()) {
       // A mirror of another release: refused in its own version's words (the header and Refused
@@ -27,8 +13,7 @@ Result<std::string> handshake_as_source(PeerChannel& channel, const PeerKey& key
                               std::to_string(kPeerVersion) + ", this mirror's version " +
                               std::to_string(*theirs) +
                               ": upgrade both brokers to the same shmarray release";
-      (void)channel.endpoint().send(
-          encode_refusal(*theirs, Refused{ErrorCode::kPermissionDenied, why}), kLinkSilence);
+      (void)channel.send_bytes(encode_refusal(*theirs, Refused{ErrorCode::kPermissionDenied, why}));
     }
     return std::unexpected(hello.error());
   }
@@ -39,7 +24,7 @@ Result<std::string> handshake_as_source(PeerChannel& channel, const PeerKey& key
   if (auto ok = channel.send(Hello{PeerRole::kSource, nonce_s}); !ok) {
     return std::unexpected(ok.error());
   }
-  auto proof = expect<Proof>(channel, "Proof");
+  auto proof = expect_message<Proof>(channel, "Proof");
   if (!proof) return std::unexpected(proof.error());
   if (!key.verify(PeerRole::kMirror, hello->nonce, nonce_s, proof->mac)) {
     (void)channel.send(Refused{ErrorCode::kPermissionDenied,
@@ -50,7 +35,7 @@ Result<std::string> handshake_as_source(PeerChannel& channel, const PeerKey& key
   if (auto ok = channel.send(Proof{key.prove(PeerRole::kSource, hello->nonce, nonce_s)}); !ok) {
     return std::unexpected(ok.error());
   }
-  auto subscribe = expect<Subscribe>(channel, "Subscribe");
+  auto subscribe = expect_message<Subscribe>(channel, "Subscribe");
   if (!subscribe) return std::unexpected(subscribe.error());
   if (!prefix_allowed(subscribe->prefix, allowed)) {
     std::string list;
@@ -70,14 +55,16 @@ Result<void> handshake_as_mirror(PeerChannel& channel, const PeerKey& key,
                                  const std::string& prefix) {
   const auto nonce_m = random_nonce();
   if (auto ok = channel.send(Hello{PeerRole::kMirror, nonce_m}); !ok) return ok;
-  auto hello = expect<Hello>(channel, "Hello");
+  auto hello = expect_message<Hello>(channel, "Hello");
   if (!hello) {
-    if (hello.error().code() == ErrorCode::kUnavailable) {
-      // A source bridge of an earlier release (peer-link version 1) cannot read this Hello and
-      // closes the link without an answer.
-      return fail(ErrorCode::kUnavailable,
+    if (hello.error().code() == ErrorCode::kUnavailable ||
+        hello.error().code() == ErrorCode::kDeadlineExceeded) {
+      // A source bridge of an earlier release cannot read this Hello: version 1 closes the
+      // connection; version 2 listens with UCX's connection manager, which waits for bytes of
+      // its own.
+      return fail(hello.error().code(),
                   hello.error().message() +
-                      " (the source closed the link at the handshake: if its shmarray release "
+                      " (the source did not answer the handshake: if its shmarray release "
                       "differs from this one, upgrade both brokers to the same release)");
     }
     return std::unexpected(hello.error());
@@ -88,14 +75,14 @@ Result<void> handshake_as_mirror(PeerChannel& channel, const PeerKey& key,
   if (auto ok = channel.send(Proof{key.prove(PeerRole::kMirror, nonce_m, hello->nonce)}); !ok) {
     return ok;
   }
-  auto proof = expect<Proof>(channel, "Proof");
+  auto proof = expect_message<Proof>(channel, "Proof");
   if (!proof) return std::unexpected(proof.error());
   if (!key.verify(PeerRole::kSource, nonce_m, hello->nonce, proof->mac)) {
     return fail(ErrorCode::kPermissionDenied,
                 std::string(kWrongKey) + ": the source could not prove the key");
   }
   if (auto ok = channel.send(Subscribe{prefix}); !ok) return ok;
-  auto subscribed = expect<Subscribed>(channel, "Subscribed");
+  auto subscribed = expect_message<Subscribed>(channel, "Subscribed");
   if (!subscribed) return std::unexpected(subscribed.error());
   return {};
 }

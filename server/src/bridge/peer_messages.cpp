@@ -56,6 +56,11 @@ class Reader {
     if (!take(n, field)) return {};
     return std::string(reinterpret_cast<const char*>(bytes_.data() + at_ - n), n);
   }
+  // The next n bytes (empty, and the failure recorded, if fewer are left).
+  std::span<const std::byte> rest(const char* field, std::size_t n) {
+    if (!take(n, field)) return {};
+    return bytes_.subspan(at_ - n, n);
+  }
   bool finished() {
     if (ok() && at_ != bytes_.size()) {
       fail_with(std::to_string(bytes_.size() - at_) + " unexpected bytes after the body");
@@ -104,6 +109,8 @@ PeerType type_of(const PeerMessage& m) {
         if constexpr (std::is_same_v<T, InventoryEnd>) return PeerType::kInventoryEnd;
         if constexpr (std::is_same_v<T, StreamBegin>) return PeerType::kStreamBegin;
         if constexpr (std::is_same_v<T, StreamMessage>) return PeerType::kStreamMessage;
+        if constexpr (std::is_same_v<T, PeerAddresses>) return PeerType::kPeerAddresses;
+        if constexpr (std::is_same_v<T, WorkerAddress>) return PeerType::kWorkerAddress;
         return PeerType::kHeartbeat;
       },
       m);
@@ -151,6 +158,12 @@ void encode_body(Writer& w, const PeerMessage& m) {
           w.u8(static_cast<std::uint8_t>(v.overflow));
           w.u32(v.mode);
           w.text(v.source_id);
+        } else if constexpr (std::is_same_v<T, PeerAddresses>) {
+          w.u32(static_cast<std::uint32_t>(v.addresses.size()));
+          for (const auto& a : v.addresses) w.raw(a);
+        } else if constexpr (std::is_same_v<T, WorkerAddress>) {
+          w.u32(static_cast<std::uint32_t>(v.address.size()));
+          w.raw(v.address);
         } else if constexpr (std::is_same_v<T, StreamMessage>) {
           w.text(v.name);
           w.u64(v.seq);
@@ -196,6 +209,8 @@ std::string_view to_string(PeerType type) noexcept {
     case PeerType::kHeartbeat: return "Heartbeat";
     case PeerType::kStreamBegin: return "StreamBegin";
     case PeerType::kStreamMessage: return "StreamMessage";
+    case PeerType::kPeerAddresses: return "PeerAddresses";
+    case PeerType::kWorkerAddress: return "WorkerAddress";
   }
   return "Unknown";
 }
@@ -279,7 +294,7 @@ Result<PeerHeader> decode_peer_header(std::span<const std::byte> bytes) {
   if (version != kPeerVersion) {
     return fail(ErrorCode::kFailedPrecondition, version_mismatch(version));
   }
-  if (type < 1 || type > static_cast<std::uint16_t>(PeerType::kStreamMessage)) {
+  if (type < 1 || type > static_cast<std::uint16_t>(PeerType::kWorkerAddress)) {
     return fail(ErrorCode::kProtocolError, "peer sent unknown message type " + std::to_string(type));
   }
   if (body > kMaxPeerBody) {
@@ -426,6 +441,31 @@ Result<PeerMessage> decode_peer_body(PeerType type, std::span<const std::byte> b
         if (auto ok = check_name(m.name, "stream name"); !ok) r.fail_with(ok.error().message());
       }
       out = std::move(m);
+      break;
+    }
+    case PeerType::kPeerAddresses: {
+      PeerAddresses a;
+      const auto count = r.u32("address count");
+      if (r.ok() && count > kMaxPeerAddresses) {
+        r.fail_with("address count " + std::to_string(count) + " is over " +
+                    std::to_string(kMaxPeerAddresses));
+      }
+      for (std::uint32_t i = 0; r.ok() && i < count; ++i) a.addresses.push_back(r.raw<16>("address"));
+      out = std::move(a);
+      break;
+    }
+    case PeerType::kWorkerAddress: {
+      WorkerAddress a;
+      const auto n = r.u32("worker address length");
+      if (r.ok() && (n == 0 || n > kMaxWorkerAddressBytes)) {
+        r.fail_with("worker address length " + std::to_string(n) + " is not 1-" +
+                    std::to_string(kMaxWorkerAddressBytes));
+      }
+      if (r.ok()) {
+        const auto bytes = r.rest("worker address", n);
+        a.address.assign(bytes.begin(), bytes.end());
+      }
+      out = std::move(a);
       break;
     }
     default: r.fail_with("unknown message type"); break;

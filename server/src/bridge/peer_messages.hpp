@@ -1,6 +1,7 @@
 #pragma once
 // The peer link between two bridges (docs/protocol.md, "Peer link"): small fixed-layout control
-// messages on a UCX stream endpoint, each a 16-byte header and a body of at most kMaxPeerBody
+// messages, first on a plain TCP connection (the handshake and the exchange of UCX addresses:
+// peer_control.hpp), then on a UCX stream endpoint, each a 16-byte header and a body of at most kMaxPeerBody
 // bytes, little-endian. An array's bytes follow its ArrayBegin: raw on the same stream when
 // chunk_bytes is 0 (arrays of up to 4 KiB), else on the UCX tag API in chunks of chunk_bytes
 // tagged with the ArrayBegin's transfer number (chunked_transfer.hpp); then an ArrayEnd on the
@@ -28,12 +29,18 @@ inline constexpr std::uint32_t kPeerMagic = 0x504d4853;  // "SHMP" little-endian
 // 2: array bytes above 4 KiB on the tag API (ArrayBegin's transfer and chunk_bytes). The header,
 // Hello and Refused keep their layout in every version, so a bridge can refuse a peer of another
 // version in words that peer reads (encode_refusal).
-inline constexpr std::uint16_t kPeerVersion = 2;
+// 3: the handshake on a plain TCP connection, then PeerAddresses and WorkerAddress, then UCX
+// (before 3 the handshake ran on UCX, whose listeners then accepted anyone: docs/security.md).
+inline constexpr std::uint16_t kPeerVersion = 3;
 inline constexpr std::size_t kPeerHeaderBytes = 16;
 inline constexpr std::size_t kMaxPeerBody = 64 * 1024;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kMaxPeerMessageText = 1024;
+// PeerAddresses: at most this many addresses (listener_admission.hpp's kMaxAdmitted).
+inline constexpr std::size_t kMaxPeerAddresses = 64;
+// WorkerAddress: a packed UCX worker address of 1 to this many bytes.
+inline constexpr std::size_t kMaxWorkerAddressBytes = 16 * 1024;
 // Array bytes on the tag API (chunked_transfer.hpp): tag = transfer << kChunkIndexBits | chunk.
 inline constexpr unsigned kChunkIndexBits = 24;
 inline constexpr std::uint64_t kMaxChunks = std::uint64_t{1} << kChunkIndexBits;
@@ -56,6 +63,8 @@ enum class PeerType : std::uint16_t {
   kHeartbeat = 10,
   kStreamBegin = 11,
   kStreamMessage = 12,
+  kPeerAddresses = 13,
+  kWorkerAddress = 14,
 };
 enum class PeerRole : std::uint8_t { kMirror = 1, kSource = 2 };
 // How the bytes that followed an ArrayBegin end.
@@ -132,9 +141,21 @@ struct StreamMessage {
   std::uint64_t nbytes = 0;
 };
 
+// After the handshake, on the TCP connection: the sender's IP addresses (16 bytes each, IPv4 as
+// ::ffff:a.b.c.d), which the receiver's UCX listeners of this link will admit
+// (listener_admission.hpp).
+struct PeerAddresses {
+  std::vector<std::array<std::byte, 16>> addresses;
+};
+// Then the sender's UCX worker address (ucp_worker_get_address), to connect the link's UCX
+// endpoint to.
+struct WorkerAddress {
+  std::vector<std::byte> address;
+};
+
 using PeerMessage = std::variant<Hello, Proof, Refused, Subscribe, Subscribed, ArrayBegin,
                                  ArrayEnd, ArrayRemoved, InventoryEnd, Heartbeat, StreamBegin,
-                                 StreamMessage>;
+                                 StreamMessage, PeerAddresses, WorkerAddress>;
 
 // Header + body of `m`.
 [[nodiscard]] std::vector<std::byte> encode_peer(const PeerMessage& m);

@@ -18,12 +18,14 @@
 #include "live_fields_of.hpp"
 #include "peer_channel.hpp"
 #include "peer_handshake.hpp"
+#include "socket_address.hpp"
 #include "shmarray/client.hpp"
 #include "shmarray/watcher.hpp"
 #include "sigbus_guard.hpp"
 #include "spin_policy.hpp"
 #include "stream_forwarder.hpp"
 #include "ucx_endpoint.hpp"
+#include "ucx_link_setup.hpp"
 
 namespace shmarray::bridge {
 namespace {
@@ -459,27 +461,26 @@ class SourceLink {
 
 }  // namespace
 
-void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h request,
-                     const PeerKey& key, const SourceSettings& settings) {
-  // Serialized: the stream forwarders send from threads of their own (under LinkSender's lock).
-  auto worker = UcxWorker::create(std::move(context), UCS_THREAD_MODE_SERIALIZED);
-  if (!worker) {
-    spdlog::error("peer link: {}", worker.error().message());
-    return;
-  }
-  auto ep = UcxEndpoint::accept(*worker, request);
-  if (!ep) {
-    spdlog::error("peer link: {}", ep.error().message());
-    return;
-  }
-  PeerChannel channel(*ep);
-  auto prefix = handshake_as_source(channel, key, settings.allowed);
+void run_source_link(std::shared_ptr<UcxContext> context, TcpLink connection, const PeerKey& key,
+                     const SourceSettings& settings) {
+  PeerChannel control(connection);
+  auto prefix = handshake_as_source(control, key, settings.allowed);
   if (!prefix) {
-    spdlog::warn("peer link refused: {}", prefix.error().message());
-    // Let the Refused message reach the peer before the endpoint closes.
-    channel.linger(std::chrono::milliseconds(500));
+    spdlog::warn("peer link from {} refused: {}", to_string(connection.peer()),
+                 prefix.error().message());
+    // Let the Refused message reach the peer before the connection closes.
+    control.linger(std::chrono::milliseconds(500));
     return;
   }
+  // Serialized: the stream forwarders send from threads of their own (under LinkSender's lock).
+  auto ucx = open_ucx_link(control, connection, std::move(context), UCS_THREAD_MODE_SERIALIZED);
+  if (!ucx) {
+    spdlog::error("peer link '{}' from {}: {}", *prefix, to_string(connection.peer()),
+                  ucx.error().message());
+    return;
+  }
+  connection.close();  // the link goes on over UCX
+  PeerChannel channel(*ucx->endpoint);
   spdlog::info("peer link: a mirror subscribed to '{}'", *prefix);
   ClientOptions options;
   options.socket_path = settings.broker_socket;
@@ -497,7 +498,7 @@ void run_source_link(std::shared_ptr<UcxContext> context, ucp_conn_request_h req
     spdlog::error("peer link '{}': {}", *prefix, watcher.error().message());
     return;
   }
-  auto chunks = ChunkSender::create(worker->context());
+  auto chunks = ChunkSender::create(ucx->worker->context());
   if (!chunks) {
     spdlog::error("peer link '{}': {}", *prefix, chunks.error().message());
     return;

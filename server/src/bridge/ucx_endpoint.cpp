@@ -1,12 +1,8 @@
 #include "ucx_endpoint.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <cstring>
 #include <utility>
 
-#include "socket_address.hpp"
 
 namespace shmarray::bridge {
 
@@ -14,38 +10,18 @@ void UcxEndpoint::on_error(void* arg, ucp_ep_h, ucs_status_t status) {
   *static_cast<ucs_status_t*>(arg) = status;
 }
 
-Result<UcxEndpoint> UcxEndpoint::connect(UcxWorker& worker, const std::string& address) {
-  auto resolved = resolve_address(address);
-  if (!resolved) return std::unexpected(resolved.error());
+Result<UcxEndpoint> UcxEndpoint::connect(UcxWorker& worker, std::span<const std::byte> remote) {
   UcxEndpoint ep(worker);
   ucp_ep_params_t params{};
-  params.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR |
-                      UCP_EP_PARAM_FIELD_ERR_HANDLER | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
-  params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
-  params.err_handler.cb = &UcxEndpoint::on_error;
-  params.err_handler.arg = ep.peer_error_.get();
-  params.flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
-  params.sockaddr.addr = reinterpret_cast<const sockaddr*>(&resolved->storage);
-  params.sockaddr.addrlen = resolved->length;
-  if (auto st = ::ucp_ep_create(worker.get(), &params, &ep.ep_); st != UCS_OK) {
-    ep.ep_ = nullptr;
-    return std::unexpected(ucx_error("cannot connect to peer " + address, st));
-  }
-  return ep;
-}
-
-Result<UcxEndpoint> UcxEndpoint::accept(UcxWorker& worker, ucp_conn_request_h request) {
-  UcxEndpoint ep(worker);
-  ucp_ep_params_t params{};
-  params.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLER |
+  params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLER |
                       UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE;
   params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
   params.err_handler.cb = &UcxEndpoint::on_error;
   params.err_handler.arg = ep.peer_error_.get();
-  params.conn_request = request;
+  params.address = reinterpret_cast<const ucp_address_t*>(remote.data());
   if (auto st = ::ucp_ep_create(worker.get(), &params, &ep.ep_); st != UCS_OK) {
     ep.ep_ = nullptr;
-    return std::unexpected(ucx_error("cannot accept a peer connection", st));
+    return std::unexpected(ucx_error("cannot connect to the peer's UCX worker", st));
   }
   return ep;
 }

@@ -9,29 +9,32 @@
 #include <span>
 #include <string>
 
+#include "byte_link.hpp"
 #include "shmarray/error.hpp"
 #include "ucx_worker.hpp"
 
 namespace shmarray::bridge {
 
-class UcxEndpoint {
+class UcxEndpoint final : public ByteLink {
  public:
-  // Client side: connects to `address` (HOST:PORT, resolved with getaddrinfo). The connection
-  // completes lazily; a refused or unreachable peer shows in the first send or receive.
-  [[nodiscard]] static Result<UcxEndpoint> connect(UcxWorker& worker, const std::string& address);
-  // Server side: accepts a connection request handed over by UcxListener.
-  [[nodiscard]] static Result<UcxEndpoint> accept(UcxWorker& worker, ucp_conn_request_h request);
+  // Connects to the peer's worker at `remote` (its ucp_worker_get_address, received on the
+  // link's TCP connection: ucx_link_setup.hpp); the peer connects its endpoint to this worker
+  // the same way, and UCX pairs the two. The connection completes lazily; an unreachable peer
+  // shows in the first send or receive.
+  [[nodiscard]] static Result<UcxEndpoint> connect(UcxWorker& worker,
+                                                   std::span<const std::byte> remote);
 
   UcxEndpoint(UcxEndpoint&&) noexcept;
   UcxEndpoint& operator=(UcxEndpoint&&) = delete;
   UcxEndpoint(const UcxEndpoint&) = delete;
-  ~UcxEndpoint();
+  ~UcxEndpoint() override;
 
   // Sends all of `bytes` (the buffer must stay valid: this returns when UCX is done with it).
   [[nodiscard]] Result<void> send(std::span<const std::byte> bytes,
-                                  std::chrono::milliseconds timeout);
+                                  std::chrono::milliseconds timeout) override;
   // Receives exactly bytes.size() bytes into `bytes`.
-  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes,
+                                  std::chrono::milliseconds timeout) override;
   // The tag API, for array bytes (chunked_transfer.hpp): starts a send of `bytes` tagged `tag`,
   // or a receive into `bytes` of the message tagged `tag` from this endpoint's worker (`memh`:
   // their registration, or nullptr). Above UCX_RNDV_THRESH UCX uses rendezvous: the receiver's
@@ -49,7 +52,7 @@ class UcxEndpoint {
   void cancel_request(void* request) noexcept;
   // Force-closes the endpoint (a transfer failed midway: nothing more may be sent or received).
   void fail_link() noexcept { close(); }
-  [[nodiscard]] bool broken() const noexcept { return broken_; }
+  [[nodiscard]] bool broken() const noexcept override { return broken_; }
   [[nodiscard]] UcxWorker& worker() noexcept { return *worker_; }
 
  private:

@@ -25,11 +25,6 @@ Error ucx_error(std::string_view what, ucs_status_t status) {
 }
 
 Result<std::shared_ptr<UcxContext>> UcxContext::create() {
-  // A restarted bridge must be able to listen on its port again at once, although connections
-  // of the previous one linger in TIME_WAIT (UCX's default is not to reuse). Set unless the
-  // environment says otherwise.
-  ::setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
-  ::setenv("UCX_RDMA_CM_REUSEADDR", "y", 0);
   // Stream sends (control messages, arrays, stream messages straight from the source's ring)
   // copy in user space (into UCX's send buffers), never let the kernel read the source's mapping
   // (TCP zero-copy: sendmsg straight from it): a local writer may truncate the segment mid-send,
@@ -96,6 +91,18 @@ UcxWorker::UcxWorker(UcxWorker&& other) noexcept
 
 UcxWorker::~UcxWorker() {
   if (worker_ != nullptr) ::ucp_worker_destroy(worker_);
+}
+
+Result<std::vector<std::byte>> UcxWorker::address() const {
+  ucp_address_t* address = nullptr;
+  std::size_t length = 0;
+  if (auto st = ::ucp_worker_get_address(worker_, &address, &length); st != UCS_OK) {
+    return std::unexpected(ucx_error("ucp_worker_get_address", st));
+  }
+  const auto* bytes = reinterpret_cast<const std::byte*>(address);
+  std::vector<std::byte> out(bytes, bytes + length);
+  ::ucp_worker_release_address(worker_, address);
+  return out;
 }
 
 bool UcxWorker::progress() noexcept { return ::ucp_worker_progress(worker_) != 0; }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "shmarray/error.hpp"
 
@@ -40,6 +41,8 @@ class UcxWorker {
 
   [[nodiscard]] ucp_worker_h get() const noexcept { return worker_; }
   [[nodiscard]] const std::shared_ptr<UcxContext>& context() const noexcept { return context_; }
+  // The packed address a peer connects its endpoint to (ucp_worker_get_address).
+  [[nodiscard]] Result<std::vector<std::byte>> address() const;
   // One round of progress; true if anything happened.
   bool progress() noexcept;
   // Progresses; if nothing is pending, keeps progressing until spin_after_activity() has passed

@@ -1,0 +1,76 @@
+#include "ucx_link_setup.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace shmarray::bridge {
+namespace {
+
+std::string listed(const std::vector<IpAddress>& addresses) {
+  std::string out;
+  for (const auto& a : addresses) out += (out.empty() ? "" : ", ") + a.to_string();
+  return out;
+}
+
+}  // namespace
+
+Result<UcxLink> open_ucx_link(PeerChannel& control, const TcpLink& tcp,
+                              std::shared_ptr<UcxContext> context, ucs_thread_mode_t mode) {
+  PeerAddresses mine;
+  for (const auto& a : local_addresses(true)) {
+    std::array<std::byte, 16> raw{};
+    std::memcpy(raw.data(), a.bytes.data(), raw.size());
+    mine.addresses.push_back(raw);
+  }
+  if (auto ok = control.send(mine); !ok) return std::unexpected(ok.error());
+  auto theirs = expect_message<PeerAddresses>(control, "PeerAddresses");
+  if (!theirs) return std::unexpected(theirs.error());
+  auto connected = IpAddress::of(tcp.peer());
+  if (!connected) return std::unexpected(connected.error());
+  std::vector<IpAddress> reported;
+  for (const auto& raw : theirs->addresses) {
+    IpAddress a;
+    std::memcpy(a.bytes.data(), raw.data(), a.bytes.size());
+    reported.push_back(a);
+  }
+  const auto admitted = admitted_for(*connected, reported);
+
+  UcxLink link;
+  {
+    // Every listener UCX opens for this worker admits only the peer (listen_interposer.cpp).
+    ListenerAdmission admission(admitted);
+    auto worker = UcxWorker::create(std::move(context), mode);
+    if (!worker) return std::unexpected(worker.error());
+    link.worker = std::make_unique<UcxWorker>(std::move(*worker));
+  }
+  auto address = link.worker->address();
+  if (!address) return std::unexpected(address.error());
+  if (auto ok = control.send(WorkerAddress{std::move(*address)}); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto remote = expect_message<WorkerAddress>(control, "WorkerAddress");
+  if (!remote) return std::unexpected(remote.error());
+  auto ep = UcxEndpoint::connect(*link.worker, remote->address);
+  if (!ep) return std::unexpected(ep.error());
+  link.endpoint = std::make_unique<UcxEndpoint>(std::move(*ep));
+
+  // UCX works both ways before the TCP connection goes: a peer whose UCX connects from an
+  // address not admitted here fails now, with the reason.
+  PeerChannel channel(*link.endpoint);
+  auto checked = channel.send(Heartbeat{});
+  if (checked) {
+    auto beat = expect_message<Heartbeat>(channel, "a Heartbeat over UCX");
+    if (!beat) checked = std::unexpected(beat.error());
+  }
+  if (!checked) {
+    return fail(checked.error().code(),
+                "the peer authenticated, but its UCX connection did not work: " +
+                    checked.error().message() + " (this side admits UCX connections from " +
+                    listed(admitted) +
+                    " only: a peer whose UCX leaves by another address is dropped; set "
+                    "UCX_NET_DEVICES on its side to the interface it reaches this host by)");
+  }
+  return link;
+}
+
+}  // namespace shmarray::bridge

@@ -1,0 +1,172 @@
+// Who may connect to UCX's listeners (server/src/bridge/listener_admission.hpp): real sockets on
+// loopback, the kernel applying the filter.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "bridge/listener_admission.hpp"
+#include "shmarray/unique_fd.hpp"
+
+namespace shmarray::bridge {
+namespace {
+
+using namespace std::chrono_literals;
+
+sockaddr_storage address(const char* text, std::uint16_t port = 0) {
+  sockaddr_storage s{};
+  if (std::strchr(text, ':') == nullptr) {
+    auto& a = reinterpret_cast<sockaddr_in&>(s);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    EXPECT_EQ(::inet_pton(AF_INET, text, &a.sin_addr), 1);
+  } else {
+    auto& a = reinterpret_cast<sockaddr_in6&>(s);
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    EXPECT_EQ(::inet_pton(AF_INET6, text, &a.sin6_addr), 1);
+  }
+  return s;
+}
+
+socklen_t length_of(const sockaddr_storage& s) {
+  return s.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+IpAddress ip(const char* text) { return IpAddress::of(address(text)).value(); }
+
+// A listener on `at` (port chosen by the kernel) that admits `admitted`; its port in `port`.
+UniqueFd filtered_listener(const char* at, std::vector<IpAddress> admitted, std::uint16_t& port) {
+  auto where = address(at);
+  UniqueFd fd(::socket(where.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&where), length_of(where)) != 0) {
+    return UniqueFd();
+  }
+  EXPECT_TRUE(admit_only(fd.get(), admitted).has_value());
+  EXPECT_EQ(listen_unfiltered(fd.get(), 16), 0) << std::strerror(errno);
+  sockaddr_storage bound{};
+  socklen_t n = sizeof bound;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &n);
+  port = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in&>(bound).sin_port
+                                          : reinterpret_cast<sockaddr_in6&>(bound).sin6_port);
+  return fd;
+}
+
+// True if a connection from `from` to `to`:`port` completes within `timeout`.
+bool connects(const char* from, const char* to, std::uint16_t port,
+              std::chrono::milliseconds timeout) {
+  auto local = address(from);
+  auto remote = address(to, port);
+  UniqueFd fd(::socket(local.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), length_of(local)) != 0) {
+    ADD_FAILURE() << "bind " << from << ": " << std::strerror(errno);
+    return false;
+  }
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&remote), length_of(remote)) == 0) {
+    return true;
+  }
+  pollfd p{fd.get(), POLLOUT, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return false;
+  int error = 0;
+  socklen_t n = sizeof error;
+  ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &n);
+  return error == 0;
+}
+
+bool has_ipv6_loopback() {
+  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto a = address("::1");
+  return fd && ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), length_of(a)) == 0;
+}
+
+TEST(ListenerAdmission, AnIpv4ListenerAcceptsOnlyTheAdmittedAddresses) {
+  std::uint16_t port = 0;
+  auto l = filtered_listener("127.0.0.1", {ip("127.0.0.1"), ip("127.0.0.5")}, port);
+  ASSERT_TRUE(l);
+  EXPECT_TRUE(connects("127.0.0.1", "127.0.0.1", port, 10s));
+  EXPECT_TRUE(connects("127.0.0.5", "127.0.0.1", port, 10s));
+  // A SYN the filter drops is never answered: the connection stays pending.
+  EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", port, 500ms));
+}
+
+TEST(ListenerAdmission, AnEmptyListAdmitsNobody) {
+  std::uint16_t port = 0;
+  auto l = filtered_listener("127.0.0.1", {}, port);
+  ASSERT_TRUE(l);
+  EXPECT_FALSE(connects("127.0.0.1", "127.0.0.1", port, 500ms));
+}
+
+TEST(ListenerAdmission, IPv6SourcesAreComparedWholeAndIpv4OnesOnADualStackListener) {
+  if (!has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  std::uint16_t port = 0;
+  auto only_v6 = filtered_listener("::1", {ip("::1")}, port);
+  ASSERT_TRUE(only_v6);
+  EXPECT_TRUE(connects("::1", "::1", port, 10s));
+  // An address that differs from ::1 in the first word only: still not admitted.
+  std::uint16_t other = 0;
+  auto near_miss = filtered_listener("::1", {ip("1::1")}, other);
+  ASSERT_TRUE(near_miss);
+  EXPECT_FALSE(connects("::1", "::1", other, 500ms));
+  // A dual-stack listener (::) sees IPv4 packets for IPv4 clients: the IPv4 list applies.
+  std::uint16_t dual = 0;
+  auto any = filtered_listener("::", {ip("127.0.0.1")}, dual);
+  ASSERT_TRUE(any);
+  EXPECT_TRUE(connects("127.0.0.1", "127.0.0.1", dual, 10s));
+  EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", dual, 500ms));
+  EXPECT_FALSE(connects("::1", "::1", dual, 500ms));
+}
+
+TEST(ListenerAdmission, TheFilterIsLockedAndTheListIsBounded) {
+  std::uint16_t port = 0;
+  auto l = filtered_listener("127.0.0.1", {ip("127.0.0.1")}, port);
+  ASSERT_TRUE(l);
+  // Nobody in this process (UCX included) can swap or remove it afterwards.
+  EXPECT_FALSE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.3")}).has_value());
+  EXPECT_NE(::setsockopt(l.get(), SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0), 0);
+  EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", port, 500ms));
+  std::vector<IpAddress> many(kMaxAdmitted + 1, ip("127.0.0.1"));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto error = admit_only(fd.get(), many);
+  ASSERT_FALSE(error.has_value());
+  EXPECT_EQ(error.error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(ListenerAdmission, ARemotePeerCannotGetLoopbackAdmitted) {
+  const auto remote = admitted_for(ip("192.0.2.7"), {ip("127.0.0.1"), ip("::1"), ip("192.0.2.8"),
+                                                     ip("192.0.2.7"), ip("2001:db8::7")});
+  EXPECT_EQ(remote, (std::vector<IpAddress>{ip("192.0.2.7"), ip("192.0.2.8"), ip("2001:db8::7")}));
+  // A peer on this host (it connected over loopback) keeps its loopback addresses.
+  const auto local = admitted_for(ip("127.0.0.1"), {ip("::1"), ip("10.0.0.1")});
+  EXPECT_EQ(local, (std::vector<IpAddress>{ip("127.0.0.1"), ip("::1"), ip("10.0.0.1")}));
+  std::vector<IpAddress> many;
+  for (int i = 0; i < 100; ++i) {
+    many.push_back(ip(("10.0.1." + std::to_string(i)).c_str()));
+  }
+  EXPECT_EQ(admitted_for(ip("10.0.0.1"), many).size(), kMaxAdmitted);
+}
+
+TEST(ListenerAdmission, AScopeSetsWhatThisThreadsListensAdmit) {
+  EXPECT_TRUE(admitted_by_this_thread().empty());
+  {
+    ListenerAdmission outer({ip("10.0.0.1")});
+    ASSERT_EQ(admitted_by_this_thread().size(), 1u);
+    {
+      ListenerAdmission inner({ip("10.0.0.2"), ip("10.0.0.3")});
+      EXPECT_EQ(admitted_by_this_thread().size(), 2u);
+    }
+    EXPECT_EQ(admitted_by_this_thread()[0], ip("10.0.0.1"));
+  }
+  EXPECT_TRUE(admitted_by_this_thread().empty());
+  EXPECT_EQ(ip("::ffff:10.0.0.1"), ip("10.0.0.1"));
+  EXPECT_EQ(ip("10.0.0.1").to_string(), "10.0.0.1");
+  EXPECT_EQ(ip("2001:db8::7").to_string(), "2001:db8::7");
+}
+
+}  // namespace
+}  // namespace shmarray::bridge
