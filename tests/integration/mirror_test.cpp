@@ -641,6 +641,67 @@ TEST_F(MirrorTest, UcxListensOnlyAfterAPeerProvedTheKeyAndAdmitsOnlyThatPeer) {
   EXPECT_EQ(mirrored("cam/u", next).version(), next);
 }
 
+// Threads of process `pid`.
+std::size_t thread_count(pid_t pid) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// True once the peer closed `fd` (end of file) within `timeout`.
+bool closed_within(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return false;
+  char byte = 0;
+  return ::recv(fd, &byte, 1, MSG_DONTWAIT) == 0;
+}
+
+// Connections that never speak hold a thread each for up to 5 s: the source's bridge keeps at
+// most 4 in their handshake from one address (64 in all) and closes the rest at once, so a flood
+// costs a few threads, and a peer at another address still gets its handshake at once.
+TEST_F(MirrorTest, AFloodOfSilentConnectionsCostsFourThreadsAndKeepsOtherAddressesIn) {
+  ASSERT_EQ(children_of(source_->pid()).size(), 1u);
+  const pid_t bridge = children_of(source_->pid())[0];
+  ASSERT_TRUE(eventually([&] { return !listening_sockets(bridge).empty(); }, 20s));
+  const std::size_t threads_before = thread_count(bridge);
+  std::vector<UniqueFd> flood;
+  for (int i = 0; i < 10; ++i) {
+    flood.push_back(connect_from("127.0.0.2", static_cast<std::uint16_t>(port_)));
+    ASSERT_TRUE(connected_within(flood.back().get(), 10s));
+  }
+  const auto count_closed = [&] {
+    return std::count_if(flood.begin(), flood.end(), [](const UniqueFd& fd) {
+      return closed_within(fd.get(), std::chrono::milliseconds(0));
+    });
+  };
+  EXPECT_TRUE(eventually([&] { return count_closed() >= 6; }, 10s));
+  EXPECT_EQ(count_closed(), 6) << "connections from one address closed at once";
+  std::vector<int> open;
+  for (const auto& fd : flood) {
+    if (!closed_within(fd.get(), std::chrono::milliseconds(0))) open.push_back(fd.get());
+  }
+  EXPECT_LE(thread_count(bridge), threads_before + 4);
+  // Meanwhile a peer at another address gets its handshake: the source answers its Hello.
+  auto other = connect_from("127.0.0.3", static_cast<std::uint16_t>(port_));
+  ASSERT_TRUE(connected_within(other.get(), 10s));
+  std::vector<std::uint8_t> hello{'S', 'H', 'M', 'P', 3, 0, 1, 0, 33, 0, 0, 0, 0, 0, 0, 0, 1};
+  hello.resize(16 + 33, 0x11);
+  ASSERT_TRUE(shmarray::test::send_all(other.get(), hello.data(), hello.size(), 10s));
+  std::uint8_t answer[16 + 33] = {};
+  auto got = shmarray::test::recv_all(other.get(), answer, sizeof answer, 10s);
+  ASSERT_TRUE(got) << got.error();
+  EXPECT_EQ(answer[6], 1) << "not a Hello";
+  EXPECT_EQ(answer[16], 2) << "not the source's role";
+  for (const int fd : open) {
+    EXPECT_FALSE(closed_within(fd, std::chrono::milliseconds(0)))
+        << "the silent connections were not in their handshake meanwhile";
+  }
+}
+
 TEST_F(MirrorTest, AKeyFileReadableByOthersIsRefusedAtStart) {
   const std::string loose = dir_ + "/loose";
   write_key(loose, 32, 0644);

@@ -33,7 +33,7 @@ struct IpAddress {
   [[nodiscard]] bool is_v4() const noexcept;
   [[nodiscard]] bool is_loopback() const noexcept;
   [[nodiscard]] std::string to_string() const;
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
 };
 
 // At most this many addresses per filter (a peer's addresses are bounded by it too).

@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <thread>
 #include <vector>
 
+#include "handshake_limit.hpp"
 #include "mirror_link.hpp"
 #include "mirror_reporter.hpp"
 #include "net_devices.hpp"
@@ -72,15 +75,40 @@ extern "C" void on_stop_signal(int) { g_stopping.store(true); }  // lock-free: s
 
 void serve_peers(std::shared_ptr<UcxContext> context, TcpListener& listener, const PeerKey& key,
                  const SourceSettings& settings) {
-  std::vector<std::thread> links;
+  struct Link {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> ended;
+  };
+  std::vector<Link> links;
+  HandshakeLimit handshakes;
   while (!g_stopping.load()) {
+    // Ended links are joined as they go (a thread that ended keeps its stack until joined).
+    std::erase_if(links, [](Link& l) {
+      if (!l.ended->load()) return false;
+      l.thread.join();
+      return true;
+    });
     auto connection = listener.take(std::chrono::milliseconds(100));
     if (!connection) continue;
-    links.emplace_back([context, c = std::move(*connection), &key, &settings]() mutable {
-      run_source_link(context, std::move(c), key, settings);
-    });
+    auto from = IpAddress::of(connection->peer());
+    auto slot = from ? handshakes.take(*from) : std::nullopt;
+    if (!slot) {
+      spdlog::warn("peer connection from {} closed at once: too many connections in their "
+                   "handshake ({} from one address, {} in all, at most)",
+                   to_string(connection->peer()), HandshakeLimit::kPerAddress,
+                   HandshakeLimit::kTotal);
+      continue;
+    }
+    auto ended = std::make_shared<std::atomic<bool>>(false);
+    links.push_back(Link{std::thread([context, c = std::move(*connection), &key, &settings,
+                                      s = std::move(*slot), ended]() mutable {
+                           run_source_link(context, std::move(c), key, settings,
+                                           [&] { s.release(); });
+                           ended->store(true);
+                         }),
+                         ended});
   }
-  for (auto& t : links) t.join();
+  for (auto& l : links) l.thread.join();
 }
 
 }  // namespace

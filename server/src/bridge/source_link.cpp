@@ -462,9 +462,10 @@ class SourceLink {
 }  // namespace
 
 void run_source_link(std::shared_ptr<UcxContext> context, TcpLink connection, const PeerKey& key,
-                     const SourceSettings& settings) {
+                     const SourceSettings& settings, const std::function<void()>& handshake_over) {
   PeerChannel control(connection);
   auto prefix = handshake_as_source(control, key, settings.allowed);
+  handshake_over();
   if (!prefix) {
     spdlog::warn("peer link from {} refused: {}", to_string(connection.peer()),
                  prefix.error().message());

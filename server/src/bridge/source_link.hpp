@@ -4,6 +4,7 @@
 // afterwards each new version (the latest one when several pass during a send), each create,
 // remove and recreate, with a Heartbeat when idle. It only reads: it never takes a write lock,
 // so the source's local clients are never blocked by a mirror.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,7 +21,8 @@ struct SourceSettings {
 };
 
 // Runs until the link fails or the bridge stops (g_stopping); logs why it ended.
+// `handshake_over` is called once, when the connection's handshake has ended (either way).
 void run_source_link(std::shared_ptr<UcxContext> context, TcpLink connection, const PeerKey& key,
-                     const SourceSettings& settings);
+                     const SourceSettings& settings, const std::function<void()>& handshake_over);
 
 }  // namespace shmarray::bridge
