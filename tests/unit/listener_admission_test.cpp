@@ -48,7 +48,7 @@ UniqueFd filtered_listener(const char* at, std::vector<IpAddress> admitted, std:
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&where), length_of(where)) != 0) {
     return UniqueFd();
   }
-  EXPECT_TRUE(admit_only(fd.get(), admitted).has_value());
+  EXPECT_TRUE(admit_only(fd.get(), admitted, true).has_value());
   EXPECT_EQ(listen_unfiltered(fd.get(), 16), 0) << std::strerror(errno);
   sockaddr_storage bound{};
   socklen_t n = sizeof bound;
@@ -127,12 +127,12 @@ TEST(ListenerAdmission, TheFilterIsLockedAndTheListIsBounded) {
   auto l = filtered_listener("127.0.0.1", {ip("127.0.0.1")}, port);
   ASSERT_TRUE(l);
   // Nobody in this process (UCX included) can swap or remove it afterwards.
-  EXPECT_FALSE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.3")}).has_value());
+  EXPECT_FALSE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.3")}, false).has_value());
   EXPECT_NE(::setsockopt(l.get(), SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0), 0);
   EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", port, 500ms));
   std::vector<IpAddress> many(kMaxAdmitted + 1, ip("127.0.0.1"));
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto error = admit_only(fd.get(), many);
+  auto error = admit_only(fd.get(), many, false);
   ASSERT_FALSE(error.has_value());
   EXPECT_EQ(error.error().code(), ErrorCode::kInvalidArgument);
 }
@@ -152,20 +152,50 @@ TEST(ListenerAdmission, ARemotePeerCannotGetLoopbackAdmitted) {
 }
 
 TEST(ListenerAdmission, AScopeSetsWhatThisThreadsListensAdmit) {
-  EXPECT_TRUE(admitted_by_this_thread().empty());
+  EXPECT_EQ(admission_of_this_thread(), nullptr);
   {
     ListenerAdmission outer({ip("10.0.0.1")});
-    ASSERT_EQ(admitted_by_this_thread().size(), 1u);
+    ASSERT_EQ(admission_of_this_thread(), &outer);
     {
       ListenerAdmission inner({ip("10.0.0.2"), ip("10.0.0.3")});
-      EXPECT_EQ(admitted_by_this_thread().size(), 2u);
+      EXPECT_EQ(admission_of_this_thread()->admitted().size(), 2u);
     }
-    EXPECT_EQ(admitted_by_this_thread()[0], ip("10.0.0.1"));
+    EXPECT_EQ(admission_of_this_thread()->admitted()[0], ip("10.0.0.1"));
   }
-  EXPECT_TRUE(admitted_by_this_thread().empty());
+  EXPECT_EQ(admission_of_this_thread(), nullptr);
   EXPECT_EQ(ip("::ffff:10.0.0.1"), ip("10.0.0.1"));
   EXPECT_EQ(ip("10.0.0.1").to_string(), "10.0.0.1");
   EXPECT_EQ(ip("2001:db8::7").to_string(), "2001:db8::7");
+}
+
+TEST(ListenerAdmission, ClosedListenersAdmitNobodyMoreButKeepTheirConnections) {
+  auto where = address("127.0.0.1");
+  UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::bind(l.get(), reinterpret_cast<const sockaddr*>(&where), length_of(where)), 0);
+  ASSERT_TRUE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.1")}, false));
+  ASSERT_EQ(listen_unfiltered(l.get(), 16), 0);
+  sockaddr_in bound{};
+  socklen_t n = sizeof bound;
+  ::getsockname(l.get(), reinterpret_cast<sockaddr*>(&bound), &n);
+  const std::uint16_t port = ntohs(bound.sin_port);
+  // The peer's connection, made while the listener admitted it.
+  auto peer = address("127.0.0.1", port);
+  UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(c.get(), reinterpret_cast<const sockaddr*>(&peer), sizeof(sockaddr_in)), 0);
+  UniqueFd accepted(::accept(l.get(), nullptr, nullptr));
+  ASSERT_TRUE(accepted);
+  ASSERT_TRUE(close_listeners({l.get()}));
+  EXPECT_FALSE(connects("127.0.0.1", "127.0.0.1", port, 500ms));
+  EXPECT_FALSE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.1")}, false).has_value())
+      << "not locked";
+  // The connection made before still carries bytes both ways.
+  ASSERT_EQ(::send(c.get(), "x", 1, 0), 1);
+  char got = 0;
+  ASSERT_EQ(::recv(accepted.get(), &got, 1, 0), 1);
+  EXPECT_EQ(got, 'x');
+  ASSERT_EQ(::send(accepted.get(), "y", 1, 0), 1);
+  ASSERT_EQ(::recv(c.get(), &got, 1, 0), 1);
+  EXPECT_EQ(got, 'y');
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ std::vector<sock_filter> program(std::span<const IpAddress> admitted) {
   return p;
 }
 
-thread_local const std::vector<IpAddress>* t_admitted = nullptr;
+thread_local ListenerAdmission* t_admission = nullptr;
 
 }  // namespace
 
@@ -107,7 +107,7 @@ std::string IpAddress::to_string() const {
   return text;
 }
 
-Result<void> admit_only(int fd, std::span<const IpAddress> admitted) {
+Result<void> admit_only(int fd, std::span<const IpAddress> admitted, bool lock) {
   if (admitted.size() > kMaxAdmitted) {
     return fail(ErrorCode::kInvalidArgument,
                 "a peer may have at most " + std::to_string(kMaxAdmitted) + " addresses, not " +
@@ -119,8 +119,8 @@ Result<void> admit_only(int fd, std::span<const IpAddress> admitted) {
     return fail(ErrorCode::kInternal,
                 std::string("cannot filter a UCX listening socket: ") + std::strerror(errno));
   }
-  const int lock = 1;
-  if (::setsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &lock, sizeof lock) != 0) {
+  const int one = 1;
+  if (lock && ::setsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof one) != 0) {
     return fail(ErrorCode::kInternal,
                 std::string("cannot lock the filter of a UCX listening socket: ") +
                     std::strerror(errno));
@@ -129,15 +129,19 @@ Result<void> admit_only(int fd, std::span<const IpAddress> admitted) {
 }
 
 ListenerAdmission::ListenerAdmission(std::vector<IpAddress> admitted)
-    : admitted_(std::move(admitted)), outer_(t_admitted) {
-  t_admitted = &admitted_;
+    : admitted_(std::move(admitted)), outer_(t_admission) {
+  t_admission = this;
 }
 
-ListenerAdmission::~ListenerAdmission() { t_admitted = outer_; }
+ListenerAdmission::~ListenerAdmission() { t_admission = outer_; }
 
-std::span<const IpAddress> admitted_by_this_thread() noexcept {
-  if (t_admitted == nullptr) return {};
-  return *t_admitted;
+ListenerAdmission* admission_of_this_thread() noexcept { return t_admission; }
+
+Result<void> close_listeners(const std::vector<int>& listeners) {
+  for (const int fd : listeners) {
+    if (auto ok = admit_only(fd, {}, true); !ok) return ok;
+  }
+  return {};
 }
 
 int listen_unfiltered(int fd, int backlog) noexcept {

@@ -39,11 +39,14 @@ struct IpAddress {
 // At most this many addresses per filter (a peer's addresses are bounded by it too).
 inline constexpr std::size_t kMaxAdmitted = 64;
 
-// Attaches (and locks) a filter to socket `fd` that passes only packets from `admitted`; an empty
-// list passes nothing. kInvalidArgument above kMaxAdmitted, else the errno of setsockopt.
-[[nodiscard]] Result<void> admit_only(int fd, std::span<const IpAddress> admitted);
+// Attaches a filter to socket `fd` that passes only packets from `admitted` (an empty list passes
+// nothing), and with `lock` locks it (SO_LOCK_FILTER: it can no longer be changed or removed).
+// kInvalidArgument above kMaxAdmitted, else the errno of setsockopt.
+[[nodiscard]] Result<void> admit_only(int fd, std::span<const IpAddress> admitted, bool lock);
 
-// While alive, every listen() this thread makes admits exactly `admitted`.
+// While alive, every listen() this thread makes admits exactly `admitted`, unlocked, and is
+// recorded: once the link is up, close_listeners() admits nobody more (and locks), so that even
+// at the peer's addresses nobody can open another connection to this link's UCX.
 class ListenerAdmission {
  public:
   explicit ListenerAdmission(std::vector<IpAddress> admitted);
@@ -51,14 +54,22 @@ class ListenerAdmission {
   ListenerAdmission(const ListenerAdmission&) = delete;
   ListenerAdmission& operator=(const ListenerAdmission&) = delete;
 
+  [[nodiscard]] std::span<const IpAddress> admitted() const noexcept { return admitted_; }
+  // The listening sockets made in this scope.
+  [[nodiscard]] const std::vector<int>& listeners() const noexcept { return listeners_; }
+  void note_listener(int fd) { listeners_.push_back(fd); }
+
  private:
   std::vector<IpAddress> admitted_;
-  const std::vector<IpAddress>* outer_;
+  std::vector<int> listeners_;
+  ListenerAdmission* outer_;
 };
 
-// What listen() (listen_interposer.cpp) admits on this thread now: the innermost
-// ListenerAdmission's list, or none.
-[[nodiscard]] std::span<const IpAddress> admitted_by_this_thread() noexcept;
+// The innermost ListenerAdmission of this thread, or nullptr (listen_interposer.cpp).
+[[nodiscard]] ListenerAdmission* admission_of_this_thread() noexcept;
+
+// Admits nobody more on each of `listeners` (a link's, once it is up), locked.
+[[nodiscard]] Result<void> close_listeners(const std::vector<int>& listeners);
 
 // listen(2) itself, without a filter: the bridge's own --peer-listen socket.
 [[nodiscard]] int listen_unfiltered(int fd, int backlog) noexcept;

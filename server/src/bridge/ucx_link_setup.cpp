@@ -42,6 +42,7 @@ Result<UcxLink> open_ucx_link(PeerChannel& control, const TcpLink& tcp,
     auto worker = UcxWorker::create(std::move(context), mode);
     if (!worker) return std::unexpected(worker.error());
     link.worker = std::make_unique<UcxWorker>(std::move(*worker));
+    link.listeners = admission.listeners();
   }
   auto address = link.worker->address();
   if (!address) return std::unexpected(address.error());
@@ -70,6 +71,7 @@ Result<UcxLink> open_ucx_link(PeerChannel& control, const TcpLink& tcp,
                     " only: a peer whose UCX leaves by another address is dropped; set "
                     "UCX_NET_DEVICES on its side to the interface it reaches this host by)");
   }
+  if (auto ok = close_listeners(link.listeners); !ok) return std::unexpected(ok.error());
   return link;
 }
 

@@ -8,8 +8,10 @@
 //   sends WorkerAddress{its worker}          receives the peer's
 //   connects its endpoint to the peer's worker (UCX pairs the two)
 //   sends a Heartbeat over UCX               receives the peer's: UCX works both ways
+//   lets its UCX listeners admit nobody more (the connections are made)
 //
-// and the TCP connection closes. Before that, nothing of this link's UCX listens.
+// and the TCP connection closes. Before that, nothing of this link's UCX listens; after it,
+// nobody can open another connection to it, not even from the peer's addresses.
 #include <array>
 #include <memory>
 #include <vector>
@@ -25,6 +27,7 @@ namespace shmarray::bridge {
 struct UcxLink {
   std::unique_ptr<UcxWorker> worker;
   std::unique_ptr<UcxEndpoint> endpoint;  // after `worker`: closed before it goes
+  std::vector<int> listeners;             // the worker's listening sockets (UCX owns them)
 
   UcxLink() = default;
   UcxLink(UcxLink&&) noexcept = default;
