@@ -34,6 +34,12 @@ Result<std::shared_ptr<UcxContext>> UcxContext::create() {
   // arrays go zero-copy on the tag API, but from the bridge's private staging ring
   // (chunked_transfer.hpp), never from a mapping.
   ::setenv("UCX_ZCOPY_THRESH", "inf", 0);
+  // UCX's TCP transport connects with a blocking connect() by default (UCX_TCP_CONN_NB=n): to a
+  // peer whose listener drops the SYN (listener_admission.hpp: a link whose UCX leaves by an
+  // address the other side did not admit) the link thread would then sit in connect() for the
+  // kernel's SYN retries (about two minutes), deaf to the bridge stopping. Non-blocking, the
+  // link's UCX heartbeat times out after 5 s and says why.
+  ::setenv("UCX_TCP_CONN_NB", "y", 0);
   // Tag messages of at least this size (the array chunks) use rendezvous: the receive is posted
   // straight into the mirror segment, and over TCP the mirror's kernel receives into it (UCX's
   // put_zcopy), no user-space copy; smaller ones are eager (one UCX copy on each side, no extra
