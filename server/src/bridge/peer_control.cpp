@@ -1,6 +1,5 @@
 #include "peer_control.hpp"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -20,8 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string os_error(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // Waits until `fd` has one of `events`, the deadline passes or the bridge stops: true, or false
 // for a timeout; kCancelled when stopping.
@@ -43,7 +40,6 @@ Result<bool> ready(int fd, short events, Clock::time_point deadline) {
 }  // namespace
 
 TcpLink::TcpLink(UniqueFd fd) : fd_(std::move(fd)) {
-  set_nonblocking(fd_.get());
   const int one = 1;
   ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   socklen_t n = sizeof peer_;
@@ -152,7 +148,7 @@ Result<TcpListener> TcpListener::listen(const std::string& address) {
 std::optional<TcpLink> TcpListener::take(std::chrono::milliseconds timeout) {
   pollfd p{fd_.get(), POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return std::nullopt;
-  UniqueFd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  UniqueFd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
   if (!fd) return std::nullopt;
   return TcpLink(std::move(fd));
 }

@@ -19,6 +19,7 @@ class TcpLink final : public ByteLink {
   // Connects to HOST:PORT within `timeout`.
   [[nodiscard]] static Result<TcpLink> connect(const std::string& address,
                                                std::chrono::milliseconds timeout);
+  // `fd`: a connected, non-blocking TCP socket.
   explicit TcpLink(UniqueFd fd);
 
   [[nodiscard]] Result<void> send(std::span<const std::byte> bytes,

@@ -28,11 +28,6 @@ struct UcxLink {
   std::unique_ptr<UcxWorker> worker;
   std::unique_ptr<UcxEndpoint> endpoint;  // after `worker`: closed before it goes
   std::vector<int> listeners;             // the worker's listening sockets (UCX owns them)
-
-  UcxLink() = default;
-  UcxLink(UcxLink&&) noexcept = default;
-  UcxLink& operator=(UcxLink&&) = delete;
-  ~UcxLink() { endpoint.reset(); }
 };
 
 // `control`: the channel on `tcp`, the handshake done. `mode`: the worker's thread mode
