@@ -528,7 +528,7 @@ TEST_F(MirrorTest, AMirrorOfAnotherPeerLinkVersionIsRefusedNamingBothVersionsAnd
   ASSERT_TRUE(shmarray::test::recv_all(fd->get(), body.data(), body.size(), 10s));
   const std::string text(body.begin() + std::min<std::size_t>(4, body.size()), body.end());
   EXPECT_THAT(text, HasSubstr("peer refused"));
-  EXPECT_THAT(text, HasSubstr("peer-link version 3"));
+  EXPECT_THAT(text, HasSubstr("peer-link version 4"));
   EXPECT_THAT(text, HasSubstr("version 2"));
   EXPECT_THAT(text, HasSubstr("upgrade both brokers"));
   fd->reset();
@@ -694,7 +694,8 @@ TEST_F(MirrorTest, AFloodOfSilentConnectionsCostsFourThreadsAndKeepsOtherAddress
   // Meanwhile a peer at another address gets its handshake: the source answers its Hello.
   auto other = connect_from("127.0.0.3", static_cast<std::uint16_t>(port_));
   ASSERT_TRUE(connected_within(other.get(), 10s));
-  std::vector<std::uint8_t> hello{'S', 'H', 'M', 'P', 3, 0, 1, 0, 33, 0, 0, 0, 0, 0, 0, 0, 1};
+  // The current peer-link version (server/src/bridge/peer_messages.hpp, kPeerVersion).
+  std::vector<std::uint8_t> hello{'S', 'H', 'M', 'P', 4, 0, 1, 0, 33, 0, 0, 0, 0, 0, 0, 0, 1};
   hello.resize(16 + 33, 0x11);
   ASSERT_TRUE(shmarray::test::send_all(other.get(), hello.data(), hello.size(), 10s));
   std::uint8_t answer[16 + 33] = {};

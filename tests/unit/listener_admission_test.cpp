@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "bridge/listener_admission.hpp"
+#include "bridge/source_ports.hpp"
 #include "shmarray/unique_fd.hpp"
 
 namespace shmarray::bridge {
@@ -41,8 +42,15 @@ socklen_t length_of(const sockaddr_storage& s) {
 
 IpAddress ip(const char* text) { return IpAddress::of(address(text)).value(); }
 
+// Source ports this process may connect from (reserved, so no other socket has them).
+const SourcePorts& reserved() {
+  static const SourcePorts ports = SourcePorts::reserve(kMaxSourcePorts).value();
+  return ports;
+}
+std::uint16_t source_port(std::size_t i) { return reserved().ports()[i]; }
+
 // A listener on `at` (port chosen by the kernel) that admits `admitted`; its port in `port`.
-UniqueFd filtered_listener(const char* at, std::vector<IpAddress> admitted, std::uint16_t& port) {
+UniqueFd filtered_listener(const char* at, const Admitted& admitted, std::uint16_t& port) {
   auto where = address(at);
   UniqueFd fd(::socket(where.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&where), length_of(where)) != 0) {
@@ -58,12 +66,15 @@ UniqueFd filtered_listener(const char* at, std::vector<IpAddress> admitted, std:
   return fd;
 }
 
-// True if a connection from `from` to `to`:`port` completes within `timeout`.
-bool connects(const char* from, const char* to, std::uint16_t port,
+// True if a connection from `from`:`from_port` (0: any) to `to`:`port` completes within
+// `timeout`.
+bool connects(const char* from, std::uint16_t from_port, const char* to, std::uint16_t port,
               std::chrono::milliseconds timeout) {
-  auto local = address(from);
+  auto local = address(from, from_port);
   auto remote = address(to, port);
   UniqueFd fd(::socket(local.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);  // the reserved ports
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), length_of(local)) != 0) {
     ADD_FAILURE() << "bind " << from << ": " << std::strerror(errno);
     return false;
@@ -86,55 +97,101 @@ bool has_ipv6_loopback() {
 }
 
 TEST(ListenerAdmission, AnIpv4ListenerAcceptsOnlyTheAdmittedAddresses) {
+  const auto p0 = source_port(0), p1 = source_port(1);
   std::uint16_t port = 0;
-  auto l = filtered_listener("127.0.0.1", {ip("127.0.0.1"), ip("127.0.0.5")}, port);
+  auto l = filtered_listener("127.0.0.1", {{ip("127.0.0.1"), ip("127.0.0.5")}, {p0, p1}}, port);
   ASSERT_TRUE(l);
-  EXPECT_TRUE(connects("127.0.0.1", "127.0.0.1", port, 10s));
-  EXPECT_TRUE(connects("127.0.0.5", "127.0.0.1", port, 10s));
+  EXPECT_TRUE(connects("127.0.0.1", p0, "127.0.0.1", port, 10s));
+  EXPECT_TRUE(connects("127.0.0.5", p1, "127.0.0.1", port, 10s));
   // A SYN the filter drops is never answered: the connection stays pending.
-  EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", port, 500ms));
+  EXPECT_FALSE(connects("127.0.0.3", p0, "127.0.0.1", port, 500ms));
+}
+
+TEST(ListenerAdmission, AnAdmittedAddressGetsInOnlyFromAnAdmittedSourcePort) {
+  // What another process on the peer's host could try while a link is being set up: the peer's
+  // address, but not a port the peer reserved.
+  const auto p0 = source_port(0), p2 = source_port(2);
+  std::uint16_t port = 0;
+  auto l = filtered_listener("127.0.0.1", {{ip("127.0.0.1")}, {p0}}, port);
+  ASSERT_TRUE(l);
+  EXPECT_FALSE(connects("127.0.0.1", 0, "127.0.0.1", port, 500ms));
+  EXPECT_FALSE(connects("127.0.0.1", p2, "127.0.0.1", port, 500ms));
+  EXPECT_TRUE(connects("127.0.0.1", p0, "127.0.0.1", port, 10s));
 }
 
 TEST(ListenerAdmission, AnEmptyListAdmitsNobody) {
+  const auto p0 = source_port(0);
   std::uint16_t port = 0;
-  auto l = filtered_listener("127.0.0.1", {}, port);
+  auto nobody = filtered_listener("127.0.0.1", {}, port);
+  ASSERT_TRUE(nobody);
+  EXPECT_FALSE(connects("127.0.0.1", p0, "127.0.0.1", port, 500ms));
+  std::uint16_t no_ports = 0;
+  auto l = filtered_listener("127.0.0.1", {{ip("127.0.0.1")}, {}}, no_ports);
   ASSERT_TRUE(l);
-  EXPECT_FALSE(connects("127.0.0.1", "127.0.0.1", port, 500ms));
+  EXPECT_FALSE(connects("127.0.0.1", p0, "127.0.0.1", no_ports, 500ms));
+  std::uint16_t no_addresses = 0;
+  auto l2 = filtered_listener("127.0.0.1", {{}, {p0}}, no_addresses);
+  ASSERT_TRUE(l2);
+  EXPECT_FALSE(connects("127.0.0.1", p0, "127.0.0.1", no_addresses, 500ms));
 }
 
 TEST(ListenerAdmission, IPv6SourcesAreComparedWholeAndIpv4OnesOnADualStackListener) {
   if (!has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  const auto p0 = source_port(0), p1 = source_port(1);
   std::uint16_t port = 0;
-  auto only_v6 = filtered_listener("::1", {ip("::1")}, port);
+  auto only_v6 = filtered_listener("::1", {{ip("::1")}, {p0}}, port);
   ASSERT_TRUE(only_v6);
-  EXPECT_TRUE(connects("::1", "::1", port, 10s));
+  EXPECT_TRUE(connects("::1", p0, "::1", port, 10s));
+  EXPECT_FALSE(connects("::1", p1, "::1", port, 500ms));
   // An address that differs from ::1 in the first word only: still not admitted.
   std::uint16_t other = 0;
-  auto near_miss = filtered_listener("::1", {ip("1::1")}, other);
+  auto near_miss = filtered_listener("::1", {{ip("1::1")}, {p0}}, other);
   ASSERT_TRUE(near_miss);
-  EXPECT_FALSE(connects("::1", "::1", other, 500ms));
+  EXPECT_FALSE(connects("::1", p0, "::1", other, 500ms));
   // A dual-stack listener (::) sees IPv4 packets for IPv4 clients: the IPv4 list applies.
   std::uint16_t dual = 0;
-  auto any = filtered_listener("::", {ip("127.0.0.1")}, dual);
+  auto any = filtered_listener("::", {{ip("127.0.0.1")}, {p0}}, dual);
   ASSERT_TRUE(any);
-  EXPECT_TRUE(connects("127.0.0.1", "127.0.0.1", dual, 10s));
-  EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", dual, 500ms));
-  EXPECT_FALSE(connects("::1", "::1", dual, 500ms));
+  EXPECT_TRUE(connects("127.0.0.1", p0, "127.0.0.1", dual, 10s));
+  EXPECT_FALSE(connects("127.0.0.3", p0, "127.0.0.1", dual, 500ms));
+  EXPECT_FALSE(connects("::1", p0, "::1", dual, 500ms));
+}
+
+TEST(ListenerAdmission, ManyAddressesAndPortsStillReachThePortCheck) {
+  // 63 IPv6 addresses before the admitted one: the jump to the port check spans more than the
+  // 255 instructions a conditional BPF jump can.
+  if (!has_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  Admitted admitted;
+  for (int i = 1; i < static_cast<int>(kMaxAdmitted); ++i) {
+    admitted.addresses.push_back(ip(("2001:db8::" + std::to_string(i)).c_str()));
+  }
+  admitted.addresses.push_back(ip("::1"));
+  for (std::size_t i = 0; i < kMaxAdmittedPorts; ++i) admitted.ports.push_back(source_port(i));
+  std::uint16_t port = 0;
+  auto l = filtered_listener("::1", admitted, port);
+  ASSERT_TRUE(l);
+  EXPECT_TRUE(connects("::1", source_port(kMaxAdmittedPorts - 1), "::1", port, 10s));
+  EXPECT_FALSE(connects("::1", 0, "::1", port, 500ms));
 }
 
 TEST(ListenerAdmission, TheFilterIsLockedAndTheListIsBounded) {
+  const auto p0 = source_port(0);
   std::uint16_t port = 0;
-  auto l = filtered_listener("127.0.0.1", {ip("127.0.0.1")}, port);
+  auto l = filtered_listener("127.0.0.1", {{ip("127.0.0.1")}, {p0}}, port);
   ASSERT_TRUE(l);
   // Nobody in this process (UCX included) can swap or remove it afterwards.
-  EXPECT_FALSE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.3")}, false).has_value());
+  EXPECT_FALSE(admit_only(l.get(), {{ip("127.0.0.3")}, {p0}}, false).has_value());
   EXPECT_NE(::setsockopt(l.get(), SOL_SOCKET, SO_DETACH_FILTER, nullptr, 0), 0);
-  EXPECT_FALSE(connects("127.0.0.3", "127.0.0.1", port, 500ms));
-  std::vector<IpAddress> many(kMaxAdmitted + 1, ip("127.0.0.1"));
+  EXPECT_FALSE(connects("127.0.0.3", p0, "127.0.0.1", port, 500ms));
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto error = admit_only(fd.get(), many, false);
+  auto error = admit_only(fd.get(), {std::vector<IpAddress>(kMaxAdmitted + 1, ip("127.0.0.1")),
+                                     {p0}}, false);
   ASSERT_FALSE(error.has_value());
   EXPECT_EQ(error.error().code(), ErrorCode::kInvalidArgument);
+  auto ports = admit_only(fd.get(), {{ip("127.0.0.1")},
+                                     std::vector<std::uint16_t>(kMaxAdmittedPorts + 1, p0)}, false);
+  ASSERT_FALSE(ports.has_value());
+  EXPECT_EQ(ports.error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(ListenerAdmission, ARemotePeerCannotGetLoopbackAdmitted) {
@@ -154,13 +211,14 @@ TEST(ListenerAdmission, ARemotePeerCannotGetLoopbackAdmitted) {
 TEST(ListenerAdmission, AScopeSetsWhatThisThreadsListensAdmit) {
   EXPECT_EQ(admission_of_this_thread(), nullptr);
   {
-    ListenerAdmission outer({ip("10.0.0.1")});
+    ListenerAdmission outer({{ip("10.0.0.1")}, {1000}});
     ASSERT_EQ(admission_of_this_thread(), &outer);
     {
-      ListenerAdmission inner({ip("10.0.0.2"), ip("10.0.0.3")});
-      EXPECT_EQ(admission_of_this_thread()->admitted().size(), 2u);
+      ListenerAdmission inner({{ip("10.0.0.2"), ip("10.0.0.3")}, {1001, 1002}});
+      EXPECT_EQ(admission_of_this_thread()->admitted().addresses.size(), 2u);
+      EXPECT_EQ(admission_of_this_thread()->admitted().ports[1], 1002);
     }
-    EXPECT_EQ(admission_of_this_thread()->admitted()[0], ip("10.0.0.1"));
+    EXPECT_EQ(admission_of_this_thread()->admitted().addresses[0], ip("10.0.0.1"));
   }
   EXPECT_EQ(admission_of_this_thread(), nullptr);
   EXPECT_EQ(ip("::ffff:10.0.0.1"), ip("10.0.0.1"));
@@ -172,7 +230,8 @@ TEST(ListenerAdmission, ClosedListenersAdmitNobodyMoreButKeepTheirConnections) {
   auto where = address("127.0.0.1");
   UniqueFd l(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_EQ(::bind(l.get(), reinterpret_cast<const sockaddr*>(&where), length_of(where)), 0);
-  ASSERT_TRUE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.1")}, false));
+  const auto p0 = source_port(0), p1 = source_port(1);
+  ASSERT_TRUE(admit_only(l.get(), {{ip("127.0.0.1")}, {p0, p1}}, false));
   ASSERT_EQ(listen_unfiltered(l.get(), 16), 0);
   sockaddr_in bound{};
   socklen_t n = sizeof bound;
@@ -180,13 +239,17 @@ TEST(ListenerAdmission, ClosedListenersAdmitNobodyMoreButKeepTheirConnections) {
   const std::uint16_t port = ntohs(bound.sin_port);
   // The peer's connection, made while the listener admitted it.
   auto peer = address("127.0.0.1", port);
+  auto from = address("127.0.0.1", p0);
   UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ASSERT_EQ(::setsockopt(c.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one), 0);
+  ASSERT_EQ(::bind(c.get(), reinterpret_cast<const sockaddr*>(&from), sizeof(sockaddr_in)), 0);
   ASSERT_EQ(::connect(c.get(), reinterpret_cast<const sockaddr*>(&peer), sizeof(sockaddr_in)), 0);
   UniqueFd accepted(::accept(l.get(), nullptr, nullptr));
   ASSERT_TRUE(accepted);
   ASSERT_TRUE(close_listeners({l.get()}));
-  EXPECT_FALSE(connects("127.0.0.1", "127.0.0.1", port, 500ms));
-  EXPECT_FALSE(admit_only(l.get(), std::vector<IpAddress>{ip("127.0.0.1")}, false).has_value())
+  EXPECT_FALSE(connects("127.0.0.1", p1, "127.0.0.1", port, 500ms));
+  EXPECT_FALSE(admit_only(l.get(), {{ip("127.0.0.1")}, {p1}}, false).has_value())
       << "not locked";
   // The connection made before still carries bytes both ways.
   ASSERT_EQ(::send(c.get(), "x", 1, 0), 1);

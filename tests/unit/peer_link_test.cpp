@@ -83,7 +83,10 @@ TEST(PeerMessages, EveryMessageRoundTrips) {
   PeerAddresses addresses;
   addresses.addresses.push_back({});
   addresses.addresses.back()[15] = std::byte{1};
-  EXPECT_EQ(round_trip(addresses).addresses, addresses.addresses);
+  addresses.ports = {40001, 65535};
+  const auto back = round_trip(addresses);
+  EXPECT_EQ(back.addresses, addresses.addresses);
+  EXPECT_EQ(back.ports, addresses.ports);
   const WorkerAddress worker{{std::byte{1}, std::byte{2}, std::byte{3}}};
   EXPECT_EQ(round_trip(worker).address, worker.address);
 }
@@ -95,12 +98,25 @@ TEST(PeerMessages, TheAddressMessagesAreBounded) {
   };
   PeerAddresses many;
   many.addresses.resize(kMaxPeerAddresses + 1);
+  many.ports = {40001};
   EXPECT_THAT(decode_peer_body(PeerType::kPeerAddresses, body_of(many)).error().message(),
               HasSubstr("address count 65 is over 64"));
-  auto truncated = body_of(PeerAddresses{{{}, {}}});
-  truncated.resize(truncated.size() - 1);
+  auto truncated = body_of(PeerAddresses{{{}, {}}, {40001}});
+  truncated.resize(truncated.size() - 8);  // the ports and 4 bytes of the second address
   EXPECT_THAT(decode_peer_body(PeerType::kPeerAddresses, truncated).error().message(),
               HasSubstr("truncated at address"));
+  // The source ports: 1 to 8, none of them 0 (what the receiver's listeners admit).
+  EXPECT_THAT(
+      decode_peer_body(PeerType::kPeerAddresses, body_of(PeerAddresses{{{}}, {}})).error().message(),
+      HasSubstr("source port count 0 is not 1-8"));
+  PeerAddresses ports;
+  ports.addresses.resize(1);
+  ports.ports.assign(kMaxPeerSourcePorts + 1, 40001);
+  EXPECT_THAT(decode_peer_body(PeerType::kPeerAddresses, body_of(ports)).error().message(),
+              HasSubstr("source port count 9 is not 1-8"));
+  ports.ports = {40001, 0};
+  EXPECT_THAT(decode_peer_body(PeerType::kPeerAddresses, body_of(ports)).error().message(),
+              HasSubstr("source port 0"));
   EXPECT_THAT(decode_peer_body(PeerType::kWorkerAddress, body_of(WorkerAddress{})).error().message(),
               HasSubstr("worker address length 0"));
   WorkerAddress huge;

@@ -13,7 +13,7 @@ extern "C" int listen(int fd, int backlog) {
   ListenerAdmission* admission = admission_of_this_thread();
   const bool filtered = admission != nullptr ? admit_only(fd, admission->admitted(), false)
                                                    .has_value()
-                                             : admit_only(fd, {}, true).has_value();
+                                             : admit_only(fd, Admitted{}, true).has_value();
   if (!filtered) {
     errno = EACCES;
     return -1;

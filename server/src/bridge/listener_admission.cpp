@@ -29,39 +29,62 @@ std::uint32_t word(const IpAddress& a, int i) {
   return ntohl(w);
 }
 
-// The program: IPv4 packets pass if their source is one of the IPv4 addresses, IPv6 packets if
-// theirs is one of the IPv6 ones; everything else is dropped. Offsets are from the network
-// header (SKF_NET_OFF): a TCP socket's filter sees the packet from its TCP header on.
-std::vector<sock_filter> program(std::span<const IpAddress> admitted) {
-  std::vector<sock_filter> v4, v6;
-  v4.push_back(statement(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 12));  // IPv4 source
-  for (const auto& a : admitted) {
-    if (!a.is_v4()) continue;
-    v4.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, 3), 0, 1));
-    v4.push_back(statement(BPF_RET | BPF_K, kPass));
-  }
-  v4.push_back(statement(BPF_RET | BPF_K, kDrop));
-  for (const auto& a : admitted) {
-    if (a.is_v4()) continue;
-    // IPv6 source: 4 words from offset 8; a mismatch skips to the next address.
-    for (int i = 0; i < 4; ++i) {
-      v6.push_back(statement(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 8 + 4 * i));
-      v6.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, i), 0,
-                        static_cast<std::uint8_t>(2 * (3 - i) + 1)));
-    }
-    v6.push_back(statement(BPF_RET | BPF_K, kPass));
-  }
-  v6.push_back(statement(BPF_RET | BPF_K, kDrop));
+// The program: a packet passes if its source address is one of `addresses` (IPv4 packets are
+// compared with the IPv4 ones, IPv6 packets with the IPv6 ones) and its source port one of
+// `ports`; everything else is dropped. A TCP socket's filter sees the packet from its TCP header
+// on: the source port is at offset 0, the addresses are read from the network header
+// (SKF_NET_OFF). A matching address jumps to the port check (BPF_JA: conditional jumps reach 255
+// instructions only).
+std::vector<sock_filter> program(std::span<const IpAddress> addresses,
+                                 std::span<const std::uint16_t> ports) {
   std::vector<sock_filter> p;
+  std::vector<std::size_t> to_ports;  // the BPF_JA instructions to point at the port check
+  auto jump_to_ports = [&] {
+    to_ports.push_back(p.size());
+    p.push_back(statement(BPF_JMP | BPF_JA, 0));
+  };
+  auto jump_from = [&](std::size_t at, std::size_t target) {
+    p[at].k = static_cast<std::uint32_t>(target - (at + 1));
+  };
   p.push_back(statement(BPF_LD | BPF_B | BPF_ABS, SKF_NET_OFF));  // version and header length
   p.push_back(statement(BPF_ALU | BPF_RSH | BPF_K, 4));
   p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 1));
-  p.push_back(statement(BPF_JMP | BPF_JA, 3));  // to the IPv4 part
+  const std::size_t to_v4 = p.size();
+  p.push_back(statement(BPF_JMP | BPF_JA, 0));
   p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 6, 0, 1));
-  p.push_back(statement(BPF_JMP | BPF_JA, static_cast<std::uint32_t>(1 + v4.size())));
+  const std::size_t to_v6 = p.size();
+  p.push_back(statement(BPF_JMP | BPF_JA, 0));
   p.push_back(statement(BPF_RET | BPF_K, kDrop));
-  p.insert(p.end(), v4.begin(), v4.end());
-  p.insert(p.end(), v6.begin(), v6.end());
+
+  jump_from(to_v4, p.size());
+  p.push_back(statement(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 12));  // IPv4 source
+  for (const auto& a : addresses) {
+    if (!a.is_v4()) continue;
+    p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, 3), 0, 1));
+    jump_to_ports();
+  }
+  p.push_back(statement(BPF_RET | BPF_K, kDrop));
+
+  jump_from(to_v6, p.size());
+  for (const auto& a : addresses) {
+    if (a.is_v4()) continue;
+    // IPv6 source: 4 words from offset 8; a mismatch skips to the next address.
+    for (int i = 0; i < 4; ++i) {
+      p.push_back(statement(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 8 + 4 * i));
+      p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, word(a, i), 0,
+                       static_cast<std::uint8_t>(2 * (3 - i) + 1)));
+    }
+    jump_to_ports();
+  }
+  p.push_back(statement(BPF_RET | BPF_K, kDrop));
+
+  for (const auto at : to_ports) jump_from(at, p.size());
+  p.push_back(statement(BPF_LD | BPF_H | BPF_ABS, 0));  // TCP source port
+  for (const auto port : ports) {
+    p.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, port, 0, 1));
+    p.push_back(statement(BPF_RET | BPF_K, kPass));
+  }
+  p.push_back(statement(BPF_RET | BPF_K, kDrop));
   return p;
 }
 
@@ -107,13 +130,18 @@ std::string IpAddress::to_string() const {
   return text;
 }
 
-Result<void> admit_only(int fd, std::span<const IpAddress> admitted, bool lock) {
-  if (admitted.size() > kMaxAdmitted) {
+Result<void> admit_only(int fd, const Admitted& admitted, bool lock) {
+  if (admitted.addresses.size() > kMaxAdmitted) {
     return fail(ErrorCode::kInvalidArgument,
                 "a peer may have at most " + std::to_string(kMaxAdmitted) + " addresses, not " +
-                    std::to_string(admitted.size()));
+                    std::to_string(admitted.addresses.size()));
   }
-  auto p = program(admitted);
+  if (admitted.ports.size() > kMaxAdmittedPorts) {
+    return fail(ErrorCode::kInvalidArgument,
+                "a peer may have at most " + std::to_string(kMaxAdmittedPorts) +
+                    " source ports, not " + std::to_string(admitted.ports.size()));
+  }
+  auto p = program(admitted.addresses, admitted.ports);
   sock_fprog prog{static_cast<unsigned short>(p.size()), p.data()};
   if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
     return fail(ErrorCode::kInternal,
@@ -128,7 +156,7 @@ Result<void> admit_only(int fd, std::span<const IpAddress> admitted, bool lock) 
   return {};
 }
 
-ListenerAdmission::ListenerAdmission(std::vector<IpAddress> admitted)
+ListenerAdmission::ListenerAdmission(Admitted admitted)
     : admitted_(std::move(admitted)), outer_(t_admission) {
   t_admission = this;
 }
@@ -139,7 +167,7 @@ ListenerAdmission* admission_of_this_thread() noexcept { return t_admission; }
 
 Result<void> close_listeners(const std::vector<int>& listeners) {
   for (const int fd : listeners) {
-    if (auto ok = admit_only(fd, {}, true); !ok) return ok;
+    if (auto ok = admit_only(fd, Admitted{}, true); !ok) return ok;
   }
   return {};
 }

@@ -6,8 +6,10 @@
 // handshake has run (docs/security.md, "Across hosts"). So the bridge authenticates a peer first,
 // over a plain TCP connection (peer_control.hpp), and only then creates the UCX worker of that
 // link; every listening socket UCX opens meanwhile gets a socket filter that drops every packet
-// (the SYN included) whose source address is not one of that peer's. The kernel applies it before
-// the connection exists, and the accepted connections inherit it.
+// (the SYN included) whose source address is not one of that peer's, or whose source port is not
+// one of the ports the peer reserved for its UCX connections (source_ports.hpp: no process of
+// another user on the peer's host can use them). The kernel applies it before the connection
+// exists, and the accepted connections inherit it.
 //
 // The filter is attached inside listen() (listen_interposer.cpp, in the bridge's executable): a
 // listener never accepts a connection unfiltered. A listen() outside a ListenerAdmission scope
@@ -38,29 +40,38 @@ struct IpAddress {
 
 // At most this many addresses per filter (a peer's addresses are bounded by it too).
 inline constexpr std::size_t kMaxAdmitted = 64;
+// At most this many source ports per filter (source_ports.hpp's kMaxSourcePorts).
+inline constexpr std::size_t kMaxAdmittedPorts = 8;
 
-// Attaches a filter to socket `fd` that passes only packets from `admitted` (an empty list passes
-// nothing), and with `lock` locks it (SO_LOCK_FILTER: it can no longer be changed or removed).
-// kInvalidArgument above kMaxAdmitted, else the errno of setsockopt.
-[[nodiscard]] Result<void> admit_only(int fd, std::span<const IpAddress> admitted, bool lock);
+// Who may connect: from one of `addresses` and one of `ports` (TCP source ports). Empty lists
+// admit nobody.
+struct Admitted {
+  std::vector<IpAddress> addresses;
+  std::vector<std::uint16_t> ports;
+};
+
+// Attaches a filter to socket `fd` that passes only packets from `admitted`, and with `lock` locks
+// it (SO_LOCK_FILTER: it can no longer be changed or removed). kInvalidArgument above
+// kMaxAdmitted addresses or kMaxAdmittedPorts ports, else the errno of setsockopt.
+[[nodiscard]] Result<void> admit_only(int fd, const Admitted& admitted, bool lock);
 
 // While alive, every listen() this thread makes admits exactly `admitted`, unlocked, and is
 // recorded: once the link is up, close_listeners() admits nobody more (and locks), so that even
-// at the peer's addresses nobody can open another connection to this link's UCX.
+// from the peer's addresses and ports nobody can open another connection to this link's UCX.
 class ListenerAdmission {
  public:
-  explicit ListenerAdmission(std::vector<IpAddress> admitted);
+  explicit ListenerAdmission(Admitted admitted);
   ~ListenerAdmission();
   ListenerAdmission(const ListenerAdmission&) = delete;
   ListenerAdmission& operator=(const ListenerAdmission&) = delete;
 
-  [[nodiscard]] std::span<const IpAddress> admitted() const noexcept { return admitted_; }
+  [[nodiscard]] const Admitted& admitted() const noexcept { return admitted_; }
   // The listening sockets made in this scope.
   [[nodiscard]] const std::vector<int>& listeners() const noexcept { return listeners_; }
   void note_listener(int fd) { listeners_.push_back(fd); }
 
  private:
-  std::vector<IpAddress> admitted_;
+  Admitted admitted_;
   std::vector<int> listeners_;
   ListenerAdmission* outer_;
 };

@@ -161,6 +161,8 @@ void encode_body(Writer& w, const PeerMessage& m) {
         } else if constexpr (std::is_same_v<T, PeerAddresses>) {
           w.u32(static_cast<std::uint32_t>(v.addresses.size()));
           for (const auto& a : v.addresses) w.raw(a);
+          w.u16(static_cast<std::uint16_t>(v.ports.size()));
+          for (const auto port : v.ports) w.u16(port);
         } else if constexpr (std::is_same_v<T, WorkerAddress>) {
           w.u32(static_cast<std::uint32_t>(v.address.size()));
           w.raw(v.address);
@@ -451,6 +453,16 @@ Result<PeerMessage> decode_peer_body(PeerType type, std::span<const std::byte> b
                     std::to_string(kMaxPeerAddresses));
       }
       for (std::uint32_t i = 0; r.ok() && i < count; ++i) a.addresses.push_back(r.raw<16>("address"));
+      const auto ports = r.u16("source port count");
+      if (r.ok() && (ports == 0 || ports > kMaxPeerSourcePorts)) {
+        r.fail_with("source port count " + std::to_string(ports) + " is not 1-" +
+                    std::to_string(kMaxPeerSourcePorts));
+      }
+      for (std::uint16_t i = 0; r.ok() && i < ports; ++i) {
+        const auto port = r.u16("source port");
+        if (r.ok() && port == 0) r.fail_with("source port 0");
+        a.ports.push_back(port);
+      }
       out = std::move(a);
       break;
     }

@@ -31,14 +31,18 @@ inline constexpr std::uint32_t kPeerMagic = 0x504d4853;  // "SHMP" little-endian
 // version in words that peer reads (encode_refusal).
 // 3: the handshake on a plain TCP connection, then PeerAddresses and WorkerAddress, then UCX
 // (before 3 the handshake ran on UCX, whose listeners then accepted anyone: docs/security.md).
-inline constexpr std::uint16_t kPeerVersion = 3;
+// 4: PeerAddresses also carries the source ports the sender's UCX connects from (source_ports.hpp);
+// the receiver's UCX listeners admit no other.
+inline constexpr std::uint16_t kPeerVersion = 4;
 inline constexpr std::size_t kPeerHeaderBytes = 16;
 inline constexpr std::size_t kMaxPeerBody = 64 * 1024;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kMaxPeerMessageText = 1024;
-// PeerAddresses: at most this many addresses (listener_admission.hpp's kMaxAdmitted).
+// PeerAddresses: at most this many addresses (listener_admission.hpp's kMaxAdmitted) and 1 to
+// this many source ports (source_ports.hpp's kMaxSourcePorts).
 inline constexpr std::size_t kMaxPeerAddresses = 64;
+inline constexpr std::size_t kMaxPeerSourcePorts = 8;
 // WorkerAddress: a packed UCX worker address of 1 to this many bytes.
 inline constexpr std::size_t kMaxWorkerAddressBytes = 16 * 1024;
 // Array bytes on the tag API (chunked_transfer.hpp): tag = transfer << kChunkIndexBits | chunk.
@@ -142,10 +146,11 @@ struct StreamMessage {
 };
 
 // After the handshake, on the TCP connection: the sender's IP addresses (16 bytes each, IPv4 as
-// ::ffff:a.b.c.d), which the receiver's UCX listeners of this link will admit
-// (listener_admission.hpp).
+// ::ffff:a.b.c.d) and the source ports its UCX connections of this link will leave from, which
+// the receiver's UCX listeners of this link will admit (listener_admission.hpp, source_ports.hpp).
 struct PeerAddresses {
   std::vector<std::array<std::byte, 16>> addresses;
+  std::vector<std::uint16_t> ports;
 };
 // Then the sender's UCX worker address (ucp_worker_get_address), to connect the link's UCX
 // endpoint to.

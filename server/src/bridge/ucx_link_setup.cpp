@@ -6,9 +6,23 @@
 namespace shmarray::bridge {
 namespace {
 
-std::string listed(const std::vector<IpAddress>& addresses) {
+// The source ports each side's UCX may connect from (source_ports.hpp): UCX 1.13 over TCP makes
+// one connection each way per link; the rest cover its reconnection attempts during the setup.
+constexpr std::size_t kSourcePortsPerLink = 4;
+static_assert(kSourcePortsPerLink <= kMaxSourcePorts);
+static_assert(kMaxSourcePorts == kMaxPeerSourcePorts && kMaxSourcePorts == kMaxAdmittedPorts);
+
+template <typename T>
+std::string listed(const std::vector<T>& items) {
   std::string out;
-  for (const auto& a : addresses) out += (out.empty() ? "" : ", ") + a.to_string();
+  for (const auto& i : items) {
+    if (!out.empty()) out += ", ";
+    if constexpr (std::is_same_v<T, IpAddress>) {
+      out += i.to_string();
+    } else {
+      out += std::to_string(i);
+    }
+  }
   return out;
 }
 
@@ -16,7 +30,10 @@ std::string listed(const std::vector<IpAddress>& addresses) {
 
 Result<UcxLink> open_ucx_link(PeerChannel& control, const TcpLink& tcp,
                               std::shared_ptr<UcxContext> context, ucs_thread_mode_t mode) {
+  auto source_ports = SourcePorts::reserve(kSourcePortsPerLink);
+  if (!source_ports) return std::unexpected(source_ports.error());
   PeerAddresses mine;
+  mine.ports.assign(source_ports->ports().begin(), source_ports->ports().end());
   for (const auto& a : local_addresses(true)) {
     std::array<std::byte, 16> raw{};
     std::memcpy(raw.data(), a.bytes.data(), raw.size());
@@ -33,8 +50,10 @@ Result<UcxLink> open_ucx_link(PeerChannel& control, const TcpLink& tcp,
     std::memcpy(a.bytes.data(), raw.data(), a.bytes.size());
     reported.push_back(a);
   }
-  const auto admitted = admitted_for(*connected, reported);
+  const Admitted admitted{admitted_for(*connected, reported), theirs->ports};
 
+  // From here until the link works, UCX's connections leave from the reserved ports only.
+  ConnectsFrom connects_from(*source_ports);
   UcxLink link;
   {
     // Every listener UCX opens for this worker admits only the peer (listen_interposer.cpp).
@@ -66,10 +85,12 @@ Result<UcxLink> open_ucx_link(PeerChannel& control, const TcpLink& tcp,
   if (!checked) {
     return fail(checked.error().code(),
                 "the peer authenticated, but its UCX connection did not work: " +
-                    checked.error().message() + " (this side admits UCX connections from " +
-                    listed(admitted) +
-                    " only: a peer whose UCX leaves by another address is dropped; set "
-                    "UCX_NET_DEVICES on its side to the interface it reaches this host by)");
+                    checked.error().message() +
+                    " (this side admits UCX connections only from " + listed(admitted.addresses) +
+                    " and from source ports " + listed(admitted.ports) +
+                    ", which the peer reserved: a peer whose UCX leaves by another address is "
+                    "dropped, so set UCX_NET_DEVICES on its side to the interface it reaches this "
+                    "host by; so is one behind a NAT that rewrites source ports)");
   }
   if (auto ok = close_listeners(link.listeners); !ok) return std::unexpected(ok.error());
   return link;

@@ -2,11 +2,12 @@
 // From an authenticated TCP connection to the link's UCX endpoint. After the handshake
 // (peer_handshake.hpp), each side on the TCP connection:
 //
-//   sends PeerAddresses{its addresses}      receives the peer's
-//   creates the link's UCX worker, whose listeners admit only the peer's addresses
+//   reserves the source ports its UCX will connect from (source_ports.hpp)
+//   sends PeerAddresses{its addresses, those ports}      receives the peer's
+//   creates the link's UCX worker, whose listeners admit only the peer's addresses and ports
 //                                            (listener_admission.hpp)
 //   sends WorkerAddress{its worker}          receives the peer's
-//   connects its endpoint to the peer's worker (UCX pairs the two)
+//   connects its endpoint to the peer's worker (UCX pairs the two), from the reserved ports
 //   sends a Heartbeat over UCX               receives the peer's: UCX works both ways
 //   lets its UCX listeners admit nobody more (the connections are made)
 //
@@ -19,6 +20,7 @@
 #include "listener_admission.hpp"
 #include "peer_channel.hpp"
 #include "peer_control.hpp"
+#include "source_ports.hpp"
 #include "ucx_endpoint.hpp"
 #include "ucx_worker.hpp"
 
