@@ -7,8 +7,10 @@
 #   fuzz_peer      peer-link messages between bridges (mirrors across hosts), seeds
 #                  fuzz/corpus_peer/
 # Exits non-zero on any crash, sanitizer report, leak or timeout (libFuzzer then leaves
-# crash-*/leak-*/timeout-* in WORK_DIR/<target>).
+# <target>-crash-*/-leak-*/-timeout-* in WORK_DIR, and the end of WORK_DIR/<target>.log is printed).
 #   fuzz/run_fuzz.sh [SECONDS] [WORK_DIR]        (default WORK_DIR: build/fuzz)
+# Compiles with $FUZZ_JOBS jobs and runs $FUZZ_JOBS fuzzers at once, each on its own core for
+# SECONDS (default: the number of CPUs).
 # Compiler: $FUZZ_CXX, else the newest clang++-N (N >= 16) found. clang 14/15 cannot compile
 # libstdc++ 12's std::expected (they lack P0848, conditionally trivial special members); Debian
 # bookworm's clang-16 + libclang-rt-16-dev can (tools/setup.sh installs them).
@@ -57,39 +59,98 @@ FLAGS=(-std=c++2b -g -O1 -fno-omit-frame-pointer -Icommon/include -Icommon/priva
   -D__cpp_concepts=202002L)
 SAN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 
-# build TARGET SOURCES...: (re)builds $WORK/TARGET from fuzz/TARGET.cpp when a source is newer.
-build() {
-  local target=$1
-  shift
-  local bin="$WORK/$target"
-  local newest_source
-  newest_source=$(ls -t "fuzz/$target.cpp" "$@" common/include/shmarray/*.hpp \
-    common/private/shmarray/*.hpp common/private/shmarray/wire/*.hpp \
-    common/private/shmarray/sync/*.hpp server/src/*.hpp \
-    "$WORK/generated/shmarray_generated.h" | head -1)
-  if [ ! -x "$bin" ] || [ "$newest_source" -nt "$bin" ]; then
-    echo "==> building $bin with $CXX"
-    "$CXX" "${FLAGS[@]}" "${SAN[@]}" "fuzz/$target.cpp" "$@" -o "$bin"
+JOBS=${FUZZ_JOBS:-$(nproc)}
+HEADERS=(common/include/shmarray/*.hpp common/private/shmarray/*.hpp common/private/shmarray/wire/*.hpp
+  common/private/shmarray/sync/*.hpp server/src/*.hpp server/src/bridge/*.hpp
+  "$WORK/generated/shmarray_generated.h")
+NEWEST_HEADER=$(ls -t "${HEADERS[@]}" | head -1)
+
+# Runs "$@" in the background, at most $JOBS at once; pool_wait waits for all of them. A failed job
+# fails the pool (POOL_FAILED).
+POOL_RUNNING=0
+POOL_FAILED=0
+pool_run() {
+  if [ "$POOL_RUNNING" -ge "$JOBS" ]; then
+    wait -n || POOL_FAILED=1
+    POOL_RUNNING=$((POOL_RUNNING - 1))
   fi
+  "$@" &
+  POOL_RUNNING=$((POOL_RUNNING + 1))
+}
+pool_wait() {
+  while [ "$POOL_RUNNING" -gt 0 ]; do
+    wait -n || POOL_FAILED=1
+    POOL_RUNNING=$((POOL_RUNNING - 1))
+  done
 }
 
+# object SOURCE: the object file of SOURCE, shared by every target that needs it.
+object() {
+  local name=${1//\//_}
+  echo "$WORK/obj/${name%.cpp}.o"
+}
+compile() {
+  local source=$1 obj
+  obj=$(object "$source")
+  "$CXX" "${FLAGS[@]}" "${SAN[@]}" -c "$source" -o "$obj.tmp" && mv "$obj.tmp" "$obj"
+}
+
+# Each source is compiled once (sources shared by the targets too), $JOBS at a time, when it or
+# any header is newer than its object; each target is relinked when one of its objects is newer.
+TARGETS=(fuzz_decoders fuzz_header fuzz_dtype fuzz_peer)
+declare -A TARGET_SOURCES=(
+  [fuzz_decoders]="fuzz/fuzz_decoders.cpp ${SOURCES[*]}"
+  [fuzz_header]="fuzz/fuzz_header.cpp ${HEADER_SOURCES[*]}"
+  [fuzz_dtype]="fuzz/fuzz_dtype.cpp ${DTYPE_SOURCES[*]}"
+  [fuzz_peer]="fuzz/fuzz_peer.cpp ${PEER_SOURCES[*]}")
+mkdir -p "$WORK/obj"
+declare -A SEEN=()
+for target in "${TARGETS[@]}"; do
+  for source in ${TARGET_SOURCES[$target]}; do
+    [ -n "${SEEN[$source]:-}" ] && continue
+    SEEN[$source]=1
+    obj=$(object "$source")
+    if [ ! -f "$obj" ] || [ "$source" -nt "$obj" ] || [ "$NEWEST_HEADER" -nt "$obj" ]; then
+      echo "==> compiling $source with $CXX"
+      pool_run compile "$source"
+    fi
+  done
+done
+pool_wait
+[ "$POOL_FAILED" = 0 ] || { echo "run_fuzz.sh: compiling failed (above)" >&2; exit 1; }
+for target in "${TARGETS[@]}"; do
+  objects=()
+  for source in ${TARGET_SOURCES[$target]}; do objects+=("$(object "$source")"); done
+  newest=$(ls -t "${objects[@]}" | head -1)
+  if [ ! -x "$WORK/$target" ] || [ "$newest" -nt "$WORK/$target" ]; then
+    echo "==> linking $WORK/$target"
+    "$CXX" "${SAN[@]}" "${objects[@]}" -o "$WORK/$target"
+  fi
+done
+
 # fuzz TARGET SEEDS: runs $WORK/TARGET for SECONDS_TO_RUN on a copy of SEEDS (libFuzzer adds
-# what it finds to the first corpus directory, so fuzz/ stays as checked in).
+# what it finds to the first corpus directory, so fuzz/ stays as checked in), into
+# $WORK/TARGET.log; on failure prints the end of that log.
 fuzz() {
   local target=$1 seeds=$2
   mkdir -p "$WORK/$target.corpus"
   cp -n "$seeds"/* "$WORK/$target.corpus/" 2>/dev/null || true
-  echo "==> fuzzing $target for ${SECONDS_TO_RUN}s"
-  (cd "$WORK" && "$WORK/$target" -max_total_time="$SECONDS_TO_RUN" -timeout=10 \
+  if (cd "$WORK" && "$WORK/$target" -max_total_time="$SECONDS_TO_RUN" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$WORK/$target-" \
-    "$WORK/$target.corpus")
+    "$WORK/$target.corpus") >"$WORK/$target.log" 2>&1; then
+    echo "==> $target: $(grep -E '^(Done|stat::number_of_executed_units)' "$WORK/$target.log" | head -1)"
+  else
+    echo "==> FAIL: $target (the end of $WORK/$target.log):" >&2
+    tail -60 "$WORK/$target.log" >&2
+    return 1
+  fi
 }
 
-build fuzz_decoders "${SOURCES[@]}"
-build fuzz_header "${HEADER_SOURCES[@]}"
-build fuzz_dtype "${DTYPE_SOURCES[@]}"
-build fuzz_peer "${PEER_SOURCES[@]}"
-fuzz fuzz_decoders fuzz/corpus
-fuzz fuzz_header fuzz/corpus_header
-fuzz fuzz_dtype fuzz/corpus_dtype
-fuzz fuzz_peer fuzz/corpus_peer
+# $JOBS fuzzers at once, each on its own core for SECONDS_TO_RUN.
+echo "==> fuzzing ${TARGETS[*]} for ${SECONDS_TO_RUN}s each, $JOBS at once (logs: $WORK/*.log)"
+pool_run fuzz fuzz_decoders fuzz/corpus
+pool_run fuzz fuzz_header fuzz/corpus_header
+pool_run fuzz fuzz_dtype fuzz/corpus_dtype
+pool_run fuzz fuzz_peer fuzz/corpus_peer
+pool_wait
+[ "$POOL_FAILED" = 0 ] || { echo "run_fuzz.sh: a fuzzer found a problem (above)" >&2; exit 1; }

@@ -5,7 +5,9 @@
 // descriptor attached to its first byte. A slow reader only fills its own queue: while more than
 // kPauseReadingAbove is queued its requests are not read; a queue past --max-pending-reply-bytes
 // (or all queues past --max-pending-reply-bytes-total), or one that makes no progress for
-// --write-timeout-ms, closes the connection. Single-threaded (the broker's io_context).
+// --write-timeout-ms, closes the connection. One turn of a connection handles at most
+// kFramesPerTurn of its requests (and for at most about kTurnTime), so a pipelining client cannot
+// hold the others up. Single-threaded (the broker's io_context).
 //
 // Lifetime: the Broker owns sessions. close() stops all I/O at once, but the Broker hears of it
 // (Broker::on_session_closed: open counts, ephemeral arrays, parked opens, sessions_) only from a
@@ -75,7 +77,14 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   void wait_readable();
-  void on_readable();
+  // Reads and handles requests, at most `budget` of them (this turn's share).
+  void on_readable(int budget);
+  // Handles the whole frames read so far while `budget` lasts (counting it down): false when
+  // the rest was left for resume_frames() (posted) or the connection is closing; `was_idle`: the
+  // buffer was empty before the read that brought them (a frame left started then arms the read
+  // deadline).
+  bool handle_frames(bool was_idle, int& budget);
+  void resume_frames();
   void flush();
   void arm_read_deadline();
   void arm_write_deadline();
@@ -98,6 +107,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool read_paused_ = false;  // more than kPauseReadingAbove queued: flush() resumes reading
   bool write_deadline_armed_ = false;
+  bool frames_pending_ = false;  // whole frames left for resume_frames(), which is posted
+  bool pending_was_idle_ = false;
+  std::chrono::steady_clock::time_point turn_ends_;  // no new request is started after it
   std::chrono::steady_clock::time_point last_write_progress_;  // or when the queue last filled
 };
 

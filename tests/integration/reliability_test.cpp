@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -899,7 +900,14 @@ TEST(HostilePeers, PastTheBrokerWideCapTheConnectionHoldingTheMostIsDroppedNotAS
     for (std::size_t i = 0; i < asked; ++i) burst.insert(burst.end(), list.begin(), list.end());
     ASSERT_TRUE(wire::send_all(innocent.get(), burst, -1, wire::Clock::now() + 60s));
 
-    const EofResult greedy_end = read_until_eof(greedy.get(), 60s);
+    // Nothing of greedy is read until the broker hangs up on it: reading would shrink its queue,
+    // and the broker handles the innocent burst a few requests per turn, not all at once.
+    const auto hangup_deadline = Clock::now() + 60s;
+    pollfd hangup{greedy.get(), POLLRDHUP, 0};
+    while (Clock::now() < hangup_deadline && (hangup.revents & (POLLRDHUP | POLLHUP)) == 0) {
+      ASSERT_GE(::poll(&hangup, 1, 100), 0);
+    }
+    const EofResult greedy_end = read_until_eof(greedy.get(), 5s);
     EXPECT_TRUE(greedy_end.eof) << "the connection holding the most queued replies was not dropped";
     for (std::size_t i = 0; i < asked; ++i) {
       auto reply = read_frame(innocent.get(), innocent_reader, 60s);
@@ -914,6 +922,79 @@ TEST(HostilePeers, PastTheBrokerWideCapTheConnectionHoldingTheMostIsDroppedNotAS
     EXPECT_TRUE(good.stat("a0"));
     ASSERT_TRUE(good.remove("a0"));
     ASSERT_TRUE(good.remove("a1"));
+  }
+  stop_cleanly(broker);
+}
+
+// A client that pipelines thousands of requests gets them handled a few dozen per turn of the
+// broker's loop, so another client's request is handled in the middle of the burst, not after
+// it. The burst: 6000 stats of a name that does not exist yet, sent at once; once the broker has
+// answered the first of them, another client creates that name, and the stats handled after the
+// create find it. Before the broker took turns, the create waited for every request the broker
+// had read in one go (up to 256 KiB, some 4700 of these before the burster's unread replies
+// paused it), so most stats did not find it. Each try takes a few ms; the creating thread may be
+// descheduled longer on a loaded machine, so the test passes if one of three tries shows it.
+TEST(HostilePeers, APipelinedBurstDoesNotMakeOtherClientsWaitForAllOfIt) {
+  constexpr std::size_t kBurst = 6000;
+  BrokerProcess broker;
+  {
+    auto good = broker.client();
+    // How many stats of the burst were handled before another client's create of the name.
+    auto stats_before_the_create = [&](const std::string& name) -> std::optional<std::size_t> {
+      UniqueFd burster = hello_connection(broker.socket_path());
+      EXPECT_TRUE(burster);
+      if (!burster) return std::nullopt;
+      std::vector<std::byte> burst;
+      for (std::size_t i = 0; i < kBurst; ++i) {
+        const auto stat = wire::encode_message(wire::StatRequest{name}, 10 + i);
+        burst.insert(burst.end(), stat.begin(), stat.end());
+      }
+      // From a thread: the burst is larger than the socket holds, and the create must not wait
+      // for the broker to have read all of it.
+      bool sent = false;
+      std::thread sender([&] {
+        sent = wire::send_all(burster.get(), burst, -1, wire::Clock::now() + 30s).has_value();
+      });
+      const bool answered =
+          wire::wait_readable(burster.get(), wire::Clock::now() + 10s).has_value();
+      const bool created = answered && good.create(name, ArraySpec{.shape = {4}}).has_value();
+      sender.join();
+      EXPECT_TRUE(sent) << "the burst could not be sent";
+      EXPECT_TRUE(answered) << "no reply to the burst's first request";
+      EXPECT_TRUE(created);
+      if (!sent || !created) return std::nullopt;
+      wire::FrameReader reader(wire::kMaxReplyBody);
+      std::size_t found = 0, not_found = 0;
+      for (std::size_t i = 0; i < kBurst; ++i) {
+        auto reply = read_frame(burster.get(), reader, 30s);
+        EXPECT_TRUE(reply) << "reply " << i << " of " << kBurst << ": "
+                           << reply.error().message();
+        if (!reply) return std::nullopt;
+        EXPECT_EQ(reply->header.request_id, 10 + i) << "replies out of order";
+        if (reply->header.type == wire::MessageType::kStatReply) {
+          ++found;
+        } else {
+          EXPECT_EQ(error_code_of(*reply), ErrorCode::kNotFound);
+          EXPECT_EQ(found, 0u) << "a stat after one that found the array did not find it";
+          ++not_found;
+        }
+      }
+      EXPECT_TRUE(good.remove(name));
+      return not_found;
+    };
+    std::vector<std::size_t> tries;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const auto before = stats_before_the_create("marker" + std::to_string(attempt));
+      ASSERT_TRUE(before);
+      EXPECT_GT(*before, 0u) << "the create was handled before the burst had started";
+      tries.push_back(*before);
+      std::printf("try %d: the create was handled after %zu of the burst's %zu stats\n",
+                  attempt + 1, *before, kBurst);
+      if (*before <= kBurst / 2) break;
+    }
+    EXPECT_LE(*std::min_element(tries.begin(), tries.end()), kBurst / 2)
+        << "in each of " << tries.size() << " tries the other client waited for more than half of "
+        << kBurst << " pipelined requests";
   }
   stop_cleanly(broker);
 }
