@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "bench_util.hpp"
@@ -66,6 +67,7 @@ struct Options {
   bool mirror = true;
   int stream_messages = 0;  // 0: no stream measurement
   int streams = 1;          // mirrored streams the messages go to in turn
+  int paced_hz = 0;         // 0: no paced measurement of the bridges' CPU
 };
 
 // Unwraps a std::expected whose error is a sentence.
@@ -288,6 +290,84 @@ std::vector<double> mirror_copy(const MirrorPair& pair, std::uint64_t size, int 
   return us;
 }
 
+// CPU time (user + system, ns) of each shmarray-bridge process on this machine, by pid: in a
+// run of this benchmark, the source's and the mirror's.
+std::map<int, std::int64_t> bridges_cpu_ns() {
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  std::map<int, std::int64_t> cpu;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!in || !std::getline(in, line)) continue;
+    const auto open = line.find('(');
+    const auto close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    if (line.substr(open + 1, close - open - 1) != "shmarray-bridge") continue;
+    // After the name: state, then 10 fields to utime (14th) and stime (15th).
+    std::stringstream rest(line.substr(close + 2));
+    std::string field;
+    for (int i = 0; i < 11; ++i) rest >> field;
+    long long utime = 0;
+    long long stime = 0;
+    rest >> utime >> stime;
+    cpu[std::atoi(line.c_str())] = (utime + stime) * 1'000'000'000LL / ticks;
+  }
+  return cpu;
+}
+
+// The CPU the bridges present at both samples used between them.
+std::int64_t cpu_between(const std::map<int, std::int64_t>& before,
+                         const std::map<int, std::int64_t>& after) {
+  std::int64_t total = 0;
+  for (const auto& [pid, ns] : after) {
+    if (auto it = before.find(pid); it != before.end()) total += ns - it->second;
+  }
+  return total;
+}
+
+// The cost of the bridges' polling (spin_policy.hpp): a 4 KiB array published `hz` times a
+// second for 3 s (each version awaited on B before the next is due); the bridges' CPU in that
+// time, as a share of one core and per version, and the versions' latency.
+struct PacedResult {
+  double core_share = 0;
+  double cpu_us_per_version = 0;
+  std::vector<double> latency_us;
+};
+
+PacedResult paced_mirror(const MirrorPair& pair, int hz) {
+  auto a = must(pair.source->connect(), "connect to the source broker");
+  auto b = must(pair.mirror->connect(), "connect to the mirror broker");
+  const std::string name = "bench/paced";
+  auto source = must(a.create(name, {.dtype = "|u1", .shape = {4096}, .populate = true}), "create");
+  std::uint64_t v = must(source.publish(), "publish");
+  auto mirror = must(b.open(name, shmarray::Access::kReadOnly, {.populate = true, .wait = 60s}),
+                     "open the mirror on B");
+  if (mirror.version() < v) (void)must(mirror.wait_newer_than(v - 1, 60s), "first version on B");
+  const auto period = std::chrono::nanoseconds(1'000'000'000LL / hz);
+  const int versions = 3 * hz;
+  PacedResult r;
+  const auto cpu0 = bridges_cpu_ns();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < versions; ++i) {
+    std::this_thread::sleep_until(start + i * period);
+    const std::int64_t t0 = now_ns();
+    v = must(source.publish(), "publish");
+    (void)must(mirror.wait_newer_than(v - 1, 120s), "wait on B");
+    r.latency_us.push_back(static_cast<double>(now_ns() - t0) / 1e3);
+  }
+  const double wall_ns = std::chrono::duration<double, std::nano>(
+                             std::chrono::steady_clock::now() - start).count();
+  const double cpu_ns = static_cast<double>(cpu_between(cpu0, bridges_cpu_ns()));
+  r.core_share = cpu_ns / wall_ns;
+  r.cpu_us_per_version = cpu_ns / 1e3 / versions;
+  (void)a.remove(name);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (b.stat(name) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  return r;
+}
+
 // Streams through the mirror: N messages back to back (messages/s), then one at a time
 // (latency, µs). Every message is checked on B (its sequence number in its first element).
 struct StreamResult {
@@ -350,7 +430,17 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Mirrors across hosts: publish(A) -> wait(B) vs a plain TCP copy and ucx_perftest"};
   app.add_option("--sizes", o.sizes, "array sizes (1GiB only on machines with room)");
-  app.add_option("--links", o.links, "veth, loopback or both");
+  app.add_option("--links", o.links, "comma-separated, each veth or loopback")
+      ->check([](const std::string& value) -> std::string {
+        std::stringstream items(value);
+        for (std::string link; std::getline(items, link, ',');) {
+          if (link != "veth" && link != "loopback") {
+            return "unknown link '" + link + "': each is veth or loopback, e.g. veth,loopback";
+          }
+        }
+        return {};
+      })
+      ->capture_default_str();
   app.add_option("--repeat", o.repeat_small, "timed rounds per size below 64 MiB");
   app.add_option("--repeat-large", o.repeat_large, "timed rounds per size from 64 MiB");
   app.add_option("--blocks", o.blocks, "the rounds of each size in this many turns per method");
@@ -362,6 +452,10 @@ int main(int argc, char** argv) {
   app.add_option("--stream-messages", o.stream_messages,
                  "also a mirrored stream: messages/s of N messages, and per-message latency");
   app.add_option("--streams", o.streams, "with --stream-messages: this many streams, in turn");
+  app.add_option("--paced-hz", o.paced_hz,
+                 "also publish a 4 KiB array this many times a second for 3 s: the bridges' CPU "
+                 "(share of one core, per version) and the latency")
+      ->check(CLI::Range(0, 100'000));
   CLI11_PARSE(app, argc, argv);
 
   Csv csv(o.csv, "machine,link,method,size,rounds,p50_us,p99_us,min_us,gbps,ratio_to_tcp_p50");
@@ -430,6 +524,16 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       csv.row(o.machine, link, method, 64, s.n, s.p50, s.p99, s.min, r.messages_per_s / 1e9 * 64,
               std::numeric_limits<double>::quiet_NaN());
+    }
+    if (pair && o.paced_hz > 0) {
+      const PacedResult r = paced_mirror(*pair, o.paced_hz);
+      const Stats s = summarise(r.latency_us);
+      const std::string method = "paced " + std::to_string(o.paced_hz) + "/s";
+      std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  bridges' CPU %5.1f%% of a core, "
+                  "%6.1f us per version\n",
+                  link.c_str(), method.c_str(), "4 KiB", s.p50, s.p99, r.core_share * 100,
+                  r.cpu_us_per_version);
+      std::fflush(stdout);
     }
   }
   std::error_code ignored;

@@ -358,6 +358,23 @@ TEST(SpinPolicyTest, TheVariableIsAWholeNumberOfMicroseconds) {
   EXPECT_EQ(parse_spin_us(nullptr), std::nullopt);
 }
 
+// Mid-transfer the bridges poll on any number of CPUs (the producer and the reader wait for the
+// transfer anyway): kTransferSpin unless the variable says otherwise, and never less than the
+// idle spin (a transfer is not waited for more lazily than idleness).
+TEST(SpinPolicyTest, MidTransferPollingIsOnByDefaultAndNeverShorterThanTheIdleSpin) {
+  using std::chrono::microseconds;
+  using std::chrono::nanoseconds;
+  EXPECT_GT(kTransferSpin.count(), 0);
+  EXPECT_EQ(transfer_spin_for(nanoseconds(0), nullptr), nanoseconds(kTransferSpin));
+  EXPECT_EQ(transfer_spin_for(nanoseconds(0), "0"), nanoseconds(0));
+  EXPECT_EQ(transfer_spin_for(nanoseconds(0), "200"), microseconds(200));
+  EXPECT_EQ(transfer_spin_for(nanoseconds(0), "5us"), nanoseconds(kTransferSpin));  // ignored
+  EXPECT_EQ(transfer_spin_for(microseconds(500), "0"), microseconds(500));
+  EXPECT_EQ(transfer_spin_for(microseconds(500), nullptr), microseconds(500));
+  EXPECT_EQ(transfer_spin_for(default_spin_for(16), nullptr),
+            std::max(nanoseconds(kSpinWithIdleCores), nanoseconds(kTransferSpin)));
+}
+
 }  // namespace
 }  // namespace shmarray::bridge
 

@@ -9,6 +9,10 @@
 
 namespace shmarray::bridge {
 
+// Whether the bytes a receive waits for are due now (the rest of a message or of an array whose
+// start has arrived: worth polling for, spin_policy.hpp) or whenever the peer has something.
+enum class Arrival { kWhenever, kDue };
+
 class ByteLink {
  public:
   virtual ~ByteLink() = default;
@@ -17,7 +21,7 @@ class ByteLink {
                                           std::chrono::milliseconds timeout) = 0;
   // Receives exactly bytes.size() bytes into `bytes`.
   [[nodiscard]] virtual Result<void> recv(std::span<std::byte> bytes,
-                                          std::chrono::milliseconds timeout) = 0;
+                                          std::chrono::milliseconds timeout, Arrival arrival) = 0;
   [[nodiscard]] virtual bool broken() const noexcept = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include "env_number.hpp"
 #include "peer_channel.hpp"
+#include "spin_policy.hpp"
 
 namespace shmarray::bridge {
 namespace {
@@ -81,7 +82,7 @@ class InFlight {
         return fail(ErrorCode::kDeadlineExceeded,
                     std::string(what_) + ": the peer took longer than the transfer's time limit");
       }
-      ep_.worker().wait(std::chrono::milliseconds(50));
+      ep_.worker().wait(std::chrono::milliseconds(50), transfer_spin());
     }
   }
 

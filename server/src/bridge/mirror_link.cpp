@@ -233,7 +233,7 @@ class MirrorSession {
         abandon_write(live);
         return received;
       }
-      auto m = channel_.receive();
+      auto m = channel_.receive(kLinkSilence, Arrival::kDue);
       auto* end = m ? std::get_if<ArrayEnd>(&*m) : nullptr;
       if (end == nullptr) {
         abandon_write(live);

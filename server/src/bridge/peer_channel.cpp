@@ -19,28 +19,31 @@ Result<void> PeerChannel::send_bytes(std::span<const std::byte> bytes) {
   return ep_.send(bytes, transfer_timeout(bytes.size()));
 }
 
-Result<PeerMessage> PeerChannel::receive(std::chrono::milliseconds timeout) {
+Result<PeerMessage> PeerChannel::receive(std::chrono::milliseconds timeout, Arrival arrival) {
   std::array<std::byte, kPeerHeaderBytes> raw{};
-  if (auto ok = ep_.recv(raw, timeout); !ok) return std::unexpected(ok.error());
+  if (auto ok = ep_.recv(raw, timeout, arrival); !ok) return std::unexpected(ok.error());
   auto header = decode_peer_header(raw);
   if (!header) {
     if (auto v = peer_version_of(raw); v && *v != kPeerVersion) mismatched_version_ = *v;
     return std::unexpected(header.error());
   }
   std::vector<std::byte> body(header->body_bytes);
-  if (auto ok = ep_.recv(body, kLinkSilence); !ok) return std::unexpected(ok.error());
+  if (auto ok = ep_.recv(body, kLinkSilence, Arrival::kDue); !ok) {
+    return std::unexpected(ok.error());
+  }
   return decode_peer_body(header->type, body);
 }
 
 Result<void> PeerChannel::receive_bytes(std::span<std::byte> bytes) {
-  return ep_.recv(bytes, transfer_timeout(bytes.size()));
+  return ep_.recv(bytes, transfer_timeout(bytes.size()), Arrival::kDue);
 }
 
 Result<void> PeerChannel::discard_bytes(std::uint64_t nbytes) {
   std::vector<std::byte> scratch(std::min<std::uint64_t>(nbytes, 1u << 20));
   while (nbytes > 0) {
     const auto n = std::min<std::uint64_t>(nbytes, scratch.size());
-    if (auto ok = ep_.recv(std::span(scratch).first(n), transfer_timeout(n)); !ok) return ok;
+    const auto part = std::span(scratch).first(n);
+    if (auto ok = ep_.recv(part, transfer_timeout(n), Arrival::kDue); !ok) return ok;
     nbytes -= n;
   }
   return {};
@@ -54,7 +57,8 @@ void PeerChannel::linger(std::chrono::milliseconds timeout) noexcept {
         until - std::chrono::steady_clock::now());
     if (left <= std::chrono::milliseconds::zero()) return;
     // One byte at a time: a receive of more would wait for bytes a closing peer never sends.
-    if (!ep_.recv(std::span(&scratch, 1), left)) return;  // the peer closed, or time is up
+    // The peer closed, or time is up.
+    if (!ep_.recv(std::span(&scratch, 1), left, Arrival::kWhenever)) return;
   }
 }
 

@@ -25,8 +25,10 @@ class PeerChannel {
   explicit PeerChannel(ByteLink& link) : ep_(link) {}
   [[nodiscard]] Result<void> send(const PeerMessage& m);
   [[nodiscard]] Result<void> send_bytes(std::span<const std::byte> bytes);
-  // The next whole message; kDeadlineExceeded when none arrives within `timeout`.
-  [[nodiscard]] Result<PeerMessage> receive(std::chrono::milliseconds timeout = kLinkSilence);
+  // The next whole message; kDeadlineExceeded when none arrives within `timeout`. kDue: it
+  // follows what was just received (an ArrayEnd after the bytes), so the wait polls first.
+  [[nodiscard]] Result<PeerMessage> receive(std::chrono::milliseconds timeout = kLinkSilence,
+                                            Arrival arrival = Arrival::kWhenever);
   [[nodiscard]] Result<void> receive_bytes(std::span<std::byte> bytes);
   // Receives and drops `nbytes` (bytes for an array this side cannot hold).
   [[nodiscard]] Result<void> discard_bytes(std::uint64_t nbytes);

@@ -103,7 +103,8 @@ Result<void> TcpLink::send(std::span<const std::byte> bytes, std::chrono::millis
   return {};
 }
 
-Result<void> TcpLink::recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout) {
+Result<void> TcpLink::recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout,
+                             Arrival /*arrival: a handshake's few bytes, always waited for*/) {
   if (broken_) return fail(ErrorCode::kUnavailable, "peer connection already failed");
   const auto deadline = Clock::now() + timeout;
   while (!bytes.empty()) {

@@ -24,8 +24,8 @@ class TcpLink final : public ByteLink {
 
   [[nodiscard]] Result<void> send(std::span<const std::byte> bytes,
                                   std::chrono::milliseconds timeout) override;
-  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes,
-                                  std::chrono::milliseconds timeout) override;
+  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout,
+                                  Arrival arrival) override;
   [[nodiscard]] bool broken() const noexcept override { return broken_; }
   // Closes the connection (the link went on over UCX).
   void close() noexcept {

@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -18,6 +19,9 @@ unsigned cpus_of_this_process() noexcept {
 }
 
 const char* spin_env() noexcept { return std::getenv("SHMARRAY_BRIDGE_SPIN_US"); }
+const char* transfer_spin_env() noexcept {
+  return std::getenv("SHMARRAY_BRIDGE_TRANSFER_SPIN_US");
+}
 
 }  // namespace
 
@@ -38,21 +42,50 @@ std::chrono::nanoseconds spin_after_activity() noexcept {
   return spin;
 }
 
+std::chrono::nanoseconds transfer_spin_for(std::chrono::nanoseconds after_activity,
+                                           const char* text) noexcept {
+  return std::max(after_activity,
+                  parse_spin_us(text).value_or(std::chrono::nanoseconds(kTransferSpin)));
+}
+
+std::chrono::nanoseconds transfer_spin() noexcept {
+  static const std::chrono::nanoseconds spin =
+      transfer_spin_for(spin_after_activity(), transfer_spin_env());
+  return spin;
+}
+
+namespace {
+
+// "; NAME='text' ignored: ..." for a set but invalid variable, else "".
+std::string ignored(const char* name, const char* env) {
+  if (env == nullptr || *env == '\0' || parse_spin_us(env)) return {};
+  return "; " + std::string(name) + "='" + env + "' ignored: not a whole number of microseconds " +
+         "from 0 to " + std::to_string(kMaxSpin.count());
+}
+
+}  // namespace
+
 std::string describe_spin() {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(spin_after_activity());
   const char* env = spin_env();
   std::string text = us.count() == 0 ? std::string("bridge threads sleep at once when idle")
                                      : "bridge threads poll " + std::to_string(us.count()) +
                                            " us after activity before they sleep";
-  if (parse_spin_us(env)) return text + " (SHMARRAY_BRIDGE_SPIN_US)";
-  std::string why = " (" + std::to_string(cpus_of_this_process()) + " CPUs; the default polls " +
-                    std::to_string(kSpinWithIdleCores.count()) + " us from " +
-                    std::to_string(kMinCpusToSpin) + " CPUs; SHMARRAY_BRIDGE_SPIN_US sets it)";
-  if (env != nullptr && *env != '\0') {
-    why += "; SHMARRAY_BRIDGE_SPIN_US='" + std::string(env) + "' ignored: not a whole number of "
-           "microseconds from 0 to " + std::to_string(kMaxSpin.count());
+  if (parse_spin_us(env)) {
+    text += " (SHMARRAY_BRIDGE_SPIN_US)";
+  } else {
+    text += " (" + std::to_string(cpus_of_this_process()) + " CPUs; the default polls " +
+            std::to_string(kSpinWithIdleCores.count()) + " us from " +
+            std::to_string(kMinCpusToSpin) + " CPUs; SHMARRAY_BRIDGE_SPIN_US sets it)" +
+            ignored("SHMARRAY_BRIDGE_SPIN_US", env);
   }
-  return text + why;
+  const auto mid = std::chrono::duration_cast<std::chrono::microseconds>(transfer_spin());
+  const char* tenv = transfer_spin_env();
+  text += "; mid-transfer they poll " + std::to_string(mid.count()) + " us" +
+          (parse_spin_us(tenv) ? std::string(" (SHMARRAY_BRIDGE_TRANSFER_SPIN_US)")
+                               : " (SHMARRAY_BRIDGE_TRANSFER_SPIN_US sets it)" +
+                                     ignored("SHMARRAY_BRIDGE_TRANSFER_SPIN_US", tenv));
+  return text;
 }
 
 }  // namespace shmarray::bridge

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <utility>
 
+#include "spin_policy.hpp"
 
 namespace shmarray::bridge {
 
@@ -52,7 +53,7 @@ void UcxEndpoint::close() noexcept {
 }
 
 Result<void> UcxEndpoint::finish(void* request, bool is_recv, std::string_view what,
-                                 std::chrono::milliseconds timeout) {
+                                 std::chrono::milliseconds timeout, Arrival arrival) {
   if (request == nullptr) return {};
   if (auto ok = started(request, what); !ok) return std::unexpected(ok.error());
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -81,7 +82,8 @@ Result<void> UcxEndpoint::finish(void* request, bool is_recv, std::string_view w
                   std::string(what) + ": nothing from the peer for " +
                       std::to_string(timeout.count()) + " ms (link down?)");
     }
-    worker_->wait(std::chrono::milliseconds(50));
+    worker_->wait(std::chrono::milliseconds(50), arrival == Arrival::kDue ? transfer_spin()
+                                                                          : spin_after_activity());
   }
   ::ucp_request_free(request);
   if (status != UCS_OK) {
@@ -98,10 +100,11 @@ Result<void> UcxEndpoint::send(std::span<const std::byte> bytes,
   if (bytes.empty()) return {};
   ucp_request_param_t param{};
   void* request = ::ucp_stream_send_nbx(ep_, bytes.data(), bytes.size(), &param);
-  return finish(request, false, "send to peer", timeout);
+  return finish(request, false, "send to peer", timeout, Arrival::kDue);
 }
 
-Result<void> UcxEndpoint::recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout) {
+Result<void> UcxEndpoint::recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout,
+                               Arrival arrival) {
   if (broken_ || ep_ == nullptr) return fail(ErrorCode::kUnavailable, "the peer link is closed");
   if (bytes.empty()) return {};
   ucp_request_param_t param{};
@@ -109,7 +112,7 @@ Result<void> UcxEndpoint::recv(std::span<std::byte> bytes, std::chrono::millisec
   param.flags = UCP_STREAM_RECV_FLAG_WAITALL;
   std::size_t length = 0;
   void* request = ::ucp_stream_recv_nbx(ep_, bytes.data(), bytes.size(), &length, &param);
-  return finish(request, true, "receive from peer", timeout);
+  return finish(request, true, "receive from peer", timeout, arrival);
 }
 
 namespace {

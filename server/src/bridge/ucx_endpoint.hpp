@@ -30,11 +30,13 @@ class UcxEndpoint final : public ByteLink {
   ~UcxEndpoint() override;
 
   // Sends all of `bytes` (the buffer must stay valid: this returns when UCX is done with it).
+  // A send that does not complete at once is mid-transfer (the socket is full): its waits poll
+  // for transfer_spin() (spin_policy.hpp) before they sleep.
   [[nodiscard]] Result<void> send(std::span<const std::byte> bytes,
                                   std::chrono::milliseconds timeout) override;
-  // Receives exactly bytes.size() bytes into `bytes`.
-  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes,
-                                  std::chrono::milliseconds timeout) override;
+  // Receives exactly bytes.size() bytes into `bytes`; Arrival::kDue waits as a send does.
+  [[nodiscard]] Result<void> recv(std::span<std::byte> bytes, std::chrono::milliseconds timeout,
+                                  Arrival arrival) override;
   // The tag API, for array bytes (chunked_transfer.hpp): starts a send of `bytes` tagged `tag`,
   // or a receive into `bytes` of the message tagged `tag` from this endpoint's worker (`memh`:
   // their registration, or nullptr). Above UCX_RNDV_THRESH UCX uses rendezvous: the receiver's
@@ -62,7 +64,7 @@ class UcxEndpoint final : public ByteLink {
   // A request just started: itself, or (an error pointer) the endpoint force-closed and the error.
   [[nodiscard]] Result<void*> started(void* request, std::string_view what);
   [[nodiscard]] Result<void> finish(void* request, bool is_recv, std::string_view what,
-                                    std::chrono::milliseconds timeout);
+                                    std::chrono::milliseconds timeout, Arrival arrival);
   void close() noexcept;
 
   UcxWorker* worker_;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <string>
+#include <thread>
 
 #include "spin_policy.hpp"
 
@@ -113,19 +114,20 @@ Result<std::vector<std::byte>> UcxWorker::address() const {
 
 bool UcxWorker::progress() noexcept { return ::ucp_worker_progress(worker_) != 0; }
 
-void UcxWorker::wait(std::chrono::milliseconds timeout) noexcept {
+void UcxWorker::wait(std::chrono::milliseconds timeout, std::chrono::nanoseconds spin) noexcept {
   if (progress()) {
     note_activity();
     return;
   }
   // Busy for a while after activity: the next fragment or message of a busy link is caught
   // without the wake-up from poll.
-  const auto spin_end = last_activity_ + spin_after_activity();
-  while (std::chrono::steady_clock::now() < spin_end) {
+  const auto spin_end = last_activity_ + spin;
+  for (unsigned i = 1; std::chrono::steady_clock::now() < spin_end; ++i) {
     if (progress()) {
       note_activity();
       return;
     }
+    if (i % 16 == 0) std::this_thread::yield();  // let a woken process on this core run
   }
   // Armed: the event fd signals the next event; BUSY means events are pending already.
   if (::ucp_worker_arm(worker_) == UCS_ERR_BUSY) return;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "shmarray/error.hpp"
+#include "spin_policy.hpp"
 
 namespace shmarray::bridge {
 
@@ -45,9 +46,10 @@ class UcxWorker {
   [[nodiscard]] Result<std::vector<std::byte>> address() const;
   // One round of progress; true if anything happened.
   bool progress() noexcept;
-  // Progresses; if nothing is pending, keeps progressing until spin_after_activity() has passed
+  // Progresses; if nothing is pending, keeps progressing until `spin` has passed
   // since the last activity (spin_policy.hpp), then sleeps on the event fd for up to `timeout`.
-  void wait(std::chrono::milliseconds timeout) noexcept;
+  void wait(std::chrono::milliseconds timeout, std::chrono::nanoseconds spin) noexcept;
+  void wait(std::chrono::milliseconds timeout) noexcept { wait(timeout, spin_after_activity()); }
   // A request completed: the next wait() spins before it sleeps.
   void note_activity() noexcept { last_activity_ = std::chrono::steady_clock::now(); }
 
