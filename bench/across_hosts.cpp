@@ -22,6 +22,10 @@
 //                 (publish on A -> take() returning on B: per-message latency). With --streams K,
 //                 K such streams on the one link, the messages going to each in turn (a bridge
 //                 that sleeps on one stream sees the others late).
+//   paced         (--paced-hz N) a 4 KiB array published N times a second for 3 s, each version
+//                 awaited on B, against a TCP copy of 4 KiB at the same pace; also the CPU time
+//                 of every shmarray-bridge process over those 3 s (what the bridges' polling
+//                 costs: server/src/bridge/spin_policy.hpp).
 // The tcp copy and mirror rounds run in alternating blocks (--blocks) so that a burst of other load
 // falls on both. GB/s is bytes / median latency (one transfer at a time). Nothing here asserts a
 // number.
@@ -67,7 +71,7 @@ struct Options {
   bool mirror = true;
   int stream_messages = 0;  // 0: no stream measurement
   int streams = 1;          // mirrored streams the messages go to in turn
-  int paced_hz = 0;         // 0: no paced measurement of the bridges' CPU
+  int paced_hz = 0;         // 0: no paced measurement
 };
 
 // Unwraps a std::expected whose error is a sentence.
@@ -98,9 +102,11 @@ std::unique_ptr<char[]> touched(std::uint64_t size) {
 constexpr std::uint64_t kTcpPieceBytes = 60 * 1024;
 
 // Latencies (µs) of `rounds` TCP copies from A to B (after 2 untimed ones), the sender's send()
-// calls given at most `piece` bytes each (0: all of them).
+// calls given at most `piece` bytes each (0: all of them); a copy every `period` (0: each as soon
+// as the last has arrived).
 std::vector<double> tcp_copy(const TwoHosts& hosts, std::uint64_t size, int rounds,
-                             std::uint64_t piece) {
+                             std::uint64_t piece,
+                             std::chrono::nanoseconds period = std::chrono::nanoseconds(0)) {
   const int total = rounds + 2;
   auto* shared = static_cast<std::int64_t*>(::mmap(nullptr, sizeof(std::int64_t) * total,
                                                    PROT_READ | PROT_WRITE,
@@ -134,7 +140,9 @@ std::vector<double> tcp_copy(const TwoHosts& hosts, std::uint64_t size, int roun
     auto conn = shmarray::test::tcp_connect(hosts.address(Host::kB), port, 10s);
     if (!conn) return 3;
     auto buffer = touched(size);
+    const auto start = std::chrono::steady_clock::now();
     for (int r = 0; r < total; ++r) {
+      if (period.count() > 0) std::this_thread::sleep_until(start + r * period);
       const std::int64_t t0 = now_ns();
       std::int64_t t_end = 0;
       const std::uint64_t step = piece == 0 ? size : piece;
@@ -453,8 +461,8 @@ int main(int argc, char** argv) {
                  "also a mirrored stream: messages/s of N messages, and per-message latency");
   app.add_option("--streams", o.streams, "with --stream-messages: this many streams, in turn");
   app.add_option("--paced-hz", o.paced_hz,
-                 "also publish a 4 KiB array this many times a second for 3 s: the bridges' CPU "
-                 "(share of one core, per version) and the latency")
+                 "also publish a 4 KiB array this many times a second for 3 s: its latency against "
+                 "a TCP copy at that pace, and the bridges' CPU (share of one core, per version)")
       ->check(CLI::Range(0, 100'000));
   CLI11_PARSE(app, argc, argv);
 
@@ -526,14 +534,24 @@ int main(int argc, char** argv) {
               std::numeric_limits<double>::quiet_NaN());
     }
     if (pair && o.paced_hz > 0) {
+      // The floor at the same pace: between copies the receiver sleeps (and its CPU may idle)
+      // as the bridges and the reader do between versions.
+      const auto period = std::chrono::nanoseconds(1'000'000'000LL / o.paced_hz);
+      const Stats tcp = summarise(tcp_copy(**hosts, 4096, 3 * o.paced_hz, 0, period));
       const PacedResult r = paced_mirror(*pair, o.paced_hz);
       const Stats s = summarise(r.latency_us);
       const std::string method = "paced " + std::to_string(o.paced_hz) + "/s";
-      std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  bridges' CPU %5.1f%% of a core, "
-                  "%6.1f us per version\n",
-                  link.c_str(), method.c_str(), "4 KiB", s.p50, s.p99, r.core_share * 100,
-                  r.cpu_us_per_version);
+      std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  (tcp copy at that pace)\n",
+                  link.c_str(), (method + " tcp").c_str(), "4 KiB", tcp.p50, tcp.p99);
+      std::printf("%-9s %-13s %8s  p50 %10.1f us  p99 %10.1f us  %5.2fx tcp  bridges' CPU %5.1f%% "
+                  "of a core, %6.1f us per version\n",
+                  link.c_str(), method.c_str(), "4 KiB", s.p50, s.p99, s.p50 / tcp.p50,
+                  r.core_share * 100, r.cpu_us_per_version);
       std::fflush(stdout);
+      csv.row(o.machine, link, method + " tcp copy", 4096, tcp.n, tcp.p50, tcp.p99, tcp.min,
+              4096 / (tcp.p50 * 1e3), 1.0);
+      csv.row(o.machine, link, method + " mirror", 4096, s.n, s.p50, s.p99, s.min,
+              4096 / (s.p50 * 1e3), s.p50 / tcp.p50);
     }
   }
   std::error_code ignored;

@@ -55,8 +55,8 @@ def _plot(sets, img_dir: Path) -> str | None:
     for ax, (s, rows) in zip(axes[0], with_rows):
         series: dict[str, list[tuple[int, float]]] = {}
         for r in rows:
-            if r["method"] == "tcp 60K sends":
-                continue  # the floor ("tcp copy") wherever it is the faster way
+            if r["method"] == "tcp 60K sends" or r["method"].startswith("paced"):
+                continue  # the floor ("tcp copy") wherever it is faster; paced rows: the table
             series.setdefault(f"{r['link']}: {r['method']}", []).append(
                 (int(r["size"]), float(r["gbps"])))
         colors = {"tcp copy": "tab:gray", "tcp one send": "tab:orange",
@@ -94,7 +94,9 @@ def section(sets, img_dir: Path | None, img_rel: str | None) -> str:
            "sends* (send() of 60 KiB at a time) in the same run; *ucx_perftest* is UCX's own "
            "tag_lat over UCX_TLS=tcp with the bridge's 60 KiB fragments (half a ping-pong of N "
            "bytes each way); *mirror* is publish() of an N-byte array on broker A until "
-           "wait_newer_than() returns on its mirror on broker B, through both bridges. GB/s = "
+           "wait_newer_than() returns on its mirror on broker B, through both bridges; *paced "
+           "N/s* rows: a 4 KiB version N times a second, against a TCP copy at the same pace "
+           "(`--paced-hz`). GB/s = "
            "bytes / median latency of one transfer at a time. **x tcp** = median latency / tcp "
            f"copy's median (the goal: at most {GOAL_LATENCY}x, and at least {GOAL_RATE}x the "
            "rate, i.e. at most about 1.11x its time per transfer).\n"]
@@ -114,12 +116,13 @@ def section(sets, img_dir: Path | None, img_rel: str | None) -> str:
                        f"{float(r['gbps']):.2f} | {float(r['ratio_to_tcp_p50']):.2f}x |")
         losses = []
         for r in rows:
-            if r["method"] != "mirror":
+            if not r["method"].endswith("mirror"):
                 continue
             ratio = float(r["ratio_to_tcp_p50"])
+            paced = f" ({r['method'][:-len(' mirror')]})" if r["method"] != "mirror" else ""
             if ratio > GOAL_LATENCY or 1 / ratio < GOAL_RATE:
-                losses.append(f"{r['link']} {_size(int(r['size']))}: {ratio:.2f}x the TCP copy's "
-                              f"time ({1 / ratio:.2f}x its rate)")
+                losses.append(f"{r['link']} {_size(int(r['size']))}{paced}: {ratio:.2f}x the TCP "
+                              f"copy's time ({1 / ratio:.2f}x its rate)")
         mirrors = [r for r in rows if r["method"] == "mirror"]
         if not mirrors:
             out.append("\nNo *mirror* rows: the shmarrayd measured had no --peer-listen.\n")

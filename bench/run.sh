@@ -316,9 +316,10 @@ if wants hosts; then
   else
     rm -f "$OUT/across_hosts.csv"
     if [ "$SMOKE" = 1 ]; then
-      HOSTS_ARGS=(--sizes 4KiB --repeat 3 --links veth)
+      HOSTS_ARGS=(--sizes 4KiB --repeat 3 --links veth --paced-hz 20)
     else
-      HOSTS_ARGS=(--sizes "4KiB,1MiB,64MiB$([ "$HOSTS_1GIB" = 1 ] && echo ,1GiB)" --repeat 60 --repeat-large 6)
+      HOSTS_ARGS=(--sizes "4KiB,1MiB,64MiB$([ "$HOSTS_1GIB" = 1 ] && echo ,1GiB)" --repeat 60 --repeat-large 6
+        --paced-hz 1000)
     fi
     stage "across hosts: mirror vs TCP copy and ucx_perftest over veth and loopback (${HOSTS_ARGS[*]})"
     "$B/bench_across_hosts" "${HOSTS_ARGS[@]}" "${M[@]}" --csv "$OUT/across_hosts.csv"
