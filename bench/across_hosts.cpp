@@ -263,38 +263,62 @@ MirrorPair start_mirror_pair(const Options& o, const TwoHosts& hosts, const std:
   return pair;
 }
 
-// Latencies (µs) of publish() on A -> wait_newer_than() on B's mirror, after 2 untimed rounds.
-// Checks once that the mirror holds the source's bytes.
-std::vector<double> mirror_copy(const MirrorPair& pair, std::uint64_t size, int rounds) {
-  auto a = must(pair.source->connect(), "connect to the source broker");
-  auto b = must(pair.mirror->connect(), "connect to the mirror broker");
-  const std::string name = "bench/across-" + std::to_string(size);
-  auto source = must(a.create(name, {.dtype = "|u1", .shape = {size}, .populate = true}), "create");
-  auto bytes = must(source.mutable_bytes(), "bytes");
-  for (std::uint64_t i = 0; i < size; ++i) bytes[i] = static_cast<std::byte>(i * 131);
-  std::uint64_t v = must(source.publish(), "publish");
-  auto mirror = must(b.open(name, shmarray::Access::kReadOnly, {.populate = true, .wait = 60s}),
-                     "open the mirror on B");
-  if (mirror.version() < v) (void)must(mirror.wait_newer_than(v - 1, 60s), "first version on B");
-  std::vector<double> us;
-  for (int r = 0; r < rounds + 2; ++r) {
-    bytes[r % size] = static_cast<std::byte>(r);  // the version differs (not that it matters)
+// An array of `size` bytes created on broker A, published once, and its mirror opened on B once
+// that version has arrived; remove() takes it away on A and waits until B has seen that (the
+// next user of the name would otherwise open the old mirror).
+struct MirroredArray {
+  shmarray::Client a;
+  shmarray::Client b;
+  std::string name;
+  shmarray::Array source;
+  shmarray::Array mirror;
+
+  static MirroredArray create(const MirrorPair& pair, std::string name, std::uint64_t size) {
+    auto a = must(pair.source->connect(), "connect to the source broker");
+    auto b = must(pair.mirror->connect(), "connect to the mirror broker");
+    auto source =
+        must(a.create(name, {.dtype = "|u1", .shape = {size}, .populate = true}), "create");
+    const std::uint64_t v = must(source.publish(), "publish");
+    auto mirror = must(b.open(name, shmarray::Access::kReadOnly, {.populate = true, .wait = 60s}),
+                       "open the mirror on B");
+    if (mirror.version() < v) (void)must(mirror.wait_newer_than(v - 1, 60s), "first version on B");
+    return {std::move(a), std::move(b), std::move(name), std::move(source), std::move(mirror)};
+  }
+
+  // publish() on A -> wait_newer_than() returning on B, in µs; dies if B skipped the version.
+  double publish_and_wait() {
     const std::int64_t t0 = now_ns();
-    v = must(source.publish(), "publish");
+    const std::uint64_t v = must(source.publish(), "publish");
     const std::uint64_t seen = must(mirror.wait_newer_than(v - 1, 120s), "wait on B");
     const std::int64_t t1 = now_ns();
     if (seen != v) die("mirror on B went to version " + std::to_string(seen) + ", not " +
                        std::to_string(v));
-    if (r >= 2) us.push_back(static_cast<double>(t1 - t0) / 1e3);
+    return static_cast<double>(t1 - t0) / 1e3;
   }
-  if (std::memcmp(mirror.data(), source.data(), size) != 0) die("the mirror's bytes differ");
-  (void)a.remove(name);
-  // The next block creates the same name again: wait until the removal has reached B, or its
-  // open would find the old mirror (at the old block's last version).
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (b.stat(name) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
+
+  void remove() {
+    (void)a.remove(name);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (b.stat(name) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
   }
+};
+
+// Latencies (µs) of publish() on A -> wait_newer_than() on B's mirror, after 2 untimed rounds.
+// Checks once that the mirror holds the source's bytes.
+std::vector<double> mirror_copy(const MirrorPair& pair, std::uint64_t size, int rounds) {
+  auto m = MirroredArray::create(pair, "bench/across-" + std::to_string(size), size);
+  auto bytes = must(m.source.mutable_bytes(), "bytes");
+  for (std::uint64_t i = 0; i < size; ++i) bytes[i] = static_cast<std::byte>(i * 131);
+  std::vector<double> us;
+  for (int r = 0; r < rounds + 2; ++r) {
+    bytes[r % size] = static_cast<std::byte>(r);  // the version differs (not that it matters)
+    const double latency = m.publish_and_wait();
+    if (r >= 2) us.push_back(latency);
+  }
+  if (std::memcmp(m.mirror.data(), m.source.data(), size) != 0) die("the mirror's bytes differ");
+  m.remove();  // the next block creates the same name again
   return us;
 }
 
@@ -343,14 +367,7 @@ struct PacedResult {
 };
 
 PacedResult paced_mirror(const MirrorPair& pair, int hz) {
-  auto a = must(pair.source->connect(), "connect to the source broker");
-  auto b = must(pair.mirror->connect(), "connect to the mirror broker");
-  const std::string name = "bench/paced";
-  auto source = must(a.create(name, {.dtype = "|u1", .shape = {4096}, .populate = true}), "create");
-  std::uint64_t v = must(source.publish(), "publish");
-  auto mirror = must(b.open(name, shmarray::Access::kReadOnly, {.populate = true, .wait = 60s}),
-                     "open the mirror on B");
-  if (mirror.version() < v) (void)must(mirror.wait_newer_than(v - 1, 60s), "first version on B");
+  auto m = MirroredArray::create(pair, "bench/paced", 4096);
   const auto period = std::chrono::nanoseconds(1'000'000'000LL / hz);
   const int versions = 3 * hz;
   PacedResult r;
@@ -358,21 +375,14 @@ PacedResult paced_mirror(const MirrorPair& pair, int hz) {
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < versions; ++i) {
     std::this_thread::sleep_until(start + i * period);
-    const std::int64_t t0 = now_ns();
-    v = must(source.publish(), "publish");
-    (void)must(mirror.wait_newer_than(v - 1, 120s), "wait on B");
-    r.latency_us.push_back(static_cast<double>(now_ns() - t0) / 1e3);
+    r.latency_us.push_back(m.publish_and_wait());
   }
   const double wall_ns = std::chrono::duration<double, std::nano>(
                              std::chrono::steady_clock::now() - start).count();
   const double cpu_ns = static_cast<double>(cpu_between(cpu0, bridges_cpu_ns()));
   r.core_share = cpu_ns / wall_ns;
   r.cpu_us_per_version = cpu_ns / 1e3 / versions;
-  (void)a.remove(name);
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (b.stat(name) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  m.remove();
   return r;
 }
 

@@ -69,19 +69,17 @@ NEWEST_HEADER=$(ls -t "${HEADERS[@]}" | head -1)
 # fails the pool (POOL_FAILED).
 POOL_RUNNING=0
 POOL_FAILED=0
+pool_reap() {  # waits for one job
+  wait -n || POOL_FAILED=1
+  POOL_RUNNING=$((POOL_RUNNING - 1))
+}
 pool_run() {
-  if [ "$POOL_RUNNING" -ge "$JOBS" ]; then
-    wait -n || POOL_FAILED=1
-    POOL_RUNNING=$((POOL_RUNNING - 1))
-  fi
+  [ "$POOL_RUNNING" -lt "$JOBS" ] || pool_reap
   "$@" &
   POOL_RUNNING=$((POOL_RUNNING + 1))
 }
 pool_wait() {
-  while [ "$POOL_RUNNING" -gt 0 ]; do
-    wait -n || POOL_FAILED=1
-    POOL_RUNNING=$((POOL_RUNNING - 1))
-  done
+  while [ "$POOL_RUNNING" -gt 0 ]; do pool_reap; done
 }
 
 # object SOURCE: the object file of SOURCE, shared by every target that needs it.

@@ -75,8 +75,10 @@ void Session::arm_read_deadline() {
 
 bool Session::handle_frames(bool was_idle, int& budget) {
   for (;; --budget) {
-    const bool started = budget < kFramesPerTurn;  // the first request is always handled
-    if (budget == 0 || (started && std::chrono::steady_clock::now() >= turn_ends_)) {
+    // The first request is always handled; the clock is read only when another may follow.
+    const bool started = budget < kFramesPerTurn;
+    if (budget == 0 || (started && reader_.buffered() > 0 &&
+                        std::chrono::steady_clock::now() >= turn_ends_)) {
       // The rest of what was read waits for the next turn; resume_frames() then reads on.
       frames_pending_ = true;
       pending_was_idle_ = was_idle;

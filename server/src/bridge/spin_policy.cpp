@@ -23,6 +23,13 @@ const char* transfer_spin_env() noexcept {
   return std::getenv("SHMARRAY_BRIDGE_TRANSFER_SPIN_US");
 }
 
+// "; NAME='text' ignored: ..." for a set but invalid variable, else "".
+std::string ignored(const char* name, const char* env) {
+  if (env == nullptr || *env == '\0' || parse_spin_us(env)) return {};
+  return "; " + std::string(name) + "='" + env + "' ignored: not a whole number of microseconds " +
+         "from 0 to " + std::to_string(kMaxSpin.count());
+}
+
 }  // namespace
 
 std::chrono::nanoseconds default_spin_for(unsigned cpus) noexcept {
@@ -53,17 +60,6 @@ std::chrono::nanoseconds transfer_spin() noexcept {
       transfer_spin_for(spin_after_activity(), transfer_spin_env());
   return spin;
 }
-
-namespace {
-
-// "; NAME='text' ignored: ..." for a set but invalid variable, else "".
-std::string ignored(const char* name, const char* env) {
-  if (env == nullptr || *env == '\0' || parse_spin_us(env)) return {};
-  return "; " + std::string(name) + "='" + env + "' ignored: not a whole number of microseconds " +
-         "from 0 to " + std::to_string(kMaxSpin.count());
-}
-
-}  // namespace
 
 std::string describe_spin() {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(spin_after_activity());
