@@ -208,6 +208,7 @@ std::uint64_t Subscriber::missed() const noexcept { return core_->missed(); }
 std::uint64_t Subscriber::position() const noexcept { return core_->position(); }
 std::uint32_t Subscriber::held() const noexcept { return core_->held(); }
 const ArrayInfo& Subscriber::info() const noexcept { return core_->info(); }
+std::span<const std::byte> Subscriber::mapping() const noexcept { return core_->mapping(); }
 
 Loan::Loan(Loan&& other) noexcept
     : core_(std::move(other.core_)), slot_(other.slot_), seq_(other.seq_),

@@ -142,6 +142,9 @@ class SubscriberCore : public std::enable_shared_from_this<SubscriberCore> {
   [[nodiscard]] std::uint64_t position() const noexcept { return cursor_; }
   [[nodiscard]] std::uint32_t held() const noexcept;
   [[nodiscard]] const ArrayInfo& info() const noexcept { return info_; }
+  [[nodiscard]] std::span<const std::byte> mapping() const noexcept {
+    return stream_mapping_.bytes();
+  }
 
  private:
   SubscriberCore() = default;

@@ -69,7 +69,14 @@ Result<std::shared_ptr<PublisherCore>> PublisherCore::attach(std::shared_ptr<Bro
   const std::uint32_t n = core->view_.slot_count();
   // Continue after the last published message (open_publisher after a publisher died: its loan,
   // never published, is simply written over).
-  core->next_seq_ = core->view_.control->head.load(std::memory_order_acquire) + 1;
+  const std::uint64_t head = core->view_.control->head.load(std::memory_order_acquire);
+  if (head >= stream::kMaxSeq) {
+    return fail(ErrorCode::kDataLoss,
+                "stream '" + core->info_.name + "': its head word holds " + std::to_string(head) +
+                    ", which no publisher reaches (the stream segment was overwritten); remove "
+                    "and recreate the stream");
+  }
+  core->next_seq_ = head + 1;
   core->slot_seq_.assign(n, 0);
   for (std::uint32_t i = 0; i < n; ++i) {
     const std::uint64_t seq = core->view_.descriptors[i].seq.load(std::memory_order_relaxed);

@@ -296,16 +296,31 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
   Clock::time_point deadline{};
   bool deadline_set = false;
   bool try_latest = true;
+  const auto set_deadline = [&] {
+    if (deadline_set) return;
+    deadline = timeout >= std::chrono::hours(24 * 365)
+                   ? Clock::time_point::max()
+                   : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+    deadline_set = true;
+  };
+  // Passes that moved past messages without waiting. Each one moves the cursor, but the words
+  // that send us round again are the publisher's: every kPassesPerClockRead of them the clock is
+  // read, so that no values written there can keep a take() past its deadline.
+  std::uint32_t passes = 0;
+  constexpr std::uint32_t kPassesPerClockRead = 64;
   for (;;) {
+    if (++passes % kPassesPerClockRead == 0) {
+      set_deadline();
+      if (Clock::now() >= deadline) {
+        return fail(ErrorCode::kDeadlineExceeded,
+                    "stream '" + info_.name + "': no message " + std::to_string(cursor_) +
+                        " within the timeout (the ring kept changing under this subscriber)");
+      }
+    }
     const std::uint64_t c = cursor_;
     std::uint64_t head = control.head.load(std::memory_order_acquire);
     if (head < c) {
-      if (!deadline_set) {
-        deadline = timeout >= std::chrono::hours(24 * 365)
-                       ? Clock::time_point::max()
-                       : Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
-        deadline_set = true;
-      }
+      set_deadline();
       const Wait waited = wait_for(c, deadline);
       if (waited == Wait::kBrokerRestarted) {
         if (auto ok = readmit(); !ok) return std::unexpected(ok.error());
@@ -317,11 +332,20 @@ Result<Sample> SubscriberCore::take(std::chrono::nanoseconds timeout) {
       }
       head = control.head.load(std::memory_order_acquire);
     }
+    if (head >= stream::kMaxSeq) {
+      // No publisher gets there (2^62 messages): the word was written by a hostile or broken
+      // process. Moving the cursor there would wrap it; the take fails instead, and so will the
+      // next ones until the head is a sequence number again.
+      return fail(ErrorCode::kDataLoss,
+                  "stream '" + info_.name + "': its head word holds " + std::to_string(head) +
+                      ", which no publisher reaches (the stream segment was overwritten); "
+                      "no message was taken");
+    }
     // Our held entry and cursor share a line that the publisher read at its loan: take it back
     // now, while the lines below are on their way.
     prefetch_for_write(&st.held[free_index]);
-    if (head >= c + n) {  // lapped: everything older than the ring is gone
-      skip(head - n + 1 - c);
+    if (head >= c && head - c >= n) {  // lapped: everything older than the ring is gone
+      skip(head - c - n + 1);
       continue;
     }
     // Where message c is: caught up (head == c), the line just read names its slot; else the

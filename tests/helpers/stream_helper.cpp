@@ -47,6 +47,10 @@ constexpr const char* kUsage = R"(usage: shmarray_stream_helper COMMAND SOCKET N
   write-ro SOCK NAME      subscribe, take one message, write into it (must die of SIGSEGV)
   scribble SOCK NAME MS SEED   subscribe (max_held 1), print "subscribed", write random bytes over
                           its own state page for MS ms, print "done"
+  take-timed SOCK NAME MS TIMEOUT_MS   subscribe (max_held 1, no spin), print "subscribed", then
+                          take(TIMEOUT_MS) in a loop for MS ms, reading every byte of what it takes.
+                          Prints "ok N timeouts N dataloss N other N max_ms N sum N"; exit 1 if
+                          a take failed with any other code
 )";
 
 [[noreturn]] void die(const std::string& what) {
@@ -267,6 +271,40 @@ int cmd_scribble(Client& client, const std::string& name, const std::vector<std:
   return 0;
 }
 
+// A subscriber under a hostile publisher: whatever the publisher writes into the stream
+// segment, each take() ends within its timeout (a message, kDeadlineExceeded or kDataLoss).
+int cmd_take_timed(Client& client, const std::string& name, const std::vector<std::string>& a) {
+  if (a.size() != 2) return 2;
+  const auto ms = std::chrono::milliseconds(std::stoll(a[0]));
+  const auto timeout = std::chrono::milliseconds(std::stoll(a[1]));
+  auto sub = must(client.subscribe(name, {.wait = 10s, .max_held = 1, .spin = 0ns}), "subscribe");
+  say("subscribed");
+  std::uint64_t ok = 0, timeouts = 0, dataloss = 0, other = 0, sum = 0;
+  std::chrono::nanoseconds worst{0};
+  const auto end = std::chrono::steady_clock::now() + ms;
+  while (std::chrono::steady_clock::now() < end) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto sample = sub.take(timeout);
+    worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+    if (sample) {
+      ++ok;
+      for (std::byte b : sample->bytes()) sum += static_cast<std::uint8_t>(b);
+    } else if (sample.error().code() == shmarray::ErrorCode::kDeadlineExceeded) {
+      ++timeouts;
+    } else if (sample.error().code() == shmarray::ErrorCode::kDataLoss) {
+      ++dataloss;
+    } else {
+      ++other;
+      std::fprintf(stderr, "take: %s\n", sample.error().to_string().c_str());
+    }
+  }
+  say("ok " + std::to_string(ok) + " timeouts " + std::to_string(timeouts) + " dataloss " +
+      std::to_string(dataloss) + " other " + std::to_string(other) + " max_ms " +
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()) +
+      " sum " + std::to_string(sum));
+  return other == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -287,6 +325,7 @@ int main(int argc, char** argv) {
   else if (cmd == "drop-pub") rc = cmd_drop_pub(client, name, rest);
   else if (cmd == "write-ro") rc = cmd_write_ro(client, name);
   else if (cmd == "scribble") rc = cmd_scribble(client, name, rest);
+  else if (cmd == "take-timed") rc = cmd_take_timed(client, name, rest);
   if (rc == 2) std::fputs(kUsage, stderr);
   return rc;
 }

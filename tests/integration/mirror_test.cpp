@@ -466,6 +466,52 @@ TEST_F(MirrorTest, AWriterHoldingItsWindowOpenHoldsUpOnlyItsOwnArray) {
   EXPECT_EQ(seen.first, 3u);
 }
 
+// A local writer keeps its array's write window open and publishes inside it: the link finds
+// no consistent copy each round and gives that version up (100 ms each). It kept the link busy
+// without sending a byte, and the heartbeat waited for a quiet round: after 5 s the mirror
+// dropped the link, and every reconnect resent every array of the prefix. Now only bytes on the
+// wire put the heartbeat off, and it is due after every round.
+TEST_F(MirrorTest, AWriterPublishingInsideAnOpenWindowCannotSilenceTheLink) {
+  auto src = source_->client();
+  auto busy = src.create("cam/busy", {.dtype = "<u8", .shape = {64 * 1024}}).value();
+  write_all(busy, 1);
+  // The mirror broker's log (its bridge's included) into a file, to see whether the link dropped.
+  const std::string log = dir_ + "/mirror.log";
+  mirror_ = std::make_unique<BrokerProcess>(
+      std::vector<std::string>{"--peer-key", key_, "--mirror", "cam/=" + peer_}, std::string{},
+      std::vector<std::string>{"/bin/sh", "-c", "exec \"$@\" 2>>" + log, "sh"});
+  Array mirror = mirrored("cam/busy", 1);
+  ASSERT_TRUE(eventually([&] { return link_state() == "up"; }, 20s)) << "link: " << link_state();
+  // What the log held before (an early try may have found the source's bridge not listening).
+  const auto logged_before = std::filesystem::file_size(log);
+  std::uint64_t published = 0;
+  auto held = busy.write([&](std::span<std::byte> data) {
+    // Longer than the mirror's 5 s of silence before it drops a link.
+    const auto until = std::chrono::steady_clock::now() + 7s;
+    while (std::chrono::steady_clock::now() < until) {
+      ASSERT_TRUE(busy.publish());
+      ++published;
+      std::this_thread::sleep_for(30ms);
+    }
+    auto* p = reinterpret_cast<std::uint64_t*>(data.data());
+    std::fill(p, p + data.size() / 8, 5);
+  });
+  ASSERT_TRUE(held) << held.error().message();
+  EXPECT_GT(published, 100u);
+  const std::uint64_t closed = busy.version();
+  auto reached = mirror.wait_newer_than(closed - 1, 20s);
+  ASSERT_TRUE(reached) << reached.error().message();
+  const Seen seen = read_mirror(mirror);
+  EXPECT_EQ(seen.version, closed);
+  EXPECT_TRUE(seen.uniform);
+  EXPECT_EQ(seen.first, 5u);
+  std::ifstream in(log);
+  in.seekg(static_cast<std::streamoff>(logged_before));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("link down"), std::string::npos) << "the link dropped:\n" << text;
+  EXPECT_EQ(link_state(), "up");
+}
+
 TEST_F(MirrorTest, ALocalWriteOpenOrCreateOnTheMirrorIsRefusedNamingTheSource) {
   auto src = source_->client();
   auto a = src.create("cam/ro", {.dtype = "<u8", .shape = {4}, .mode = 0666}).value();
@@ -928,6 +974,102 @@ TEST_P(MirrorPathTest, ALocalWriterTruncatingASourceMidSendNeitherKillsTheBridge
   EXPECT_TRUE(eventually([&] { return m_big.version() >= final_version && !m_big.possibly_torn(); },
                          20s))
       << "mirror of cam/big at version " << m_big.version() << ", want " << final_version;
+}
+
+// A stream's publisher holds its segment read-write and may truncate it. The source's bridge
+// reads the ring directly: a SIGBUS there once killed it, and with it every mirror of the
+// broker, again after every restart. Now the stream's mapping is guarded like a source array's:
+// that stream stops being forwarded (logged), everything else on the link keeps flowing, and a
+// stream made again under the name is mirrored afresh.
+TEST_F(MirrorTest, APublisherTruncatingAMirroredStreamNeitherKillsTheBridgeNorStopsTheRest) {
+  // The source broker's log (its bridge's included) into a file: the bridge says when it met
+  // the truncation.
+  const std::string log = dir_ + "/source.log";
+  source_.reset();
+  source_ = std::make_unique<BrokerProcess>(
+      std::vector<std::string>{"--peer-listen", peer_, "--peer-key", key_, "--peer-allow", "cam/"},
+      std::string{}, std::vector<std::string>{"/bin/sh", "-c", "exec \"$@\" 2>>" + log, "sh"});
+  auto src = source_->client();
+  auto victim = src.create_stream("cam/victim", {.slots = 4, .slot_bytes = 64 * 1024}).value();
+  auto ticks = src.create_stream("cam/ticks", {.slots = 16, .slot_bytes = 8}).value();
+  auto other = src.create("cam/z_other", {.dtype = "<u8", .shape = {512}}).value();
+  write_all(other, 1);
+  const std::uint64_t one = 1;
+  const auto publish_tick = [&](std::uint64_t value) {
+    auto loan = ticks.loan("<u8", {&one, 1}, 20s);
+    ASSERT_TRUE(loan) << loan.error().message();
+    loan->as<std::uint64_t>().value()[0] = value;
+    ASSERT_TRUE(ticks.publish(std::move(*loan)));
+  };
+  start_mirror();
+  Array m_other = mirrored("cam/z_other", 1);
+  auto m_victim = mirror_->client().subscribe("cam/victim", {.wait = 20s}).value();
+  auto m_ticks = mirror_->client().subscribe("cam/ticks", {.wait = 20s}).value();
+  const std::uint64_t big = 16 * 1024;  // 64 KiB: sent straight from the ring
+  {
+    auto loan = victim.loan("<u4", {&big, 1}, 20s).value();
+    std::ranges::fill(loan.as<std::uint32_t>().value(), 42u);
+    ASSERT_TRUE(victim.publish(std::move(loan)));
+  }
+  auto first = m_victim.take(20s);
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(first->as<std::uint32_t>().value()[0], 42u);
+  publish_tick(1);
+  ASSERT_TRUE(m_ticks.take(20s));
+  const auto bridges = children_of(source_->pid());
+  ASSERT_EQ(bridges.size(), 1u);
+
+  // The publisher cuts its stream to nothing: the bridge's forwarder meets it at its next look
+  // at the ring (it looks every 50 ms while the stream is quiet).
+  const std::string id = src.stat("cam/victim").value().id;
+  UniqueFd fd(::shm_open((segment_prefix(source_->socket_path()) + id).c_str(), O_RDWR | O_CLOEXEC,
+                         0));
+  ASSERT_TRUE(fd);
+  const auto whole = static_cast<off_t>(src.stat("cam/victim").value().segment_bytes);
+  ASSERT_EQ(::ftruncate(fd.get(), 0), 0);
+  const auto logged = [&](const std::string& what) {
+    std::ifstream in(log);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find(what) != std::string::npos;
+  };
+  EXPECT_TRUE(eventually([&] { return logged("stream 'cam/victim' was truncated"); }, 20s))
+      << "the bridge never met the truncation (or died of it)";
+  // Whole again, so that this process's own Publisher can be dropped without faulting; the
+  // bridge's forwarder has stopped for good.
+  ASSERT_EQ(::ftruncate(fd.get(), whole), 0);
+
+  // The rest of the link flows, over the same bridge and link (no gap in the ticks: a dropped and
+  // resynced link would subscribe anew and skip what was published meanwhile).
+  for (std::uint64_t t = 2; t <= 50; ++t) publish_tick(t);
+  for (std::uint64_t t = 2; t <= 50; ++t) {
+    auto sample = m_ticks.take(20s);
+    ASSERT_TRUE(sample) << "tick " << t << ": " << sample.error().message();
+    EXPECT_EQ(sample->as<std::uint64_t>().value()[0], t);
+  }
+  const std::uint64_t v = write_all(other, 77);
+  EXPECT_TRUE(eventually([&] { return m_other.version() >= v; }, 20s));
+  EXPECT_EQ(children_of(source_->pid()), bridges) << "the source's bridge died and was restarted";
+  EXPECT_FALSE(logged("link down"));
+
+  // Gone and made again under the name: mirrored afresh (the old forwarder is dropped, touching
+  // the regrown segment once more, by a bridge that survives it).
+  { auto dropped = std::move(victim); }
+  ASSERT_TRUE(src.remove("cam/victim"));
+  auto again = src.create_stream("cam/victim", {.slots = 4, .slot_bytes = 64 * 1024}).value();
+  ASSERT_TRUE(eventually([&] {
+    auto st = mirror_->client().stat("cam/victim");
+    return st && st->id != m_victim.info().id;
+  }, 20s)) << "the stream made again never reached the mirror";
+  auto m_again = mirror_->client().subscribe("cam/victim", {.wait = 20s}).value();
+  {
+    auto loan = again.loan("<u4", {&big, 1}, 20s).value();
+    std::ranges::fill(loan.as<std::uint32_t>().value(), 43u);
+    ASSERT_TRUE(again.publish(std::move(loan)));
+  }
+  auto fresh = m_again.take(20s);
+  ASSERT_TRUE(fresh) << fresh.error().message();
+  EXPECT_EQ(fresh->as<std::uint32_t>().value()[0], 43u);
+  EXPECT_EQ(children_of(source_->pid()), bridges) << "the source's bridge died and was restarted";
 }
 
 // A mirror exists from the moment its first version starts to arrive (or, while the source has

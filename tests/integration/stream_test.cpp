@@ -6,6 +6,8 @@
 #include <chrono>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <future>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -791,6 +794,76 @@ TEST_F(StreamTest, HostileSubscriberScribblingItsStateCannotHurtOthers) {
   EXPECT_TRUE(scribbler2.wait(10s).ok());
   ASSERT_TRUE(client.remove("hostile"));
   ASSERT_TRUE(client.remove("hostile-block"));
+}
+
+// A hostile publisher owns the stream segment (it holds it read-write): whatever it writes into
+// the control words, the table and the descriptors, a subscriber's take() ends within its
+// timeout with a message, kDeadlineExceeded or kDataLoss; it never hangs, crashes or fails
+// otherwise. A head word near 2^64 once sent take() round forever (the lap check wrapped).
+TEST_F(StreamTest, HostilePublisherWordsCostSubscribersAtMostTheirTimeouts) {
+  auto raw = test::RawClient::connect(broker_->socket_path());
+  ASSERT_TRUE(raw);
+  const StreamSpec spec = small_spec(Overflow::kDropOldest, 8);
+  auto created = raw->call(wire::CreateStreamRequest{"hostile-pub", spec});
+  ASSERT_TRUE(created && created->code() == ErrorCode::kOk) << error_text(created);
+  ASSERT_EQ(created->fds.size(), 1u);
+  auto reply = wire::decode<wire::StreamReply>(created->body);
+  ASSERT_TRUE(reply);
+  const auto geometry = stream::stream_geometry(stream::spec_of(reply->info));
+  ASSERT_TRUE(geometry) << geometry.error().to_string();
+  ASSERT_EQ(geometry->segment_bytes, reply->info.segment_bytes);
+  void* p = ::mmap(nullptr, geometry->segment_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   created->fds[0].get(), 0);
+  ASSERT_NE(p, MAP_FAILED);
+  auto* base = static_cast<std::byte*>(p);
+  auto* control = reinterpret_cast<stream::StreamControl*>(base + stream::kControlOffset);
+  const auto word_at = [&](std::uint64_t offset) {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(base + offset);
+  };
+
+  auto taker = helper(args("take-timed", "hostile-pub", {"4500", "100"}));
+  ASSERT_EQ(taker.read_line(10s), std::optional<std::string>("subscribed"));
+  const auto set_head = [&](std::uint64_t head) {
+    control->latest_seq.store(head);
+    control->latest_slot.store(head % 8);
+    control->head.store(head);
+    control->head_word.store(static_cast<std::uint32_t>(head));
+    ::syscall(SYS_futex, &control->head_word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+  };
+  std::mt19937_64 rng(20261130);
+  const auto scribble_for = [&](std::chrono::milliseconds how_long, auto&& heads) {
+    const auto until = std::chrono::steady_clock::now() + how_long;
+    while (std::chrono::steady_clock::now() < until) {
+      set_head(heads());
+      // Table entries and descriptors: mostly garbage, now and then plausible.
+      for (std::uint64_t at = geometry->table_offset; at < geometry->slots_offset; at += 8) {
+        const std::uint64_t v = rng() % 3 == 0 ? rng() % 16 : rng();
+        if (rng() % 4 == 0) word_at(at)->store(v, std::memory_order_relaxed);
+      }
+      std::this_thread::sleep_for(200us);
+    }
+  };
+  // Near 2^64 (the hang: as long as the word stayed there), just below the refused range, and
+  // anything at all.
+  scribble_for(2000ms, [] { return UINT64_MAX; });
+  scribble_for(500ms, [] { return UINT64_MAX - 3; });
+  scribble_for(500ms, [] { return stream::kMaxSeq - 1; });
+  std::uint64_t climbing = 1;
+  scribble_for(500ms, [&] { return climbing += rng() % 20; });
+  scribble_for(500ms, [&] { return rng(); });
+
+  const auto line = taker.read_line(20s);
+  ASSERT_TRUE(line.has_value()) << "no summary: a take() hung past its timeout";
+  std::printf("[ info     ] %s\n", line->c_str());
+  const ExitStatus st = taker.wait(10s);
+  EXPECT_TRUE(st.ok()) << st.describe() << " (" << *line << ")";
+  // 100 ms timeouts; beyond them only scheduling (sanitizers, two vCPUs), well under the 2 s
+  // that the first hostile head lasts.
+  EXPECT_LT(field(*line, "max_ms"), 100u + 900u) << *line;
+  EXPECT_GT(field(*line, "dataloss"), 0u) << "the hostile head words were never refused";
+  EXPECT_EQ(field(*line, "other"), 0u) << *line;
+  ::munmap(p, geometry->segment_bytes);
+  ASSERT_TRUE(broker_->client().remove("hostile-pub"));
 }
 
 TEST_F(StreamTest, StreamsShareTheArrayNamespaceAndRules) {

@@ -185,6 +185,11 @@ class Subscriber {
   // Samples held now.
   [[nodiscard]] std::uint32_t held() const noexcept;
   [[nodiscard]] const ArrayInfo& info() const noexcept;
+  // The whole stream segment as this subscriber maps it (header page, table, descriptors and
+  // slots; read-only), valid while this Subscriber or one of its Samples lives. For a process
+  // that must survive a publisher truncating the segment (docs/streams.md, "Hostile
+  // publisher"): its SIGBUS handler needs the range, as shmarray-bridge's does.
+  [[nodiscard]] std::span<const std::byte> mapping() const noexcept;
 
  private:
   friend class Client;

@@ -36,6 +36,11 @@ namespace {
 
 constexpr int kSpinIterations = 100;  // ~1-5 us: a short critical section ends within it
 constexpr std::chrono::milliseconds kLivenessSlice{5};
+// The contended acquire reads the clock after this many lost compare-exchanges in a row (each a
+// co-writer's change of the word): a word that keeps changing cannot hold it past its deadline.
+constexpr std::uint32_t kRacesPerDeadlineCheck = 64;
+// An unlock gives up (kDataLoss, flagged possibly torn) after this many lost compare-exchanges.
+constexpr std::uint32_t kMaxUnlockRaces = 4096;
 
 // The locks this thread holds, for the error-checking relock (EDEADLK) test: a lock word that
 // names this thread is ours only if we recorded it here; otherwise a co-writer forged it. A plain
@@ -118,12 +123,19 @@ struct Acquired {
   }
   bool slept = false;           // from now on acquire with the waiters bit: others may sleep
   bool check_liveness = false;  // set when a sleep ended without a wake-up
+  // Rounds that lost a compare-exchange and went round again without sleeping: a co-writer who
+  // keeps rewriting the word could keep us here, so the deadline is looked at every so often.
+  std::uint32_t lost_races = 0;
+  const auto out_of_races = [&] {
+    return ++lost_races % kRacesPerDeadlineCheck == 0 && Clock::now() >= deadline;
+  };
   for (;;) {
     std::uint32_t seen = live.lock_word.load(std::memory_order_relaxed);
     const std::uint32_t owner = owner_of(seen);
     const std::uint32_t mine = tid | (slept || (seen & kLockWaitersBit) != 0 ? kLockWaitersBit : 0);
     if (owner == 0) {  // free (a stray waiters bit is kept)
       if (try_take(live, seen, mine)) return Acquired{};
+      if (out_of_races()) return std::unexpected(busy_error(owner_of(seen), timeout));
       continue;
     }
     const bool past_deadline = Clock::now() >= deadline;
@@ -140,6 +152,7 @@ struct Acquired {
         recover_after_owner_death(live);
         return Acquired{.owner_died = true};
       }
+      if (out_of_races()) return std::unexpected(busy_error(owner_of(seen), timeout));
       continue;  // the word changed meanwhile: look again
     }
     if (past_deadline) return std::unexpected(busy_error(owner, timeout));
@@ -147,6 +160,7 @@ struct Acquired {
       std::uint32_t expected = seen;
       if (!live.lock_word.compare_exchange_strong(expected, seen | kLockWaitersBit,
                                                   std::memory_order_relaxed)) {
+        if (out_of_races()) return std::unexpected(busy_error(owner, timeout));
         continue;
       }
       seen |= kLockWaitersBit;
@@ -217,7 +231,18 @@ Result<void> WriteLock::release() {
   live_ = nullptr;
   owner_tid_ = 0;
   std::uint32_t seen = live.lock_word.load(std::memory_order_relaxed);
-  for (;;) {
+  for (std::uint32_t races = 0;; ++races) {
+    if (races == kMaxUnlockRaces) {
+      // Only waiters setting their bit race an honest unlock, a few times at most: a word that
+      // keeps changing while it names us is a co-writer's doing. Give up rather than spin.
+      live.flags.fetch_or(kFlagPossiblyTorn, std::memory_order_release);
+      keep_alive_.reset();
+      return fail(ErrorCode::kDataLoss,
+                  "write lock: the lock word kept changing while thread " + std::to_string(tid) +
+                      " unlocked it (" + std::to_string(kMaxUnlockRaces) +
+                      " tries): a co-writer is rewriting it; the array is flagged possibly torn "
+                      "until the next publish");
+    }
     if (owner_of(seen) != tid) {
       live.flags.fetch_or(kFlagPossiblyTorn, std::memory_order_release);
       keep_alive_.reset();

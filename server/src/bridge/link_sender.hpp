@@ -5,6 +5,7 @@
 // transfers never interleave on the wire; the UCX worker is created UCS_THREAD_MODE_SERIALIZED
 // for this. The first failure is kept (the link ends with it) and rings the link's Doorbell.
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -27,14 +28,18 @@ class LinkSender {
   [[nodiscard]] Result<void> locked(F&& transfer) {
     std::lock_guard lock(mutex_);
     if (failure_) return std::unexpected(*failure_);
+    const std::uint64_t sends_before = channel_.sends();
     Result<void> done = std::forward<F>(transfer)(channel_);
-    last_send_ = Clock::now();
+    // Only what reached the wire counts: a transfer that gave up before sending anything (a
+    // local writer kept the array's write window open) must not put the heartbeat off.
+    if (channel_.sends() != sends_before) last_send_ = Clock::now();
     if (!done) {
       failure_ = done.error();
       doorbell_.ring();
     }
     return done;
   }
+  // When something last went out whole (the link's start before that).
   [[nodiscard]] Clock::time_point last_send() const {
     std::lock_guard lock(mutex_);
     return last_send_;

@@ -12,11 +12,15 @@ std::chrono::milliseconds transfer_timeout(std::uint64_t nbytes) noexcept {
 
 Result<void> PeerChannel::send(const PeerMessage& m) {
   const auto bytes = encode_peer(m);
-  return ep_.send(bytes, kLinkSilence);
+  auto sent = ep_.send(bytes, kLinkSilence);
+  if (sent) ++sends_;
+  return sent;
 }
 
 Result<void> PeerChannel::send_bytes(std::span<const std::byte> bytes) {
-  return ep_.send(bytes, transfer_timeout(bytes.size()));
+  auto sent = ep_.send(bytes, transfer_timeout(bytes.size()));
+  if (sent) ++sends_;
+  return sent;
 }
 
 Result<PeerMessage> PeerChannel::receive(std::chrono::milliseconds timeout, Arrival arrival) {

@@ -2,6 +2,7 @@
 // Peer-link messages (peer_messages.hpp) over one ByteLink (the handshake's TCP connection, then
 // the UCX endpoint): whole messages, and the raw array bytes that follow an ArrayBegin.
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -44,10 +45,13 @@ class PeerChannel {
   // The UCX endpoint, for the array bytes on the tag API (chunked_transfer.hpp); only for a
   // channel made on one.
   [[nodiscard]] UcxEndpoint& endpoint() noexcept { return *ucx_; }
+  // Messages and byte runs sent whole so far: what the peer has heard from this side.
+  [[nodiscard]] std::uint64_t sends() const noexcept { return sends_; }
 
  private:
   ByteLink& ep_;
   UcxEndpoint* ucx_ = nullptr;
+  std::uint64_t sends_ = 0;
   std::optional<std::uint16_t> mismatched_version_;
 };
 

@@ -13,10 +13,13 @@
 namespace shmarray::bridge {
 namespace {
 
-// One registered range. The handler reads base (acquire), then size; registration writes size
-// before base (release) and unregistration clears base first, so the handler never pairs a base
-// with another range's size. users is only touched under g_mutex.
+// One registered range. base and size change together under a seqlock (gen odd while they
+// change; changes are serialised by g_mutex): the handler uses a pair only if gen was even and
+// the same before and after it read both, so it never pairs one range's base with another's size
+// (which would map zeros past the end of the range, over whatever follows it). users is only
+// touched under g_mutex.
 struct Slot {
+  std::atomic<std::uint32_t> gen{0};
   std::atomic<std::uintptr_t> base{0};
   std::atomic<std::size_t> size{0};
   std::atomic<std::uint32_t> truncated{0};
@@ -24,7 +27,7 @@ struct Slot {
 };
 static_assert(std::atomic<std::uintptr_t>::is_always_lock_free);
 static_assert(std::atomic<std::size_t>::is_always_lock_free);
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);  // gen and truncated
 
 // One per source array mirrored by some peer (all links together share a slot per array).
 constexpr std::size_t kSlots = 8192;
@@ -36,6 +39,29 @@ std::atomic<bool> g_installed{false};
 // volatile sig_atomic_t as for any flag shared between a thread and its own signal handler.
 thread_local volatile sig_atomic_t t_opening = 0;
 thread_local volatile sig_atomic_t t_open_faulted = 0;
+
+// Under g_mutex: gives `slot` the range [base, base + size) (base 0: none).
+void set_range(Slot& slot, std::uintptr_t base, std::size_t size) noexcept {
+  const std::uint32_t g = slot.gen.load(std::memory_order_relaxed);
+  slot.gen.store(g + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  slot.size.store(size, std::memory_order_relaxed);
+  slot.base.store(base, std::memory_order_relaxed);
+  slot.gen.store(g + 2, std::memory_order_release);
+}
+
+// In the handler: the slot's range if it holds one, read whole (seqlock reader: nothing else
+// may be read, so a slot changing just now is one that holds no range in use).
+bool range_of(const Slot& slot, std::uintptr_t& base, std::uintptr_t& end) noexcept {
+  const std::uint32_t g1 = slot.gen.load(std::memory_order_acquire);
+  if ((g1 & 1u) != 0) return false;
+  base = slot.base.load(std::memory_order_relaxed);
+  const std::size_t size = slot.size.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (slot.gen.load(std::memory_order_relaxed) != g1 || base == 0) return false;
+  end = base + size;
+  return true;
+}
 
 bool map_zeros(std::uintptr_t from, std::uintptr_t to) noexcept {
   void* p = ::mmap(reinterpret_cast<void*>(from), to - from, PROT_READ | PROT_WRITE,
@@ -60,10 +86,9 @@ extern "C" void on_sigbus(int, siginfo_t* info, void*) {
                         : std::uintptr_t{0};
   if (addr != 0) {
     for (auto& slot : g_slots) {
-      const std::uintptr_t base = slot.base.load(std::memory_order_acquire);
-      if (base == 0 || addr < base) continue;
-      const std::uintptr_t end = base + slot.size.load(std::memory_order_relaxed);
-      if (addr >= end) continue;
+      std::uintptr_t base = 0;
+      std::uintptr_t end = 0;
+      if (!range_of(slot, base, end) || addr < base || addr >= end) continue;
       // Everything from the faulting page on: the file ends before it, so every later page is
       // gone too (one signal, not one per page of a large array).
       slot.truncated.store(1, std::memory_order_release);
@@ -119,8 +144,7 @@ Result<GuardedRange> GuardedRange::watch(std::span<const std::byte> mapping) {
   Slot& s = g_slots[static_cast<std::size_t>(free_slot)];
   s.users = 1;
   s.truncated.store(0, std::memory_order_relaxed);
-  s.size.store(mapping.size(), std::memory_order_relaxed);
-  s.base.store(base, std::memory_order_release);
+  set_range(s, base, mapping.size());
   return GuardedRange(free_slot);
 }
 
@@ -139,10 +163,7 @@ void GuardedRange::release() noexcept {
   if (slot_ < 0) return;
   std::lock_guard lock(g_mutex);
   Slot& s = g_slots[static_cast<std::size_t>(slot_)];
-  if (--s.users == 0) {
-    s.base.store(0, std::memory_order_release);
-    s.size.store(0, std::memory_order_relaxed);
-  }
+  if (--s.users == 0) set_range(s, 0, 0);
   slot_ = -1;
 }
 

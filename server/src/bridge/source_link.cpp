@@ -111,10 +111,13 @@ class SourceLink {
         it = source.guard.truncated() ? quarantine(it) : std::next(it);
       }
       reopen_truncated();
-      if (sent) continue;
+      // Due after every round, busy or not: a round can be busy without sending (a local writer
+      // who keeps an array's write window open while its version moves), and the mirror drops a
+      // link it has not heard from for kLinkSilence.
       if (Clock::now() - sender_.last_send() >= kHeartbeatEvery) {
         if (auto ok = send(Heartbeat{}); !ok) return ok;
       }
+      if (sent) continue;
       idle_wait(bell);
     }
     return {};
@@ -128,10 +131,31 @@ class SourceLink {
       SubscribeOptions options;
       options.max_held = 1;
       options.spin = std::chrono::nanoseconds(0);
-      auto subscriber = client_.subscribe(name, options);
-      if (!subscriber) {
+      Result<Subscriber> subscriber = fail(ErrorCode::kUnavailable, "");
+      bool faulted = false;
+      {
+        // The client library reads the new mapping's header page at once (as for arrays).
+        OpenGuard open_guard;
+        subscriber = client_.subscribe(name, options);
+        faulted = open_guard.faulted();
+      }
+      if (!subscriber || faulted) {
         spdlog::warn("peer link '{}': cannot subscribe to stream '{}' to mirror it: {}", prefix_,
-                     name, subscriber.error().message());
+                     name,
+                     faulted ? "a local process truncated it while it was being mapped"
+                             : subscriber.error().message());
+        if (faulted) {
+          OpenGuard goodbye;  // the Subscriber's goodbye touches the header page again
+          subscriber = fail(ErrorCode::kDataLoss, "");
+        }
+        return {};
+      }
+      auto guard = GuardedRange::watch(subscriber->mapping());
+      if (!guard) {
+        spdlog::warn("peer link '{}': stream '{}' is not mirrored: {}", prefix_, name,
+                     guard.error().message());
+        OpenGuard goodbye;
+        subscriber = fail(ErrorCode::kResourceExhausted, "");
         return {};
       }
       streams_.erase(name);  // a forwarder of an older stream of that name stops first
@@ -147,7 +171,7 @@ class SourceLink {
       if (auto ok = send(begin); !ok) return ok;
       streams_.insert_or_assign(
           name, std::make_unique<StreamForwarder>(prefix_, name, info.id, std::move(*subscriber),
-                                                  sender_));
+                                                  std::move(*guard), sender_));
       return {};
     }
     auto source = open_source(name);

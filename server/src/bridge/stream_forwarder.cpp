@@ -15,22 +15,38 @@ constexpr std::size_t kCoalesceBytes = 4096;
 }  // namespace
 
 StreamForwarder::StreamForwarder(std::string prefix, std::string name, std::string source_id,
-                                 Subscriber subscriber, LinkSender& sender)
+                                 Subscriber subscriber, GuardedRange guard, LinkSender& sender)
     : prefix_(std::move(prefix)),
       name_(std::move(name)),
       source_id_(std::move(source_id)),
       subscriber_(std::move(subscriber)),
+      guard_(std::move(guard)),
       sender_(sender),
       thread_([this](const std::stop_token& stop) { run(stop); }) {}
 
 StreamForwarder::~StreamForwarder() {
   thread_.request_stop();
   if (thread_.joinable()) thread_.join();
+  // The range is unregistered while the mapping still exists (a registration must never outlive
+  // its mapping: the handler would map zeros over whatever comes there next). The Subscriber's
+  // goodbye then touches the stream's header page once more: a truncation not yet met faults
+  // there, and the OpenGuard survives it with one zero page inside the dying mapping.
+  guard_.reset();
+  OpenGuard last_touch;
+  subscriber_.reset();
 }
 
 void StreamForwarder::run(const std::stop_token& stop) {
   while (!stop.stop_requested() && !g_stopping.load()) {
-    auto sample = subscriber_.take(kTakeSlice);
+    auto sample = subscriber_->take(kTakeSlice);
+    if (guard_->truncated()) {
+      // Read zeros where the ring was: nothing more of this stream is taken or sent.
+      spdlog::warn("peer link '{}': stream '{}' was truncated by a local process (its segment "
+                   "is shorter than the stream); it is not mirrored any more until it is made "
+                   "again",
+                   prefix_, name_);
+      return;
+    }
     if (!sample) {
       const ErrorCode code = sample.error().code();
       if (code != ErrorCode::kDeadlineExceeded && code != ErrorCode::kDataLoss) {
@@ -53,8 +69,12 @@ Result<void> StreamForwarder::forward(const Sample& sample) {
   auto head = encode_peer(StreamMessage{name_, sample.seq(), m.dtype, m.shape, m.order, m.nbytes});
   if (bytes.size() <= kCoalesceBytes) {
     head.insert(head.end(), bytes.begin(), bytes.end());
+    if (guard_->truncated()) return {};  // the copy read zeros: run() stops at its next look
     return sender_.locked([&](PeerChannel& channel) { return channel.send_bytes(head); });
   }
+  // A bigger one goes from the ring: a truncation during the send makes the rest of it zeros on
+  // the mirror (bytes of the publisher's own message, which it could have written anyway); the
+  // forwarder stops after it.
   return sender_.locked([&](PeerChannel& channel) -> Result<void> {
     if (auto ok = channel.send_bytes(head); !ok) return ok;
     return channel.send_bytes(bytes);

@@ -30,6 +30,10 @@ inline constexpr std::size_t kControlOffset = 2048;
 inline constexpr std::size_t kDescriptorBytes = 512;
 inline constexpr std::size_t kMaxDtypeBytes = 64;
 inline constexpr std::size_t kStateBytes = 4096;
+// Above every sequence number a publisher reaches (2^62 messages: 146 years at 10^9 a second).
+// A head word at or past it was written by a hostile or broken process: readers refuse it
+// instead of moving their cursors there (which would wrap).
+inline constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;
 // 02: `sleeping` and `missed` on their own line, `cursor` on the line of the first held entries.
 inline constexpr char kStateMagic[8] = {'S', 'H', 'M', 'S', 'U', 'B', '0', '2'};
 
