@@ -63,6 +63,8 @@ void BridgeSupervisor::spawn() {
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
   const pid_t parent = ::getpid();
+  // Before the child exists: every connection it makes is accepted later (Broker::is_bridge).
+  started_ = std::chrono::steady_clock::now();
   const pid_t child = ::fork();
   if (child < 0) {
     spdlog::error("bridge: cannot fork: {}", std::strerror(errno));
@@ -81,7 +83,6 @@ void BridgeSupervisor::spawn() {
     ::_exit(127);
   }
   pid_ = child;
-  started_ = std::chrono::steady_clock::now();
   spdlog::info("bridge: started {} (pid {})", program_, pid_);
   spdlog::debug("bridge arguments: {}", fmt::join(args_, " "));
   watch();

@@ -31,6 +31,9 @@ class BridgeSupervisor {
   // The running bridge's pid (SO_PEERCRED of its connections), or -1. A dead, unreaped child
   // keeps its pid, so no other process can take it while this returns it.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  // When the running bridge was spawned: a connection accepted before then is not its, whatever
+  // pid it was made from (pids are reused).
+  [[nodiscard]] std::chrono::steady_clock::time_point started() const noexcept { return started_; }
   [[nodiscard]] const std::string& program() const noexcept { return program_; }
 
  private:

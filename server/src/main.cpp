@@ -95,8 +95,8 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
                   "Replies queued for one connection that does not read them; past this it is "
                   "closed");
   add_size_option(app, "--max-pending-reply-bytes-total", config.max_pending_reply_bytes_total,
-                  "Replies queued for all connections together; the connection whose reply "
-                  "passes it is closed");
+                  "Replies queued for all connections together; past it the connections holding "
+                  "the most queued replies are closed (not the one whose reply crossed it)");
   app.add_option_function<std::int64_t>(
          "--write-timeout-ms",
          [&config](std::int64_t ms) { config.write_timeout = std::chrono::milliseconds(ms); },
@@ -125,11 +125,12 @@ void add_memory_options(CLI::App& app, shmarray::server::Config& config) {
 // Mirrors across hosts (docs/across-hosts.md).
 void add_peer_options(CLI::App& app, shmarray::server::Config& config) {
   app.add_option("--peer-listen", config.peer_listen,
-                 "Serve peer brokers on ADDR:PORT (UCX), so they can mirror names under "
-                 "--peer-allow prefixes; needs --peer-key")
+                 "Serve peer brokers on ADDR:PORT (a TCP port: a peer proves --peer-key there "
+                 "before the link moves to UCX), so they can mirror names under --peer-allow "
+                 "prefixes; needs --peer-key")
       ->type_name("ADDR:PORT");
   app.add_option("--peer-key", config.peer_key,
-                 "Key file shared with the peer brokers: a regular file of at least 32 bytes, mode "
+                 "Key file shared with the peer brokers: a regular file of 32 to 4096 bytes, mode "
                  "0600, owned by this user (head -c 32 /dev/urandom > KEY; chmod 600 KEY)")
       ->type_name("FILE");
   app.add_option("--peer-allow", config.peer_allow,
@@ -191,7 +192,13 @@ int main(int argc, char** argv) {
                "Instead of serving: remove this socket's segments that a start would not adopt "
                "(corrupt or half-made headers, ephemeral arrays, duplicate names), print them and "
                "exit (0; 3 if a broker is serving the socket). A normal start never deletes any");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints and exits 0; a usage error (unknown flag, bad value) prints why and exits 2,
+    // as the shmarray command does (CLI11's own codes, 105 and so on, mean nothing to a user).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   config.read_timeout = std::chrono::milliseconds(read_timeout_ms);
   const bool socket_named =
       !config.socket_path.empty() || std::getenv("SHMARRAY_SOCKET") != nullptr;

@@ -61,7 +61,11 @@ void Broker::refresh_bridge() {
 }
 
 bool Broker::is_bridge(const Session& s) const noexcept {
-  return bridge_ && bridge_->pid() > 0 && static_cast<pid_t>(s.peer().pid) == bridge_->pid();
+  // The pid alone is not enough: a local process's connection outlives the process (its
+  // descriptor passed on), and a later bridge may be given that pid. The bridge connects after
+  // it was spawned.
+  return bridge_ && bridge_->pid() > 0 && static_cast<pid_t>(s.peer().pid) == bridge_->pid() &&
+         s.connected_at() >= bridge_->started();
 }
 
 std::optional<Error> Broker::mirror_refusal(const Session& s, const ArrayInfo& info,

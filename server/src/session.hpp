@@ -15,6 +15,7 @@
 // So a send() that fails never changes registry or session state under its caller.
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <set>
@@ -50,6 +51,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   [[nodiscard]] SessionId id() const noexcept { return id_; }
   [[nodiscard]] const PeerCredentials& peer() const noexcept { return peer_; }
+  // When the broker accepted the connection (peer() was read then).
+  [[nodiscard]] std::chrono::steady_clock::time_point connected_at() const noexcept {
+    return connected_at_;
+  }
   [[nodiscard]] bool closed() const noexcept { return closed_; }
   // Bytes of replies queued now (not yet written to the socket).
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return outgoing_bytes_; }
@@ -95,6 +100,7 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::steady_timer write_deadline_;
   SessionId id_;
   PeerCredentials peer_;
+  std::chrono::steady_clock::time_point connected_at_ = std::chrono::steady_clock::now();
   const Config& config_;
   wire::FrameReader reader_;
   PassedDescriptor passed_;

@@ -343,7 +343,7 @@ TEST_F(AcrossHostsTest, PrefixOutsidePeerAllowIsRefused) {
   ASSERT_TRUE(hidden) << hidden.error().message();
   start_mirror(key_);
   std::string out;
-  EXPECT_TRUE(mirror_ls_says("not allowed", &out)) << "shmarray mirror ls on B says:\n" << out;
+  EXPECT_TRUE(mirror_ls_says("peer refused: prefix", &out)) << "shmarray mirror ls on B says:\n" << out;
   auto b = mirror_->connect();
   ASSERT_TRUE(b);
   auto listed = b->list();

@@ -591,6 +591,7 @@ TEST_F(MirrorTest, APrefixOutsidePeerAllowIsRefused) {
   EXPECT_TRUE(eventually([&] { return link_state().find("not allowed") != std::string::npos; }, 20s))
       << "link: " << link_state();
   EXPECT_THAT(link_state(), HasSubstr("--peer-allow"));
+  EXPECT_THAT(link_state(), ::testing::StartsWith("peer refused: prefix 'secret/'"));
   EXPECT_TRUE(mirror_->client().list("secret/").value().empty());
 }
 

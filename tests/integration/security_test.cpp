@@ -471,8 +471,9 @@ TEST(SecuritySocketOptions, UnknownGroupOrBadModeIsAClearStartupError) {
       << group.out;
   EXPECT_FALSE(std::filesystem::exists(socket));
   const RunResult mode = start("--socket-mode 0999");
-  EXPECT_NE(mode.status.exit_code, 0) << mode.status.describe();
+  EXPECT_EQ(mode.status.exit_code, 2) << mode.status.describe();  // a usage error
   EXPECT_NE(mode.out.find("--socket-mode"), std::string::npos) << mode.out;
+  EXPECT_NE(mode.out.find("bad mode '0999'"), std::string::npos) << mode.out;
   EXPECT_FALSE(std::filesystem::exists(socket));
   std::error_code ignored;
   std::filesystem::remove_all(tmpl, ignored);

@@ -44,7 +44,8 @@ Result<std::string> handshake_as_source(PeerChannel& channel, const PeerKey& key
         "prefix '" + subscribe->prefix + "' is not allowed by the source's --peer-allow (" +
         (list.empty() ? std::string("none given: the source allows no prefix") : list) +
         "): mirror a prefix under one of them, or add it on the source";
-    (void)channel.send(Refused{ErrorCode::kPermissionDenied, why});
+    // The mirror shows what it is sent as its link state: "peer refused: ..." like a wrong key.
+    (void)channel.send(Refused{ErrorCode::kPermissionDenied, "peer refused: " + why});
     return fail(ErrorCode::kPermissionDenied, why);
   }
   if (auto ok = channel.send(Subscribed{}); !ok) return std::unexpected(ok.error());
