@@ -167,7 +167,7 @@ TEST_F(BrokerLifecycleTest, DataPlaneWorksWithTheBrokerStopped) {
 }
 
 TEST_F(BrokerLifecycleTest, HostileFramesCloseOnlyTheirOwnConnection) {
-  auto good = broker_->client();
+  auto good = broker_->steady_client();
   ASSERT_TRUE(good.create("ok", ArraySpec{.shape = {4}}));
 
   {  // garbage bytes

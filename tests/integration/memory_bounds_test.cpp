@@ -71,7 +71,7 @@ TEST(MemoryBounds, FiftyNonReadingConnectionsAreClosedAfterTheWriteDeadline) {
   constexpr auto kWriteTimeout = 1000ms;
   BrokerProcess broker({"--write-timeout-ms", std::to_string(kWriteTimeout.count())});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     for (int i = 0; i < 20; ++i) {  // so that each list reply is a few KiB
       ASSERT_TRUE(good.create("arr" + std::to_string(i), ArraySpec{.shape = {4}}));
     }
@@ -161,7 +161,7 @@ TEST(MemoryBounds, ParkedOpensOfDisconnectedClientsAreForgottenAndDoNotSlowCreat
   const std::size_t connections = (total + kPerConnection - 1) / kPerConnection;
   BrokerProcess broker({"--max-parked-opens", std::to_string(total)});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     const pid_t pid = broker.pid();
     (void)create_p50_us(good, "warm", 50);
     const double create_before_us = create_p50_us(good, "c", 200);

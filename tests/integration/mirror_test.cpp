@@ -372,10 +372,13 @@ TEST_F(MirrorTest, CreateRemoveAndResizeOnTheSourceFollowOnTheMirror) {
   Array m = mirrored("cam/b", 1);
   EXPECT_EQ(read_mirror(m).first, 9u);
   EXPECT_EQ(m.info().nbytes, 8000u);
-  // Names outside the mirrored prefix stay on the source.
+  // Names outside the mirrored prefix stay on the source. A mirrored name made after it is the
+  // signal: the link is in order, so had dog/x crossed, it would be there before cam/z_after.
   auto other = src.create("dog/x", {.dtype = "<u8", .shape = {1}}).value();
   (void)other.publish();
-  std::this_thread::sleep_for(300ms);
+  auto after = src.create("cam/z_after", {.dtype = "<u8", .shape = {1}}).value();
+  write_all(after, 1);
+  (void)mirrored("cam/z_after", 1);
   EXPECT_FALSE(dst.stat("dog/x"));
 }
 

@@ -629,7 +629,7 @@ TEST(BrokerLimits, FullDevShmFailsCleanlyAndTheBrokerKeepsServing) {
 // =============================================================================================
 
 TEST_F(ReliabilityTest, RandomBytesOnManyConnectionsCloseOnlyThemselves) {
-  auto good = broker_->client();
+  auto good = broker_->steady_client();
   ASSERT_TRUE(good.create("ok", ArraySpec{.shape = {4}}));
   const pid_t pid = broker_->pid();
   const long fds_before = open_fds(pid);
@@ -661,7 +661,7 @@ TEST_F(ReliabilityTest, RandomBytesOnManyConnectionsCloseOnlyThemselves) {
 TEST(HostilePeers, TruncatedFramesAndSilenceAreClosedAfterTheReadTimeout) {
   BrokerProcess broker({"--read-timeout-ms", "300"});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     ASSERT_TRUE(good.create("ok", ArraySpec{.shape = {4}}));
     const auto create =
         wire::encode_message(wire::CreateRequest{"made-by-a-truncated-frame", {.shape = {4}}}, 2);
@@ -692,7 +692,7 @@ TEST(HostilePeers, TruncatedFramesAndSilenceAreClosedAfterTheReadTimeout) {
 TEST(HostilePeers, AClientThatConnectsAndNeverSendsIsClosedAfterTheReadTimeout) {
   BrokerProcess broker({"--read-timeout-ms", "300"});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     std::vector<UniqueFd> silent;
     for (int i = 0; i < 20; ++i) silent.push_back(raw_connect(broker.socket_path()));
     for (auto& fd : silent) {
@@ -708,7 +708,7 @@ TEST(HostilePeers, AClientThatConnectsAndNeverSendsIsClosedAfterTheReadTimeout) 
 }
 
 TEST_F(ReliabilityTest, UnknownAndMisdirectedMessageTypesGetAProtocolError) {
-  auto good = broker_->client();
+  auto good = broker_->steady_client();
   // Types no one knows: refused by the frame decoder itself.
   for (std::uint16_t type : {0, 16, 21, 99, 101, 0xffff}) {
     UniqueFd fd = hello_connection(broker_->socket_path());
@@ -767,7 +767,7 @@ bool send_with_fds(int socket_fd, std::span<const std::byte> bytes, int pass, in
 }
 
 TEST_F(ReliabilityTest, DescriptorsSentToTheBrokerAreRefusedAndNotLeaked) {
-  auto good = broker_->client();
+  auto good = broker_->steady_client();
   const pid_t pid = broker_->pid();
   const long fds_before = open_fds(pid);
   const auto list = wire::encode_message(wire::ListRequest{}, 2);
@@ -820,7 +820,7 @@ bool flood_lists_until_dropped(BrokerProcess& broker, Client& good, std::size_t&
 TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
   BrokerProcess broker({"--max-pending-reply-bytes", std::to_string(256 * 1024)});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(good.create("arr" + std::to_string(i), ArraySpec{.shape = {4}}));
     }
@@ -840,7 +840,7 @@ TEST(HostilePeers, AClientThatNeverReadsItsRepliesIsDroppedAndOthersAreServed) {
 TEST(HostilePeers, RepliesPiledUpPastTheBrokerWideCapDropTheGreedyConnection) {
   BrokerProcess broker({"--max-pending-reply-bytes-total", "256K"});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     for (int i = 0; i < 20; ++i) {
       ASSERT_TRUE(good.create("arr" + std::to_string(i), ArraySpec{.shape = {4}}));
     }
@@ -863,7 +863,7 @@ TEST(HostilePeers, PastTheBrokerWideCapTheConnectionHoldingTheMostIsDroppedNotAS
   // A long write timeout: only the cap may drop anyone here.
   BrokerProcess broker({"--max-pending-reply-bytes-total", "1400K", "--write-timeout-ms", "120000"});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     ASSERT_TRUE(good.create("a0", ArraySpec{.shape = {4}}));
     ASSERT_TRUE(good.create("a1", ArraySpec{.shape = {4}}));
     const auto list = wire::encode_message(wire::ListRequest{}, 2);
@@ -938,7 +938,7 @@ TEST(HostilePeers, APipelinedBurstDoesNotMakeOtherClientsWaitForAllOfIt) {
   constexpr std::size_t kBurst = 6000;
   BrokerProcess broker;
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     // How many stats of the burst were handled before another client's create of the name.
     auto stats_before_the_create = [&](const std::string& name) -> std::optional<std::size_t> {
       UniqueFd burster = hello_connection(broker.socket_path());
@@ -1002,7 +1002,7 @@ TEST(HostilePeers, APipelinedBurstDoesNotMakeOtherClientsWaitForAllOfIt) {
 TEST(HostilePeers, AWatcherThatNeverReadsItsEventsIsDropped) {
   BrokerProcess broker({"--max-pending-reply-bytes", std::to_string(64 * 1024)});
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     UniqueFd watcher = hello_connection(broker.socket_path());
     ASSERT_TRUE(watcher);
     wire::FrameReader reader(wire::kMaxReplyBody);
@@ -1030,7 +1030,7 @@ TEST(HostilePeers, ThousandIdleConnectionsAndAbuseLeaveAWellBehavedClientServedQ
   raise_fd_limit(4096);  // before the broker starts: it inherits the limit
   BrokerProcess broker;
   {
-    auto good = broker.client();
+    auto good = broker.steady_client();
     ASSERT_TRUE(good.create("probe", ArraySpec{.shape = {4}}));
     const pid_t pid = broker.pid();
     const long fds_before = open_fds(pid);

@@ -23,6 +23,7 @@
 
 #include "broker_process.hpp"
 #include "raw_client.hpp"
+#include "shmarray/socket_path.hpp"
 #include "shmarray/stream/stream_layout.hpp"
 
 namespace shmarray::test {
@@ -297,6 +298,7 @@ TEST_F(StreamTest, DataPlaneKeepsFlowingWhileTheBrokerIsKilledAndRestarted) {
   ASSERT_EQ(pub.read_line(10s), std::optional<std::string>("created"));
   auto sub = helper(args("sub", "live", {"2", "0", "1"}));
   ASSERT_EQ(sub.read_line(10s), std::optional<std::string>("subscribed"));
+  std::string id;
   {
     // Flowing before the kill: the subscriber has moved on (and the publisher, whose every loan
     // checks membership, has long attached to it).
@@ -306,10 +308,25 @@ TEST_F(StreamTest, DataPlaneKeepsFlowingWhileTheBrokerIsKilledAndRestarted) {
       return info && info->stream.subscribers.size() == 1 &&
              info->stream.subscribers[0].position > 100;
     }));
+    id = client.stat("live").value().id;
   }
+  // The stream's head word, read from the segment itself (as root, by name): no broker needed.
+  UniqueFd segment(::shm_open((segment_prefix(broker_->socket_path()) + id).c_str(),
+                              O_RDONLY | O_CLOEXEC, 0));
+  ASSERT_TRUE(segment);
+  const auto head = [&] {
+    std::uint64_t h = 0;
+    EXPECT_EQ(::pread(segment.get(), &h, sizeof h,
+                      stream::kControlOffset + offsetof(stream::StreamControl, head)),
+              static_cast<ssize_t>(sizeof h));
+    return h;
+  };
   broker_->stop(SIGKILL);
-  // Messages keep moving with no broker at all.
-  std::this_thread::sleep_for(200ms);
+  // Messages keep moving with no broker at all (kBlock: the subscriber takes them, else the
+  // publisher would stop).
+  const std::uint64_t at_kill = head();
+  EXPECT_TRUE(eventually([&] { return head() > at_kill + 100; }, 20s))
+      << "the stream stopped with its broker, at message " << head();
   broker_->restart();
   auto client = broker_->client();
   auto listed = client.list();

@@ -49,6 +49,15 @@ Client BrokerProcess::client() const {
   return std::move(*c);
 }
 
+Client BrokerProcess::steady_client() const {
+  auto c = Client::connect({.socket_path = socket_path_, .reconnect_attempts = 0});
+  if (!c) {
+    ADD_FAILURE() << "cannot connect: " << c.error().message();
+    std::abort();
+  }
+  return std::move(*c);
+}
+
 ExitStatus BrokerProcess::stop(int signo) {
   if (!child_) return {};
   child_->kill(signo);

@@ -31,6 +31,10 @@ class BrokerProcess {
   [[nodiscard]] bool running() const { return child_.has_value(); }
   // A connected client (fails the test if it cannot connect).
   [[nodiscard]] Client client() const;
+  // As client(), but it never reconnects: once the broker closes its connection every call
+  // fails. For the well-behaved client of "others are still served" checks, which a reconnecting
+  // client would pass even if the broker had wrongly closed it.
+  [[nodiscard]] Client steady_client() const;
   // Sends `signo` and waits (10 s at most) for the broker to exit.
   ExitStatus stop(int signo = SIGTERM);
   // Starts it again on the same socket, with the same arguments.
