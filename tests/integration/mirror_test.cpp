@@ -29,11 +29,14 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bridge/peer_key.hpp"
+#include "bridge/peer_messages.hpp"
 #include "broker_process.hpp"
 #include "process.hpp"
 #include "shmarray/shmarray.hpp"
 #include "shmarray/socket_path.hpp"
 #include "shmarray/unique_fd.hpp"
+#include "raw_client.hpp"
 #include "tcp_socket.hpp"
 
 namespace shmarray::test {
@@ -153,6 +156,67 @@ void write_key(const std::string& path, std::size_t bytes, mode_t mode) {
   out << key;
   out.close();
   ::chmod(path.c_str(), mode);
+}
+
+// One side of a peer link spoken by hand over TCP (the handshake runs there, before UCX): what
+// a hostile peer can send. receive() is nullopt when the connection ended (EOF), failed, timed out
+// or brought something that is not a peer message.
+class RawPeer {
+ public:
+  explicit RawPeer(UniqueFd fd) : fd_(std::move(fd)) {}
+  bool send(const bridge::PeerMessage& m) {
+    const auto bytes = bridge::encode_peer(m);
+    return shmarray::test::send_all(fd_.get(), bytes.data(), bytes.size(), 10s).has_value();
+  }
+  std::optional<bridge::PeerMessage> receive(std::chrono::milliseconds timeout = 10s) {
+    std::array<std::byte, bridge::kPeerHeaderBytes> raw{};
+    if (!shmarray::test::recv_all(fd_.get(), raw.data(), raw.size(), timeout)) return std::nullopt;
+    auto header = bridge::decode_peer_header(raw);
+    if (!header) return std::nullopt;
+    std::vector<std::byte> body(header->body_bytes);
+    if (!shmarray::test::recv_all(fd_.get(), body.data(), body.size(), timeout)) return std::nullopt;
+    auto m = bridge::decode_peer_body(header->type, body);
+    if (!m) return std::nullopt;
+    return std::move(*m);
+  }
+  // Hello as a mirror with `nonce`; the source's nonce from its Hello.
+  std::optional<std::array<std::byte, bridge::kNonceBytes>> hello(
+      const std::array<std::byte, bridge::kNonceBytes>& nonce) {
+    if (!send(bridge::Hello{bridge::PeerRole::kMirror, nonce})) return std::nullopt;
+    auto m = receive();
+    auto* h = m ? std::get_if<bridge::Hello>(&*m) : nullptr;
+    if (h == nullptr || h->role != bridge::PeerRole::kSource) return std::nullopt;
+    return h->nonce;
+  }
+  // What the source sends until it closes: the names of the message types, "EOF" last (or
+  // "timeout" if it neither sent nor closed within 10 s).
+  std::string rest() {
+    std::string seen;
+    const auto start = std::chrono::steady_clock::now();
+    while (auto m = receive()) {
+      seen += std::visit([](const auto& x) { return type_name(x); }, *m) + " ";
+      if (auto* r = std::get_if<bridge::Refused>(&*m)) refusal_ = r->message;
+    }
+    return seen + (std::chrono::steady_clock::now() - start < 9s ? "EOF" : "timeout");
+  }
+  [[nodiscard]] const std::string& refusal() const { return refusal_; }
+
+ private:
+  template <class M>
+  static std::string type_name(const M&) {
+    if constexpr (std::is_same_v<M, bridge::Refused>) return "Refused";
+    else if constexpr (std::is_same_v<M, bridge::Proof>) return "Proof";
+    else if constexpr (std::is_same_v<M, bridge::Subscribed>) return "Subscribed";
+    else return "other";
+  }
+  UniqueFd fd_;
+  std::string refusal_;
+};
+
+bridge::PeerKey key_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return bridge::PeerKey::from_bytes(std::as_bytes(std::span(bytes)));
 }
 
 // Fills a uint64 array with `v` in every element, inside the seqlock window, publishing v.
@@ -549,6 +613,118 @@ TEST_F(MirrorTest, AWrongKeyIsRefusedAndNoNameCrosses) {
 // the source's real bridge answers with a Refused in version 2's header, which that bridge reads
 // and shows as its link state, naming both versions and the remedy. Raw TCP here, as the
 // handshake travels (peer_control.hpp).
+// A peer on the source's --peer-listen port that does not prove the key gets no name and no
+// UCX: one that skips the proof, one that replays a proof from an earlier connection (the source's
+// nonce differs each time), one that reflects the source's own role. Each is refused or dropped;
+// the source's bridge serves a real mirror afterwards.
+TEST_F(MirrorTest, ARawPeerThatSkipsReplaysOrReflectsTheProofGetsNoNames) {
+  auto a = source_->client().create("cam/secret", {.dtype = "<u8", .shape = {4}}).value();
+  write_all(a, 1);
+  const bridge::PeerKey key = key_of(key_);
+  const auto connect = [&] {  // the source's bridge listens once it has started
+    std::expected<UniqueFd, std::string> fd = std::unexpected("not tried");
+    EXPECT_TRUE(eventually([&] {
+      fd = shmarray::test::tcp_connect("127.0.0.1", static_cast<std::uint16_t>(port_), 10s);
+      return fd.has_value();
+    }, 20s)) << fd.error();
+    return RawPeer(fd ? std::move(*fd) : UniqueFd());
+  };
+  const auto nonce = bridge::random_nonce();
+  {  // Subscribe straight after the Hellos: no Subscribed, no names.
+    RawPeer p = connect();
+    ASSERT_TRUE(p.hello(nonce));
+    ASSERT_TRUE(p.send(bridge::Subscribe{"cam/"}));
+    EXPECT_EQ(p.rest(), "EOF");
+  }
+  std::array<std::byte, bridge::kMacBytes> captured{};
+  {  // An honest mirror's proof, as an eavesdropper would see it.
+    RawPeer p = connect();
+    auto source_nonce = p.hello(nonce);
+    ASSERT_TRUE(source_nonce);
+    captured = key.prove(bridge::PeerRole::kMirror, nonce, *source_nonce);
+    ASSERT_TRUE(p.send(bridge::Proof{captured}));
+    auto answer = p.receive();
+    ASSERT_TRUE(answer && std::holds_alternative<bridge::Proof>(*answer))
+        << "the honest proof was not answered";
+  }
+  {  // Replayed with the same mirror nonce: the source's nonce is new, so it fails.
+    RawPeer p = connect();
+    ASSERT_TRUE(p.hello(nonce));
+    ASSERT_TRUE(p.send(bridge::Proof{captured}));
+    EXPECT_EQ(p.rest(), "Refused EOF");
+    EXPECT_THAT(p.refusal(), HasSubstr("peer refused: wrong key"));
+  }
+  {  // The proof the source itself would give (role reflected): bound to the role, it fails.
+    RawPeer p = connect();
+    auto source_nonce = p.hello(nonce);
+    ASSERT_TRUE(source_nonce);
+    ASSERT_TRUE(p.send(bridge::Proof{key.prove(bridge::PeerRole::kSource, nonce, *source_nonce)}));
+    EXPECT_EQ(p.rest(), "Refused EOF");
+    EXPECT_THAT(p.refusal(), HasSubstr("peer refused: wrong key"));
+  }
+  const auto bridges = children_of(source_->pid());
+  start_mirror();
+  EXPECT_EQ(mirrored("cam/secret", 1).version(), 1u);
+  EXPECT_EQ(children_of(source_->pid()), bridges);
+}
+
+// A "source" that does not hold the key faces a real mirror: the mirror proves the key first
+// (its proof is bound to the nonces and useless elsewhere), then checks the source's proof and
+// refuses it; whatever the impostor sends after that is never read, and no name appears.
+TEST_F(MirrorTest, AnImpostorSourceWithoutTheKeyIsRefusedByTheMirrorAndCreatesNothing) {
+  auto listener = shmarray::test::tcp_listen("127.0.0.1");
+  ASSERT_TRUE(listener) << listener.error();
+  peer_ = "127.0.0.1:" + std::to_string(shmarray::test::local_port(listener->get()));
+  std::string impostor_saw;
+  std::thread impostor([&] {
+    auto fd = shmarray::test::tcp_accept(listener->get(), 20s);
+    if (!fd) {
+      impostor_saw = "no mirror connected: " + fd.error();
+      return;
+    }
+    RawPeer p(std::move(*fd));
+    auto hello = p.receive();
+    if (!hello || !std::holds_alternative<bridge::Hello>(*hello)) {
+      impostor_saw = "no Hello";
+      return;
+    }
+    (void)p.send(bridge::Hello{bridge::PeerRole::kSource, bridge::random_nonce()});
+    auto proof = p.receive();
+    impostor_saw = proof && std::holds_alternative<bridge::Proof>(*proof) ? "Proof" : "no Proof";
+    std::array<std::byte, bridge::kMacBytes> forged{};
+    forged.fill(std::byte{0x5a});
+    (void)p.send(bridge::Proof{forged});
+    (void)p.send(bridge::Subscribed{});
+    (void)p.send(bridge::ArrayBegin{"cam/evil", "<u8", {4}, Order::kC, 0644, 1, 32, "x", 1, 0});
+    (void)p.rest();
+  });
+  start_mirror();
+  EXPECT_TRUE(eventually([&] {
+    return link_state().find("could not prove the key") != std::string::npos;
+  }, 20s)) << "link: " << link_state();
+  EXPECT_THAT(link_state(), ::testing::StartsWith("peer refused: wrong key"));
+  impostor.join();
+  EXPECT_EQ(impostor_saw, "Proof");
+  EXPECT_TRUE(mirror_->client().list("cam/").value().empty());
+}
+
+// Only the broker's own bridge reports mirror states: anyone else's report is refused and
+// changes nothing that `mirror ls` shows.
+TEST_F(MirrorTest, AMirrorReportFromAnotherProcessIsRefusedAndChangesNothing) {
+  auto a = source_->client().create("cam/r", {.dtype = "<u8", .shape = {4}}).value();
+  write_all(a, 1);
+  start_mirror();
+  (void)mirrored("cam/r", 1);
+  ASSERT_TRUE(eventually([&] { return link_state() == "up"; }, 20s)) << link_state();
+  auto raw = RawClient::connect(mirror_->socket_path());
+  ASSERT_TRUE(raw);
+  MirrorInfo forged{"cam/", peer_, "down: forged", {}};
+  auto reply = raw->call(wire::MirrorRequest{wire::MirrorOp::kReport, "", "", {forged}});
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(link_state(), "up");
+}
+
 TEST_F(MirrorTest, AMirrorOfAnotherPeerLinkVersionIsRefusedNamingBothVersionsAndTheRemedy) {
   // The source's bridge is serving once a real mirror is in sync.
   auto a = source_->client().create("cam/v", {.dtype = "<u8", .shape = {4}}).value();
