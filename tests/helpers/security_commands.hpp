@@ -2,7 +2,9 @@
 // Commands of shmarray_test_helper for tests/integration/security_test.cpp, which runs them as
 // unprivileged users. Each prints what it observed, one fact a line, and the test asserts on it:
 //   try SOCK NAME OP [ARG...]  OP: open-ro, open-rw, stat, remove, chmod OCTAL,
-//                              create OCTAL [ELEMENTS] (float64); prints "ok" or "error <Code>"
+//                              create OCTAL [ELEMENTS] (float64), create-stream OCTAL, subscribe,
+//                              open-publisher, mirror-add HOST:PORT (NAME: the prefix),
+//                              mirror-rm; prints "ok" or "error <Code>"
 //                              ("connect-error <Code>" and exit 1 if it cannot connect)
 //   list SOCK PREFIX           the names this user sees, one a line, then "end"
 //   ro-grant SOCK NAME         over the raw protocol: open NAME read-only, then try every way to
@@ -57,6 +59,25 @@ inline int try_op(const std::vector<std::string>& a) {
     const std::uint64_t n = a.size() > 4 ? std::stoull(a[4]) : 8;
     auto created = client->create(name, ArraySpec{.dtype = "<f8", .shape = {n}, .mode = octal()});
     if (!created) r = std::unexpected(created.error());
+  } else if (op == "create-stream") {
+    StreamSpec spec;
+    spec.slots = 4;
+    spec.slot_bytes = 64;
+    spec.mode = octal();
+    auto created = client->create_stream(name, spec);
+    if (!created) r = std::unexpected(created.error());
+  } else if (op == "subscribe") {
+    auto sub = client->subscribe(name, {.max_held = 1});
+    if (!sub) r = std::unexpected(sub.error());
+  } else if (op == "open-publisher") {
+    auto pub = client->open_publisher(name);
+    if (!pub) r = std::unexpected(pub.error());
+  } else if (op == "mirror-add") {  // NAME is the prefix, ARG the source's HOST:PORT
+    auto added = client->mirror_add(name, a.at(3));
+    if (!added) r = std::unexpected(added.error());
+  } else if (op == "mirror-rm") {
+    auto removed = client->mirror_remove(name);
+    if (!removed) r = std::unexpected(removed.error());
   } else {
     std::fprintf(stderr, "try: unknown operation %s\n", op.c_str());
     return 2;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 
 #include "broker_process.hpp"
 #include "shmarray/segment_layout.hpp"
@@ -227,6 +228,67 @@ TEST_F(SecurityTest, ListAndStatHideArraysTheCallerMayNotRead) {
   EXPECT_EQ(root.list("ls/")->size(), 2u);
   ASSERT_TRUE(root.remove("ls/private"));
   ASSERT_TRUE(root.remove("ls/public"));
+}
+
+// Streams follow the array rules between users: subscribing needs read permission, taking over
+// as publisher needs write permission, and a stream the caller may not read is not found by
+// open_publisher (as stat hides it).
+TEST_F(SecurityTest, StreamsNeedReadToSubscribeAndWriteToPublish) {
+  ASSERT_EQ(attempt(users_.a, "st/private", "create-stream", {"0600"}), "ok");
+  ASSERT_EQ(attempt(users_.a, "st/shared", "create-stream", {"0644"}), "ok");
+  ASSERT_EQ(attempt(users_.in_group(users_.a), "st/group", "create-stream", {"0660"}), "ok");
+  ASSERT_EQ(attempt(users_.a, "st/open", "create-stream", {"0666"}), "ok");
+  EXPECT_EQ(attempt(users_.b, "st/private", "subscribe"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.b, "st/private", "open-publisher"), "error NotFound");
+  EXPECT_EQ(attempt(users_.b, "st/private", "stat"), "error NotFound");
+  EXPECT_EQ(attempt(users_.b, "st/shared", "subscribe"), "ok");
+  EXPECT_EQ(attempt(users_.b, "st/shared", "open-publisher"), "error PermissionDenied");
+  EXPECT_EQ(attempt(TestUsers::outsider(users_.b), "st/group", "subscribe"),
+            "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.in_group(users_.b), "st/group", "subscribe"), "ok");
+  EXPECT_EQ(attempt(users_.in_group(users_.b), "st/group", "open-publisher"), "ok");
+  EXPECT_EQ(attempt(users_.b, "st/open", "open-publisher"), "ok");
+  EXPECT_EQ(attempt(users_.a, "st/private", "subscribe"), "ok");
+  EXPECT_EQ(attempt(users_.b, "st/open", "remove"), "error PermissionDenied");
+  auto root = broker_->client();
+  for (const char* name : {"st/private", "st/shared", "st/group", "st/open"}) {
+    ASSERT_TRUE(root.remove(name)) << name;
+  }
+}
+
+// Mirrors are the broker's configuration: only its own user or root may add or remove one.
+class SecurityMirrorTest : public SecurityTest {
+ protected:
+  std::vector<std::string> broker_args() override {
+    key_dir_ = std::filesystem::temp_directory_path() / ("shmarray-sec-key-" +
+                                                         std::to_string(::getpid()));
+    std::filesystem::create_directories(key_dir_);
+    const std::string key = (key_dir_ / "key").string();
+    {
+      std::ofstream out(key, std::ios::binary);
+      out << std::string(32, 'k');
+    }
+    ::chmod(key.c_str(), 0600);
+    return {"--socket-mode", "0666", "--peer-key", key};
+  }
+  void TearDown() override {
+    SecurityTest::TearDown();
+    std::error_code ignored;
+    std::filesystem::remove_all(key_dir_, ignored);
+  }
+  std::filesystem::path key_dir_;
+};
+
+TEST_F(SecurityMirrorTest, OnlyTheBrokersUserOrRootMayAddOrRemoveMirrors) {
+  EXPECT_EQ(attempt(users_.b, "m/", "mirror-add", {"127.0.0.1:9"}), "error PermissionDenied");
+  auto root = broker_->client();
+  EXPECT_TRUE(root.mirrors().value().empty()) << "another user's mirror-add took effect";
+  ASSERT_TRUE(root.mirror_add("m/", "127.0.0.1:9"));
+  EXPECT_EQ(attempt(users_.b, "m/", "mirror-rm"), "error PermissionDenied");
+  EXPECT_EQ(attempt(users_.in_group(users_.a), "m/", "mirror-rm"), "error PermissionDenied");
+  ASSERT_EQ(root.mirrors().value().size(), 1u) << "another user's mirror-rm took effect";
+  ASSERT_TRUE(root.mirror_remove("m/"));
+  EXPECT_TRUE(root.mirrors().value().empty());
 }
 
 TEST_F(SecurityTest, CraftedNamesCannotReachAnotherUsersSegment) {
