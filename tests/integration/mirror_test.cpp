@@ -243,6 +243,18 @@ Seen read_mirror(const Array& a) {
   return s;
 }
 
+// A write window on `source` just closed with a publish of `fill` everywhere: that version
+// crosses whole to `mirror`.
+void expect_closed_window_crosses(const Array& source, const Array& mirror, std::uint64_t fill) {
+  const std::uint64_t closed = source.version();
+  auto reached = mirror.wait_newer_than(closed - 1, 20s);
+  ASSERT_TRUE(reached) << reached.error().message();
+  const Seen seen = read_mirror(mirror);
+  EXPECT_EQ(seen.version, closed);
+  EXPECT_TRUE(seen.uniform);
+  EXPECT_EQ(seen.first, fill);
+}
+
 class MirrorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -523,14 +535,7 @@ TEST_F(MirrorTest, AWriterHoldingItsWindowOpenHoldsUpOnlyItsOwnArray) {
     std::fill(p, p + data.size() / 8, 3);
   });
   ASSERT_TRUE(held) << held.error().message();
-  // The window closed with a publish: that version crosses whole.
-  const std::uint64_t closed = stuck.version();
-  auto reached = m_stuck.wait_newer_than(closed - 1, 20s);
-  ASSERT_TRUE(reached) << reached.error().message();
-  const Seen seen = read_mirror(m_stuck);
-  EXPECT_EQ(seen.version, closed);
-  EXPECT_TRUE(seen.uniform);
-  EXPECT_EQ(seen.first, 3u);
+  expect_closed_window_crosses(stuck, m_stuck, 3);
 }
 
 // A local writer keeps its array's write window open and publishes inside it: the link finds
@@ -565,13 +570,7 @@ TEST_F(MirrorTest, AWriterPublishingInsideAnOpenWindowCannotSilenceTheLink) {
   });
   ASSERT_TRUE(held) << held.error().message();
   EXPECT_GT(published, 100u);
-  const std::uint64_t closed = busy.version();
-  auto reached = mirror.wait_newer_than(closed - 1, 20s);
-  ASSERT_TRUE(reached) << reached.error().message();
-  const Seen seen = read_mirror(mirror);
-  EXPECT_EQ(seen.version, closed);
-  EXPECT_TRUE(seen.uniform);
-  EXPECT_EQ(seen.first, 5u);
+  expect_closed_window_crosses(busy, mirror, 5);
   std::ifstream in(log);
   in.seekg(static_cast<std::streamoff>(logged_before));
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -1090,9 +1089,12 @@ TEST_P(MirrorPathTest, ALocalWriterTruncatingASourceMidSendNeitherKillsTheBridge
   std::string tick_error;
   std::thread tick_consumer([&] {  // on the mirror, taking as they come (kBlock: no stalls)
     while (!ticks_done.load() || last_tick < published.load()) {
-      auto sample = tick_reader.take(ticks_done.load() ? 20s : 100ms);
+      // Read once: a short take that timed out just as the writer finished goes round again
+      // (with the long timeout), rather than count as the end.
+      const bool done = ticks_done.load();
+      auto sample = tick_reader.take(done ? 20s : 100ms);
       if (!sample) {
-        if (sample.error().code() == ErrorCode::kDeadlineExceeded && !ticks_done.load()) continue;
+        if (sample.error().code() == ErrorCode::kDeadlineExceeded && !done) continue;
         tick_error = sample.error().message();
         return;
       }
