@@ -7,6 +7,8 @@
 //                              mirror-rm; prints "ok" or "error <Code>"
 //                              ("connect-error <Code>" and exit 1 if it cannot connect)
 //   list SOCK PREFIX           the names this user sees, one a line, then "end"
+//   watch SOCK PREFIX          "watching", then the name of each array a watcher of PREFIX is
+//                              told was created, until PREFIX + "end" (exit 1: none in 20 s)
 //   ro-grant SOCK NAME         over the raw protocol: open NAME read-only, then try every way to
 //                              write through or upgrade what arrived; "PASS ..."/"FAIL ..." lines,
 //                              exit 0 only when every attempt was refused
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -234,9 +237,32 @@ inline int resize_segment(const std::vector<std::string>& a) {
 }
 
 // Returns the exit status, or -1 if `cmd` is not one of these commands.
+// watch SOCK PREFIX: what a watcher of PREFIX is told is created, until PREFIX + "end" is.
+inline int watch_names(const std::vector<std::string>& a) {
+  auto watcher = Watcher::start(a[0], a[1]);
+  if (!watcher) {
+    std::printf("error %s\n", std::string(to_string(watcher.error().code())).c_str());
+    return 1;
+  }
+  std::printf("watching\n");
+  std::fflush(stdout);
+  for (;;) {
+    auto event = watcher->next(std::chrono::seconds(20));
+    if (!event || !*event) {
+      std::printf("no end\n");
+      return 1;
+    }
+    if ((*event)->kind != WatchEvent::Kind::kCreated) continue;
+    std::printf("%s\n", (*event)->name.c_str());
+    std::fflush(stdout);
+    if ((*event)->name == a[1] + "end") return 0;
+  }
+}
+
 inline int run_security_command(const std::string& cmd, const std::vector<std::string>& a) {
   if (cmd == "try" && a.size() >= 3) return try_op(a);
   if (cmd == "list" && a.size() >= 2) return list_names(a);
+  if (cmd == "watch" && a.size() >= 2) return watch_names(a);
   if (cmd == "ro-grant" && a.size() >= 2) return read_only_grant(a);
   if (cmd == "resize" && a.size() >= 3) return resize_segment(a);
   if (cmd == "forge-header" && a.size() >= 2) return forge_header(a);

@@ -230,6 +230,22 @@ TEST_F(SecurityTest, ListAndStatHideArraysTheCallerMayNotRead) {
   ASSERT_TRUE(root.remove("ls/public"));
 }
 
+// Watch uses the same filter: another user's watcher is not told of an array it may not read.
+TEST_F(SecurityTest, WatchTellsOnlyOfArraysTheWatcherMayRead) {
+  if (!std::filesystem::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs /usr/bin/setpriv";
+  auto watcher = ChildProcess::spawn(
+      as_user(users_.b, {helper_for_other_users(), "watch", broker_->socket_path(), "w/"}));
+  ASSERT_EQ(watcher.read_line(10s), std::optional<std::string>("watching"));
+  ASSERT_EQ(attempt(users_.a, "w/private", "create", {"0600"}), "ok");
+  ASSERT_EQ(attempt(users_.a, "w/public", "create", {"0604"}), "ok");
+  ASSERT_EQ(attempt(users_.a, "w/end", "create", {"0604"}), "ok");
+  EXPECT_EQ(watcher.read_line(20s), std::optional<std::string>("w/public"));
+  EXPECT_EQ(watcher.read_line(20s), std::optional<std::string>("w/end"));
+  EXPECT_TRUE(watcher.wait(10s).ok());
+  auto root = broker_->client();
+  for (const char* name : {"w/private", "w/public", "w/end"}) ASSERT_TRUE(root.remove(name));
+}
+
 // Streams follow the array rules between users: subscribing needs read permission, taking over
 // as publisher needs write permission, and a stream the caller may not read is not found by
 // open_publisher (as stat hides it).

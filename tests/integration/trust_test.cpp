@@ -37,14 +37,6 @@ std::string copy_for_other_users(const std::string& binary, const std::string& d
   return copy;
 }
 
-// argv run as `who` (setpriv execs in the same process, so pid and signals reach the program).
-std::vector<std::string> as_user(const Identity& who, std::vector<std::string> argv) {
-  std::vector<std::string> out{"/usr/bin/setpriv", "--reuid=" + std::to_string(who.uid),
-                               "--regid=" + std::to_string(who.gid), "--clear-groups"};
-  out.insert(out.end(), argv.begin(), argv.end());
-  return out;
-}
-
 class TrustTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -102,6 +102,15 @@ inline std::optional<TestUsers> ensure_test_users(std::string& why) {
   return users;
 }
 
+// argv run as `who` with no supplementary groups, for ChildProcess::spawn (setpriv execs in the
+// same process, so pid and signals reach the program). Needs /usr/bin/setpriv (util-linux).
+inline std::vector<std::string> as_user(const Identity& who, std::vector<std::string> argv) {
+  std::vector<std::string> out{"/usr/bin/setpriv", "--reuid=" + std::to_string(who.uid),
+                               "--regid=" + std::to_string(who.gid), "--clear-groups"};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
 // Runs the helper as `who` (setgroups, setgid, setuid, then exec); stdout captured.
 // The helper program, copied once per test process into a fresh 0755 directory (removed at exit),
 // so that the test users can run it even when the build lives under a directory they cannot
