@@ -8,6 +8,7 @@
 #include "bridge/peer_key.hpp"
 #include "bridge/peer_messages.hpp"
 #include "broker.hpp"
+#include "log_text.hpp"
 #include "shmarray/wire/messages.hpp"
 
 namespace shmarray::server {
@@ -161,7 +162,7 @@ void Broker::on_mirror(Session& s, const wire::Frame& f) {
                                       m->prefix + "': remove the local arrays under it first"));
   }
   if (auto ok = mirrors_->add(m->prefix, m->peer); !ok) return s.send_error(id, ok.error());
-  spdlog::info("mirror '{}' from {} added by pid {}", m->prefix, m->peer, s.peer().pid);
+  spdlog::info("mirror '{}' from {} added by pid {}", m->prefix, log_text(m->peer), s.peer().pid);
   refresh_bridge();
   reply();
 }
