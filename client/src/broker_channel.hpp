@@ -27,7 +27,9 @@ class BrokerChannel {
   [[nodiscard]] virtual Result<Connection::Reply> call_passing(wire::MessageType type,
                                                               std::span<const std::byte> body,
                                                               int pass_fd) = 0;
-  // Sends a request whose reply nobody awaits (never blocks on the broker).
+  // Sends a request whose reply nobody awaits. Never blocks on the broker, nor on a call another
+  // thread has in progress on the same Client (it is queued and goes out when that call ends):
+  // a Subscriber or Publisher may be destroyed on any thread, even while another waits in open().
   virtual void post(wire::MessageType type, std::span<const std::byte> body) = 0;
   // Pid of the broker of the current connection (changes when a restarted broker answers).
   [[nodiscard]] virtual std::uint32_t broker_pid() const = 0;

@@ -25,25 +25,68 @@ class Client::Impl {
   std::atomic<std::uint32_t> broker_pid{0};
   // Arrays this process let go of, to tell the broker (see close_notifier.hpp).
   std::shared_ptr<detail::CloseNotifier> closes = std::make_shared<detail::CloseNotifier>();
+  // Messages without a reply (a stream's DetachRequest) from any thread: they never wait for a
+  // call in progress on another thread (which may last as long as an open's wait), but go out
+  // when it ends (RequestLock) or at once if none is.
+  std::mutex posts_mutex;
+  std::vector<std::pair<wire::MessageType, std::vector<std::byte>>> posts;
 
   Impl() {
-    closes->attach([this] {
-      std::unique_lock lock(mutex, std::try_to_lock);  // busy: the next request sends them
-      if (lock) send_closes();
-    });
+    closes->attach([this] { flush_if_idle(); });
   }
   ~Impl() { closes->detach(); }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  // Holding `mutex`: a CloseRequest for each released array; their replies are not awaited
-  // (Connection::call drops replies to other request ids).
-  void send_closes() {
+  // Holding `mutex`: a CloseRequest for each released array, then the queued posts; their
+  // replies are not awaited (Connection::call drops replies to other request ids).
+  void send_queued() {
     for (auto& id : closes->take()) {
       if (!connection) continue;  // the broker that counted this open is gone
       connection->post(wire::CloseRequest::kType, wire::encode_body(wire::CloseRequest{id}));
     }
+    std::vector<std::pair<wire::MessageType, std::vector<std::byte>>> queued;
+    {
+      std::lock_guard lock(posts_mutex);
+      queued.swap(posts);
+    }
+    for (const auto& [type, body] : queued) {
+      if (connection) connection->post(type, body);
+    }
   }
+
+  [[nodiscard]] bool nothing_queued() {
+    std::lock_guard lock(posts_mutex);
+    return posts.empty() && closes->empty();
+  }
+
+  // Not holding `mutex`: sends what is queued unless a call is in progress (whose RequestLock
+  // sends it when the call ends). Whoever queues calls this after queuing, and every call after
+  // it lets go of `mutex`, so nothing queued waits for a later call.
+  void flush_if_idle() {
+    while (!nothing_queued()) {
+      std::unique_lock lock(mutex, std::try_to_lock);
+      if (!lock) return;
+      send_queued();
+    }
+  }
+
+  // `mutex` for one call: what is queued goes out first, and what was queued during the call
+  // goes out when it ends.
+  class RequestLock {
+   public:
+    explicit RequestLock(Impl& impl) : impl_(impl), lock_(impl.mutex) { impl_.send_queued(); }
+    ~RequestLock() {
+      lock_.unlock();
+      impl_.flush_if_idle();
+    }
+    RequestLock(const RequestLock&) = delete;
+    RequestLock& operator=(const RequestLock&) = delete;
+
+   private:
+    Impl& impl_;
+    std::unique_lock<std::mutex> lock_;
+  };
 
   wire::Clock::time_point deadline(std::chrono::milliseconds extra = {}) const {
     return wire::Clock::now() + options.request_timeout + extra;
@@ -132,8 +175,7 @@ class Client::Impl {
   template <class Reply, class Request>
   Result<std::pair<Reply, UniqueFd>> request(const Request& req,
                                              std::chrono::milliseconds extra = {}) {
-    std::lock_guard lock(mutex);
-    send_closes();
+    RequestLock lock(*this);
     auto raw = exchange(Request::kType, wire::encode_body(req), extra);
     if (!raw) return std::unexpected(raw.error());
     auto reply = detail::decode_reply<Reply>(raw->reply.frame);
@@ -167,8 +209,7 @@ class Client::Impl {
       Result<detail::Connection::Reply> call(wire::MessageType type,
                                              std::span<const std::byte> body,
                                              std::chrono::milliseconds extra) override {
-        std::lock_guard lock(impl->mutex);
-        impl->send_closes();
+        RequestLock lock(*impl);
         auto raw = impl->exchange(type, body, extra);
         if (!raw) return std::unexpected(raw.error());
         return std::move(raw->reply);
@@ -176,15 +217,17 @@ class Client::Impl {
       Result<detail::Connection::Reply> call_passing(wire::MessageType type,
                                                      std::span<const std::byte> body,
                                                      int pass_fd) override {
-        std::lock_guard lock(impl->mutex);
-        impl->send_closes();
+        RequestLock lock(*impl);
         auto raw = impl->exchange(type, body, {}, pass_fd);
         if (!raw) return std::unexpected(raw.error());
         return std::move(raw->reply);
       }
       void post(wire::MessageType type, std::span<const std::byte> body) override {
-        std::lock_guard lock(impl->mutex);
-        if (impl->connection) impl->connection->post(type, body);
+        {
+          std::lock_guard lock(impl->posts_mutex);
+          impl->posts.emplace_back(type, std::vector<std::byte>(body.begin(), body.end()));
+        }
+        impl->flush_if_idle();
       }
       std::uint32_t broker_pid() const override { return impl->broker_pid; }
       const std::string& socket_path() const override { return impl->socket_path; }

@@ -18,6 +18,11 @@ std::vector<std::string> CloseNotifier::take() {
   return std::exchange(queued_, {});
 }
 
+bool CloseNotifier::empty() {
+  std::lock_guard lock(queue_mutex_);
+  return queued_.empty();
+}
+
 void CloseNotifier::attach(std::function<void()> send_now) {
   std::lock_guard lock(attach_mutex_);
   send_now_ = std::move(send_now);

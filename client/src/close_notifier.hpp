@@ -18,6 +18,8 @@ class CloseNotifier {
   void released(std::string id);
   // The Client, holding its request mutex: the queued ids, to send.
   [[nodiscard]] std::vector<std::string> take();
+  // Nothing queued now.
+  [[nodiscard]] bool empty();
   // The Client: `send_now` must not block (it try-locks the Client's request mutex). detach()
   // (from ~Client) waits for a send_now in progress; later releases are only queued.
   void attach(std::function<void()> send_now);

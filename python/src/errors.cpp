@@ -84,6 +84,10 @@ void bind_errors(py::module_& m) {
 }
 
 void raise_error(const Error& error) {
+  // A call ended by Ctrl-C (kCancelled) left KeyboardInterrupt pending (PyErr_CheckSignals in
+  // interrupt_check): that is what the caller gets. Building our exception on top of it would
+  // turn it into a SystemError, which `except KeyboardInterrupt` misses.
+  if (PyErr_Occurred() != nullptr) throw py::error_already_set();
   const auto index = static_cast<std::size_t>(error.code());
   PyObject* type = index < g_by_code.size() && g_by_code[index] != nullptr ? g_by_code[index]
                                                                            : g_base;

@@ -90,7 +90,17 @@ def _frames():
             name = field[len(index_prefix):] if field.startswith(index_prefix) else field
             view = arr[field]
             if name in categories:
-                column = pd.Categorical.from_codes(view, categories=categories[name].tolist())
+                # A private copy of the codes, checked by from_codes: pandas indexes the categories
+                # with the codes unchecked, so a code another process wrote out of range into a
+                # shared view would make this process read outside its memory (a crash).
+                try:
+                    column = pd.Categorical.from_codes(np.array(view, copy=True),
+                                                       categories=categories[name].tolist())
+                except ValueError as e:
+                    raise DataLoss(
+                        f"frame column {name!r}: its categorical codes or categories are not "
+                        f"valid ({e}): a writer stored values pandas cannot use; write valid "
+                        "codes and publish, or remove and recreate the frame") from None
             else:
                 column = view
                 if view.dtype.kind in "Mm" and not view.dtype.isnative:
@@ -108,10 +118,12 @@ def _frames():
             df = pd.DataFrame(data, index=index, copy=False)
         if backing is not None:
             for name in data:
+                if name in categories:
+                    continue  # codes are a private copy by design (above)
                 field = name
                 view = arr[field]
                 got = df[name]
-                values = got.cat.codes.to_numpy() if name in categories else got.to_numpy()
+                values = got.to_numpy()
                 if not np.shares_memory(values, view):
                     warnings.warn(
                         f"frame column {name!r} ({view.dtype.str}) is a copy: pandas "
@@ -194,7 +206,9 @@ def _frames():
             field = index_prefix + column if column == index_name else column
             arr[field] = value
         publish(arr)
-        return shared
+        # Made again now that the codes are in: a categorical column's codes are copied when the
+        # DataFrame is made (to_dataframe), the other columns are views either way.
+        return to_dataframe(arr, arr)
 
     def put(self, name, array, *, mode=0o600, ephemeral=False):
         """Creates array `name` holding a copy of `array` (same dtype, shape and C/F order),

@@ -33,6 +33,8 @@ t0 = time.monotonic()
 try:
     if call == "open_wait":
         c.open(name, wait=60)
+    elif call == "subscribe_wait":
+        c.subscribe(name + "-stream", wait=60)  # a stream nobody makes
     elif call == "wait":
         shmarray.wait(a, timeout=None)
     elif call == "lock":
@@ -76,7 +78,7 @@ def interrupt(child) -> float:
 
 
 @pytest.mark.parametrize(
-    "call", ["open_wait", "wait", "lock", "read_consistent", "read_checked"]
+    "call", ["open_wait", "subscribe_wait", "wait", "lock", "read_consistent", "read_checked"]
 )
 def test_ctrl_c_interrupts_blocking_call(client, broker, children, call):
     client.create("int/a", 4)

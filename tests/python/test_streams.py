@@ -201,3 +201,52 @@ def test_subscriber_keeps_receiving_every_message_across_a_broker_restart(client
     assert (taken, missed, checksum) == (200, 0, total)
     assert sub.finish() == 0
     client.remove("py/restart")
+
+
+DROP_WHILE_WAITING = r"""
+import sys, threading, time
+import shmarray
+c = shmarray.Client(sys.argv[1])
+pub = c.create_stream("dl/s", slots=4, slot_bytes=64, ephemeral=True)
+sub = c.subscribe("dl/s")
+started, tid = threading.Event(), []
+def waiter():
+    tid.append(threading.get_native_id())
+    started.set()
+    try:
+        c.open("dl/missing", wait=3)  # holds the Client's request for 3 s
+    except shmarray.DeadlineExceeded:
+        pass
+t = threading.Thread(target=waiter)
+t.start()
+started.wait()
+def state():
+    with open(f"/proc/self/task/{tid[0]}/stat") as f:
+        s = f.read()
+    return s[s.rindex(")") + 2]
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline and state() != "S":  # asleep in the open's wait
+    time.sleep(0.001)
+t0 = time.monotonic()
+del sub  # the detach must not wait for the open (it once deadlocked on the GIL)
+dropped = time.monotonic() - t0
+t.join()
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline and c.stat("dl/s").stream["subscribers"]:
+    time.sleep(0.01)
+print("dropped", round(dropped, 3), "left", len(c.stat("dl/s").stream["subscribers"]), flush=True)
+"""
+
+
+def test_dropping_a_subscriber_while_another_thread_waits_in_open_neither_blocks_nor_deadlocks(
+        broker):
+    """A Subscriber dropped (with the GIL) while another thread of the same Client waits in
+    open(wait=...) used to wait for that thread's request mutex, which that thread held while it
+    took the GIL every 50 ms to look for Ctrl-C: both waited forever. The detach is now queued
+    and goes out when the open ends."""
+    from conftest import run_python
+    r = run_python(DROP_WHILE_WAITING, broker.socket, timeout=30)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    assert words[0] == "dropped" and float(words[1]) < 1.0, r.stdout  # not the open's 3 s
+    assert words[2:] == ["left", "0"], r.stdout  # the detach went out after the open
