@@ -6,9 +6,11 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 
 #include "bindings.hpp"
 #include "interruptible.hpp"
@@ -19,6 +21,35 @@ namespace {
 
 std::chrono::nanoseconds forever() { return std::chrono::hours(24 * 365 * 100); }
 
+// A Publisher or Subscriber as the Python objects that use it share it. Like the C++ object, it
+// serves one thread at a time (docs/streams.md); `busy` turns a second thread's call during
+// one in progress into a RuntimeError instead of two threads in its state at once.
+template <class T>
+struct Shared {
+  explicit Shared(T v) : value(std::move(v)) {}
+  T value;
+  std::atomic<bool> busy{false};
+};
+
+// Holds `shared.busy` for one call; RuntimeError naming `what` if another thread holds it.
+class InUse {
+ public:
+  template <class T>
+  InUse(Shared<T>& shared, const char* what) : busy_(shared.busy) {
+    if (busy_.exchange(true, std::memory_order_acquire)) {
+      throw std::runtime_error(
+          std::string("this ") + what + " is in use by another thread: use one from one thread "
+          "at a time, or give each thread its own (Client.subscribe / Client.open_publisher)");
+    }
+  }
+  ~InUse() { busy_.store(false, std::memory_order_release); }
+  InUse(const InUse&) = delete;
+  InUse& operator=(const InUse&) = delete;
+
+ private:
+  std::atomic<bool>& busy_;
+};
+
 Overflow overflow_of(const std::string& text) {
   if (text == "block") return Overflow::kBlock;
   if (text == "drop_oldest") return Overflow::kDropOldest;
@@ -28,7 +59,7 @@ Overflow overflow_of(const std::string& text) {
 // Owner of one open Loan: the base of the writable ndarray that Publisher.loan yields.
 class LoanHandle {
  public:
-  LoanHandle(std::shared_ptr<Publisher> publisher, Loan loan)
+  LoanHandle(std::shared_ptr<Shared<Publisher>> publisher, Loan loan)
       : publisher_(std::move(publisher)), loan_(std::move(loan)) {}
   [[nodiscard]] std::byte* data() const { return loan_ ? loan_->bytes().data() : nullptr; }
   [[nodiscard]] std::size_t size() const { return loan_ ? loan_->bytes().size() : 0; }
@@ -39,16 +70,22 @@ class LoanHandle {
       raise_error(Error(ErrorCode::kFailedPrecondition, "this loan was already published or "
                                                         "abandoned"));
     }
-    Loan loan = std::move(*loan_);
-    loan_.reset();
-    seq_ = loan.seq();
-    auto published = publisher_->publish(std::move(loan));
+    Result<std::uint64_t> published = [&] {
+      InUse in_use(*publisher_, "Publisher");
+      Loan loan = std::move(*loan_);
+      loan_.reset();
+      seq_ = loan.seq();
+      return publisher_->value.publish(std::move(loan));
+    }();
     return unwrap(std::move(published));
   }
-  void abandon() { loan_.reset(); }
+  void abandon() {
+    InUse in_use(*publisher_, "Publisher");
+    loan_.reset();
+  }
 
  private:
-  std::shared_ptr<Publisher> publisher_;
+  std::shared_ptr<Shared<Publisher>> publisher_;
   std::optional<Loan> loan_;
   std::uint64_t seq_ = 0;
 };
@@ -56,16 +93,18 @@ class LoanHandle {
 // What Publisher.loan returns: loans on __enter__, publishes or abandons on __exit__.
 class LoanContext {
  public:
-  LoanContext(std::shared_ptr<Publisher> publisher, std::vector<std::uint64_t> shape,
+  LoanContext(std::shared_ptr<Shared<Publisher>> publisher, std::vector<std::uint64_t> shape,
               std::string dtype, std::chrono::nanoseconds timeout, Order order)
       : publisher_(std::move(publisher)), shape_(std::move(shape)), dtype_(std::move(dtype)),
         timeout_(timeout), order_(order) {}
 
   py::array enter() {
     if (handle_) throw py::value_error("this loan context was already entered");
+    std::optional<InUse> in_use(std::in_place, *publisher_, "Publisher");
     Result<Loan> loan = in_slices<Loan>(timeout_, [&](std::chrono::nanoseconds slice) {
-      return publisher_->loan(dtype_, shape_, slice, order_);
+      return publisher_->value.loan(dtype_, shape_, slice, order_);
     });
+    in_use.reset();
     Loan taken = unwrap(std::move(loan));
     const MessageInfo info = taken.info();
     handle_ = py::cast(LoanHandle(publisher_, std::move(taken)), py::return_value_policy::move);
@@ -96,7 +135,7 @@ class LoanContext {
   }
 
  private:
-  std::shared_ptr<Publisher> publisher_;
+  std::shared_ptr<Shared<Publisher>> publisher_;
   std::vector<std::uint64_t> shape_;
   std::string dtype_;
   std::chrono::nanoseconds timeout_;
@@ -108,7 +147,8 @@ class LoanContext {
 
 class PyPublisher {
  public:
-  explicit PyPublisher(Publisher p) : publisher_(std::make_shared<Publisher>(std::move(p))) {}
+  explicit PyPublisher(Publisher p)
+      : publisher_(std::make_shared<Shared<Publisher>>(std::move(p))) {}
   LoanContext loan(py::handle shape, py::handle dtype, std::optional<double> timeout,
                    const std::string& order) {
     return LoanContext(publisher_, shape_of(shape), typestr_of(dtype),
@@ -121,22 +161,23 @@ class PyPublisher {
     const std::string typestr = typestr_of(c.dtype());
     std::vector<std::uint64_t> shape(c.shape(), c.shape() + c.ndim());
     const auto wait = timeout_of(timeout).value_or(forever());
+    InUse in_use(*publisher_, "Publisher");
     Result<Loan> loan = in_slices<Loan>(wait, [&](std::chrono::nanoseconds slice) {
-      return publisher_->loan(typestr, shape, slice);
+      return publisher_->value.loan(typestr, shape, slice);
     });
     Result<std::uint64_t> seq = [&]() -> Result<std::uint64_t> {
       if (!loan) return std::unexpected(loan.error());
       py::gil_scoped_release nogil;
       std::memcpy(loan->bytes().data(), c.data(), loan->bytes().size());
-      return publisher_->publish(std::move(*loan));
+      return publisher_->value.publish(std::move(*loan));
     }();
     return unwrap(std::move(seq));
   }
-  [[nodiscard]] std::uint64_t last_seq() const { return publisher_->last_seq(); }
-  [[nodiscard]] const ArrayInfo& info() const { return publisher_->info(); }
+  [[nodiscard]] std::uint64_t last_seq() const { return publisher_->value.last_seq(); }
+  [[nodiscard]] const ArrayInfo& info() const { return publisher_->value.info(); }
 
  private:
-  std::shared_ptr<Publisher> publisher_;
+  std::shared_ptr<Shared<Publisher>> publisher_;
 };
 
 // Owner of one Sample: the base of the read-only ndarray that take() returns.
@@ -151,13 +192,16 @@ class SampleHandle {
 
 class PySubscriber {
  public:
-  explicit PySubscriber(Subscriber s) : subscriber_(std::make_shared<Subscriber>(std::move(s))) {}
+  explicit PySubscriber(Subscriber s)
+      : subscriber_(std::make_shared<Shared<Subscriber>>(std::move(s))) {}
 
   py::array take(std::optional<double> timeout) {
     const auto wait = timeout_of(timeout).value_or(forever());
-    std::shared_ptr<Subscriber> sub = subscriber_;
-    Result<Sample> taken =
-        in_slices<Sample>(wait, [&](std::chrono::nanoseconds slice) { return sub->take(slice); });
+    std::shared_ptr<Shared<Subscriber>> sub = subscriber_;
+    std::optional<InUse> in_use(std::in_place, *sub, "Subscriber");
+    Result<Sample> taken = in_slices<Sample>(
+        wait, [&](std::chrono::nanoseconds slice) { return sub->value.take(slice); });
+    in_use.reset();
     Sample sample = unwrap(std::move(taken));
     const MessageInfo info = sample.info();
     py::object handle = py::cast(SampleHandle(std::move(sample)), py::return_value_policy::move);
@@ -170,13 +214,13 @@ class PySubscriber {
     result.attr("setflags")(py::arg("write") = false);
     return result;
   }
-  [[nodiscard]] std::uint64_t missed() const { return subscriber_->missed(); }
-  [[nodiscard]] std::uint64_t position() const { return subscriber_->position(); }
-  [[nodiscard]] std::uint32_t held() const { return subscriber_->held(); }
-  [[nodiscard]] const ArrayInfo& info() const { return subscriber_->info(); }
+  [[nodiscard]] std::uint64_t missed() const { return subscriber_->value.missed(); }
+  [[nodiscard]] std::uint64_t position() const { return subscriber_->value.position(); }
+  [[nodiscard]] std::uint32_t held() const { return subscriber_->value.held(); }
+  [[nodiscard]] const ArrayInfo& info() const { return subscriber_->value.info(); }
 
  private:
-  std::shared_ptr<Subscriber> subscriber_;
+  std::shared_ptr<Shared<Subscriber>> subscriber_;
 };
 
 template <class Fn>

@@ -250,3 +250,40 @@ def test_dropping_a_subscriber_while_another_thread_waits_in_open_neither_blocks
     words = r.stdout.split()
     assert words[0] == "dropped" and float(words[1]) < 1.0, r.stdout  # not the open's 3 s
     assert words[2:] == ["left", "0"], r.stdout  # the detach went out after the open
+
+
+def test_a_subscriber_used_by_two_threads_at_once_refuses_the_second(client):
+    """A Subscriber serves one thread at a time (as in C++): a second thread's take() while one
+    is in progress raises RuntimeError instead of both working in its state at once (which could
+    free the layout the first was reading). One after the other is fine."""
+    import threading
+    pub = client.create_stream("mt/s", slots=4, slot_bytes=64, ephemeral=True)
+    sub = client.subscribe("mt/s")
+    stop = threading.Event()
+
+    def taker():  # almost always inside a take (each waits 200 ms for a message that never comes)
+        while not stop.is_set():
+            try:
+                sub.take(timeout=0.2)
+            except shmarray.DeadlineExceeded:
+                pass
+            except RuntimeError:
+                pass  # the main thread's take held it just then
+
+    t = threading.Thread(target=taker)
+    t.start()
+    refused = None
+    deadline = time.monotonic() + 10
+    while refused is None and time.monotonic() < deadline:
+        try:
+            sub.take(timeout=0)
+        except shmarray.DeadlineExceeded:
+            time.sleep(0.001)
+        except RuntimeError as e:
+            refused = str(e)
+    stop.set()
+    t.join(timeout=20)
+    assert not t.is_alive()
+    assert refused is not None and "in use by another thread" in refused, refused
+    pub.send(np.arange(4.0))
+    assert list(sub.take(timeout=5)) == [0.0, 1.0, 2.0, 3.0]  # one thread again: fine
