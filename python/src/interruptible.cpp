@@ -23,8 +23,4 @@ Result<void> interrupt_check() {
   return fail(ErrorCode::kCancelled, "interrupted by a signal (its exception is raised)");
 }
 
-void raise_pending() {
-  if (PyErr_Occurred() != nullptr) throw py::error_already_set();
-}
-
 }  // namespace shmarray::python

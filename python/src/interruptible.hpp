@@ -50,10 +50,8 @@ Result<T> in_slices(std::optional<std::chrono::nanoseconds> timeout, Attempt&& a
 
 // For ClientOptions::interrupt_check, called without the GIL while a broker call waits: takes
 // the GIL, runs the signal handlers and, when one raised, leaves its exception set on this
-// thread and returns kCancelled. The caller, with the GIL again, re-raises it (raise_pending).
+// thread and returns kCancelled. The caller, with the GIL again, unwraps the result: raise_error
+// raises the pending exception (KeyboardInterrupt) in place of the kCancelled error.
 [[nodiscard]] Result<void> interrupt_check();
-// After a Client call failed with kCancelled from interrupt_check: throws the pending Python
-// exception (KeyboardInterrupt). Does nothing when none is pending. GIL held.
-void raise_pending();
 
 }  // namespace shmarray::python

@@ -34,7 +34,6 @@ class PyClient {
       py::gil_scoped_release nogil;
       return fn(*client);
     }();
-    if (!result && result.error().code() == ErrorCode::kCancelled) raise_pending();  // Ctrl-C
     return unwrap(std::move(result));
   }
 
@@ -51,7 +50,6 @@ class PyClient {
       py::gil_scoped_release nogil;
       return Client::connect(std::move(options));
     }();
-    if (!connected && connected.error().code() == ErrorCode::kCancelled) raise_pending();
     Client client = unwrap(std::move(connected));
     socket_path_ = client.socket_path();
     broker_pid_ = client.broker_pid();

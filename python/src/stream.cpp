@@ -100,11 +100,12 @@ class LoanContext {
 
   py::array enter() {
     if (handle_) throw py::value_error("this loan context was already entered");
-    std::optional<InUse> in_use(std::in_place, *publisher_, "Publisher");
-    Result<Loan> loan = in_slices<Loan>(timeout_, [&](std::chrono::nanoseconds slice) {
-      return publisher_->value.loan(dtype_, shape_, slice, order_);
-    });
-    in_use.reset();
+    Result<Loan> loan = [&] {
+      InUse in_use(*publisher_, "Publisher");
+      return in_slices<Loan>(timeout_, [&](std::chrono::nanoseconds slice) {
+        return publisher_->value.loan(dtype_, shape_, slice, order_);
+      });
+    }();
     Loan taken = unwrap(std::move(loan));
     const MessageInfo info = taken.info();
     handle_ = py::cast(LoanHandle(publisher_, std::move(taken)), py::return_value_policy::move);
@@ -198,10 +199,11 @@ class PySubscriber {
   py::array take(std::optional<double> timeout) {
     const auto wait = timeout_of(timeout).value_or(forever());
     std::shared_ptr<Shared<Subscriber>> sub = subscriber_;
-    std::optional<InUse> in_use(std::in_place, *sub, "Subscriber");
-    Result<Sample> taken = in_slices<Sample>(
-        wait, [&](std::chrono::nanoseconds slice) { return sub->value.take(slice); });
-    in_use.reset();
+    Result<Sample> taken = [&] {
+      InUse in_use(*sub, "Subscriber");
+      return in_slices<Sample>(
+          wait, [&](std::chrono::nanoseconds slice) { return sub->value.take(slice); });
+    }();
     Sample sample = unwrap(std::move(taken));
     const MessageInfo info = sample.info();
     py::object handle = py::cast(SampleHandle(std::move(sample)), py::return_value_policy::move);

@@ -1187,15 +1187,18 @@ TEST_F(MirrorTest, APublisherTruncatingAMirroredStreamNeitherKillsTheBridgeNorSt
   Array m_other = mirrored("cam/z_other", 1);
   auto m_victim = mirror_->client().subscribe("cam/victim", {.wait = 20s}).value();
   auto m_ticks = mirror_->client().subscribe("cam/ticks", {.wait = 20s}).value();
-  const std::uint64_t big = 16 * 1024;  // 64 KiB: sent straight from the ring
-  {
-    auto loan = victim.loan("<u4", {&big, 1}, 20s).value();
-    std::ranges::fill(loan.as<std::uint32_t>().value(), 42u);
-    ASSERT_TRUE(victim.publish(std::move(loan)));
-  }
-  auto first = m_victim.take(20s);
-  ASSERT_TRUE(first) << first.error().message();
-  EXPECT_EQ(first->as<std::uint32_t>().value()[0], 42u);
+  // A 64 KiB message (sent straight from the ring) of `fill`, published on `pub` and taken from
+  // its mirror `sub`.
+  const auto crosses = [](Publisher& pub, Subscriber& sub, std::uint32_t fill) {
+    const std::uint64_t big = 16 * 1024;
+    auto loan = pub.loan("<u4", {&big, 1}, 20s).value();
+    std::ranges::fill(loan.as<std::uint32_t>().value(), fill);
+    ASSERT_TRUE(pub.publish(std::move(loan)));
+    auto taken = sub.take(20s);
+    ASSERT_TRUE(taken) << taken.error().message();
+    EXPECT_EQ(taken->as<std::uint32_t>().value()[0], fill);
+  };
+  crosses(victim, m_victim, 42);
   publish_tick(1);
   ASSERT_TRUE(m_ticks.take(20s));
   const auto bridges = children_of(source_->pid());
@@ -1243,14 +1246,7 @@ TEST_F(MirrorTest, APublisherTruncatingAMirroredStreamNeitherKillsTheBridgeNorSt
     return st && st->id != m_victim.info().id;
   }, 20s)) << "the stream made again never reached the mirror";
   auto m_again = mirror_->client().subscribe("cam/victim", {.wait = 20s}).value();
-  {
-    auto loan = again.loan("<u4", {&big, 1}, 20s).value();
-    std::ranges::fill(loan.as<std::uint32_t>().value(), 43u);
-    ASSERT_TRUE(again.publish(std::move(loan)));
-  }
-  auto fresh = m_again.take(20s);
-  ASSERT_TRUE(fresh) << fresh.error().message();
-  EXPECT_EQ(fresh->as<std::uint32_t>().value()[0], 43u);
+  crosses(again, m_again, 43);
   EXPECT_EQ(children_of(source_->pid()), bridges) << "the source's bridge died and was restarted";
 }
 
